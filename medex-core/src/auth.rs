@@ -1,0 +1,361 @@
+//! Passwords (argon2id) and tokens (JWT, HS256 pinned).
+//!
+//! Access tokens live 15 minutes, refresh tokens 7 days by default. Every token says what it is
+//! (`typ`), so a refresh token is never accepted as an access token. Expiry is checked against the
+//! injected clock, not the system's, so tests control it.
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use serde::{Deserialize, Serialize};
+
+use crate::error::AuthFailure;
+use crate::model::{Role, UserId};
+
+/// Hashes and checks passwords. Implementations for servers run the work off the async threads.
+#[async_trait]
+pub trait PasswordHasher: Send + Sync + 'static {
+    /// A PHC string for `password`.
+    async fn hash(&self, password: String) -> String;
+    /// Whether `password` matches the PHC string `hash` (false for a malformed hash).
+    async fn verify(&self, password: String, hash: String) -> bool;
+}
+
+/// Argon2id with given parameters, computed on the calling thread.
+#[derive(Debug, Clone)]
+pub struct Argon2Hasher {
+    params: Params,
+}
+
+impl Default for Argon2Hasher {
+    /// The OWASP minimum, argon2's own default: m = 19 MiB, t = 2, p = 1.
+    fn default() -> Self {
+        Self {
+            params: Params::default(),
+        }
+    }
+}
+
+impl Argon2Hasher {
+    /// Cheap parameters (8 KiB, one pass) for tests, where thousands of hashes must be quick.
+    /// Still argon2id, still salted; never for production.
+    pub fn insecure_fast() -> Self {
+        Self {
+            params: Params::new(8, 1, 1, None).expect("valid argon2 params"),
+        }
+    }
+
+    fn argon2(&self) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+    }
+
+    /// Hashes on this thread.
+    pub fn hash_blocking(&self, password: &str) -> String {
+        let salt = SaltString::generate(&mut OsRng);
+        self.argon2()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            // Only fails for parameters out of argon2's bounds, which `Params` already checked.
+            .unwrap_or_default()
+    }
+
+    /// Verifies on this thread. The parameters come from the hash itself, so hashes made with
+    /// other parameters still verify.
+    pub fn verify_blocking(&self, password: &str, hash: &str) -> bool {
+        match PasswordHash::new(hash) {
+            Ok(parsed) => self
+                .argon2()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok(),
+            Err(_) => false,
+        }
+    }
+}
+
+#[async_trait]
+impl PasswordHasher for Argon2Hasher {
+    async fn hash(&self, password: String) -> String {
+        self.hash_blocking(&password)
+    }
+
+    async fn verify(&self, password: String, hash: String) -> bool {
+        self.verify_blocking(&password, &hash)
+    }
+}
+
+/// Which kind of token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenType {
+    /// Authorises API calls.
+    Access,
+    /// Buys a new pair of tokens, once.
+    Refresh,
+}
+
+/// What a MedEx token says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The account.
+    pub sub: UserId,
+    /// Its role when issued (the account is re-read on every request anyway).
+    pub role: Role,
+    /// Access or refresh.
+    pub typ: TokenType,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// Expires at, Unix seconds.
+    pub exp: i64,
+    /// Unique id; refresh tokens are tracked by it.
+    pub jti: String,
+}
+
+/// Token lifetimes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenLifetimes {
+    /// Access token lifetime.
+    pub access: Duration,
+    /// Refresh token lifetime.
+    pub refresh: Duration,
+}
+
+impl Default for TokenLifetimes {
+    fn default() -> Self {
+        Self {
+            access: Duration::minutes(15),
+            refresh: Duration::days(7),
+        }
+    }
+}
+
+/// The secret is shorter than 32 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the JWT secret must be at least 32 bytes")]
+pub struct WeakSecret;
+
+/// Issues and checks tokens with one HS256 secret.
+#[derive(Clone)]
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    lifetimes: TokenLifetimes,
+}
+
+impl std::fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret.
+        f.debug_struct("TokenKeys")
+            .field("lifetimes", &self.lifetimes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenKeys {
+    /// Keys from a secret of at least 32 bytes.
+    pub fn new(secret: &[u8], lifetimes: TokenLifetimes) -> Result<Self, WeakSecret> {
+        if secret.len() < 32 {
+            return Err(WeakSecret);
+        }
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+        // Expiry is checked against the injected clock in `verify`; the claim stays mandatory.
+        validation.validate_exp = false;
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Ok(Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            lifetimes,
+        })
+    }
+
+    /// The lifetimes in force.
+    pub fn lifetimes(&self) -> TokenLifetimes {
+        self.lifetimes
+    }
+
+    /// Signs a token of `typ` for `user`, valid from `now`; returns it with its claims.
+    pub fn issue(
+        &self,
+        user: UserId,
+        role: Role,
+        typ: TokenType,
+        jti: String,
+        now: DateTime<Utc>,
+    ) -> (String, Claims) {
+        let ttl = match typ {
+            TokenType::Access => self.lifetimes.access,
+            TokenType::Refresh => self.lifetimes.refresh,
+        };
+        let claims = Claims {
+            sub: user,
+            role,
+            typ,
+            iat: now.timestamp(),
+            exp: (now + ttl).timestamp(),
+            jti,
+        };
+        let token = jsonwebtoken::encode(
+            &Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )
+        // HS256 encoding of a serialisable struct cannot fail.
+        .unwrap_or_default();
+        (token, claims)
+    }
+
+    /// Checks signature, algorithm, type and expiry.
+    pub fn verify(
+        &self,
+        token: &str,
+        expected: TokenType,
+        now: DateTime<Utc>,
+    ) -> Result<Claims, AuthFailure> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => AuthFailure::Expired,
+                _ => AuthFailure::InvalidToken,
+            })?;
+        let claims = data.claims;
+        if claims.typ != expected {
+            return Err(AuthFailure::WrongTokenType);
+        }
+        if claims.exp <= now.timestamp() {
+            return Err(AuthFailure::Expired);
+        }
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use chrono::TimeZone;
+
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn keys() -> TokenKeys {
+        TokenKeys::new(SECRET, TokenLifetimes::default()).unwrap()
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+    }
+
+    fn user() -> UserId {
+        UserId::from_uuid(uuid::Uuid::from_u128(42))
+    }
+
+    #[test]
+    fn passwords_verify_only_when_right() {
+        let h = Argon2Hasher::insecure_fast();
+        let hash = h.hash_blocking("correct horse");
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(h.verify_blocking("correct horse", &hash));
+        assert!(!h.verify_blocking("wrong horse", &hash));
+        assert!(!h.verify_blocking("correct horse", "not a hash"));
+        // Hashes record their parameters: the default hasher verifies a fast hash and back.
+        assert!(Argon2Hasher::default().verify_blocking("correct horse", &hash));
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        assert_eq!(
+            TokenKeys::new(b"short", TokenLifetimes::default()).err(),
+            Some(WeakSecret)
+        );
+    }
+
+    #[test]
+    fn tokens_round_trip_and_expire() {
+        let k = keys();
+        let (token, claims) = k.issue(user(), Role::Driver, TokenType::Access, "j".into(), now());
+        assert_eq!(k.verify(&token, TokenType::Access, now()), Ok(claims));
+        let later = now() + Duration::minutes(15);
+        assert_eq!(
+            k.verify(&token, TokenType::Access, later),
+            Err(AuthFailure::Expired)
+        );
+    }
+
+    #[test]
+    fn refresh_is_not_access() {
+        let k = keys();
+        let (token, _) = k.issue(user(), Role::User, TokenType::Refresh, "j".into(), now());
+        assert_eq!(
+            k.verify(&token, TokenType::Access, now()),
+            Err(AuthFailure::WrongTokenType)
+        );
+        assert!(k.verify(&token, TokenType::Refresh, now()).is_ok());
+    }
+
+    #[test]
+    fn forged_tokens_are_refused() {
+        let k = keys();
+        let (token, _) = k.issue(user(), Role::User, TokenType::Access, "j".into(), now());
+        let other = TokenKeys::new(
+            b"another-secret-another-secret-xx",
+            TokenLifetimes::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            other.verify(&token, TokenType::Access, now()),
+            Err(AuthFailure::InvalidToken)
+        );
+
+        // Same claims, `alg: none`, no signature.
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let payload = token.split('.').nth(1).unwrap();
+        let none = format!(
+            "{}.{payload}.",
+            b64.encode(br#"{"alg":"none","typ":"JWT"}"#)
+        );
+        assert_eq!(
+            k.verify(&none, TokenType::Access, now()),
+            Err(AuthFailure::InvalidToken)
+        );
+
+        // Payload changed to admin, signature kept.
+        let claims: serde_json::Value =
+            serde_json::from_slice(&b64.decode(payload).unwrap()).unwrap();
+        let mut admin = claims.clone();
+        admin["role"] = "admin".into();
+        let parts: Vec<_> = token.split('.').collect();
+        let tampered = format!(
+            "{}.{}.{}",
+            parts[0],
+            b64.encode(admin.to_string()),
+            parts[2]
+        );
+        assert_eq!(
+            k.verify(&tampered, TokenType::Access, now()),
+            Err(AuthFailure::InvalidToken)
+        );
+
+        // No expiry at all.
+        let mut no_exp = claims;
+        no_exp.as_object_mut().unwrap().remove("exp");
+        let unsigned = jsonwebtoken::encode(
+            &Header::default(),
+            &no_exp,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        assert_eq!(
+            k.verify(&unsigned, TokenType::Access, now()),
+            Err(AuthFailure::InvalidToken)
+        );
+
+        assert_eq!(
+            k.verify("garbage", TokenType::Access, now()),
+            Err(AuthFailure::InvalidToken)
+        );
+    }
+}

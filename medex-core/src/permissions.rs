@@ -1,0 +1,452 @@
+//! Who may see and do what: the one place that decides.
+//!
+//! Two questions are asked in order. May this *role* ever do this (no: 403)? May this actor
+//! touch *this record* (no: 404, so that nobody learns what exists beyond their reach)?
+
+use crate::error::Error;
+use crate::model::{Driver, DriverId, Order, Role, User, UserId, Vendor, VendorId};
+
+/// The authenticated caller of a use case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor {
+    /// The account.
+    pub user_id: UserId,
+    /// Its role.
+    pub role: Role,
+    /// For vendor accounts: their pharmacy.
+    pub vendor_id: Option<VendorId>,
+    /// For driver accounts: their driver profile.
+    pub driver_id: Option<DriverId>,
+}
+
+impl Actor {
+    /// The actor acting as this account.
+    pub fn of(user: &User) -> Self {
+        Self {
+            user_id: user.id,
+            role: user.role,
+            vendor_id: user.vendor_id,
+            driver_id: user.driver_id,
+        }
+    }
+
+    /// Admins may do everything.
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// This actor is staff of `vendor`.
+    pub fn is_vendor(&self, vendor: VendorId) -> bool {
+        self.role == Role::Vendor && self.vendor_id == Some(vendor)
+    }
+
+    /// This actor is the driver `driver`.
+    pub fn is_driver(&self, driver: DriverId) -> bool {
+        self.role == Role::Driver && self.driver_id == Some(driver)
+    }
+}
+
+/// The capacities in which someone stands towards one order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Party {
+    /// The account that placed it.
+    Customer,
+    /// Staff of its pharmacy.
+    Vendor,
+    /// The driver assigned to it now.
+    AssignedDriver,
+    /// A platform operator.
+    Admin,
+}
+
+/// A small set of [`Party`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct PartySet(u8);
+
+impl PartySet {
+    /// No party: the actor has nothing to do with the order.
+    pub const NONE: PartySet = PartySet(0);
+
+    fn bit(party: Party) -> u8 {
+        match party {
+            Party::Customer => 1,
+            Party::Vendor => 2,
+            Party::AssignedDriver => 4,
+            Party::Admin => 8,
+        }
+    }
+
+    /// The set plus `party`.
+    pub fn with(self, party: Party) -> Self {
+        PartySet(self.0 | Self::bit(party))
+    }
+
+    /// Whether `party` is in the set.
+    pub fn contains(&self, party: Party) -> bool {
+        self.0 & Self::bit(party) != 0
+    }
+
+    /// Whether the actor is no party at all.
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// In which capacities `actor` stands towards `order`.
+pub fn parties(actor: &Actor, order: &Order) -> PartySet {
+    let mut set = PartySet::NONE;
+    if actor.is_admin() {
+        set = set.with(Party::Admin);
+    }
+    if actor.is_vendor(order.vendor_id) {
+        set = set.with(Party::Vendor);
+    }
+    if order.status.has_driver_at_work() && order.driver_id.is_some_and(|d| actor.is_driver(d)) {
+        set = set.with(Party::AssignedDriver);
+    }
+    // Only a customer account is "the customer": an admin who placed an order for someone
+    // acts as admin.
+    if actor.role == Role::User && order.user_id == actor.user_id {
+        set = set.with(Party::Customer);
+    }
+    set
+}
+
+/// Something an actor wants to do.
+#[derive(Debug, Clone, Copy)]
+pub enum Permission<'a> {
+    /// Read an order (and its history).
+    ViewOrder(&'a Order),
+    /// Place an order.
+    CreateOrder,
+    /// Set the delivery address of an order that arrived without one.
+    EditOrderLocation(&'a Order),
+    /// Upload proof of delivery for an order.
+    UploadProof(&'a Order),
+    /// List drivers of a fleet (`None`: all fleets).
+    ListDrivers(Option<VendorId>),
+    /// Read a driver's profile, earnings and deliveries.
+    ViewDriver(&'a Driver),
+    /// Change a driver's profile or availability.
+    EditDriver(&'a Driver),
+    /// Report the driver's own position.
+    ReportLocation(&'a Driver),
+    /// Add a driver to a fleet.
+    RegisterDriver(VendorId),
+    /// Read a pharmacy's public profile.
+    ViewVendor(&'a Vendor),
+    /// Run a pharmacy: its orders, reports, exports, profile and live fleet.
+    ManageVendor(VendorId),
+    /// Activate or deactivate a pharmacy.
+    ChangeVendorActive,
+    /// Accounts and system configuration.
+    Administer,
+}
+
+/// The answer for one [`Permission`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Go ahead.
+    Granted,
+    /// The role may not do this at all (HTTP 403).
+    Denied,
+    /// The record is out of the actor's reach and must look absent (HTTP 404).
+    Hidden,
+}
+
+impl Access {
+    /// `Ok` when granted, else the matching use case error.
+    pub fn require(self) -> Result<(), Error> {
+        match self {
+            Access::Granted => Ok(()),
+            Access::Denied => Err(Error::Forbidden),
+            Access::Hidden => Err(Error::NotFound),
+        }
+    }
+}
+
+fn granted_if(condition: bool, otherwise: Access) -> Access {
+    if condition {
+        Access::Granted
+    } else {
+        otherwise
+    }
+}
+
+/// Decides one permission.
+pub fn access(actor: &Actor, permission: Permission<'_>) -> Access {
+    use Access::{Denied, Granted, Hidden};
+    if actor.is_admin() {
+        return Granted;
+    }
+    match permission {
+        // A driver keeps seeing the orders it delivered (its delivery history), not only the
+        // one it is working on.
+        Permission::ViewOrder(order) => granted_if(
+            !parties(actor, order).is_empty()
+                || order.driver_id.is_some_and(|d| actor.is_driver(d)),
+            Hidden,
+        ),
+        Permission::CreateOrder => granted_if(actor.role == Role::User, Denied),
+        Permission::EditOrderLocation(order) => match actor.role {
+            Role::Vendor => granted_if(actor.is_vendor(order.vendor_id), Hidden),
+            _ => granted_if(parties(actor, order).is_empty(), Denied).hide_if_granted(),
+        },
+        Permission::UploadProof(order) => {
+            let p = parties(actor, order);
+            if p.contains(Party::AssignedDriver) || p.contains(Party::Vendor) {
+                Granted
+            } else if p.is_empty() {
+                Hidden
+            } else {
+                Denied
+            }
+        }
+        Permission::ListDrivers(vendor) => match (actor.role, vendor) {
+            (Role::Vendor, Some(v)) => granted_if(actor.is_vendor(v), Hidden),
+            _ => Denied,
+        },
+        Permission::ViewDriver(driver) | Permission::EditDriver(driver) => match actor.role {
+            Role::Vendor => granted_if(actor.is_vendor(driver.vendor_id), Hidden),
+            Role::Driver => granted_if(actor.is_driver(driver.id), Hidden),
+            Role::User | Role::Admin => Denied,
+        },
+        Permission::ReportLocation(driver) => match actor.role {
+            Role::Driver => granted_if(actor.is_driver(driver.id), Hidden),
+            Role::Vendor => {
+                granted_if(!actor.is_vendor(driver.vendor_id), Denied).hide_if_granted()
+            }
+            _ => Denied,
+        },
+        Permission::RegisterDriver(vendor) | Permission::ManageVendor(vendor) => match actor.role {
+            Role::Vendor => granted_if(actor.is_vendor(vendor), Hidden),
+            _ => Denied,
+        },
+        Permission::ViewVendor(vendor) => {
+            granted_if(vendor.is_active || actor.is_vendor(vendor.id), Hidden)
+        }
+        Permission::ChangeVendorActive | Permission::Administer => Denied,
+    }
+}
+
+impl Access {
+    /// For checks phrased as "refuse the parties who could see it (403), hide it from the rest":
+    /// turns a `Granted` (meaning "not a party") into `Hidden`.
+    fn hide_if_granted(self) -> Access {
+        match self {
+            Access::Granted => Access::Hidden,
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::model::*;
+
+    fn uuid(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+
+    struct World {
+        admin: Actor,
+        customer: Actor,
+        other_customer: Actor,
+        vendor: Actor,
+        other_vendor: Actor,
+        driver: Actor,
+        other_driver: Actor,
+        order: Order,
+        driver_record: Driver,
+        vendor_record: Vendor,
+    }
+
+    fn actor(n: u128, role: Role, vendor: Option<u128>, driver: Option<u128>) -> Actor {
+        Actor {
+            user_id: UserId::from_uuid(uuid(n)),
+            role,
+            vendor_id: vendor.map(|v| VendorId::from_uuid(uuid(v))),
+            driver_id: driver.map(|d| DriverId::from_uuid(uuid(d))),
+        }
+    }
+
+    fn world(status: OrderStatus) -> World {
+        let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let email = Email::parse("x@example.com").unwrap();
+        let vendor_id = VendorId::from_uuid(uuid(100));
+        let driver_id = DriverId::from_uuid(uuid(200));
+        let order = Order {
+            id: OrderId::from_uuid(uuid(300)),
+            order_number: "ORD-00000001".into(),
+            user_id: UserId::from_uuid(uuid(2)),
+            vendor_id,
+            driver_id: Some(driver_id),
+            tracking_token: "t".into(),
+            status,
+            pickup_address: String::new(),
+            pickup_latitude: 0.0,
+            pickup_longitude: 0.0,
+            delivery_address: String::new(),
+            delivery_latitude: Some(0.0),
+            delivery_longitude: Some(0.0),
+            customer_name: String::new(),
+            customer_phone: String::new(),
+            items: vec![],
+            notes: None,
+            estimated_distance_km: None,
+            actual_distance_km: None,
+            delivery_fee: Money::ZERO,
+            proof_photo_url: None,
+            signature_url: None,
+            accepted_at: None,
+            driver_accepted_at: None,
+            picked_up_at: None,
+            out_for_delivery_at: None,
+            delivered_at: None,
+            cancelled_at: None,
+            cancel_reason: None,
+            reject_reason: None,
+            status_history: vec![],
+            external_ref: None,
+            created_at: at,
+            updated_at: at,
+            version: 1,
+        };
+        let driver_record = Driver {
+            id: driver_id,
+            user_id: UserId::from_uuid(uuid(6)),
+            vendor_id,
+            full_name: "Dee Driver".into(),
+            email: email.clone(),
+            phone: None,
+            vehicle_type: VehicleType::Bike,
+            vehicle_number: None,
+            license_number: None,
+            status: DriverStatus::Busy,
+            active_order_id: None,
+            current_latitude: None,
+            current_longitude: None,
+            last_location_update: None,
+            total_deliveries: 0,
+            total_earnings: Money::ZERO,
+            is_active: true,
+            created_at: at,
+            updated_at: at,
+            version: 1,
+        };
+        let vendor_record = Vendor {
+            id: vendor_id,
+            user_id: UserId::from_uuid(uuid(4)),
+            business_name: "P".into(),
+            email,
+            phone: None,
+            address: String::new(),
+            location: Coordinates::new(0.0, 0.0).unwrap(),
+            driver_ids: vec![driver_id],
+            is_active: false,
+            require_proof_photo: false,
+            require_signature: false,
+            woocommerce_webhook_secret: None,
+            created_at: at,
+            updated_at: at,
+            version: 1,
+        };
+        World {
+            admin: actor(1, Role::Admin, None, None),
+            customer: actor(2, Role::User, None, None),
+            other_customer: actor(3, Role::User, None, None),
+            vendor: actor(4, Role::Vendor, Some(100), None),
+            other_vendor: actor(5, Role::Vendor, Some(101), None),
+            driver: actor(6, Role::Driver, None, Some(200)),
+            other_driver: actor(7, Role::Driver, None, Some(201)),
+            order,
+            driver_record,
+            vendor_record,
+        }
+    }
+
+    fn check(who: &str, actor: &Actor, permission: Permission<'_>, expect: Access) {
+        assert_eq!(access(actor, permission), expect, "{who} {permission:?}");
+    }
+
+    #[test]
+    fn permission_matrix() {
+        use Access::{Denied as D, Granted as G, Hidden as H};
+        let w = world(OrderStatus::DriverAssigned);
+        let o = &w.order;
+        let d = &w.driver_record;
+        let v = &w.vendor_record;
+        let vid = v.id;
+        #[rustfmt::skip]
+        let rows: Vec<(Permission<'_>, [Access; 7])> = vec![
+            //                                  admin cust other vend  ovend drv  odrv
+            (Permission::ViewOrder(o),          [G,   G,   H,    G,    H,    G,   H]),
+            (Permission::CreateOrder,           [G,   G,   G,    D,    D,    D,   D]),
+            (Permission::EditOrderLocation(o),  [G,   D,   H,    G,    H,    D,   H]),
+            (Permission::UploadProof(o),        [G,   D,   H,    G,    H,    G,   H]),
+            (Permission::ListDrivers(Some(vid)),[G,   D,   D,    G,    H,    D,   D]),
+            (Permission::ListDrivers(None),     [G,   D,   D,    D,    D,    D,   D]),
+            (Permission::ViewDriver(d),         [G,   D,   D,    G,    H,    G,   H]),
+            (Permission::EditDriver(d),         [G,   D,   D,    G,    H,    G,   H]),
+            (Permission::ReportLocation(d),     [G,   D,   D,    D,    H,    G,   H]),
+            (Permission::RegisterDriver(vid),   [G,   D,   D,    G,    H,    D,   D]),
+            (Permission::ManageVendor(vid),     [G,   D,   D,    G,    H,    D,   D]),
+            (Permission::ViewVendor(v),         [G,   H,   H,    G,    H,    H,   H]),
+            (Permission::ChangeVendorActive,    [G,   D,   D,    D,    D,    D,   D]),
+            (Permission::Administer,            [G,   D,   D,    D,    D,    D,   D]),
+        ];
+        let actors = [
+            ("admin", w.admin),
+            ("customer", w.customer),
+            ("other customer", w.other_customer),
+            ("vendor", w.vendor),
+            ("other vendor", w.other_vendor),
+            ("driver", w.driver),
+            ("other driver", w.other_driver),
+        ];
+        for (permission, expected) in rows {
+            for ((who, actor), expect) in actors.iter().zip(expected) {
+                check(who, actor, permission, expect);
+            }
+        }
+    }
+
+    #[test]
+    fn a_driver_stops_being_a_party_when_the_order_ends_or_moves_on() {
+        for status in [
+            OrderStatus::Accepted,
+            OrderStatus::Delivered,
+            OrderStatus::Cancelled,
+        ] {
+            let w = world(status);
+            assert!(
+                !parties(&w.driver, &w.order).contains(Party::AssignedDriver),
+                "{status:?}"
+            );
+        }
+        let w = world(OrderStatus::OutForDelivery);
+        assert!(parties(&w.driver, &w.order).contains(Party::AssignedDriver));
+    }
+
+    #[test]
+    fn active_vendors_are_visible_to_everyone() {
+        let mut w = world(OrderStatus::Pending);
+        w.vendor_record.is_active = true;
+        check(
+            "customer",
+            &w.customer,
+            Permission::ViewVendor(&w.vendor_record),
+            Access::Granted,
+        );
+        check(
+            "driver",
+            &w.other_driver,
+            Permission::ViewVendor(&w.vendor_record),
+            Access::Granted,
+        );
+    }
+}

@@ -1,0 +1,235 @@
+//! The storage port: everything the use cases need from a database, with the contract every
+//! implementation must keep. [`crate::memory::MemoryStore`] is the reference implementation; the
+//! `conformance` feature holds the suite that checks any other against this contract.
+//!
+//! Writes go through [`Store::commit`]: a set of records written all-or-nothing, each guarded by
+//! its version (optimistic concurrency). Use cases compute the new records with pure code, then
+//! commit; two writers racing on one record cannot both succeed.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::SystemConfig;
+use crate::model::{
+    Driver, DriverId, DriverStatus, LocationFix, Order, OrderId, OrderStatus, Role, User, UserId,
+    Vendor, VendorId,
+};
+
+/// A unique key that a commit would have duplicated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UniqueKey {
+    /// `users.email`.
+    Email,
+    /// `orders.order_number`.
+    OrderNumber,
+    /// `orders.tracking_token`.
+    TrackingToken,
+    /// `(orders.vendor_id, external_ref.source, external_ref.id)`.
+    ExternalOrder,
+}
+
+/// What can go wrong in a store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A record in the commit was changed since it was read (its stored version is not
+    /// `version - 1`), or an insert (version 1) found the record already there. Nothing was written.
+    #[error("concurrent update")]
+    Conflict,
+    /// The commit would give two records the same unique key. Nothing was written.
+    #[error("duplicate {0:?}")]
+    Duplicate(UniqueKey),
+    /// The store cannot serve now (IO error, closed, disk full). Nothing can be assumed written.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data cannot be read back (corruption, or written by an unknown schema version).
+    #[error("stored data unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// One record of a [`Store::commit`]. The record carries its new `version`: the store accepts it
+/// only if the stored version is `version - 1` (absent counts as 0, so version 1 is an insert).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// An account.
+    User(User),
+    /// A pharmacy.
+    Vendor(Vendor),
+    /// A driver profile. Its `current_*` position fields are not stored: positions come from fixes.
+    Driver(Driver),
+    /// An order.
+    Order(Order),
+}
+
+/// A page request. Lists are newest first (descending id; ids are time-ordered UUIDv7) and a page
+/// holds the items strictly after the cursor in that order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page<C> {
+    /// At most this many items.
+    pub limit: usize,
+    /// The id of the last item of the previous page.
+    pub after: Option<C>,
+}
+
+impl<C> Page<C> {
+    /// The first page of `limit` items.
+    pub fn first(limit: usize) -> Self {
+        Self { limit, after: None }
+    }
+}
+
+/// Which orders to list. Every given field must match.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OrderQuery {
+    /// Of this pharmacy.
+    pub vendor_id: Option<VendorId>,
+    /// Placed by this account.
+    pub user_id: Option<UserId>,
+    /// Assigned to this driver.
+    pub driver_id: Option<DriverId>,
+    /// In this status.
+    pub status: Option<OrderStatus>,
+    /// Created at or after.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Created strictly before.
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+impl OrderQuery {
+    /// Whether `order` matches every given field.
+    pub fn matches(&self, order: &Order) -> bool {
+        self.vendor_id.is_none_or(|v| order.vendor_id == v)
+            && self.user_id.is_none_or(|u| order.user_id == u)
+            && self.driver_id.is_none_or(|d| order.driver_id == Some(d))
+            && self.status.is_none_or(|s| order.status == s)
+            && self.created_from.is_none_or(|t| order.created_at >= t)
+            && self.created_before.is_none_or(|t| order.created_at < t)
+    }
+}
+
+/// Which accounts to list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserQuery {
+    /// With this role.
+    pub role: Option<Role>,
+    /// Active or not.
+    pub is_active: Option<bool>,
+}
+
+impl UserQuery {
+    /// Whether `user` matches.
+    pub fn matches(&self, user: &User) -> bool {
+        self.role.is_none_or(|r| user.role == r)
+            && self.is_active.is_none_or(|a| user.is_active == a)
+    }
+}
+
+/// Which drivers to list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DriverQuery {
+    /// Of this fleet.
+    pub vendor_id: Option<VendorId>,
+    /// In this status.
+    pub status: Option<DriverStatus>,
+}
+
+impl DriverQuery {
+    /// Whether `driver` matches.
+    pub fn matches(&self, driver: &Driver) -> bool {
+        self.vendor_id.is_none_or(|v| driver.vendor_id == v)
+            && self.status.is_none_or(|s| driver.status == s)
+    }
+}
+
+/// A live refresh token (by its `jti`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshSession {
+    /// The token's `jti`.
+    pub id: String,
+    /// Whose.
+    pub user_id: UserId,
+    /// When it stops working anyway.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The storage port.
+///
+/// Durability: when a write method returns `Ok`, the write is on disk (where the store has one)
+/// and survives a crash, except [`Store::append_fixes`], which may be batched for up to one second.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Writes all records or none. Each record's stored version MUST be `version - 1` (absent is
+    /// 0), else `Conflict`; unique keys (user e-mail, order number, tracking token, external order
+    /// ref per vendor) MUST stay unique, else `Duplicate`. Indexes follow the records atomically.
+    async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+
+    /// The account, or `None`.
+    async fn user(&self, id: UserId) -> Result<Option<User>, StoreError>;
+    /// The account with this (normalised) e-mail, or `None`.
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
+    /// Accounts matching `query`, newest first, one page.
+    async fn users(&self, query: &UserQuery, page: Page<UserId>) -> Result<Vec<User>, StoreError>;
+
+    /// The pharmacy, or `None`.
+    async fn vendor(&self, id: VendorId) -> Result<Option<Vendor>, StoreError>;
+    /// All pharmacies, newest first, one page.
+    async fn vendors(&self, page: Page<VendorId>) -> Result<Vec<Vendor>, StoreError>;
+
+    /// The driver with its last position (from the newest fix), or `None`.
+    async fn driver(&self, id: DriverId) -> Result<Option<Driver>, StoreError>;
+    /// Drivers matching `query` with their last positions, newest first, one page.
+    async fn drivers(
+        &self,
+        query: &DriverQuery,
+        page: Page<DriverId>,
+    ) -> Result<Vec<Driver>, StoreError>;
+
+    /// The order, or `None`.
+    async fn order(&self, id: OrderId) -> Result<Option<Order>, StoreError>;
+    /// The order with this tracking token, or `None`.
+    async fn order_by_tracking_token(&self, token: &str) -> Result<Option<Order>, StoreError>;
+    /// The order a vendor took in from an external shop, or `None`.
+    async fn order_by_external_ref(
+        &self,
+        vendor: VendorId,
+        source: &str,
+        external_id: &str,
+    ) -> Result<Option<Order>, StoreError>;
+    /// Orders matching `query`, newest first, one page.
+    async fn orders(
+        &self,
+        query: &OrderQuery,
+        page: Page<OrderId>,
+    ) -> Result<Vec<Order>, StoreError>;
+
+    /// Appends fixes to the drivers' trails and moves their last positions (to the newest fix by
+    /// `recorded_at`). May be buffered for at most one second before it is durable.
+    async fn append_fixes(&self, fixes: &[LocationFix]) -> Result<(), StoreError>;
+    /// A driver's fixes with `from <= recorded_at < to`, oldest first, at most `limit`.
+    async fn trail(
+        &self,
+        driver: DriverId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<LocationFix>, StoreError>;
+    /// Deletes fixes recorded before `before` (retention); returns how many.
+    async fn prune_trail(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Records a refresh token as live.
+    async fn put_refresh_session(&self, session: RefreshSession) -> Result<(), StoreError>;
+    /// Removes and returns a live refresh token: of two concurrent calls with one id, at most one
+    /// gets `Some`.
+    async fn take_refresh_session(&self, id: &str) -> Result<Option<RefreshSession>, StoreError>;
+
+    /// The persisted system configuration, if one was saved.
+    async fn system_config(&self) -> Result<Option<SystemConfig>, StoreError>;
+    /// Persists the system configuration.
+    async fn save_system_config(&self, config: &SystemConfig) -> Result<(), StoreError>;
+
+    /// Proves the store can read and write now (for health checks).
+    async fn check(&self) -> Result<(), StoreError>;
+    /// Makes everything written so far durable, including buffered fixes.
+    async fn flush(&self) -> Result<(), StoreError>;
+}

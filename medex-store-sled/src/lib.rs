@@ -1,0 +1,1 @@
+//! medex-store-sled

@@ -1,0 +1,2 @@
+//! MedEx: last-mile medical delivery.
+pub use medex_core as core;
