@@ -90,6 +90,12 @@ pub enum Conflict {
     /// The order has no delivery coordinates yet; the vendor must set them first.
     #[error("order needs a delivery location before it can be accepted")]
     LocationMissing,
+    /// The order can no longer be edited (only pending orders can).
+    #[error("only pending orders can be edited")]
+    NotEditable,
+    /// Proof can only be attached to an order on its way.
+    #[error("proof can only be attached while the order is on its way")]
+    NotInDelivery,
     /// Someone else changed the record in between; the caller may retry.
     #[error("the record was changed concurrently; retry")]
     ConcurrentUpdate,
@@ -106,6 +112,8 @@ impl Conflict {
             Conflict::DriverHasActiveOrder => "driver_has_active_order",
             Conflict::ProofMissing(_) => "proof_missing",
             Conflict::LocationMissing => "location_missing",
+            Conflict::NotEditable => "not_editable",
+            Conflict::NotInDelivery => "not_in_delivery",
             Conflict::ConcurrentUpdate => "concurrent_update",
         }
     }

@@ -1,0 +1,309 @@
+//! An in-memory [`Store`]: the reference implementation of the storage contract, used by core's
+//! own tests, by model tests of other stores, and by programs that need no persistence.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::config::SystemConfig;
+use crate::model::{Driver, DriverId, LocationFix, Order, OrderId, User, UserId, Vendor, VendorId};
+use crate::store::{
+    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, UniqueKey, UserQuery, Write,
+};
+
+#[derive(Default)]
+struct State {
+    users: BTreeMap<UserId, User>,
+    vendors: BTreeMap<VendorId, Vendor>,
+    drivers: BTreeMap<DriverId, Driver>,
+    orders: BTreeMap<OrderId, Order>,
+    trails: HashMap<DriverId, Vec<LocationFix>>,
+    positions: HashMap<DriverId, LocationFix>,
+    sessions: HashMap<String, RefreshSession>,
+    config: Option<SystemConfig>,
+}
+
+/// Everything in a mutex. Not durable: a dropped store is gone.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn check_version(stored: Option<u64>, new: u64) -> Result<(), StoreError> {
+    if stored.unwrap_or(0) + 1 == new {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict)
+    }
+}
+
+fn page<K: Ord + Copy, V: Clone>(
+    map: &BTreeMap<K, V>,
+    page: Page<K>,
+    keep: impl Fn(&V) -> bool,
+) -> Vec<V> {
+    let range = match page.after {
+        Some(after) => map.range(..after),
+        None => map.range(..),
+    };
+    range
+        .rev()
+        .map(|(_, v)| v)
+        .filter(|v| keep(v))
+        .take(page.limit)
+        .cloned()
+        .collect()
+}
+
+impl State {
+    fn validate(&self, writes: &[Write]) -> Result<(), StoreError> {
+        for (i, write) in writes.iter().enumerate() {
+            match write {
+                Write::User(u) => {
+                    check_version(self.users.get(&u.id).map(|s| s.version), u.version)?;
+                    let taken_by_other = |other: &User| other.id != u.id && other.email == u.email;
+                    let in_batch = writes[..i]
+                        .iter()
+                        .any(|w| matches!(w, Write::User(o) if taken_by_other(o)));
+                    if in_batch || self.users.values().any(taken_by_other) {
+                        return Err(StoreError::Duplicate(UniqueKey::Email));
+                    }
+                }
+                Write::Vendor(v) => {
+                    check_version(self.vendors.get(&v.id).map(|s| s.version), v.version)?
+                }
+                Write::Driver(d) => {
+                    check_version(self.drivers.get(&d.id).map(|s| s.version), d.version)?
+                }
+                Write::Order(o) => {
+                    check_version(self.orders.get(&o.id).map(|s| s.version), o.version)?;
+                    for other in self.orders.values().filter(|other| other.id != o.id) {
+                        if other.order_number == o.order_number {
+                            return Err(StoreError::Duplicate(UniqueKey::OrderNumber));
+                        }
+                        if other.tracking_token == o.tracking_token {
+                            return Err(StoreError::Duplicate(UniqueKey::TrackingToken));
+                        }
+                        if o.external_ref.is_some()
+                            && other.vendor_id == o.vendor_id
+                            && other.external_ref == o.external_ref
+                        {
+                            return Err(StoreError::Duplicate(UniqueKey::ExternalOrder));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn with_position(&self, mut driver: Driver) -> Driver {
+        if let Some(fix) = self.positions.get(&driver.id) {
+            driver.current_latitude = Some(fix.latitude);
+            driver.current_longitude = Some(fix.longitude);
+            driver.last_location_update = Some(fix.recorded_at);
+        }
+        driver
+    }
+}
+
+fn without_position(mut driver: Driver) -> Driver {
+    driver.current_latitude = None;
+    driver.current_longitude = None;
+    driver.last_location_update = None;
+    driver
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let mut state = self.state();
+        state.validate(&writes)?;
+        for write in writes {
+            match write {
+                Write::User(u) => {
+                    state.users.insert(u.id, u);
+                }
+                Write::Vendor(v) => {
+                    state.vendors.insert(v.id, v);
+                }
+                Write::Driver(d) => {
+                    state.drivers.insert(d.id, without_position(d));
+                }
+                Write::Order(o) => {
+                    state.orders.insert(o.id, o);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        Ok(self.state().users.get(&id).cloned())
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        Ok(self
+            .state()
+            .users
+            .values()
+            .find(|u| u.email.as_str() == email)
+            .cloned())
+    }
+
+    async fn users(&self, query: &UserQuery, p: Page<UserId>) -> Result<Vec<User>, StoreError> {
+        Ok(page(&self.state().users, p, |u| query.matches(u)))
+    }
+
+    async fn vendor(&self, id: VendorId) -> Result<Option<Vendor>, StoreError> {
+        Ok(self.state().vendors.get(&id).cloned())
+    }
+
+    async fn vendors(&self, p: Page<VendorId>) -> Result<Vec<Vendor>, StoreError> {
+        Ok(page(&self.state().vendors, p, |_| true))
+    }
+
+    async fn driver(&self, id: DriverId) -> Result<Option<Driver>, StoreError> {
+        let state = self.state();
+        Ok(state
+            .drivers
+            .get(&id)
+            .cloned()
+            .map(|d| state.with_position(d)))
+    }
+
+    async fn drivers(
+        &self,
+        query: &DriverQuery,
+        p: Page<DriverId>,
+    ) -> Result<Vec<Driver>, StoreError> {
+        let state = self.state();
+        let found = page(&state.drivers, p, |d| query.matches(d));
+        Ok(found.into_iter().map(|d| state.with_position(d)).collect())
+    }
+
+    async fn order(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+        Ok(self.state().orders.get(&id).cloned())
+    }
+
+    async fn order_by_tracking_token(&self, token: &str) -> Result<Option<Order>, StoreError> {
+        Ok(self
+            .state()
+            .orders
+            .values()
+            .find(|o| o.tracking_token == token)
+            .cloned())
+    }
+
+    async fn order_by_external_ref(
+        &self,
+        vendor: VendorId,
+        source: &str,
+        external_id: &str,
+    ) -> Result<Option<Order>, StoreError> {
+        Ok(self
+            .state()
+            .orders
+            .values()
+            .find(|o| {
+                o.vendor_id == vendor
+                    && o.external_ref
+                        .as_ref()
+                        .is_some_and(|r| r.source == source && r.id == external_id)
+            })
+            .cloned())
+    }
+
+    async fn orders(&self, query: &OrderQuery, p: Page<OrderId>) -> Result<Vec<Order>, StoreError> {
+        Ok(page(&self.state().orders, p, |o| query.matches(o)))
+    }
+
+    async fn append_fixes(&self, fixes: &[LocationFix]) -> Result<(), StoreError> {
+        let mut state = self.state();
+        for fix in fixes {
+            let trail = state.trails.entry(fix.driver_id).or_default();
+            // Keep the trail sorted by time even when fixes arrive out of order.
+            let at = trail.partition_point(|f| f.recorded_at <= fix.recorded_at);
+            trail.insert(at, *fix);
+            let newer = state
+                .positions
+                .get(&fix.driver_id)
+                .is_none_or(|p| p.recorded_at <= fix.recorded_at);
+            if newer {
+                state.positions.insert(fix.driver_id, *fix);
+            }
+        }
+        Ok(())
+    }
+
+    async fn trail(
+        &self,
+        driver: DriverId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<LocationFix>, StoreError> {
+        let state = self.state();
+        let trail = state
+            .trails
+            .get(&driver)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        Ok(trail
+            .iter()
+            .filter(|f| f.recorded_at >= from && f.recorded_at < to)
+            .take(limit)
+            .copied()
+            .collect())
+    }
+
+    async fn prune_trail(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut state = self.state();
+        let mut removed = 0;
+        for trail in state.trails.values_mut() {
+            let old = trail.partition_point(|f| f.recorded_at < before);
+            trail.drain(..old);
+            removed += old as u64;
+        }
+        Ok(removed)
+    }
+
+    async fn put_refresh_session(&self, session: RefreshSession) -> Result<(), StoreError> {
+        self.state().sessions.insert(session.id.clone(), session);
+        Ok(())
+    }
+
+    async fn take_refresh_session(&self, id: &str) -> Result<Option<RefreshSession>, StoreError> {
+        Ok(self.state().sessions.remove(id))
+    }
+
+    async fn system_config(&self) -> Result<Option<SystemConfig>, StoreError> {
+        Ok(self.state().config.clone())
+    }
+
+    async fn save_system_config(&self, config: &SystemConfig) -> Result<(), StoreError> {
+        self.state().config = Some(config.clone());
+        Ok(())
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,503 @@
+//! Reports: pure functions over orders (and drivers) handed in by the caller, plus their CSV form.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Driver, DriverId, Money, Order, OrderStatus};
+
+/// The UTC instants `[start, end)` of local day `date` at `offset`.
+pub fn day_bounds(date: NaiveDate, offset: FixedOffset) -> (DateTime<Utc>, DateTime<Utc>) {
+    days_bounds(date, date, offset)
+}
+
+/// The UTC instants `[start of from, end of to)` of local days at `offset`.
+pub fn days_bounds(
+    from: NaiveDate,
+    to: NaiveDate,
+    offset: FixedOffset,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    let start = offset
+        .from_local_datetime(&from.and_hms_opt(0, 0, 0).unwrap_or_default())
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default();
+    let end = offset
+        .from_local_datetime(&to.and_hms_opt(0, 0, 0).unwrap_or_default())
+        .single()
+        .map(|t| t.with_timezone(&Utc) + Duration::days(1))
+        .unwrap_or_default();
+    (start, end)
+}
+
+fn within(at: Option<DateTime<Utc>>, (start, end): (DateTime<Utc>, DateTime<Utc>)) -> bool {
+    at.is_some_and(|t| t >= start && t < end)
+}
+
+/// One driver's figures over a period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriverFigures {
+    /// Whose.
+    pub driver_id: DriverId,
+    /// Name, when the driver record was at hand.
+    pub driver_name: String,
+    /// Orders delivered in the period.
+    pub deliveries: u64,
+    /// Kilometres driven on them (from fixes; estimated distance where no trail was recorded).
+    pub distance_km: f64,
+    /// Earned on them.
+    pub earnings: Money,
+    /// Mean minutes from pickup to delivery, when there were deliveries.
+    pub average_delivery_minutes: Option<f64>,
+}
+
+/// A pharmacy's day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VendorDailyReport {
+    /// The local date.
+    pub date: NaiveDate,
+    /// The UTC offset it was computed in, e.g. `+02:00`.
+    pub utc_offset: String,
+    /// Orders placed that day.
+    pub orders_created: u64,
+    /// Orders delivered that day.
+    pub orders_delivered: u64,
+    /// Orders cancelled that day.
+    pub orders_cancelled: u64,
+    /// Orders rejected that day.
+    pub orders_rejected: u64,
+    /// Delivery fees of the orders delivered that day.
+    pub revenue: Money,
+    /// Per driver who delivered that day, by driver id.
+    pub drivers: Vec<DriverFigures>,
+}
+
+/// Per-driver figures over the orders delivered within `bounds`.
+pub fn driver_figures(
+    orders: &[Order],
+    drivers: &[Driver],
+    bounds: (DateTime<Utc>, DateTime<Utc>),
+) -> Vec<DriverFigures> {
+    let mut by_driver: BTreeMap<DriverId, (u64, f64, Money, f64, u64)> = BTreeMap::new();
+    for order in orders
+        .iter()
+        .filter(|o| o.status == OrderStatus::Delivered && within(o.delivered_at, bounds))
+    {
+        let Some(driver) = order.driver_id else {
+            continue;
+        };
+        let entry = by_driver.entry(driver).or_default();
+        entry.0 += 1;
+        entry.1 += order
+            .actual_distance_km
+            .or(order.estimated_distance_km)
+            .unwrap_or(0.0);
+        entry.2 = entry.2.saturating_add(order.delivery_fee);
+        if let (Some(picked), Some(delivered)) = (order.picked_up_at, order.delivered_at) {
+            entry.3 += (delivered - picked).num_seconds() as f64 / 60.0;
+            entry.4 += 1;
+        }
+    }
+    // Drivers without deliveries still appear when their records were given.
+    for driver in drivers {
+        by_driver.entry(driver.id).or_default();
+    }
+    by_driver
+        .into_iter()
+        .map(
+            |(driver_id, (deliveries, km, earnings, minutes, timed))| DriverFigures {
+                driver_id,
+                driver_name: drivers
+                    .iter()
+                    .find(|d| d.id == driver_id)
+                    .map(|d| d.full_name.clone())
+                    .unwrap_or_default(),
+                deliveries,
+                distance_km: (km * 1000.0).round() / 1000.0,
+                earnings,
+                average_delivery_minutes: (timed > 0)
+                    .then(|| (minutes / timed as f64 * 10.0).round() / 10.0),
+            },
+        )
+        .collect()
+}
+
+/// The daily report of one pharmacy from its orders around that day (orders outside the day are
+/// ignored, so the caller may over-fetch) and its fleet.
+pub fn vendor_daily(
+    orders: &[Order],
+    drivers: &[Driver],
+    date: NaiveDate,
+    offset: FixedOffset,
+) -> VendorDailyReport {
+    let day = day_bounds(date, offset);
+    let count = |pick: fn(&Order) -> Option<DateTime<Utc>>, status: Option<OrderStatus>| {
+        orders
+            .iter()
+            .filter(|o| status.is_none_or(|s| o.status == s) && within(pick(o), day))
+            .count() as u64
+    };
+    let revenue = orders
+        .iter()
+        .filter(|o| o.status == OrderStatus::Delivered && within(o.delivered_at, day))
+        .fold(Money::ZERO, |sum, o| sum.saturating_add(o.delivery_fee));
+    VendorDailyReport {
+        date,
+        utc_offset: offset.to_string(),
+        orders_created: count(|o| Some(o.created_at), None),
+        orders_delivered: count(|o| o.delivered_at, Some(OrderStatus::Delivered)),
+        orders_cancelled: count(|o| o.cancelled_at, Some(OrderStatus::Cancelled)),
+        orders_rejected: count(
+            |o| o.entered(OrderStatus::Rejected),
+            Some(OrderStatus::Rejected),
+        ),
+        revenue,
+        drivers: driver_figures(orders, drivers, day),
+    }
+}
+
+/// Earnings of one driver per local day over a period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Earnings {
+    /// Deliveries in the period.
+    pub total_deliveries: u64,
+    /// Earned in the period.
+    pub total_earnings: Money,
+    /// Kilometres driven on them.
+    pub total_distance_km: f64,
+    /// Per local day with deliveries, oldest first.
+    pub days: Vec<DayEarnings>,
+}
+
+/// One day of [`Earnings`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DayEarnings {
+    /// Local date.
+    pub date: NaiveDate,
+    /// Deliveries.
+    pub deliveries: u64,
+    /// Earned.
+    pub earnings: Money,
+}
+
+/// A driver's earnings from its delivered orders within `bounds`, per day at `offset`.
+pub fn earnings(
+    orders: &[Order],
+    bounds: (DateTime<Utc>, DateTime<Utc>),
+    offset: FixedOffset,
+) -> Earnings {
+    let mut days: BTreeMap<NaiveDate, (u64, Money)> = BTreeMap::new();
+    let mut total = Earnings {
+        total_deliveries: 0,
+        total_earnings: Money::ZERO,
+        total_distance_km: 0.0,
+        days: vec![],
+    };
+    for order in orders
+        .iter()
+        .filter(|o| o.status == OrderStatus::Delivered && within(o.delivered_at, bounds))
+    {
+        let Some(at) = order.delivered_at else {
+            continue;
+        };
+        let day = days
+            .entry(at.with_timezone(&offset).date_naive())
+            .or_default();
+        day.0 += 1;
+        day.1 = day.1.saturating_add(order.delivery_fee);
+        total.total_deliveries += 1;
+        total.total_earnings = total.total_earnings.saturating_add(order.delivery_fee);
+        total.total_distance_km += order
+            .actual_distance_km
+            .or(order.estimated_distance_km)
+            .unwrap_or(0.0);
+    }
+    total.total_distance_km = (total.total_distance_km * 1000.0).round() / 1000.0;
+    total.days = days
+        .into_iter()
+        .map(|(date, (deliveries, earnings))| DayEarnings {
+            date,
+            deliveries,
+            earnings,
+        })
+        .collect();
+    total
+}
+
+/// One row of the orders CSV export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderRow {
+    /// Order number.
+    pub order_number: String,
+    /// Status name.
+    pub status: OrderStatus,
+    /// When placed, RFC 3339.
+    pub created_at: DateTime<Utc>,
+    /// When delivered, RFC 3339.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// Recipient.
+    pub customer_name: String,
+    /// Destination.
+    pub delivery_address: String,
+    /// Items as `2 x Name; 1 x Other`.
+    pub items: String,
+    /// Driver id, if any.
+    pub driver_id: Option<DriverId>,
+    /// Estimated km.
+    pub estimated_distance_km: Option<f64>,
+    /// Driven km.
+    pub actual_distance_km: Option<f64>,
+    /// Fee, two decimals.
+    pub delivery_fee: String,
+}
+
+impl From<&Order> for OrderRow {
+    fn from(o: &Order) -> Self {
+        Self {
+            order_number: o.order_number.clone(),
+            status: o.status,
+            created_at: o.created_at,
+            delivered_at: o.delivered_at,
+            customer_name: o.customer_name.clone(),
+            delivery_address: o.delivery_address.clone(),
+            items: o
+                .items
+                .iter()
+                .map(|i| format!("{} x {}", i.quantity, i.name))
+                .collect::<Vec<_>>()
+                .join("; "),
+            driver_id: o.driver_id,
+            estimated_distance_km: o.estimated_distance_km,
+            actual_distance_km: o.actual_distance_km,
+            delivery_fee: o.delivery_fee.to_string(),
+        }
+    }
+}
+
+/// Cells that a spreadsheet would run as a formula are prefixed with `'` (CSV injection).
+fn inert(cell: &str) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell.to_owned()
+    }
+}
+
+fn write_csv<R: Serialize>(rows: impl IntoIterator<Item = R>) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for row in rows {
+        // Writing plain structs into memory cannot fail.
+        let _ = writer.serialize(row);
+    }
+    String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+/// Orders as CSV, one row per order, with a header.
+pub fn orders_csv(orders: &[Order]) -> String {
+    write_csv(orders.iter().map(OrderRow::from).map(|mut row| {
+        row.customer_name = inert(&row.customer_name);
+        row.delivery_address = inert(&row.delivery_address);
+        row.items = inert(&row.items);
+        row
+    }))
+}
+
+#[derive(Serialize)]
+struct DriverCsvRow {
+    date: String,
+    driver_id: DriverId,
+    driver_name: String,
+    deliveries: u64,
+    distance_km: f64,
+    earnings: String,
+    average_delivery_minutes: Option<f64>,
+}
+
+/// Per-driver figures as CSV, each row labelled with `period` (a date or `from..to`).
+pub fn drivers_csv(period: &str, figures: &[DriverFigures]) -> String {
+    write_csv(figures.iter().map(|f| DriverCsvRow {
+        date: period.to_owned(),
+        driver_id: f.driver_id,
+        driver_name: inert(&f.driver_name),
+        deliveries: f.deliveries,
+        distance_km: f.distance_km,
+        earnings: f.earnings.to_string(),
+        average_delivery_minutes: f.average_delivery_minutes,
+    }))
+}
+
+/// The daily report as CSV: a summary row, then one row per driver.
+pub fn vendor_daily_csv(report: &VendorDailyReport) -> String {
+    #[derive(Serialize)]
+    struct Summary<'a> {
+        date: NaiveDate,
+        utc_offset: &'a str,
+        orders_created: u64,
+        orders_delivered: u64,
+        orders_cancelled: u64,
+        orders_rejected: u64,
+        revenue: String,
+    }
+    let summary = write_csv([Summary {
+        date: report.date,
+        utc_offset: &report.utc_offset,
+        orders_created: report.orders_created,
+        orders_delivered: report.orders_delivered,
+        orders_cancelled: report.orders_cancelled,
+        orders_rejected: report.orders_rejected,
+        revenue: report.revenue.to_string(),
+    }]);
+    format!(
+        "{summary}\n{}",
+        drivers_csv(&report.date.to_string(), &report.drivers)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::model::*;
+
+    fn order(n: u128, created: DateTime<Utc>) -> Order {
+        let at = created;
+        Order {
+            id: OrderId::from_uuid(uuid::Uuid::from_u128(n)),
+            order_number: format!("ORD-{n:08}"),
+            user_id: UserId::from_uuid(uuid::Uuid::from_u128(1)),
+            vendor_id: VendorId::from_uuid(uuid::Uuid::from_u128(2)),
+            driver_id: None,
+            tracking_token: format!("t{n}"),
+            status: OrderStatus::Pending,
+            pickup_address: "Main St 1".into(),
+            pickup_latitude: 0.0,
+            pickup_longitude: 0.0,
+            delivery_address: "Side St 2".into(),
+            delivery_latitude: Some(0.01),
+            delivery_longitude: Some(0.0),
+            customer_name: "Ann".into(),
+            customer_phone: "555".into(),
+            items: vec![OrderItem {
+                name: "Aspirin".into(),
+                quantity: 2,
+                notes: None,
+            }],
+            notes: None,
+            estimated_distance_km: Some(1.1),
+            actual_distance_km: None,
+            delivery_fee: Money::from_cents(275),
+            proof_photo_url: None,
+            signature_url: None,
+            accepted_at: None,
+            driver_accepted_at: None,
+            picked_up_at: None,
+            out_for_delivery_at: None,
+            delivered_at: None,
+            cancelled_at: None,
+            cancel_reason: None,
+            reject_reason: None,
+            status_history: vec![],
+            external_ref: None,
+            created_at: at,
+            updated_at: at,
+            version: 1,
+        }
+    }
+
+    fn delivered(
+        mut o: Order,
+        driver: u128,
+        picked: DateTime<Utc>,
+        minutes: i64,
+        km: f64,
+    ) -> Order {
+        o.status = OrderStatus::Delivered;
+        o.driver_id = Some(DriverId::from_uuid(uuid::Uuid::from_u128(driver)));
+        o.picked_up_at = Some(picked);
+        o.delivered_at = Some(picked + Duration::minutes(minutes));
+        o.actual_distance_km = Some(km);
+        o
+    }
+
+    fn utc(h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 10, h, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn daily_report_counts_in_the_local_day() {
+        let plus2 = FixedOffset::east_opt(2 * 3600).unwrap();
+        let date = NaiveDate::from_ymd_opt(2026, 3, 10).unwrap();
+        // Local day 2026-03-10 at +02:00 is 2026-03-09T22:00Z .. 2026-03-10T22:00Z.
+        let mut cancelled = order(3, utc(21));
+        cancelled.status = OrderStatus::Cancelled;
+        cancelled.cancelled_at = Some(utc(21));
+        let orders = vec![
+            delivered(order(1, utc(8)), 9, utc(9), 30, 4.0),
+            delivered(order(2, utc(10)), 9, utc(11), 20, 2.0),
+            cancelled,
+            order(4, utc(23)), // the next local day
+        ];
+        let r = vendor_daily(&orders, &[], date, plus2);
+        assert_eq!(
+            (
+                r.orders_created,
+                r.orders_delivered,
+                r.orders_cancelled,
+                r.orders_rejected
+            ),
+            (3, 2, 1, 0)
+        );
+        assert_eq!(r.revenue, Money::from_cents(550));
+        assert_eq!(r.drivers.len(), 1);
+        let d = &r.drivers[0];
+        assert_eq!(
+            (d.deliveries, d.distance_km, d.earnings),
+            (2, 6.0, Money::from_cents(550))
+        );
+        assert_eq!(d.average_delivery_minutes, Some(25.0));
+        assert_eq!(r.utc_offset, "+02:00");
+    }
+
+    #[test]
+    fn earnings_group_by_local_day() {
+        let orders = vec![
+            delivered(order(1, utc(1)), 9, utc(1), 10, 1.0),
+            delivered(order(2, utc(23)), 9, utc(23), 10, 1.0),
+        ];
+        let utc0 = FixedOffset::east_opt(0).unwrap();
+        let e = earnings(&orders, (utc(0), utc(0) + Duration::days(2)), utc0);
+        assert_eq!(e.total_deliveries, 2);
+        assert_eq!(e.days.len(), 2);
+        assert_eq!(e.total_earnings, Money::from_cents(550));
+    }
+
+    #[test]
+    fn csv_neutralises_formulas() {
+        let mut o = order(1, utc(1));
+        o.customer_name = "=HYPERLINK(\"http://evil\")".into();
+        let csv = orders_csv(&[o]);
+        assert!(csv.contains("'=HYPERLINK"), "{csv}");
+        assert!(csv.starts_with("order_number,status,created_at"));
+    }
+
+    proptest! {
+        #[test]
+        fn orders_csv_round_trips(names in proptest::collection::vec("[a-zA-Z ,\"\n;]{0,20}", 1..20)) {
+            let orders: Vec<Order> = names.iter().enumerate().map(|(i, name)| {
+                let mut o = order(i as u128, utc(1));
+                o.customer_name = name.clone();
+                o.delivery_address = format!("{name}, flat {i}");
+                o
+            }).collect();
+            let text = orders_csv(&orders);
+            let mut reader = csv::Reader::from_reader(text.as_bytes());
+            let rows: Vec<OrderRow> = reader.deserialize().collect::<Result<_, _>>().unwrap();
+            prop_assert_eq!(rows.len(), orders.len());
+            for (row, order) in rows.iter().zip(&orders) {
+                prop_assert_eq!(row, &OrderRow::from(order));
+            }
+        }
+    }
+}

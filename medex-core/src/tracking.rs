@@ -1,0 +1,143 @@
+//! The public view of an order: what anyone holding the tracking link may see, and nothing more.
+//!
+//! No phone numbers, no account ids, no addresses beyond the destination the customer gave, no
+//! driver surname; the driver's position and the ETA only while the order is on its way.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::config::SystemConfig;
+use crate::model::{Driver, LocationFix, Order, OrderStatus, VehicleType, Vendor};
+use crate::routing;
+
+/// A point on the public map.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MapPoint {
+    /// Degrees.
+    pub latitude: f64,
+    /// Degrees.
+    pub longitude: f64,
+}
+
+/// One step of the public timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineEntry {
+    /// The status entered.
+    pub status: OrderStatus,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// The driver as the public sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PublicDriver {
+    /// First name only.
+    pub first_name: String,
+    /// What it drives.
+    pub vehicle_type: VehicleType,
+    /// Last known position.
+    pub location: Option<MapPoint>,
+    /// When that position was recorded.
+    pub last_location_update: Option<DateTime<Utc>>,
+}
+
+/// What `GET /api/tracking/{token}` and the tracking page show.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrackingView {
+    /// Order number.
+    pub order_number: String,
+    /// Status.
+    pub status: OrderStatus,
+    /// Pharmacy name.
+    pub vendor_name: String,
+    /// When placed.
+    pub created_at: DateTime<Utc>,
+    /// When accepted by the pharmacy.
+    pub accepted_at: Option<DateTime<Utc>>,
+    /// When picked up.
+    pub picked_up_at: Option<DateTime<Utc>>,
+    /// When it left for the customer.
+    pub out_for_delivery_at: Option<DateTime<Utc>>,
+    /// When delivered.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// When cancelled.
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// Statuses with times, oldest first.
+    pub timeline: Vec<TimelineEntry>,
+    /// The pharmacy.
+    pub pickup: Option<MapPoint>,
+    /// The destination.
+    pub destination: Option<MapPoint>,
+    /// The driver, while the order is on its way.
+    pub driver: Option<PublicDriver>,
+    /// Minutes to the destination, while on its way and the driver's position is known.
+    pub eta_minutes: Option<f64>,
+    /// Recent path of the driver, oldest first (only where asked for).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trail: Vec<MapPoint>,
+}
+
+fn point(latitude: Option<f64>, longitude: Option<f64>) -> Option<MapPoint> {
+    Some(MapPoint {
+        latitude: latitude?,
+        longitude: longitude?,
+    })
+}
+
+impl TrackingView {
+    /// Projects an order (with its vendor, and its driver while on its way).
+    pub fn new(
+        order: &Order,
+        vendor: Option<&Vendor>,
+        driver: Option<&Driver>,
+        config: &SystemConfig,
+    ) -> Self {
+        let on_its_way = order.status.has_driver_at_work();
+        let driver = driver.filter(|_| on_its_way);
+        let eta_minutes = driver.and_then(|d| {
+            let at = d.position()?;
+            routing::eta_minutes(order, at, d.vehicle_type, config)
+                .map(|m| (m * 10.0).round() / 10.0)
+        });
+        Self {
+            order_number: order.order_number.clone(),
+            status: order.status,
+            vendor_name: vendor.map(|v| v.business_name.clone()).unwrap_or_default(),
+            created_at: order.created_at,
+            accepted_at: order.accepted_at,
+            picked_up_at: order.picked_up_at,
+            out_for_delivery_at: order.out_for_delivery_at,
+            delivered_at: order.delivered_at,
+            cancelled_at: order.cancelled_at,
+            timeline: order
+                .status_history
+                .iter()
+                .map(|c| TimelineEntry {
+                    status: c.status,
+                    at: c.at,
+                })
+                .collect(),
+            pickup: point(Some(order.pickup_latitude), Some(order.pickup_longitude)),
+            destination: point(order.delivery_latitude, order.delivery_longitude),
+            driver: driver.map(|d| PublicDriver {
+                first_name: d.first_name().to_owned(),
+                vehicle_type: d.vehicle_type,
+                location: point(d.current_latitude, d.current_longitude),
+                last_location_update: d.last_location_update,
+            }),
+            eta_minutes,
+            trail: vec![],
+        }
+    }
+
+    /// Adds the driver's recent path.
+    pub fn set_trail(&mut self, fixes: &[LocationFix]) {
+        self.trail = fixes
+            .iter()
+            .map(|f| MapPoint {
+                latitude: f.latitude,
+                longitude: f.longitude,
+            })
+            .collect();
+    }
+}
