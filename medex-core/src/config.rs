@@ -119,7 +119,7 @@ impl SystemConfig {
             ("tariff.per_km", self.tariff.per_km),
             ("tariff.min_fee", self.tariff.min_fee),
         ] {
-            if money < Money::ZERO || money > Money::from_cents(100_000_00) {
+            if money < Money::ZERO || money > Money::from_cents(10_000_000) {
                 errors.push(FieldError::new(field, "must be between 0 and 100000"));
             }
         }

@@ -73,7 +73,7 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
-#[cfg(feature = "conformance")]
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod error;
 pub mod events;

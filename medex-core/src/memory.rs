@@ -307,3 +307,11 @@ impl Store for MemoryStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn memory_store_keeps_the_store_contract() {
+        futures::executor::block_on(crate::conformance::run(&super::MemoryStore::new()));
+    }
+}

@@ -466,10 +466,19 @@ mod tests {
             delivered(order(1, utc(1)), 9, utc(1), 10, 1.0),
             delivered(order(2, utc(23)), 9, utc(23), 10, 1.0),
         ];
-        let utc0 = FixedOffset::east_opt(0).unwrap();
-        let e = earnings(&orders, (utc(0), utc(0) + Duration::days(2)), utc0);
+        let plus2 = FixedOffset::east_opt(2 * 3600).unwrap();
+        let e = earnings(&orders, (utc(0), utc(0) + Duration::days(2)), plus2);
         assert_eq!(e.total_deliveries, 2);
-        assert_eq!(e.days.len(), 2);
+        // 23:10Z is already the next day at +02:00.
+        let days: Vec<_> = e
+            .days
+            .iter()
+            .map(|d| (d.date.to_string(), d.deliveries))
+            .collect();
+        assert_eq!(
+            days,
+            [("2026-03-10".to_owned(), 1), ("2026-03-11".to_owned(), 1)]
+        );
         assert_eq!(e.total_earnings, Money::from_cents(550));
     }
 

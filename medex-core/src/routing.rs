@@ -59,7 +59,11 @@ pub fn trail_km(trail: &[LocationFix]) -> f64 {
     let mut total = 0.0;
     let mut last: Option<(Coordinates, DateTime<Utc>)> = None;
     for fix in trail {
-        if fix.accuracy.is_some_and(|a| !(a <= MAX_ACCURACY_M)) {
+        // NaN accuracy counts as imprecise too.
+        if fix
+            .accuracy
+            .is_some_and(|a| a.is_nan() || a > MAX_ACCURACY_M)
+        {
             continue;
         }
         let Some(here) = fix.coordinates() else {

@@ -1684,6 +1684,14 @@ impl MedEx {
                 action,
             }
             .into()),
+            // Nothing moves a finished order: say so rather than blaming the actor's role.
+            Verdict::NeverByThem if order.status.is_terminal() => {
+                Err(lifecycle::TransitionError::NotAllowed {
+                    from: order.status,
+                    action,
+                }
+                .into())
+            }
             Verdict::NeverByThem => Err(Error::Forbidden),
         }
     }
@@ -1877,3 +1885,6 @@ impl MedEx {
         Ok(self.store.check().await?)
     }
 }
+
+#[cfg(test)]
+mod tests;

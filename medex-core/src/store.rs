@@ -50,6 +50,8 @@ pub enum StoreError {
 
 /// One record of a [`Store::commit`]. The record carries its new `version`: the store accepts it
 /// only if the stored version is `version - 1` (absent counts as 0, so version 1 is an insert).
+// Records are moved into a commit once and consumed there; boxing them would only add allocations.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
     /// An account.
