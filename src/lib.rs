@@ -1,2 +1,9 @@
-//! MedEx: last-mile medical delivery.
+//! MedEx: last-mile medical delivery, composed into one server.
+//!
+//! The root package wires the focused crates together: [`medex_core`] (domain and use cases),
+//! a store, the HTTP API and the WebSocket API, on one port.
+
 pub use medex_core as core;
+
+pub mod hashing;
+pub mod settings;

@@ -1,0 +1,523 @@
+//! Server settings from `MEDEX_*` environment variables, each with a documented default.
+//!
+//! Parsing is separate from the process environment (`Settings::from_lookup`) so that tests can
+//! feed variables without touching the real environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use medex_core::config::{SystemConfig, Tariff, VehicleSpeeds};
+use medex_core::model::Money;
+
+/// A setting that could not be used. The message names the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct SettingsError {
+    /// The environment variable.
+    pub variable: &'static str,
+    /// What is wrong with its value.
+    pub problem: String,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Where the JWT signing secret comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// `MEDEX_JWT_SECRET`.
+    Configured(Vec<u8>),
+    /// Generated on first start and kept in the data directory (`jwt-secret`).
+    GeneratedInDataDir,
+}
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `MEDEX_ADDR`, default `127.0.0.1:8000`.
+    pub addr: SocketAddr,
+    /// `MEDEX_DATA_DIR`, default `./medex-data`.
+    pub data_dir: PathBuf,
+    /// `MEDEX_UPLOAD_DIR`, default `<data dir>/uploads`.
+    pub upload_dir: PathBuf,
+    /// `MEDEX_JWT_SECRET` (at least 32 bytes), else generated in the data directory.
+    pub jwt_secret: SecretSource,
+    /// `MEDEX_DEV_MODE`, default false: allows a weak-looking configured secret.
+    pub dev_mode: bool,
+    /// `MEDEX_ACCESS_TOKEN_MINUTES`, default 15.
+    pub access_token_ttl: chrono::Duration,
+    /// `MEDEX_REFRESH_TOKEN_DAYS`, default 7.
+    pub refresh_token_ttl: chrono::Duration,
+    /// `MEDEX_ADMIN_EMAIL` and `MEDEX_ADMIN_PASSWORD`: the first admin, created when none exists.
+    pub first_admin: Option<(String, String)>,
+    /// `MEDEX_CORS_ORIGINS`, comma-separated; empty (default) allows no cross-origin browser calls.
+    pub cors_origins: Vec<String>,
+    /// `MEDEX_LOG`, a tracing filter, default `info`.
+    pub log_filter: String,
+    /// `MEDEX_LOG_FORMAT`, `pretty` (default) or `json`.
+    pub log_format: LogFormat,
+    /// First values of the run-time configuration (tariff, speeds, road factor, proof defaults).
+    pub system: SystemConfig,
+    /// `MEDEX_MAX_BODY_BYTES`, default 65536.
+    pub max_body_bytes: usize,
+    /// `MEDEX_MAX_UPLOAD_BYTES`, default 5 MiB.
+    pub max_upload_bytes: usize,
+    /// `MEDEX_WS_MAX_MESSAGE_BYTES`, default 4096.
+    pub ws_max_message_bytes: usize,
+    /// `MEDEX_WS_IDLE_TIMEOUT_SECS`, default 60.
+    pub ws_idle_timeout: Duration,
+    /// `MEDEX_WS_MIN_FIX_INTERVAL_MS`, default 1000: faster fixes from one driver are dropped.
+    pub ws_min_fix_interval: Duration,
+    /// `MEDEX_TRAIL_RETENTION_DAYS`, default 30.
+    pub trail_retention_days: u32,
+    /// `MEDEX_HASH_CONCURRENCY`, default the number of CPUs: password hashes computed at once.
+    pub hash_concurrency: usize,
+    /// `MEDEX_SHUTDOWN_GRACE_SECS`, default 10: how long in-flight requests may finish.
+    pub shutdown_grace: Duration,
+}
+
+/// Every variable the server reads, with its default and meaning, for `--help` and the README.
+pub const VARIABLES: &[(&str, &str, &str)] = &[
+    (
+        "MEDEX_ADDR",
+        "127.0.0.1:8000",
+        "address and port for HTTP and WebSocket",
+    ),
+    (
+        "MEDEX_DATA_DIR",
+        "./medex-data",
+        "sled database, generated secret, uploads",
+    ),
+    (
+        "MEDEX_UPLOAD_DIR",
+        "<data dir>/uploads",
+        "where proof photos and signatures are stored",
+    ),
+    (
+        "MEDEX_JWT_SECRET",
+        "generated, kept in <data dir>/jwt-secret",
+        "HS256 signing secret, at least 32 bytes",
+    ),
+    (
+        "MEDEX_DEV_MODE",
+        "false",
+        "allow a weak-looking MEDEX_JWT_SECRET (never in production)",
+    ),
+    ("MEDEX_ACCESS_TOKEN_MINUTES", "15", "access token lifetime"),
+    ("MEDEX_REFRESH_TOKEN_DAYS", "7", "refresh token lifetime"),
+    (
+        "MEDEX_ADMIN_EMAIL",
+        "unset",
+        "first admin, created at start when no admin exists",
+    ),
+    (
+        "MEDEX_ADMIN_PASSWORD",
+        "unset",
+        "password of that first admin (8 to 128 characters)",
+    ),
+    (
+        "MEDEX_CORS_ORIGINS",
+        "empty",
+        "comma-separated origins allowed to call the API from browsers",
+    ),
+    (
+        "MEDEX_LOG",
+        "info",
+        "log filter, e.g. `info,medex_http=debug`",
+    ),
+    ("MEDEX_LOG_FORMAT", "pretty", "`pretty` or `json`"),
+    (
+        "MEDEX_TARIFF_BASE_FEE",
+        "0.00",
+        "fee charged on every order",
+    ),
+    ("MEDEX_TARIFF_PER_KM", "2.50", "fee per estimated kilometre"),
+    ("MEDEX_TARIFF_MIN_FEE", "0.00", "lowest fee"),
+    ("MEDEX_SPEED_BIKE_KMH", "15", "ETA speed of bikes"),
+    ("MEDEX_SPEED_SCOOTER_KMH", "25", "ETA speed of scooters"),
+    ("MEDEX_SPEED_CAR_KMH", "30", "ETA speed of cars"),
+    ("MEDEX_SPEED_VAN_KMH", "25", "ETA speed of vans"),
+    (
+        "MEDEX_ROAD_FACTOR",
+        "1.3",
+        "road length / great-circle length",
+    ),
+    (
+        "MEDEX_REQUIRE_PROOF_PHOTO",
+        "false",
+        "proof photo required by default for new pharmacies",
+    ),
+    (
+        "MEDEX_REQUIRE_SIGNATURE",
+        "false",
+        "signature required by default for new pharmacies",
+    ),
+    ("MEDEX_MAX_BODY_BYTES", "65536", "largest JSON request body"),
+    (
+        "MEDEX_MAX_UPLOAD_BYTES",
+        "5242880",
+        "largest uploaded proof file",
+    ),
+    (
+        "MEDEX_WS_MAX_MESSAGE_BYTES",
+        "4096",
+        "largest WebSocket message from a client",
+    ),
+    (
+        "MEDEX_WS_IDLE_TIMEOUT_SECS",
+        "60",
+        "close WebSockets silent for this long",
+    ),
+    (
+        "MEDEX_WS_MIN_FIX_INTERVAL_MS",
+        "1000",
+        "drop fixes a driver sends faster than this",
+    ),
+    (
+        "MEDEX_TRAIL_RETENTION_DAYS",
+        "30",
+        "delete driver fixes older than this",
+    ),
+    (
+        "MEDEX_HASH_CONCURRENCY",
+        "number of CPUs",
+        "password hashes computed at once",
+    ),
+    (
+        "MEDEX_SHUTDOWN_GRACE_SECS",
+        "10",
+        "time in-flight requests get to finish on shutdown",
+    ),
+];
+
+struct Reader<F> {
+    lookup: F,
+}
+
+impl<F: Fn(&str) -> Option<String>> Reader<F> {
+    fn raw(&self, variable: &'static str) -> Option<String> {
+        (self.lookup)(variable)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn parse<T: std::str::FromStr>(
+        &self,
+        variable: &'static str,
+        default: T,
+        what: &str,
+    ) -> Result<T, SettingsError> {
+        match self.raw(variable) {
+            None => Ok(default),
+            Some(value) => value.parse().map_err(|_| SettingsError {
+                variable,
+                problem: format!("`{value}` is not {what}"),
+            }),
+        }
+    }
+
+    fn bool(&self, variable: &'static str) -> Result<bool, SettingsError> {
+        match self
+            .raw(variable)
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("0" | "false" | "no" | "off") => Ok(false),
+            Some("1" | "true" | "yes" | "on") => Ok(true),
+            Some(other) => Err(SettingsError {
+                variable,
+                problem: format!("`{other}` is not true or false"),
+            }),
+        }
+    }
+
+    fn ranged<T>(
+        &self,
+        variable: &'static str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, SettingsError>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
+        let value = self.parse(variable, default, "a number")?;
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(SettingsError {
+                variable,
+                problem: format!("{value} is outside {}..={}", range.start(), range.end()),
+            })
+        }
+    }
+
+    fn money(&self, variable: &'static str, default: Money) -> Result<Money, SettingsError> {
+        let amount = self.ranged(variable, default.to_decimal(), 0.0..=100_000.0)?;
+        Money::from_decimal(amount).map_err(|e| SettingsError {
+            variable,
+            problem: e.to_string(),
+        })
+    }
+}
+
+/// Refuses secrets an attacker could guess: short, repetitive, or a well-known placeholder.
+fn check_secret(secret: &[u8], dev_mode: bool) -> Result<(), SettingsError> {
+    let variable = "MEDEX_JWT_SECRET";
+    if secret.len() < 32 {
+        return Err(SettingsError {
+            variable,
+            problem: "must be at least 32 bytes".into(),
+        });
+    }
+    let lower = String::from_utf8_lossy(secret).to_lowercase();
+    let mut distinct: Vec<u8> = secret.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let placeholder = [
+        "secret",
+        "changeme",
+        "change-me",
+        "example",
+        "default",
+        "password",
+        "medex",
+    ]
+    .iter()
+    .any(|word| lower.contains(word));
+    if !dev_mode && (placeholder || distinct.len() < 10) {
+        return Err(SettingsError {
+            variable,
+            problem: "looks like a placeholder or is too repetitive; use a random value \
+                      (e.g. `openssl rand -base64 48`) or set MEDEX_DEV_MODE=true for local development"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+impl Settings {
+    /// Reads the process environment (after an optional `.env` in the working directory).
+    pub fn from_env() -> Result<Self, SettingsError> {
+        // A missing .env is normal; a malformed one is reported by the variables it leaves unset.
+        let _ = dotenvy::dotenv();
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (a variable name to its value).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let r = Reader { lookup };
+        let addr = r.parse(
+            "MEDEX_ADDR",
+            SocketAddr::from(([127, 0, 0, 1], 8000)),
+            "an address like 127.0.0.1:8000",
+        )?;
+        let data_dir: PathBuf = r
+            .raw("MEDEX_DATA_DIR")
+            .unwrap_or_else(|| "./medex-data".into())
+            .into();
+        let upload_dir = r
+            .raw("MEDEX_UPLOAD_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("uploads"));
+        let dev_mode = r.bool("MEDEX_DEV_MODE")?;
+        let jwt_secret = match r.raw("MEDEX_JWT_SECRET") {
+            Some(secret) => {
+                check_secret(secret.as_bytes(), dev_mode)?;
+                SecretSource::Configured(secret.into_bytes())
+            }
+            None => SecretSource::GeneratedInDataDir,
+        };
+        let first_admin = match (r.raw("MEDEX_ADMIN_EMAIL"), r.raw("MEDEX_ADMIN_PASSWORD")) {
+            (Some(email), Some(password)) => Some((email, password)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(SettingsError {
+                    variable: "MEDEX_ADMIN_PASSWORD",
+                    problem: "is required with MEDEX_ADMIN_EMAIL".into(),
+                });
+            }
+            (None, Some(_)) => {
+                return Err(SettingsError {
+                    variable: "MEDEX_ADMIN_EMAIL",
+                    problem: "is required with MEDEX_ADMIN_PASSWORD".into(),
+                });
+            }
+        };
+        let log_format = match r.raw("MEDEX_LOG_FORMAT").as_deref() {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(SettingsError {
+                    variable: "MEDEX_LOG_FORMAT",
+                    problem: format!("`{other}` is not pretty or json"),
+                });
+            }
+        };
+        let speeds = VehicleSpeeds::default();
+        let system = SystemConfig {
+            tariff: Tariff {
+                base_fee: r.money("MEDEX_TARIFF_BASE_FEE", Tariff::default().base_fee)?,
+                per_km: r.money("MEDEX_TARIFF_PER_KM", Tariff::default().per_km)?,
+                min_fee: r.money("MEDEX_TARIFF_MIN_FEE", Tariff::default().min_fee)?,
+            },
+            vehicle_speeds: VehicleSpeeds {
+                bike: r.ranged("MEDEX_SPEED_BIKE_KMH", speeds.bike, 1.0..=300.0)?,
+                scooter: r.ranged("MEDEX_SPEED_SCOOTER_KMH", speeds.scooter, 1.0..=300.0)?,
+                car: r.ranged("MEDEX_SPEED_CAR_KMH", speeds.car, 1.0..=300.0)?,
+                van: r.ranged("MEDEX_SPEED_VAN_KMH", speeds.van, 1.0..=300.0)?,
+            },
+            road_factor: r.ranged("MEDEX_ROAD_FACTOR", 1.3, 1.0..=5.0)?,
+            default_require_proof_photo: r.bool("MEDEX_REQUIRE_PROOF_PHOTO")?,
+            default_require_signature: r.bool("MEDEX_REQUIRE_SIGNATURE")?,
+        };
+        let cpus = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(2);
+        Ok(Self {
+            addr,
+            data_dir,
+            upload_dir,
+            jwt_secret,
+            dev_mode,
+            access_token_ttl: chrono::Duration::minutes(r.ranged(
+                "MEDEX_ACCESS_TOKEN_MINUTES",
+                15,
+                1..=1440,
+            )?),
+            refresh_token_ttl: chrono::Duration::days(r.ranged(
+                "MEDEX_REFRESH_TOKEN_DAYS",
+                7,
+                1..=365,
+            )?),
+            first_admin,
+            cors_origins: r
+                .raw("MEDEX_CORS_ORIGINS")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|o| !o.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            log_filter: r.raw("MEDEX_LOG").unwrap_or_else(|| "info".into()),
+            log_format,
+            system,
+            max_body_bytes: r.ranged("MEDEX_MAX_BODY_BYTES", 65_536, 1024..=16 << 20)?,
+            max_upload_bytes: r.ranged("MEDEX_MAX_UPLOAD_BYTES", 5 << 20, 1024..=100 << 20)?,
+            ws_max_message_bytes: r.ranged("MEDEX_WS_MAX_MESSAGE_BYTES", 4096, 256..=1 << 20)?,
+            ws_idle_timeout: Duration::from_secs(r.ranged(
+                "MEDEX_WS_IDLE_TIMEOUT_SECS",
+                60,
+                5..=3600,
+            )?),
+            ws_min_fix_interval: Duration::from_millis(r.ranged(
+                "MEDEX_WS_MIN_FIX_INTERVAL_MS",
+                1000,
+                0..=60_000,
+            )?),
+            trail_retention_days: r.ranged("MEDEX_TRAIL_RETENTION_DAYS", 30, 1..=3650)?,
+            hash_concurrency: r.ranged("MEDEX_HASH_CONCURRENCY", cpus, 1..=256)?,
+            shutdown_grace: Duration::from_secs(r.ranged(
+                "MEDEX_SHUTDOWN_GRACE_SECS",
+                10,
+                0..=600,
+            )?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.addr.to_string(), "127.0.0.1:8000");
+        assert_eq!(s.data_dir, PathBuf::from("./medex-data"));
+        assert_eq!(s.upload_dir, PathBuf::from("./medex-data/uploads"));
+        assert_eq!(s.jwt_secret, SecretSource::GeneratedInDataDir);
+        assert_eq!(s.system, SystemConfig::default());
+        assert_eq!(s.access_token_ttl, chrono::Duration::minutes(15));
+        assert!(s.first_admin.is_none() && s.cors_origins.is_empty());
+        for (name, _, _) in VARIABLES {
+            assert!(name.starts_with("MEDEX_"));
+        }
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let check = |vars: &[(&str, &str)], variable: &str| {
+            let err = settings(vars).expect_err("must be refused");
+            assert_eq!(err.variable, variable, "{err}");
+        };
+        check(&[("MEDEX_ADDR", "localhost")], "MEDEX_ADDR");
+        check(&[("MEDEX_JWT_SECRET", "short")], "MEDEX_JWT_SECRET");
+        check(
+            &[("MEDEX_JWT_SECRET", "changeme-changeme-changeme-changeme")],
+            "MEDEX_JWT_SECRET",
+        );
+        check(
+            &[(
+                "MEDEX_JWT_SECRET",
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            )],
+            "MEDEX_JWT_SECRET",
+        );
+        check(&[("MEDEX_ROAD_FACTOR", "0.5")], "MEDEX_ROAD_FACTOR");
+        check(&[("MEDEX_TARIFF_PER_KM", "2.555")], "MEDEX_TARIFF_PER_KM");
+        check(&[("MEDEX_SPEED_CAR_KMH", "fast")], "MEDEX_SPEED_CAR_KMH");
+        check(&[("MEDEX_DEV_MODE", "maybe")], "MEDEX_DEV_MODE");
+        check(&[("MEDEX_ADMIN_EMAIL", "a@b.co")], "MEDEX_ADMIN_PASSWORD");
+        check(&[("MEDEX_LOG_FORMAT", "xml")], "MEDEX_LOG_FORMAT");
+    }
+
+    #[test]
+    fn development_mode_allows_a_weak_looking_secret_but_never_a_short_one() {
+        let weak = ("MEDEX_JWT_SECRET", "dev-secret-dev-secret-dev-secret-1");
+        assert!(settings(&[weak]).is_err());
+        assert!(settings(&[weak, ("MEDEX_DEV_MODE", "true")]).is_ok());
+        assert!(settings(&[("MEDEX_JWT_SECRET", "short"), ("MEDEX_DEV_MODE", "true")]).is_err());
+        let strong = settings(&[(
+            "MEDEX_JWT_SECRET",
+            "q8Vw3kZ1pT6xN0rL5yB9mC2hJ7dF4gS0aE8uW1iO",
+        )])
+        .unwrap();
+        assert!(matches!(strong.jwt_secret, SecretSource::Configured(_)));
+    }
+
+    #[test]
+    fn tariff_and_origins_are_read() {
+        let s = settings(&[
+            ("MEDEX_TARIFF_BASE_FEE", "1.5"),
+            ("MEDEX_TARIFF_MIN_FEE", "4"),
+            (
+                "MEDEX_CORS_ORIGINS",
+                "https://a.example, https://b.example,",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(s.system.tariff.base_fee, Money::from_cents(150));
+        assert_eq!(s.system.tariff.min_fee, Money::from_cents(400));
+        assert_eq!(s.cors_origins, ["https://a.example", "https://b.example"]);
+    }
+}
