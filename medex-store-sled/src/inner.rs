@@ -1,0 +1,576 @@
+//! The sled trees and every operation on them, synchronous. [`crate::SledStore`] decides which of
+//! these run inline and which go to the blocking pool, and when to flush.
+
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use medex_core::config::SystemConfig;
+use medex_core::model::{Driver, DriverId, LocationFix, Order, OrderId, User, Vendor, VendorId};
+use medex_core::store::{
+    DriverQuery, OrderQuery, Page, RefreshSession, StoreError, UniqueKey, UserQuery, Write,
+};
+use serde::de::DeserializeOwned;
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
+};
+use sled::{IVec, Tree};
+
+use crate::codec::{
+    ID_LEN, TIME_LEN, decode, encode, external_ref_key, id_at, key, successor, time_key, trail_key,
+};
+use crate::records::{Prepared, Record, Tx};
+
+/// Maps a sled error: IO and misuse make the store unavailable, detected corruption is `Corrupt`.
+pub(crate) fn sled_error(error: sled::Error) -> StoreError {
+    match error {
+        sled::Error::Corruption { .. } => StoreError::Corrupt(error.to_string()),
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+/// Why a commit's transaction stopped.
+#[derive(Debug)]
+enum Abort {
+    Conflict,
+    Duplicate(UniqueKey),
+    Corrupt(String),
+}
+
+impl From<Abort> for StoreError {
+    fn from(abort: Abort) -> Self {
+        match abort {
+            Abort::Conflict => StoreError::Conflict,
+            Abort::Duplicate(key) => StoreError::Duplicate(key),
+            Abort::Corrupt(detail) => StoreError::Corrupt(detail),
+        }
+    }
+}
+
+/// Where the meta tree keeps the schema version of the store.
+pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";
+const PROBE_KEY: &[u8] = b"health_probe";
+const CONFIG_KEY: &[u8] = b"system";
+/// Trail deletions are applied in batches of this many keys.
+const PRUNE_BATCH: usize = 1024;
+
+/// The open database.
+pub(crate) struct Inner {
+    pub(crate) path: PathBuf,
+    pub(crate) db: sled::Db,
+    /// The trees a commit spans, in [`Tx::ALL`] order.
+    tx: Vec<Tree>,
+    /// driver id → the newest fix.
+    positions: Tree,
+    /// driver ++ time ++ sequence → fix.
+    trail: Tree,
+    /// jti → refresh session.
+    sessions: Tree,
+    config: Tree,
+    pub(crate) meta: Tree,
+}
+
+impl Inner {
+    pub(crate) fn new(path: PathBuf, db: sled::Db) -> Result<Self, sled::Error> {
+        let tx = Tx::ALL
+            .iter()
+            .map(|t| db.open_tree(t.name()))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            path,
+            tx,
+            positions: db.open_tree("positions")?,
+            trail: db.open_tree("trail")?,
+            sessions: db.open_tree("refresh_sessions")?,
+            config: db.open_tree("config")?,
+            meta: db.open_tree("meta")?,
+            db,
+        })
+    }
+
+    fn tree(&self, t: Tx) -> &Tree {
+        &self.tx[t.at()]
+    }
+
+    /// Whether any tree other than `meta` holds data.
+    pub(crate) fn holds_data(&self) -> bool {
+        self.tx
+            .iter()
+            .chain([&self.positions, &self.trail, &self.sessions, &self.config])
+            .any(|t| !t.is_empty())
+    }
+
+    // ---- commit ----
+
+    /// Applies `writes` in one transaction over every record and index tree: version checks,
+    /// unique checks, records and index entries all or nothing.
+    pub(crate) fn commit(&self, writes: &[Write]) -> Result<(), StoreError> {
+        let prepared = writes
+            .iter()
+            .map(Prepared::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        let trees: Vec<&Tree> = self.tx.iter().collect();
+        trees
+            .as_slice()
+            .transaction(|tx| apply(tx, &prepared))
+            .map_err(|e| match e {
+                TransactionError::Abort(abort) => abort.into(),
+                TransactionError::Storage(e) => sled_error(e),
+            })
+    }
+
+    // ---- reads ----
+
+    fn record<R: DeserializeOwned>(
+        &self,
+        tree: &Tree,
+        what: &str,
+        id: &[u8],
+    ) -> Result<Option<R>, StoreError> {
+        match tree.get(id).map_err(sled_error)? {
+            Some(bytes) => decode(what, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn get<R: Record>(&self, id: [u8; ID_LEN]) -> Result<Option<R>, StoreError> {
+        self.record(self.tree(R::TREE), R::WHAT, &id)
+    }
+
+    /// The record a unique index points at. An entry without its record means the index and the
+    /// records disagree, which atomic commits rule out: that is corruption.
+    fn by_unique<R: Record>(&self, index: Tx, key: &[u8]) -> Result<Option<R>, StoreError> {
+        let Some(id) = self.tree(index).get(key).map_err(sled_error)? else {
+            return Ok(None);
+        };
+        let id = id_at(&id, 0)?;
+        self.record(self.tree(R::TREE), R::WHAT, &id)?
+            .map(Some)
+            .ok_or_else(|| dangling(index))
+    }
+
+    pub(crate) fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        self.by_unique(Tx::UserEmail, email.as_bytes())
+    }
+
+    pub(crate) fn order_by_tracking_token(&self, token: &str) -> Result<Option<Order>, StoreError> {
+        self.by_unique(Tx::OrderTrackingToken, token.as_bytes())
+    }
+
+    pub(crate) fn order_by_external_ref(
+        &self,
+        vendor: VendorId,
+        source: &str,
+        external_id: &str,
+    ) -> Result<Option<Order>, StoreError> {
+        self.by_unique(
+            Tx::OrderExternalRef,
+            &external_ref_key(vendor, source, external_id),
+        )
+    }
+
+    /// Fills the position fields from the newest fix.
+    pub(crate) fn with_position(&self, mut driver: Driver) -> Result<Driver, StoreError> {
+        let fix: Option<LocationFix> =
+            self.record(&self.positions, "position", &driver.id.to_bytes())?;
+        if let Some(fix) = fix {
+            driver.current_latitude = Some(fix.latitude);
+            driver.current_longitude = Some(fix.longitude);
+            driver.last_location_update = Some(fix.recorded_at);
+        }
+        Ok(driver)
+    }
+
+    // ---- lists ----
+
+    /// One page of a record tree, newest first, seeking to the cursor.
+    fn page_of_records<R: Record>(
+        &self,
+        after: Option<[u8; ID_LEN]>,
+        limit: usize,
+        keep: impl Fn(&R) -> bool,
+    ) -> Result<Vec<R>, StoreError> {
+        let mut found = Vec::new();
+        if limit == 0 {
+            return Ok(found);
+        }
+        for item in range(
+            self.tree(R::TREE),
+            &[],
+            None,
+            after.as_ref().map(|a| &a[..]),
+        )
+        .rev()
+        {
+            let (_, bytes) = item.map_err(sled_error)?;
+            let record: R = decode(R::WHAT, &bytes)?;
+            if keep(&record) {
+                found.push(record);
+                if found.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Fetches the records of `ids` (newest first) until `limit` of them pass `keep`.
+    fn page_of_ids<R: Record>(
+        &self,
+        index: Tx,
+        ids: impl Iterator<Item = Result<[u8; ID_LEN], StoreError>>,
+        limit: usize,
+        keep: impl Fn(&R) -> bool,
+    ) -> Result<Vec<R>, StoreError> {
+        let mut found = Vec::new();
+        if limit == 0 {
+            return Ok(found);
+        }
+        for id in ids {
+            let record: R = self
+                .record(self.tree(R::TREE), R::WHAT, &id?)?
+                .ok_or_else(|| dangling(index))?;
+            if keep(&record) {
+                found.push(record);
+                if found.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The ids under `owner` in an `owner ++ id` index, newest first, strictly before `after`.
+    fn owned_ids<'a>(
+        &'a self,
+        index: Tx,
+        owner: [u8; ID_LEN],
+        after: Option<[u8; ID_LEN]>,
+    ) -> impl Iterator<Item = Result<[u8; ID_LEN], StoreError>> + 'a {
+        range(
+            self.tree(index),
+            &owner,
+            None,
+            after.as_ref().map(|a| &a[..]),
+        )
+        .rev()
+        .map(|item| {
+            let (key, _) = item.map_err(sled_error)?;
+            id_at(&key, ID_LEN)
+        })
+    }
+
+    pub(crate) fn users(
+        &self,
+        query: &UserQuery,
+        page: Page<medex_core::model::UserId>,
+    ) -> Result<Vec<User>, StoreError> {
+        self.page_of_records(page.after.map(|a| a.to_bytes()), page.limit, |u| {
+            query.matches(u)
+        })
+    }
+
+    pub(crate) fn vendors(&self, page: Page<VendorId>) -> Result<Vec<Vendor>, StoreError> {
+        self.page_of_records(page.after.map(|a| a.to_bytes()), page.limit, |_| true)
+    }
+
+    pub(crate) fn drivers(
+        &self,
+        query: &DriverQuery,
+        page: Page<DriverId>,
+    ) -> Result<Vec<Driver>, StoreError> {
+        let after = page.after.map(|a| a.to_bytes());
+        let keep = |d: &Driver| query.matches(d);
+        let drivers = match query.vendor_id {
+            Some(vendor) => self.page_of_ids(
+                Tx::DriversByVendor,
+                self.owned_ids(Tx::DriversByVendor, vendor.to_bytes(), after),
+                page.limit,
+                keep,
+            )?,
+            None => self.page_of_records(after, page.limit, keep)?,
+        };
+        drivers.into_iter().map(|d| self.with_position(d)).collect()
+    }
+
+    /// Orders through the most selective index the query allows: driver, then user, then vendor
+    /// (by creation time when the query bounds it), then all orders.
+    pub(crate) fn orders(
+        &self,
+        query: &OrderQuery,
+        page: Page<OrderId>,
+    ) -> Result<Vec<Order>, StoreError> {
+        let after = page.after.map(|a| a.to_bytes());
+        let keep = |o: &Order| query.matches(o);
+        if let Some(driver) = query.driver_id {
+            let ids = self.owned_ids(Tx::OrdersByDriver, driver.to_bytes(), after);
+            return self.page_of_ids(Tx::OrdersByDriver, ids, page.limit, keep);
+        }
+        if let Some(user) = query.user_id {
+            let ids = self.owned_ids(Tx::OrdersByUser, user.to_bytes(), after);
+            return self.page_of_ids(Tx::OrdersByUser, ids, page.limit, keep);
+        }
+        if let Some(vendor) = query.vendor_id {
+            if query.created_from.is_some() || query.created_before.is_some() {
+                let ids = self.created_ids(vendor, query, after)?;
+                return self.page_of_ids(
+                    Tx::OrdersByVendorCreated,
+                    ids.into_iter().map(Ok),
+                    page.limit,
+                    keep,
+                );
+            }
+            let ids = self.owned_ids(Tx::OrdersByVendor, vendor.to_bytes(), after);
+            return self.page_of_ids(Tx::OrdersByVendor, ids, page.limit, keep);
+        }
+        self.page_of_records(after, page.limit, keep)
+    }
+
+    /// The ids of a vendor's orders created in the query's time range, strictly before `after`,
+    /// newest (highest id) first. The range index orders by creation time but pages go by id, so
+    /// this reads the keys of the range (never the records) and sorts them.
+    fn created_ids(
+        &self,
+        vendor: VendorId,
+        query: &OrderQuery,
+        after: Option<[u8; ID_LEN]>,
+    ) -> Result<Vec<[u8; ID_LEN]>, StoreError> {
+        let from = query.created_from.map(time_key);
+        let before = query.created_before.map(time_key);
+        let mut ids = Vec::new();
+        for item in range(
+            self.tree(Tx::OrdersByVendorCreated),
+            &vendor.to_bytes(),
+            from.as_ref().map(|f| &f[..]),
+            before.as_ref().map(|b| &b[..]),
+        ) {
+            let (key, _) = item.map_err(sled_error)?;
+            let id = id_at(&key, ID_LEN + TIME_LEN)?;
+            if after.is_none_or(|after| id < after) {
+                ids.push(id);
+            }
+        }
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(ids)
+    }
+
+    // ---- fixes ----
+
+    /// Appends fixes to the trail and moves each driver's position to its newest fix (by
+    /// `recorded_at`; of equal times the later appended wins), in one transaction.
+    pub(crate) fn append_fixes(&self, fixes: &[LocationFix]) -> Result<(), StoreError> {
+        let mut trail = Vec::with_capacity(fixes.len());
+        let mut newest: HashMap<DriverId, &LocationFix> = HashMap::new();
+        for fix in fixes {
+            let seq = self.db.generate_id().map_err(sled_error)?;
+            trail.push((
+                trail_key(fix.driver_id, fix.recorded_at, seq),
+                encode("fix", fix)?,
+            ));
+            newest
+                .entry(fix.driver_id)
+                .and_modify(|n| {
+                    if n.recorded_at <= fix.recorded_at {
+                        *n = fix;
+                    }
+                })
+                .or_insert(fix);
+        }
+        let positions = newest
+            .values()
+            .map(|fix| {
+                Ok((
+                    fix.driver_id.to_bytes(),
+                    fix.recorded_at,
+                    encode("position", *fix)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        (&self.trail, &self.positions)
+            .transaction(|(trail_tx, positions_tx)| {
+                for (key, bytes) in &trail {
+                    trail_tx.insert(key.as_slice(), bytes.as_slice())?;
+                }
+                for (driver, at, bytes) in &positions {
+                    // An undecodable stored position is replaced: it is derived data.
+                    let stored_is_newer = positions_tx
+                        .get(driver)?
+                        .and_then(|old| decode::<LocationFix>("position", &old).ok())
+                        .is_some_and(|old| old.recorded_at > *at);
+                    if !stored_is_newer {
+                        positions_tx.insert(&driver[..], bytes.as_slice())?;
+                    }
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(()) => StoreError::Unavailable("fix append aborted".into()),
+                TransactionError::Storage(e) => sled_error(e),
+            })
+    }
+
+    pub(crate) fn trail(
+        &self,
+        driver: DriverId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<LocationFix>, StoreError> {
+        let (from, to) = (time_key(from), time_key(to));
+        range(&self.trail, &driver.to_bytes(), Some(&from), Some(&to))
+            .take(limit)
+            .map(|item| {
+                let (_, bytes) = item.map_err(sled_error)?;
+                decode("fix", &bytes)
+            })
+            .collect()
+    }
+
+    /// Deletes fixes recorded before `before`, driver by driver (seeking from one driver's prefix
+    /// to the next), in batches.
+    pub(crate) fn prune_trail(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let before = time_key(before);
+        let mut removed = 0;
+        let mut cursor = Vec::new();
+        loop {
+            let Some(first) = self
+                .trail
+                .range(cursor.as_slice()..)
+                .keys()
+                .next()
+                .transpose()
+                .map_err(sled_error)?
+            else {
+                break;
+            };
+            let driver = id_at(&first, 0)?;
+            let mut batch = sled::Batch::default();
+            let mut in_batch = 0;
+            for old in range(&self.trail, &driver, None, Some(&before)).keys() {
+                batch.remove(old.map_err(sled_error)?);
+                in_batch += 1;
+                removed += 1;
+                if in_batch == PRUNE_BATCH {
+                    self.trail
+                        .apply_batch(std::mem::take(&mut batch))
+                        .map_err(sled_error)?;
+                    in_batch = 0;
+                }
+            }
+            self.trail.apply_batch(batch).map_err(sled_error)?;
+            match successor(&driver) {
+                Some(next) => cursor = next,
+                None => break,
+            }
+        }
+        Ok(removed)
+    }
+
+    // ---- sessions, config, probe ----
+
+    pub(crate) fn put_refresh_session(&self, session: &RefreshSession) -> Result<(), StoreError> {
+        let bytes = encode("refresh session", session)?;
+        self.sessions
+            .insert(session.id.as_bytes(), bytes)
+            .map_err(sled_error)?;
+        Ok(())
+    }
+
+    /// sled's `remove` is atomic: of two concurrent takers only one gets the old value.
+    pub(crate) fn take_refresh_session(
+        &self,
+        id: &str,
+    ) -> Result<Option<RefreshSession>, StoreError> {
+        match self.sessions.remove(id.as_bytes()).map_err(sled_error)? {
+            Some(bytes) => decode("refresh session", &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn system_config(&self) -> Result<Option<SystemConfig>, StoreError> {
+        self.record(&self.config, "system config", CONFIG_KEY)
+    }
+
+    pub(crate) fn save_system_config(&self, config: &SystemConfig) -> Result<(), StoreError> {
+        let bytes = encode("system config", config)?;
+        self.config.insert(CONFIG_KEY, bytes).map_err(sled_error)?;
+        Ok(())
+    }
+
+    /// Writes a fresh value under a probe key and reads it back.
+    pub(crate) fn probe(&self) -> Result<(), StoreError> {
+        let value = self.db.generate_id().map_err(sled_error)?.to_be_bytes();
+        self.meta.insert(PROBE_KEY, &value).map_err(sled_error)?;
+        match self.meta.get(PROBE_KEY).map_err(sled_error)? {
+            Some(read) if read == value => Ok(()),
+            _ => Err(StoreError::Unavailable(
+                "health probe did not read back what it wrote".into(),
+            )),
+        }
+    }
+}
+
+fn dangling(index: Tx) -> StoreError {
+    StoreError::Corrupt(format!("{} points at a missing record", index.name()))
+}
+
+/// Keys starting with `prefix`, from `prefix ++ lo` (inclusive) to `prefix ++ hi` (exclusive),
+/// each bound defaulting to the whole prefix.
+fn range(tree: &Tree, prefix: &[u8], lo: Option<&[u8]>, hi: Option<&[u8]>) -> sled::Iter {
+    let start = key(&[prefix, lo.unwrap_or_default()]);
+    let end = match hi {
+        Some(hi) => Bound::Excluded(key(&[prefix, hi])),
+        None => successor(prefix).map_or(Bound::Unbounded, Bound::Excluded),
+    };
+    if let Bound::Excluded(end) = &end {
+        if *end <= start {
+            // An empty range (sled expects start <= end).
+            return tree.range(start.clone()..start);
+        }
+    }
+    tree.range::<Vec<u8>, _>((Bound::Included(start), end))
+}
+
+/// The body of a commit's transaction. It only reads and writes the trees: sled may run it again.
+fn apply(
+    tx: &[TransactionalTree],
+    writes: &[Prepared],
+) -> Result<(), ConflictableTransactionError<Abort>> {
+    let at = |t: Tx| &tx[t.at()];
+    for write in writes {
+        let records = at(write.tree);
+        let (stored_version, stored_entries) = match records.get(write.id)? {
+            Some(old) => (write.stored)(&old).map_err(|e| {
+                let detail = match e {
+                    StoreError::Corrupt(detail) => detail,
+                    other => other.to_string(),
+                };
+                ConflictableTransactionError::Abort(Abort::Corrupt(detail))
+            })?,
+            None => (0, Vec::new()),
+        };
+        if stored_version.checked_add(1) != Some(write.version) {
+            return Err(ConflictableTransactionError::Abort(Abort::Conflict));
+        }
+        for old in stored_entries.iter().filter(|e| !write.entries.contains(e)) {
+            at(old.tree).remove(old.key.as_slice())?;
+        }
+        for new in write.entries.iter().filter(|e| !stored_entries.contains(e)) {
+            let index = at(new.tree);
+            let value: &[u8] = match new.unique {
+                Some(kind) => {
+                    let owner: Option<IVec> = index.get(new.key.as_slice())?;
+                    if owner.is_some_and(|owner| owner != write.id[..]) {
+                        return Err(ConflictableTransactionError::Abort(Abort::Duplicate(kind)));
+                    }
+                    &write.id
+                }
+                None => &[],
+            };
+            index.insert(new.key.as_slice(), value)?;
+        }
+        records.insert(&write.id[..], write.bytes.as_slice())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,258 @@
+//! The versioned records and the index entries each one owns.
+
+use medex_core::model::{Driver, Order, User, Vendor};
+use medex_core::store::{StoreError, UniqueKey, Write};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec::{self, ID_LEN, external_ref_key, key, time_key};
+
+/// The trees a commit writes, in the order of [`Tx::ALL`]; a commit's transaction spans all of
+/// them so that records and their indexes change together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tx {
+    Users,
+    Vendors,
+    Drivers,
+    Orders,
+    /// email → user id (unique).
+    UserEmail,
+    /// tracking token → order id (unique).
+    OrderTrackingToken,
+    /// order number → order id (unique).
+    OrderNumber,
+    /// vendor ++ len(source) ++ source ++ external id → order id (unique).
+    OrderExternalRef,
+    /// vendor ++ order id.
+    OrdersByVendor,
+    /// user ++ order id.
+    OrdersByUser,
+    /// driver ++ order id.
+    OrdersByDriver,
+    /// vendor ++ created_at ++ order id.
+    OrdersByVendorCreated,
+    /// vendor ++ driver id.
+    DriversByVendor,
+}
+
+impl Tx {
+    /// Every transactional tree, in index order.
+    pub(crate) const ALL: [Tx; 13] = [
+        Tx::Users,
+        Tx::Vendors,
+        Tx::Drivers,
+        Tx::Orders,
+        Tx::UserEmail,
+        Tx::OrderTrackingToken,
+        Tx::OrderNumber,
+        Tx::OrderExternalRef,
+        Tx::OrdersByVendor,
+        Tx::OrdersByUser,
+        Tx::OrdersByDriver,
+        Tx::OrdersByVendorCreated,
+        Tx::DriversByVendor,
+    ];
+
+    /// The sled tree name.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Tx::Users => "users",
+            Tx::Vendors => "vendors",
+            Tx::Drivers => "drivers",
+            Tx::Orders => "orders",
+            Tx::UserEmail => "idx_user_email",
+            Tx::OrderTrackingToken => "idx_order_tracking_token",
+            Tx::OrderNumber => "idx_order_number",
+            Tx::OrderExternalRef => "idx_order_external_ref",
+            Tx::OrdersByVendor => "idx_orders_by_vendor",
+            Tx::OrdersByUser => "idx_orders_by_user",
+            Tx::OrdersByDriver => "idx_orders_by_driver",
+            Tx::OrdersByVendorCreated => "idx_orders_by_vendor_created",
+            Tx::DriversByVendor => "idx_drivers_by_vendor",
+        }
+    }
+
+    /// Position in [`Tx::ALL`].
+    pub(crate) fn at(self) -> usize {
+        self as usize
+    }
+}
+
+/// One index entry of a record. Unique entries map the key to the record's id; the others are
+/// keys with an empty value whose last 16 bytes are the record's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) tree: Tx,
+    pub(crate) key: Vec<u8>,
+    pub(crate) unique: Option<UniqueKey>,
+}
+
+/// A record kept under its id with a version.
+pub(crate) trait Record: Serialize + DeserializeOwned {
+    /// Where it lives.
+    const TREE: Tx;
+    /// What it is called in errors.
+    const WHAT: &'static str;
+    /// Its key.
+    fn id_bytes(&self) -> [u8; ID_LEN];
+    /// Its optimistic concurrency version.
+    fn version(&self) -> u64;
+    /// The index entries it owns.
+    fn entries(&self) -> Vec<Entry>;
+}
+
+impl Record for User {
+    const TREE: Tx = Tx::Users;
+    const WHAT: &'static str = "user";
+    fn id_bytes(&self) -> [u8; ID_LEN] {
+        self.id.to_bytes()
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn entries(&self) -> Vec<Entry> {
+        vec![Entry {
+            tree: Tx::UserEmail,
+            key: self.email.as_str().as_bytes().to_vec(),
+            unique: Some(UniqueKey::Email),
+        }]
+    }
+}
+
+impl Record for Vendor {
+    const TREE: Tx = Tx::Vendors;
+    const WHAT: &'static str = "vendor";
+    fn id_bytes(&self) -> [u8; ID_LEN] {
+        self.id.to_bytes()
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn entries(&self) -> Vec<Entry> {
+        Vec::new()
+    }
+}
+
+impl Record for Driver {
+    const TREE: Tx = Tx::Drivers;
+    const WHAT: &'static str = "driver";
+    fn id_bytes(&self) -> [u8; ID_LEN] {
+        self.id.to_bytes()
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn entries(&self) -> Vec<Entry> {
+        vec![Entry {
+            tree: Tx::DriversByVendor,
+            key: key(&[&self.vendor_id.to_bytes(), &self.id.to_bytes()]),
+            unique: None,
+        }]
+    }
+}
+
+impl Record for Order {
+    const TREE: Tx = Tx::Orders;
+    const WHAT: &'static str = "order";
+    fn id_bytes(&self) -> [u8; ID_LEN] {
+        self.id.to_bytes()
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn entries(&self) -> Vec<Entry> {
+        let id = self.id.to_bytes();
+        let vendor = self.vendor_id.to_bytes();
+        let mut entries = vec![
+            Entry {
+                tree: Tx::OrderNumber,
+                key: self.order_number.as_bytes().to_vec(),
+                unique: Some(UniqueKey::OrderNumber),
+            },
+            Entry {
+                tree: Tx::OrderTrackingToken,
+                key: self.tracking_token.as_bytes().to_vec(),
+                unique: Some(UniqueKey::TrackingToken),
+            },
+            Entry {
+                tree: Tx::OrdersByVendor,
+                key: key(&[&vendor, &id]),
+                unique: None,
+            },
+            Entry {
+                tree: Tx::OrdersByUser,
+                key: key(&[&self.user_id.to_bytes(), &id]),
+                unique: None,
+            },
+            Entry {
+                tree: Tx::OrdersByVendorCreated,
+                key: key(&[&vendor, &time_key(self.created_at), &id]),
+                unique: None,
+            },
+        ];
+        if let Some(external) = &self.external_ref {
+            entries.push(Entry {
+                tree: Tx::OrderExternalRef,
+                key: external_ref_key(self.vendor_id, &external.source, &external.id),
+                unique: Some(UniqueKey::ExternalOrder),
+            });
+        }
+        if let Some(driver) = self.driver_id {
+            entries.push(Entry {
+                tree: Tx::OrdersByDriver,
+                key: key(&[&driver.to_bytes(), &id]),
+                unique: None,
+            });
+        }
+        entries
+    }
+}
+
+/// What a stored record of some type says about itself: its version and index entries.
+pub(crate) type StoredMeta = (u64, Vec<Entry>);
+
+/// One write of a commit, encoded before the transaction so that the transaction closure (which
+/// sled may run more than once) does no more than read and write trees.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) tree: Tx,
+    pub(crate) id: [u8; ID_LEN],
+    pub(crate) version: u64,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) entries: Vec<Entry>,
+    /// Decodes the record this one replaces.
+    pub(crate) stored: fn(&[u8]) -> Result<StoredMeta, StoreError>,
+}
+
+fn stored_meta<R: Record>(bytes: &[u8]) -> Result<StoredMeta, StoreError> {
+    let record: R = codec::decode(R::WHAT, bytes)?;
+    Ok((record.version(), record.entries()))
+}
+
+fn prepare<R: Record>(record: &R) -> Result<Prepared, StoreError> {
+    Ok(Prepared {
+        tree: R::TREE,
+        id: record.id_bytes(),
+        version: record.version(),
+        bytes: codec::encode(R::WHAT, record)?,
+        entries: record.entries(),
+        stored: stored_meta::<R>,
+    })
+}
+
+impl Prepared {
+    /// Encodes one write. Drivers lose their position fields: positions come from fixes.
+    pub(crate) fn new(write: &Write) -> Result<Self, StoreError> {
+        match write {
+            Write::User(user) => prepare(user),
+            Write::Vendor(vendor) => prepare(vendor),
+            Write::Driver(driver) => prepare(&Driver {
+                current_latitude: None,
+                current_longitude: None,
+                last_location_update: None,
+                ..driver.clone()
+            }),
+            Write::Order(order) => prepare(order),
+        }
+    }
+}

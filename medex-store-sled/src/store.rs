@@ -1,0 +1,155 @@
+//! `Store` for `SledStore`: reads and single transactions run inline (sled answers them from
+//! memory in microseconds); fsyncs and bulk deletions run on the blocking pool.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use medex_core::config::SystemConfig;
+use medex_core::model::{
+    Driver, DriverId, LocationFix, Order, OrderId, User, UserId, Vendor, VendorId,
+};
+use medex_core::store::{
+    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, UserQuery, Write,
+};
+
+use crate::SledStore;
+
+impl SledStore {
+    /// Waits until a write that just completed is on disk (sharing the fsync with concurrent
+    /// writers).
+    async fn durable(&self) -> Result<(), StoreError> {
+        let ticket = self.shared.ticket();
+        self.shared.make_durable(ticket).await
+    }
+}
+
+#[async_trait]
+impl Store for SledStore {
+    async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        self.inner.commit(&writes)?;
+        self.durable().await
+    }
+
+    async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        self.inner.get(id.to_bytes())
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        self.inner.user_by_email(email)
+    }
+
+    async fn users(&self, query: &UserQuery, page: Page<UserId>) -> Result<Vec<User>, StoreError> {
+        self.inner.users(query, page)
+    }
+
+    async fn vendor(&self, id: VendorId) -> Result<Option<Vendor>, StoreError> {
+        self.inner.get(id.to_bytes())
+    }
+
+    async fn vendors(&self, page: Page<VendorId>) -> Result<Vec<Vendor>, StoreError> {
+        self.inner.vendors(page)
+    }
+
+    async fn driver(&self, id: DriverId) -> Result<Option<Driver>, StoreError> {
+        match self.inner.get::<Driver>(id.to_bytes())? {
+            Some(driver) => self.inner.with_position(driver).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn drivers(
+        &self,
+        query: &DriverQuery,
+        page: Page<DriverId>,
+    ) -> Result<Vec<Driver>, StoreError> {
+        self.inner.drivers(query, page)
+    }
+
+    async fn order(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+        self.inner.get(id.to_bytes())
+    }
+
+    async fn order_by_tracking_token(&self, token: &str) -> Result<Option<Order>, StoreError> {
+        self.inner.order_by_tracking_token(token)
+    }
+
+    async fn order_by_external_ref(
+        &self,
+        vendor: VendorId,
+        source: &str,
+        external_id: &str,
+    ) -> Result<Option<Order>, StoreError> {
+        self.inner
+            .order_by_external_ref(vendor, source, external_id)
+    }
+
+    async fn orders(
+        &self,
+        query: &OrderQuery,
+        page: Page<OrderId>,
+    ) -> Result<Vec<Order>, StoreError> {
+        self.inner.orders(query, page)
+    }
+
+    async fn append_fixes(&self, fixes: &[LocationFix]) -> Result<(), StoreError> {
+        if fixes.is_empty() {
+            return Ok(());
+        }
+        self.inner.append_fixes(fixes)?;
+        self.shared.schedule_fix_flush();
+        Ok(())
+    }
+
+    async fn trail(
+        &self,
+        driver: DriverId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<LocationFix>, StoreError> {
+        self.inner.trail(driver, from, to, limit)
+    }
+
+    async fn prune_trail(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let removed = self
+            .shared
+            .blocking(move |inner| inner.prune_trail(before))
+            .await?;
+        self.durable().await?;
+        Ok(removed)
+    }
+
+    async fn put_refresh_session(&self, session: RefreshSession) -> Result<(), StoreError> {
+        self.inner.put_refresh_session(&session)?;
+        self.durable().await
+    }
+
+    async fn take_refresh_session(&self, id: &str) -> Result<Option<RefreshSession>, StoreError> {
+        let taken = self.inner.take_refresh_session(id)?;
+        if taken.is_some() {
+            // A taken (rotated or revoked) token must not come back after a crash.
+            self.durable().await?;
+        }
+        Ok(taken)
+    }
+
+    async fn system_config(&self) -> Result<Option<SystemConfig>, StoreError> {
+        self.inner.system_config()
+    }
+
+    async fn save_system_config(&self, config: &SystemConfig) -> Result<(), StoreError> {
+        self.inner.save_system_config(config)?;
+        self.durable().await
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        self.inner.probe()?;
+        self.durable().await
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.shared.flush_all().await
+    }
+}

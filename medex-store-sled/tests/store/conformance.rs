@@ -1,0 +1,57 @@
+//! The shared Store contract, on a temporary store and on a store in a directory that is closed
+//! and reopened in between.
+
+use medex_core::model::OrderStatus;
+use medex_core::store::{OrderQuery, Page, Store, Write};
+use medex_store_sled::SledStore;
+
+use crate::fixtures::{order, user, vendor};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sled_store_keeps_the_store_contract() {
+    let store = SledStore::temporary().unwrap();
+    medex_core::conformance::run(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopened_store_keeps_the_contract_and_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    medex_core::conformance::run(&store).await;
+    let everything = store
+        .orders(&OrderQuery::default(), Page::first(1000))
+        .await
+        .unwrap();
+    drop(store);
+
+    let store = SledStore::open(dir.path()).unwrap();
+    let again = store
+        .orders(&OrderQuery::default(), Page::first(1000))
+        .await
+        .unwrap();
+    assert_eq!(again, everything);
+    // Writes go on from the stored versions, with the indexes as they were left.
+    let owner = user(9000, "after-reopen@example.com");
+    let v = vendor(9000, owner.id);
+    let mut o = order(9000, v.id, owner.id);
+    store
+        .commit(vec![
+            Write::User(owner),
+            Write::Vendor(v.clone()),
+            Write::Order(o.clone()),
+        ])
+        .await
+        .unwrap();
+    o.status = OrderStatus::Accepted;
+    o.version = 2;
+    store.commit(vec![Write::Order(o.clone())]).await.unwrap();
+    let query = OrderQuery {
+        vendor_id: Some(v.id),
+        status: Some(OrderStatus::Accepted),
+        ..Default::default()
+    };
+    assert_eq!(
+        store.orders(&query, Page::first(10)).await.unwrap(),
+        vec![o]
+    );
+}

@@ -1,0 +1,190 @@
+//! Opening directories that are locked, not a store, damaged, or from a newer MedEx; and reading
+//! records whose bytes are bad. Nothing here may panic.
+
+use medex_core::model::{Driver, OrderId};
+use medex_core::store::{DriverQuery, OrderQuery, Page, Store, StoreError, Write};
+use medex_store_sled::{OpenError, SledStore};
+
+use crate::fixtures::{driver, order, user, vendor};
+
+/// The layout the store documents in its README: the `meta` tree holds the schema version under
+/// `schema_version`, records live under their 16 id bytes.
+const SCHEMA_KEY: &[u8] = b"schema_version";
+
+#[test]
+fn a_directory_in_use_is_refused_as_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = SledStore::open(dir.path()).unwrap();
+    let second = SledStore::open(dir.path());
+    assert!(
+        matches!(second, Err(OpenError::Locked { .. })),
+        "{second:?}"
+    );
+    let message = second.unwrap_err().to_string();
+    assert!(message.contains("locked by another process"), "{message}");
+}
+
+#[test]
+fn closing_releases_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SledStore::open(dir.path()).unwrap());
+    SledStore::open(dir.path()).unwrap();
+}
+
+#[test]
+fn a_store_from_a_newer_schema_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SledStore::open(dir.path()).unwrap());
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let meta = db.open_tree("meta").unwrap();
+        assert_eq!(meta.get(SCHEMA_KEY).unwrap().unwrap().as_ref(), &[1]);
+        meta.insert(SCHEMA_KEY, &[7]).unwrap();
+        db.flush().unwrap();
+    }
+    match SledStore::open(dir.path()) {
+        Err(
+            e @ OpenError::NewerSchema {
+                found: 7,
+                supported: 1,
+                ..
+            },
+        ) => {
+            assert!(e.to_string().contains("schema version 7"), "{e}");
+        }
+        other => panic!("expected NewerSchema, got {other:?}"),
+    }
+    let db = sled::open(dir.path()).unwrap();
+    let meta = db.open_tree("meta").unwrap();
+    assert_eq!(meta.get(SCHEMA_KEY).unwrap().unwrap().as_ref(), &[7]);
+}
+
+#[test]
+fn data_without_a_schema_marker_is_not_taken_for_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("orders").unwrap().insert(b"x", b"y").unwrap();
+        db.flush().unwrap();
+    }
+    let opened = SledStore::open(dir.path());
+    assert!(
+        matches!(opened, Err(OpenError::Corrupt { .. })),
+        "{opened:?}"
+    );
+}
+
+#[test]
+fn a_file_where_the_directory_should_be_is_unreadable() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let opened = SledStore::open(file.path());
+    assert!(
+        matches!(opened, Err(OpenError::Unreadable { .. })),
+        "{opened:?}"
+    );
+}
+
+#[test]
+fn garbage_files_are_an_error_not_a_panic() {
+    for garbage in [
+        vec![0u8; 10],
+        vec![0xAB; 100_000],
+        b"not a database".to_vec(),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SledStore::open(dir.path()).unwrap());
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::write(&path, &garbage).unwrap();
+            }
+        }
+        // Any answer but a panic: sled may find nothing to recover and start over.
+        let _ = SledStore::open(dir.path());
+    }
+}
+
+#[tokio::test]
+async fn undecodable_records_are_corrupt_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let owner = user(1, "bad-bytes@example.com");
+    let v = vendor(1, owner.id);
+    let o = order(1, v.id, owner.id);
+    let d = driver(1, v.id, owner.id);
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        store
+            .commit(vec![
+                Write::User(owner.clone()),
+                Write::Vendor(v.clone()),
+                Write::Order(o.clone()),
+                Write::Driver(d.clone()),
+            ])
+            .await
+            .unwrap();
+    }
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let orders = db.open_tree("orders").unwrap();
+        orders
+            .insert(o.id.to_bytes(), &b"\x01{not json"[..])
+            .unwrap();
+        let drivers = db.open_tree("drivers").unwrap();
+        drivers.insert(d.id.to_bytes(), &b"\x09{}"[..]).unwrap();
+        db.flush().unwrap();
+    }
+    let store = SledStore::open(dir.path()).unwrap();
+    let corrupt = |r: Result<_, StoreError>| matches!(r, Err(StoreError::Corrupt(_)));
+    assert!(corrupt(store.order(o.id).await.map(drop)));
+    assert!(corrupt(
+        store
+            .order_by_tracking_token(&o.tracking_token)
+            .await
+            .map(drop)
+    ));
+    let by_vendor = OrderQuery {
+        vendor_id: Some(v.id),
+        ..Default::default()
+    };
+    assert!(corrupt(
+        store.orders(&by_vendor, Page::first(10)).await.map(drop)
+    ));
+    assert!(corrupt(store.driver(d.id).await.map(drop)));
+    let fleet = DriverQuery {
+        vendor_id: Some(v.id),
+        status: None,
+    };
+    assert!(corrupt(
+        store.drivers(&fleet, Page::first(10)).await.map(drop)
+    ));
+    // Updating over a bad record cannot tell its version or index entries: refused, not guessed.
+    let mut next = o.clone();
+    next.version = 2;
+    assert!(corrupt(store.commit(vec![Write::Order(next)]).await));
+    let mut next: Driver = d.clone();
+    next.version = 2;
+    assert!(corrupt(store.commit(vec![Write::Driver(next)]).await));
+    // The rest of the store still works.
+    assert_eq!(store.user(owner.id).await.unwrap(), Some(owner));
+    assert!(
+        store
+            .order(OrderId::from_uuid(uuid::Uuid::nil()))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn records_that_would_not_read_back_are_refused() {
+    let store = SledStore::temporary().unwrap();
+    let owner = user(1, "nan@example.com");
+    let v = vendor(1, owner.id);
+    let mut o = order(1, v.id, owner.id);
+    o.pickup_latitude = f64::NAN;
+    assert!(matches!(
+        store.commit(vec![Write::Order(o.clone())]).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(store.order(o.id).await.unwrap().is_none());
+}
