@@ -1,1 +1,53 @@
-//! medex-ws
+//! MedEx live tracking over WebSocket: a fan-out [`Hub`] that never stalls, and the `/ws/`
+//! endpoints ([`WsServer`]) on the same port as the HTTP API.
+//!
+//! The [`Hub`] is the [`EventBus`](medex_core::events::EventBus) the use cases publish to. It
+//! serializes each event once per topic (a pharmacy, a tracking token, a driver) and hands it to
+//! every subscriber's bounded outbox without waiting: location updates coalesce to the latest per
+//! driver, and a subscriber that cannot keep up with status events is closed with 1013 and
+//! resyncs from `initial_state` when it reconnects.
+//!
+//! [`WsServer::handle`] answers any request under `/ws/`: `/ws/driver`, `/ws/vendor/{id}` and
+//! `/ws/tracking/{token}`. The protocol, limits and backpressure rules are in the crate's
+//! README.
+//!
+//! Wiring: one `Arc<Hub>` is both the service's bus and the server's hub.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use medex_core::prelude::*;
+//! use medex_ws::{Hub, WsConfig, WsServer};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let hub = Arc::new(Hub::new());
+//! let medex = Arc::new(MedEx::new(Ports {
+//!     store: Arc::new(MemoryStore::new()),
+//!     bus: hub.clone(),
+//!     clock: Arc::new(SystemClock),
+//!     entropy: Arc::new(OsEntropy),
+//!     hasher: Arc::new(Argon2Hasher::insecure_fast()),
+//!     tokens: TokenKeys::new(&[7; 32], TokenLifetimes::default()).unwrap(),
+//! }, SystemConfig::default()).await?);
+//! let ws = WsServer::new(medex, hub, WsConfig::default());
+//!
+//! // In the HTTP service: requests whose path starts with "/ws/" go to `ws.handle(req)`.
+//! // A plain GET is not a WebSocket handshake:
+//! let req = http::Request::get("/ws/driver").body(()).unwrap();
+//! let response = ws.handle(req).await;
+//! assert_eq!(response.status(), http::StatusCode::UPGRADE_REQUIRED);
+//! # Ok::<(), medex_core::error::Error>(())
+//! # }).unwrap();
+//! ```
+
+mod config;
+mod connection;
+mod hub;
+mod messages;
+mod server;
+
+pub use config::WsConfig;
+pub use hub::Hub;
+pub use server::WsServer;
+
+/// The path prefix [`WsServer::handle`] answers.
+pub const PATH_PREFIX: &str = "/ws/";

@@ -1,0 +1,547 @@
+//! The wire: JSON messages with a `type`, in both directions.
+//!
+//! Server messages are built from borrowed domain records into explicit wire structs, so what a
+//! subscriber sees is decided here and nowhere else: the public tracker gets only what the
+//! [`TrackingView`] would show.
+
+use chrono::{DateTime, Utc};
+use medex_core::events::DriverLocation;
+use medex_core::model::{
+    Driver, DriverId, DriverStatus, Money, Order, OrderId, OrderItem, OrderStatus, StatusChange,
+    UserId, VehicleType, VendorId,
+};
+use medex_core::service::LiveFleet;
+use medex_core::tracking::{TimelineEntry, TrackingView};
+use serde::{Deserialize, Serialize};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+// ---------------------------------------------------------------------------------------------
+// Client → server
+
+/// What a client may send.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum ClientMessage {
+    /// A driver's position (drivers only).
+    Location {
+        latitude: f64,
+        longitude: f64,
+        speed: Option<f64>,
+        heading: Option<f64>,
+        accuracy: Option<f64>,
+        recorded_at: Option<DateTime<Utc>>,
+    },
+    /// An application-level keep-alive for clients that cannot send ping frames; answered with
+    /// `pong`.
+    Ping,
+}
+
+impl ClientMessage {
+    /// Parses one text message; the error is for the client (serde's description).
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server → client: views of records
+
+/// An order as its pharmacy (and its driver) see it: the seed's field names.
+#[derive(Debug, Serialize)]
+pub(crate) struct OrderView<'a> {
+    id: OrderId,
+    order_number: &'a str,
+    user_id: UserId,
+    vendor_id: VendorId,
+    driver_id: Option<DriverId>,
+    tracking_token: &'a str,
+    status: OrderStatus,
+    pickup_address: &'a str,
+    pickup_latitude: f64,
+    pickup_longitude: f64,
+    delivery_address: &'a str,
+    delivery_latitude: Option<f64>,
+    delivery_longitude: Option<f64>,
+    customer_name: &'a str,
+    customer_phone: &'a str,
+    items: &'a [OrderItem],
+    notes: Option<&'a str>,
+    estimated_distance_km: Option<f64>,
+    actual_distance_km: Option<f64>,
+    delivery_fee: Money,
+    proof_photo_url: Option<&'a str>,
+    signature_url: Option<&'a str>,
+    accepted_at: Option<DateTime<Utc>>,
+    driver_accepted_at: Option<DateTime<Utc>>,
+    picked_up_at: Option<DateTime<Utc>>,
+    out_for_delivery_at: Option<DateTime<Utc>>,
+    delivered_at: Option<DateTime<Utc>>,
+    cancelled_at: Option<DateTime<Utc>>,
+    cancel_reason: Option<&'a str>,
+    reject_reason: Option<&'a str>,
+    status_history: &'a [StatusChange],
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl<'a> OrderView<'a> {
+    pub(crate) fn new(o: &'a Order) -> Self {
+        Self {
+            id: o.id,
+            order_number: &o.order_number,
+            user_id: o.user_id,
+            vendor_id: o.vendor_id,
+            driver_id: o.driver_id,
+            tracking_token: &o.tracking_token,
+            status: o.status,
+            pickup_address: &o.pickup_address,
+            pickup_latitude: o.pickup_latitude,
+            pickup_longitude: o.pickup_longitude,
+            delivery_address: &o.delivery_address,
+            delivery_latitude: o.delivery_latitude,
+            delivery_longitude: o.delivery_longitude,
+            customer_name: &o.customer_name,
+            customer_phone: &o.customer_phone,
+            items: &o.items,
+            notes: o.notes.as_deref(),
+            estimated_distance_km: o.estimated_distance_km,
+            actual_distance_km: o.actual_distance_km,
+            delivery_fee: o.delivery_fee,
+            proof_photo_url: o.proof_photo_url.as_deref(),
+            signature_url: o.signature_url.as_deref(),
+            accepted_at: o.accepted_at,
+            driver_accepted_at: o.driver_accepted_at,
+            picked_up_at: o.picked_up_at,
+            out_for_delivery_at: o.out_for_delivery_at,
+            delivered_at: o.delivered_at,
+            cancelled_at: o.cancelled_at,
+            cancel_reason: o.cancel_reason.as_deref(),
+            reject_reason: o.reject_reason.as_deref(),
+            status_history: &o.status_history,
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+        }
+    }
+}
+
+/// A driver as its pharmacy sees it on the dashboard.
+#[derive(Debug, Serialize)]
+pub(crate) struct DriverView<'a> {
+    id: DriverId,
+    user_id: UserId,
+    vendor_id: VendorId,
+    full_name: &'a str,
+    email: &'a str,
+    phone: Option<&'a str>,
+    vehicle_type: VehicleType,
+    vehicle_number: Option<&'a str>,
+    license_number: Option<&'a str>,
+    status: DriverStatus,
+    active_order_id: Option<OrderId>,
+    current_latitude: Option<f64>,
+    current_longitude: Option<f64>,
+    last_location_update: Option<DateTime<Utc>>,
+    total_deliveries: u64,
+    total_earnings: Money,
+    is_active: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl<'a> DriverView<'a> {
+    pub(crate) fn new(d: &'a Driver) -> Self {
+        Self {
+            id: d.id,
+            user_id: d.user_id,
+            vendor_id: d.vendor_id,
+            full_name: &d.full_name,
+            email: d.email.as_str(),
+            phone: d.phone.as_deref(),
+            vehicle_type: d.vehicle_type,
+            vehicle_number: d.vehicle_number.as_deref(),
+            license_number: d.license_number.as_deref(),
+            status: d.status,
+            active_order_id: d.active_order_id,
+            current_latitude: d.current_latitude,
+            current_longitude: d.current_longitude,
+            last_location_update: d.last_location_update,
+            total_deliveries: d.total_deliveries,
+            total_earnings: d.total_earnings,
+            is_active: d.is_active,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server → client: messages
+
+/// Every server message: a `type`, its body, and when the server sent it.
+#[derive(Serialize)]
+struct Envelope<T> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    body: T,
+    sent_at: DateTime<Utc>,
+}
+
+/// Serializes a message once; the text is then shared by every subscriber.
+fn text<T: Serialize>(kind: &'static str, body: T, sent_at: DateTime<Utc>) -> Utf8Bytes {
+    match serde_json::to_string(&Envelope {
+        kind,
+        body,
+        sent_at,
+    }) {
+        Ok(json) => Utf8Bytes::from(json),
+        // Only a Serialize impl returning an error could get here; none of ours does.
+        Err(e) => {
+            tracing::error!(error = %e, kind, "cannot serialize a WebSocket message");
+            Utf8Bytes::from(format!(
+                r#"{{"type":"error","code":"internal","detail":"cannot serialize {kind}"}}"#
+            ))
+        }
+    }
+}
+
+/// `driver_location` for the vendor dashboard: everything about the fix.
+pub(crate) fn vendor_location(loc: &DriverLocation, sent_at: DateTime<Utc>) -> Utf8Bytes {
+    #[derive(Serialize)]
+    struct Body {
+        driver_id: DriverId,
+        latitude: f64,
+        longitude: f64,
+        speed: Option<f64>,
+        heading: Option<f64>,
+        accuracy: Option<f64>,
+        recorded_at: DateTime<Utc>,
+        order_id: Option<OrderId>,
+        order_status: Option<OrderStatus>,
+        eta_minutes: Option<f64>,
+    }
+    let fix = &loc.fix;
+    text(
+        "driver_location",
+        Body {
+            driver_id: loc.driver_id,
+            latitude: fix.latitude,
+            longitude: fix.longitude,
+            speed: fix.speed,
+            heading: fix.heading,
+            accuracy: fix.accuracy,
+            recorded_at: fix.recorded_at,
+            order_id: loc.order_id,
+            order_status: loc.order_status,
+            eta_minutes: loc.eta_minutes,
+        },
+        sent_at,
+    )
+}
+
+/// `driver_location` for a public tracker: the position, its time and the ETA, nothing else.
+pub(crate) fn tracker_location(loc: &DriverLocation, sent_at: DateTime<Utc>) -> Utf8Bytes {
+    #[derive(Serialize)]
+    struct Body {
+        latitude: f64,
+        longitude: f64,
+        recorded_at: DateTime<Utc>,
+        eta_minutes: Option<f64>,
+    }
+    text(
+        "driver_location",
+        Body {
+            latitude: loc.fix.latitude,
+            longitude: loc.fix.longitude,
+            recorded_at: loc.fix.recorded_at,
+            eta_minutes: loc.eta_minutes,
+        },
+        sent_at,
+    )
+}
+
+/// `driver_status` for the vendor dashboard.
+pub(crate) fn driver_status(
+    driver_id: DriverId,
+    status: DriverStatus,
+    sent_at: DateTime<Utc>,
+) -> Utf8Bytes {
+    #[derive(Serialize)]
+    struct Body {
+        driver_id: DriverId,
+        status: DriverStatus,
+    }
+    text("driver_status", Body { driver_id, status }, sent_at)
+}
+
+/// `order_created` for the vendor dashboard.
+pub(crate) fn order_created(order: &Order, sent_at: DateTime<Utc>) -> Utf8Bytes {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        order: OrderView<'a>,
+    }
+    text(
+        "order_created",
+        Body {
+            order: OrderView::new(order),
+        },
+        sent_at,
+    )
+}
+
+/// `order_status` for the parties who see the whole order (its pharmacy and its driver).
+pub(crate) fn order_status(
+    order: &Order,
+    previous: OrderStatus,
+    sent_at: DateTime<Utc>,
+) -> Utf8Bytes {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        order_id: OrderId,
+        order_number: &'a str,
+        status: OrderStatus,
+        previous_status: OrderStatus,
+        driver_id: Option<DriverId>,
+        order: OrderView<'a>,
+    }
+    text(
+        "order_status",
+        Body {
+            order_id: order.id,
+            order_number: &order.order_number,
+            status: order.status,
+            previous_status: previous,
+            driver_id: order.driver_id,
+            order: OrderView::new(order),
+        },
+        sent_at,
+    )
+}
+
+/// `order_status` for a public tracker: the status and the timeline, as the tracking view
+/// shows them.
+pub(crate) fn tracker_order_status(order: &Order, sent_at: DateTime<Utc>) -> Utf8Bytes {
+    #[derive(Serialize)]
+    struct Body {
+        status: OrderStatus,
+        accepted_at: Option<DateTime<Utc>>,
+        picked_up_at: Option<DateTime<Utc>>,
+        out_for_delivery_at: Option<DateTime<Utc>>,
+        delivered_at: Option<DateTime<Utc>>,
+        cancelled_at: Option<DateTime<Utc>>,
+        timeline: Vec<TimelineEntry>,
+    }
+    text(
+        "order_status",
+        Body {
+            status: order.status,
+            accepted_at: order.accepted_at,
+            picked_up_at: order.picked_up_at,
+            out_for_delivery_at: order.out_for_delivery_at,
+            delivered_at: order.delivered_at,
+            cancelled_at: order.cancelled_at,
+            timeline: order
+                .status_history
+                .iter()
+                .map(|c| TimelineEntry {
+                    status: c.status,
+                    at: c.at,
+                })
+                .collect(),
+        },
+        sent_at,
+    )
+}
+
+/// `assignment` for the driver an order was assigned to.
+pub(crate) fn assignment(order: &Order, sent_at: DateTime<Utc>) -> Utf8Bytes {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        order_id: OrderId,
+        order: OrderView<'a>,
+    }
+    text(
+        "assignment",
+        Body {
+            order_id: order.id,
+            order: OrderView::new(order),
+        },
+        sent_at,
+    )
+}
+
+/// `unassigned` for the driver relieved of an order by a re-assignment.
+pub(crate) fn unassigned(order: &Order, sent_at: DateTime<Utc>) -> Utf8Bytes {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        order_id: OrderId,
+        order_number: &'a str,
+    }
+    text(
+        "unassigned",
+        Body {
+            order_id: order.id,
+            order_number: &order.order_number,
+        },
+        sent_at,
+    )
+}
+
+/// `initial_state` for the vendor dashboard.
+pub(crate) fn vendor_initial_state(
+    vendor_id: VendorId,
+    fleet: &LiveFleet,
+    sent_at: DateTime<Utc>,
+) -> Utf8Bytes {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        vendor_id: VendorId,
+        drivers: Vec<DriverView<'a>>,
+        active_orders: Vec<OrderView<'a>>,
+    }
+    text(
+        "initial_state",
+        Body {
+            vendor_id,
+            drivers: fleet.drivers.iter().map(DriverView::new).collect(),
+            active_orders: fleet.active_orders.iter().map(OrderView::new).collect(),
+        },
+        sent_at,
+    )
+}
+
+/// `initial_state` for a public tracker: the tracking view (as `GET /api/tracking/{token}`),
+/// with the trail.
+pub(crate) fn tracker_initial_state(view: &TrackingView, sent_at: DateTime<Utc>) -> Utf8Bytes {
+    text("initial_state", view, sent_at)
+}
+
+/// `connected` for a driver: who it is, its availability and the order it is on, if any.
+pub(crate) fn connected(
+    driver: &Driver,
+    active_order: Option<&Order>,
+    min_fix_interval_ms: u64,
+    sent_at: DateTime<Utc>,
+) -> Utf8Bytes {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        driver_id: DriverId,
+        vendor_id: VendorId,
+        status: DriverStatus,
+        active_order: Option<OrderView<'a>>,
+        min_fix_interval_ms: u64,
+    }
+    text(
+        "connected",
+        Body {
+            driver_id: driver.id,
+            vendor_id: driver.vendor_id,
+            status: driver.status,
+            active_order: active_order.map(OrderView::new),
+            min_fix_interval_ms,
+        },
+        sent_at,
+    )
+}
+
+/// `pong`, the answer to an application-level `ping`.
+pub(crate) fn pong(sent_at: DateTime<Utc>) -> Utf8Bytes {
+    text("pong", Empty {}, sent_at)
+}
+
+#[derive(Serialize)]
+struct Empty {}
+
+/// One invalid field, as in the HTTP API's error body.
+#[derive(Debug, Serialize)]
+pub(crate) struct FieldProblem {
+    pub(crate) field: String,
+    pub(crate) message: String,
+}
+
+/// `error`: what was wrong with the client's last message. The connection stays open.
+pub(crate) fn error(
+    code: &str,
+    detail: &str,
+    errors: Vec<FieldProblem>,
+    sent_at: DateTime<Utc>,
+) -> Utf8Bytes {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        code: &'a str,
+        detail: &'a str,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        errors: Vec<FieldProblem>,
+    }
+    text(
+        "error",
+        Body {
+            code,
+            detail,
+            errors,
+        },
+        sent_at,
+    )
+}
+
+/// The JSON body of a refused handshake, as the HTTP API's errors.
+pub(crate) fn refusal_body(code: &str, detail: &str) -> String {
+    serde_json::json!({ "detail": detail, "code": code }).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_messages_parse_or_explain() {
+        let check = |raw: &str, expect: Result<ClientMessage, ()>| {
+            assert_eq!(ClientMessage::parse(raw).map_err(drop), expect, "{raw}");
+        };
+        check(
+            r#"{"type":"location","latitude":52.5,"longitude":13.4}"#,
+            Ok(ClientMessage::Location {
+                latitude: 52.5,
+                longitude: 13.4,
+                speed: None,
+                heading: None,
+                accuracy: None,
+                recorded_at: None,
+            }),
+        );
+        check(
+            r#"{"type":"location","latitude":1,"longitude":2,"speed":30.5,"heading":90,"accuracy":5,"recorded_at":"2026-01-01T10:00:00Z"}"#,
+            Ok(ClientMessage::Location {
+                latitude: 1.0,
+                longitude: 2.0,
+                speed: Some(30.5),
+                heading: Some(90.0),
+                accuracy: Some(5.0),
+                recorded_at: Some("2026-01-01T10:00:00Z".parse().unwrap()),
+            }),
+        );
+        check(r#"{"type":"ping"}"#, Ok(ClientMessage::Ping));
+        check(
+            r#"{"type":"location","latitude":"x","longitude":2}"#,
+            Err(()),
+        );
+        check(r#"{"type":"location","longitude":2}"#, Err(()));
+        check(r#"{"type":"teleport"}"#, Err(()));
+        check(r#"{"latitude":1,"longitude":2}"#, Err(()));
+        check("not json", Err(()));
+        check("[]", Err(()));
+    }
+
+    #[test]
+    fn messages_carry_their_type_and_a_server_time() {
+        let at: DateTime<Utc> = "2026-01-01T10:00:00Z".parse().unwrap();
+        let json: serde_json::Value = serde_json::from_str(&pong(at)).unwrap();
+        assert_eq!(json["type"], "pong");
+        assert_eq!(json["sent_at"], "2026-01-01T10:00:00Z");
+        let json: serde_json::Value =
+            serde_json::from_str(&error("invalid_message", "bad", vec![], at)).unwrap();
+        assert_eq!(json["type"], "error");
+        assert_eq!(json["code"], "invalid_message");
+        assert!(json.get("errors").is_none());
+    }
+}
