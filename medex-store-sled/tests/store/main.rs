@@ -6,6 +6,7 @@ mod concurrency;
 mod conformance;
 mod crash;
 mod fixtures;
+mod lists;
 mod model;
 mod open;
 mod retention;
