@@ -1,0 +1,253 @@
+//! Live updates reach the sockets that may see them, and only those.
+
+use medex_core::prelude::*;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn driver_fixes_reach_the_vendor_and_the_tracker_with_eta_and_nobody_else() {
+    let world = World::start().await;
+    let order = world.assigned_order().await;
+    let p = &world.pharmacy;
+
+    let mut vendor = connect(&world.vendor_url(p)).await;
+    let initial = next_json(&mut vendor).await;
+    assert_eq!(initial["type"], "initial_state");
+    assert_eq!(initial["drivers"][0]["id"], p.driver.id.to_string());
+    assert_eq!(initial["drivers"][0]["status"], "busy");
+    assert_eq!(initial["active_orders"][0]["id"], order.id.to_string());
+
+    let mut tracker = connect(&world.tracking_url(&order)).await;
+    let initial = next_json(&mut tracker).await;
+    assert_eq!(initial["type"], "initial_state");
+    assert_eq!(initial["order_number"], order.order_number);
+    assert_eq!(initial["status"], "driver_assigned");
+    assert_eq!(initial["vendor_name"], "corner Pharmacy");
+
+    let mut stranger = connect(&world.vendor_url(&world.other)).await;
+    assert_eq!(next_json(&mut stranger).await["type"], "initial_state");
+
+    let mut driver = connect(&world.driver_url(p)).await;
+    let connected = next_json(&mut driver).await;
+    assert_eq!(connected["type"], "connected");
+    assert_eq!(connected["driver_id"], p.driver.id.to_string());
+    assert_eq!(connected["active_order"]["id"], order.id.to_string());
+
+    send_json(&mut driver, fix(52.521, 13.401)).await;
+
+    let seen = next_of(&mut vendor, "driver_location").await;
+    assert_eq!(seen["driver_id"], p.driver.id.to_string());
+    assert_eq!(seen["order_id"], order.id.to_string());
+    assert_eq!(seen["latitude"], 52.521);
+    assert_eq!(seen["longitude"], 13.401);
+    assert_eq!(seen["speed"], 18.5);
+    assert_eq!(seen["heading"], 90.0);
+    assert!(
+        seen["eta_minutes"].as_f64().is_some_and(|m| m > 0.0),
+        "{seen}"
+    );
+    assert!(seen["recorded_at"].is_string() && seen["sent_at"].is_string());
+
+    let public = next_of(&mut tracker, "driver_location").await;
+    assert_eq!(
+        keys(&public),
+        [
+            "eta_minutes",
+            "latitude",
+            "longitude",
+            "recorded_at",
+            "sent_at",
+            "type"
+        ],
+        "a tracker sees nothing the tracking view would not show: {public}"
+    );
+    assert_eq!(public["latitude"], 52.521);
+    assert_eq!(public["eta_minutes"], seen["eta_minutes"]);
+
+    // The same pipeline as the HTTP fallback: the position is stored.
+    let stored = world.medex.get_driver(&p.owner, p.driver.id).await.unwrap();
+    assert_eq!(stored.current_latitude, Some(52.521));
+
+    assert_eq!(
+        quiet(&mut stranger).await,
+        Ok(()),
+        "another pharmacy's socket"
+    );
+    assert_eq!(quiet(&mut driver).await, Ok(()), "a driver gets no echo");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn use_case_changes_arrive_on_the_right_sockets() {
+    let world = World::start().await;
+    let medex = &world.medex;
+    let p = &world.pharmacy;
+
+    let mut vendor = connect(&world.vendor_url(p)).await;
+    assert_eq!(next_json(&mut vendor).await["type"], "initial_state");
+    let mut stranger = connect(&world.vendor_url(&world.other)).await;
+    assert_eq!(next_json(&mut stranger).await["type"], "initial_state");
+    let mut driver = connect(&world.driver_url(p)).await;
+    let connected = next_json(&mut driver).await;
+    assert_eq!(connected["active_order"], Value::Null);
+
+    let order = world.pending_order().await;
+    let created = next_of(&mut vendor, "order_created").await;
+    assert_eq!(created["order"]["id"], order.id.to_string());
+    assert_eq!(created["order"]["status"], "pending");
+    assert_eq!(created["order"]["customer_phone"], "+49 30 1234");
+
+    let mut tracker = connect(&world.tracking_url(&order)).await;
+    assert_eq!(next_json(&mut tracker).await["status"], "pending");
+
+    medex
+        .change_status(&p.owner, order.id, OrderStatus::Accepted, None)
+        .await
+        .unwrap();
+    let status = next_of(&mut vendor, "order_status").await;
+    assert_eq!(status["status"], "accepted");
+    assert_eq!(status["previous_status"], "pending");
+    assert_eq!(status["order"]["id"], order.id.to_string());
+    let public = next_of(&mut tracker, "order_status").await;
+    assert_eq!(public["status"], "accepted");
+    assert!(public["accepted_at"].is_string());
+    assert_eq!(public["timeline"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        keys(&public),
+        [
+            "accepted_at",
+            "cancelled_at",
+            "delivered_at",
+            "out_for_delivery_at",
+            "picked_up_at",
+            "sent_at",
+            "status",
+            "timeline",
+            "type"
+        ],
+        "only public fields: {public}"
+    );
+    assert_eq!(keys(&public["timeline"][0]), ["at", "status"]);
+
+    medex
+        .set_driver_status(&p.driver_actor, p.driver.id, DriverStatus::Available)
+        .await
+        .unwrap();
+    let status = next_of(&mut vendor, "driver_status").await;
+    assert_eq!(status["driver_id"], p.driver.id.to_string());
+    assert_eq!(status["status"], "available");
+
+    medex
+        .assign_driver(&p.owner, order.id, p.driver.id)
+        .await
+        .unwrap();
+    let assignment = next_json(&mut driver).await;
+    assert_eq!(assignment["type"], "assignment");
+    assert_eq!(assignment["order"]["id"], order.id.to_string());
+    assert_eq!(assignment["order"]["delivery_address"], "9 Elm St");
+    assert_eq!(
+        next_of(&mut vendor, "order_status").await["status"],
+        "driver_assigned"
+    );
+    assert_eq!(
+        next_of(&mut vendor, "driver_status").await["status"],
+        "busy"
+    );
+    assert_eq!(
+        next_of(&mut tracker, "order_status").await["status"],
+        "driver_assigned"
+    );
+
+    let steps = [
+        OrderStatus::PickedUp,
+        OrderStatus::OutForDelivery,
+        OrderStatus::Delivered,
+    ];
+    for step in steps {
+        medex
+            .change_status(&p.driver_actor, order.id, step, None)
+            .await
+            .unwrap();
+        let status = next_of(&mut driver, "order_status").await;
+        assert_eq!(status["status"], step.as_str());
+        assert_eq!(
+            next_of(&mut vendor, "order_status").await["status"],
+            step.as_str()
+        );
+    }
+    // The tracker gets the final status, then a normal close.
+    let (code, seen) = close_code(&mut tracker).await;
+    assert_eq!(code, CloseCode::Normal);
+    let statuses: Vec<&Value> = seen.iter().map(|m| &m["status"]).collect();
+    assert_eq!(statuses, ["picked_up", "out_for_delivery", "delivered"]);
+    assert!(seen[2]["delivered_at"].is_string());
+
+    // A tracker opening a finished order sees its final state and is closed normally.
+    let mut late = connect(&world.tracking_url(&order)).await;
+    let (code, seen) = close_code(&mut late).await;
+    assert_eq!(code, CloseCode::Normal);
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0]["type"], "initial_state");
+    assert_eq!(seen[0]["status"], "delivered");
+    assert_eq!(
+        seen[0]["driver"],
+        Value::Null,
+        "no driver position after delivery"
+    );
+
+    assert_eq!(
+        quiet(&mut stranger).await,
+        Ok(()),
+        "another pharmacy's socket"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reassigned_driver_learns_it_is_relieved() {
+    let world = World::start().await;
+    let medex = &world.medex;
+    let p = &world.pharmacy;
+    let order = world.assigned_order().await;
+    let (second, second_user) = medex
+        .register_driver(
+            &p.owner,
+            NewDriver {
+                vendor_id: None,
+                email: "sam@corner.test".into(),
+                password: PASSWORD.into(),
+                full_name: "Sam Second".into(),
+                phone: None,
+                vehicle_type: VehicleType::Car,
+                vehicle_number: None,
+                license_number: None,
+            },
+        )
+        .await
+        .unwrap();
+    medex
+        .set_driver_status(&Actor::of(&second_user), second.id, DriverStatus::Available)
+        .await
+        .unwrap();
+    let second_token = medex
+        .login("sam@corner.test", PASSWORD)
+        .await
+        .unwrap()
+        .access_token;
+
+    let mut first = connect(&world.driver_url(p)).await;
+    assert_eq!(next_json(&mut first).await["type"], "connected");
+    let mut other = connect(&world.url(&format!("/ws/driver?token={second_token}"))).await;
+    assert_eq!(next_json(&mut other).await["active_order"], Value::Null);
+
+    medex
+        .assign_driver(&p.owner, order.id, second.id)
+        .await
+        .unwrap();
+    let assignment = next_json(&mut other).await;
+    assert_eq!(assignment["type"], "assignment");
+    assert_eq!(assignment["order_id"], order.id.to_string());
+    let relieved = next_json(&mut first).await;
+    assert_eq!(relieved["type"], "unassigned");
+    assert_eq!(relieved["order_id"], order.id.to_string());
+}
