@@ -1,1 +1,303 @@
-//! medex-http
+//! The MedEx HTTP API: an axum [`Router`] over the [`MedEx`] use cases, with its OpenAPI
+//! document generated from the same handlers (so routes and document cannot drift), a Swagger UI
+//! at `/docs`, and the API's error format on every error answer.
+//!
+//! The router is a plain tower service: mount it in your own server, call it in tests with
+//! `tower::ServiceExt::oneshot`, or run it with [`serve`].
+//!
+//! ```
+//! use std::sync::Arc;
+//! use axum::body::Body;
+//! use axum::http::{Request, StatusCode};
+//! use medex_core::prelude::*;
+//! use tower::ServiceExt;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let medex = MedEx::new(Ports {
+//!     store: Arc::new(MemoryStore::new()),
+//!     bus: Arc::new(NullBus),
+//!     clock: Arc::new(SystemClock),
+//!     entropy: Arc::new(OsEntropy),
+//!     hasher: Arc::new(Argon2Hasher::insecure_fast()),
+//!     tokens: TokenKeys::new(&[7; 32], TokenLifetimes::default()).unwrap(),
+//! }, SystemConfig::default()).await.unwrap();
+//! let app = medex_http::router(Arc::new(medex), medex_http::HttpConfig::default());
+//!
+//! let response = app
+//!     .oneshot(Request::get("/api/health").body(Body::empty()).unwrap())
+//!     .await
+//!     .unwrap();
+//! assert_eq!(response.status(), StatusCode::OK);
+//! # });
+//! ```
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, MatchedPath};
+use axum::http::{HeaderName, HeaderValue, Method, Request, header};
+use axum::response::{IntoResponse, Response};
+use medex_core::MedEx;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+mod error;
+mod extract;
+mod page;
+mod routes;
+mod throttle;
+mod views;
+
+pub use error::{ErrorBody, FieldErrorBody};
+pub use throttle::LoginThrottle;
+
+use crate::error::ApiError;
+use crate::routes::{admin, auth, drivers, meta, orders, reports, vendors};
+use crate::throttle::Throttle;
+
+/// How the HTTP layer behaves. `Default` gives the documented defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Origins allowed by CORS (`*` for any). Empty: no CORS headers (same-origin only).
+    pub cors_origins: Vec<String>,
+    /// Largest JSON request body, bytes (default 64 KiB; larger is 413).
+    pub max_body_bytes: usize,
+    /// Deepest nesting of arrays and objects in a JSON body (default 32; deeper is 400).
+    pub max_json_depth: usize,
+    /// Failed-login throttling.
+    pub login_throttle: LoginThrottle,
+    /// Where uploaded proofs are stored (default `./medex-uploads`).
+    pub upload_dir: PathBuf,
+    /// Largest upload, bytes (default 5 MiB; larger is 413).
+    pub max_upload_bytes: usize,
+    /// The externally visible base URL (`https://api.example.com`), used in `Link` headers;
+    /// relative links when unset.
+    pub public_base_url: Option<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            cors_origins: Vec::new(),
+            max_body_bytes: 64 * 1024,
+            max_json_depth: 32,
+            login_throttle: LoginThrottle::default(),
+            upload_dir: PathBuf::from("medex-uploads"),
+            max_upload_bytes: 5 * 1024 * 1024,
+            public_base_url: None,
+        }
+    }
+}
+
+/// What every handler gets.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) medex: Arc<MedEx>,
+    pub(crate) config: Arc<HttpConfig>,
+    pub(crate) throttle: Arc<Throttle>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "MedEx API",
+        description = "Last-mile delivery for pharmacies. Errors are `{\"detail\", \"code\"}` \
+            (+ `errors` for 422). Lists are JSON arrays paginated with `limit` and `cursor`; a \
+            full page announces the next in a `Link: <…>; rel=\"next\"` header."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Accounts and tokens"),
+        (name = "orders", description = "Orders and their lifecycle"),
+        (name = "drivers", description = "Fleets and drivers"),
+        (name = "vendors", description = "Pharmacies"),
+        (name = "tracking", description = "Public tracking"),
+        (name = "reports", description = "Reports"),
+        (name = "admin", description = "Administration"),
+        (name = "meta", description = "Health and discovery"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every documented route. Handlers are registered only here, through `routes!`, which takes
+/// each route's path and method from the handler's `#[utoipa::path]`.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(meta::index))
+        .routes(routes!(meta::health))
+        .routes(routes!(meta::tracking))
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(orders::create_order, orders::list_orders))
+        .routes(routes!(
+            orders::get_order,
+            orders::patch_order,
+            orders::cancel_order
+        ))
+        .routes(routes!(orders::assign_driver))
+        .routes(routes!(orders::respond_to_assignment))
+        .routes(routes!(drivers::register_driver))
+        .routes(routes!(drivers::list_drivers))
+        .routes(routes!(drivers::get_driver, drivers::patch_driver))
+        .routes(routes!(drivers::set_driver_status))
+        .routes(routes!(drivers::record_location))
+        .routes(routes!(drivers::earnings))
+        .routes(routes!(drivers::deliveries))
+        .routes(routes!(vendors::register_vendor))
+        .routes(routes!(vendors::list_vendors))
+        .routes(routes!(vendors::get_vendor, vendors::patch_vendor))
+        .routes(routes!(vendors::vendor_orders))
+        .routes(routes!(vendors::export_csv))
+        .routes(routes!(reports::vendor_daily))
+        .routes(routes!(reports::driver_statistics))
+        .routes(routes!(admin::list_users))
+        .routes(routes!(admin::patch_user))
+        .routes(routes!(admin::get_config, admin::patch_config))
+}
+
+/// The OpenAPI document of the API, as served at `/api/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
+}
+
+async fn route_not_found() -> Response {
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "route_not_found",
+        "no such route",
+    )
+    .into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take this method",
+    )
+    .into_response()
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o.trim().trim_end_matches('/')).ok()),
+        )
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([
+            header::LINK,
+            header::RETRY_AFTER,
+            header::CONTENT_DISPOSITION,
+            HeaderName::from_static("x-request-id"),
+        ])
+}
+
+/// The request span: method, route template (not the raw path: tracking tokens and file names
+/// are secrets of their links) and request id. Headers are never recorded.
+fn request_span(request: &Request<Body>) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("<no route>", MatchedPath::as_str);
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!("request", method = %request.method(), route, request_id)
+}
+
+/// The whole API as one axum router (state applied), ready to be served or merged with other
+/// routes (the WebSocket routes of the server, for example).
+pub fn router(medex: Arc<MedEx>, config: HttpConfig) -> Router {
+    let throttle = Arc::new(Throttle::new(config.login_throttle));
+    let state = AppState {
+        medex,
+        config: Arc::new(config),
+        throttle,
+    };
+    let (routes, doc) = api().split_for_parts();
+    let cors_layer =
+        (!state.config.cors_origins.is_empty()).then(|| cors(&state.config.cors_origins));
+    routes
+        .merge(SwaggerUi::new("/docs").url("/api/openapi.json", doc))
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(CatchPanicLayer::new())
+        .layer(axum::middleware::map_response(error::json_errors))
+        .layer(tower::util::option_layer(cors_layer))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(tracing::Level::INFO)
+                        .latency_unit(tower_http::LatencyUnit::Micros),
+                ),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then stops accepting and lets the
+/// requests in flight finish. Handlers see the peer address (used by login throttling).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

@@ -1,0 +1,128 @@
+//! `/api/auth/*`: register, login (throttled), refresh, logout, me.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use medex_core::error::Error;
+use medex_core::model::Role;
+use medex_core::service::NewAccount;
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, Auth, ClientIp};
+use crate::views::{LoginRequest, RefreshRequest, RegisterRequest, SessionView, UserView};
+
+/// Creates a customer account and signs it in. Only the `user` role registers itself.
+#[utoipa::path(post, path = "/api/auth/register", tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account created, signed in", body = SessionView),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 403, description = "A role other than user was asked for", body = ErrorBody),
+        (status = 409, description = "E-mail taken", body = ErrorBody),
+        (status = 422, description = "Invalid values", body = ErrorBody),
+    ))]
+pub(crate) async fn register(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> ApiResult<(StatusCode, Json<SessionView>)> {
+    if let Some(role) = body.role.as_deref() {
+        match role.parse::<Role>() {
+            Ok(Role::User) => {}
+            Ok(_) => {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "only customer accounts (role user) can register themselves",
+                ));
+            }
+            Err(_) => return Err(ApiError::invalid("role", "unknown role")),
+        }
+    }
+    let session = state
+        .medex
+        .register_customer(NewAccount {
+            email: body.email,
+            password: body.password,
+            full_name: body.full_name,
+            phone: body.phone,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(session.into())))
+}
+
+/// Signs in. Repeated failures lock the account (and the client address) for a while: 429 with
+/// `Retry-After`.
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = SessionView),
+        (status = 401, description = "Wrong e-mail or password", body = ErrorBody),
+        (status = 429, description = "Too many failures", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> ApiResult<Json<SessionView>> {
+    state
+        .throttle
+        .check(&body.email, ip, Instant::now())
+        .map_err(ApiError::too_many_attempts)?;
+    match state.medex.login(&body.email, &body.password).await {
+        Ok(session) => {
+            state.throttle.succeeded(&body.email);
+            Ok(Json(session.into()))
+        }
+        Err(e @ Error::Unauthenticated(_)) => {
+            state.throttle.failed(&body.email, ip, Instant::now());
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Trades a refresh token for a new pair; the old refresh token stops working.
+#[utoipa::path(post, path = "/api/auth/refresh", tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens", body = SessionView),
+        (status = 401, description = "Invalid, used or revoked refresh token", body = ErrorBody),
+    ))]
+pub(crate) async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> ApiResult<Json<SessionView>> {
+    Ok(Json(state.medex.refresh(&body.refresh_token).await?.into()))
+}
+
+/// Revokes a refresh token.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "Not a refresh token", body = ErrorBody),
+    ))]
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> ApiResult<StatusCode> {
+    state.medex.logout(&body.refresh_token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's own account, with `vendor_id` / `driver_id` where linked.
+#[utoipa::path(get, path = "/api/auth/me", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The account", body = UserView),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+    ))]
+pub(crate) async fn me(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+) -> ApiResult<Json<UserView>> {
+    Ok(Json(UserView::from(&state.medex.me(&actor).await?)))
+}

@@ -1,0 +1,83 @@
+//! `GET /`, `GET /api/health` and the public `GET /api/tracking/{token}`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use medex_core::tracking::TrackingView;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::AppState;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ApiPath, ApiQuery};
+use crate::views::{HealthView, IndexView, TrackingDoc};
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What this server is and where its documentation lives.
+#[utoipa::path(get, path = "/", tag = "meta",
+    responses((status = 200, description = "Name, version and links", body = IndexView)))]
+pub(crate) async fn index() -> Json<IndexView> {
+    Json(IndexView {
+        name: "medex",
+        version: VERSION,
+        docs: "/docs",
+        openapi: "/api/openapi.json",
+        health: "/api/health",
+    })
+}
+
+/// Whether the server and its storage work.
+#[utoipa::path(get, path = "/api/health", tag = "meta",
+    responses(
+        (status = 200, description = "All well", body = HealthView),
+        (status = 503, description = "Storage unavailable", body = HealthView),
+    ))]
+pub(crate) async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthView>) {
+    match state.medex.health().await {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(HealthView {
+                status: "ok",
+                storage: "ok",
+                version: VERSION,
+            }),
+        ),
+        Err(error) => {
+            tracing::error!(%error, "health check: storage failing");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(HealthView {
+                    status: "degraded",
+                    storage: "unavailable",
+                    version: VERSION,
+                }),
+            )
+        }
+    }
+}
+
+/// Options of the tracking view.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct TrackingQuery {
+    /// Add the driver's recent path while the order is on its way.
+    #[serde(default)]
+    trail: bool,
+}
+
+/// The public view of an order, for anyone holding its tracking token: no phone numbers, no
+/// account ids; the driver's first name, vehicle, position and ETA only while on its way.
+#[utoipa::path(get, path = "/api/tracking/{token}", tag = "tracking",
+    params(("token" = String, Path, description = "The order's tracking token"), TrackingQuery),
+    responses(
+        (status = 200, description = "The tracking view", body = TrackingDoc),
+        (status = 404, description = "No such token", body = ErrorBody),
+    ))]
+pub(crate) async fn tracking(
+    State(state): State<AppState>,
+    ApiPath(token): ApiPath<String>,
+    ApiQuery(q): ApiQuery<TrackingQuery>,
+) -> ApiResult<Json<TrackingView>> {
+    Ok(Json(state.medex.tracking_view(&token, q.trail).await?))
+}

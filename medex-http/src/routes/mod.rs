@@ -1,0 +1,11 @@
+//! The handlers, one module per resource. Each handler only translates: request → use case call
+//! on [`medex_core::MedEx`] → response.
+
+pub(crate) mod admin;
+pub(crate) mod auth;
+pub(crate) mod dates;
+pub(crate) mod drivers;
+pub(crate) mod meta;
+pub(crate) mod orders;
+pub(crate) mod reports;
+pub(crate) mod vendors;

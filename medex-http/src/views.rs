@@ -1,0 +1,643 @@
+//! Wire types: request bodies and response views. Requests hold only what a client may set
+//! (status, fees and ids are never among them), responses only what the caller may see.
+
+use chrono::{DateTime, Utc};
+use medex_core::model::{
+    DriverId, DriverStatus, Email, OrderStatus, Role, User, UserId, VehicleType, Vendor, VendorId,
+};
+use medex_core::service::Session;
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+
+// ---------------------------------------------------------------------------------------------
+// Schema-only types: how core enums and records look on the wire, for the OpenAPI document.
+
+/// Where an order is in its life.
+#[derive(ToSchema)]
+#[schema(as = OrderStatus)]
+#[allow(non_camel_case_types, dead_code)]
+pub(crate) enum OrderStatusDoc {
+    pending,
+    accepted,
+    driver_assigned,
+    picked_up,
+    out_for_delivery,
+    delivered,
+    rejected,
+    cancelled,
+}
+
+/// A driver's availability.
+#[derive(ToSchema)]
+#[schema(as = DriverStatus)]
+#[allow(non_camel_case_types, dead_code)]
+pub(crate) enum DriverStatusDoc {
+    offline,
+    available,
+    busy,
+    on_break,
+}
+
+/// What a driver drives.
+#[derive(ToSchema)]
+#[schema(as = VehicleType)]
+#[allow(non_camel_case_types, dead_code)]
+pub(crate) enum VehicleTypeDoc {
+    bike,
+    scooter,
+    car,
+    van,
+}
+
+/// What an account is for.
+#[derive(ToSchema)]
+#[schema(as = Role)]
+#[allow(non_camel_case_types, dead_code)]
+pub(crate) enum RoleDoc {
+    user,
+    vendor,
+    driver,
+    admin,
+}
+
+/// One line of an order.
+#[derive(ToSchema)]
+#[schema(as = OrderItem)]
+#[allow(dead_code)]
+pub(crate) struct OrderItemDoc {
+    name: String,
+    quantity: u32,
+    notes: Option<String>,
+}
+
+/// One entry of the chain of custody.
+#[derive(ToSchema)]
+#[schema(as = StatusChange)]
+#[allow(dead_code)]
+pub(crate) struct StatusChangeDoc {
+    #[schema(value_type = OrderStatusDoc)]
+    status: (),
+    at: DateTime<Utc>,
+    #[schema(value_type = uuid::Uuid)]
+    actor_id: (),
+    #[schema(value_type = RoleDoc)]
+    actor_role: (),
+    reason: Option<String>,
+}
+
+/// A delivery order, as its parties see it. Money is a number with two decimals.
+#[derive(ToSchema)]
+#[schema(as = Order)]
+#[allow(dead_code)]
+pub(crate) struct OrderDoc {
+    id: uuid::Uuid,
+    order_number: String,
+    user_id: uuid::Uuid,
+    vendor_id: uuid::Uuid,
+    driver_id: Option<uuid::Uuid>,
+    tracking_token: String,
+    #[schema(value_type = OrderStatusDoc)]
+    status: (),
+    pickup_address: String,
+    pickup_latitude: f64,
+    pickup_longitude: f64,
+    delivery_address: String,
+    delivery_latitude: Option<f64>,
+    delivery_longitude: Option<f64>,
+    customer_name: String,
+    customer_phone: String,
+    #[schema(value_type = Vec<OrderItemDoc>)]
+    items: (),
+    notes: Option<String>,
+    estimated_distance_km: Option<f64>,
+    actual_distance_km: Option<f64>,
+    delivery_fee: f64,
+    proof_photo_url: Option<String>,
+    signature_url: Option<String>,
+    accepted_at: Option<DateTime<Utc>>,
+    driver_accepted_at: Option<DateTime<Utc>>,
+    picked_up_at: Option<DateTime<Utc>>,
+    out_for_delivery_at: Option<DateTime<Utc>>,
+    delivered_at: Option<DateTime<Utc>>,
+    cancelled_at: Option<DateTime<Utc>>,
+    cancel_reason: Option<String>,
+    reject_reason: Option<String>,
+    #[schema(value_type = Vec<StatusChangeDoc>)]
+    status_history: (),
+    /// `{"source": "woocommerce", "id": "..."}` for orders taken in from a shop.
+    #[schema(value_type = Option<Object>)]
+    external_ref: (),
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: u64,
+}
+
+/// A driver of a pharmacy's fleet.
+#[derive(ToSchema)]
+#[schema(as = Driver)]
+#[allow(dead_code)]
+pub(crate) struct DriverDoc {
+    id: uuid::Uuid,
+    user_id: uuid::Uuid,
+    vendor_id: uuid::Uuid,
+    full_name: String,
+    email: String,
+    phone: Option<String>,
+    #[schema(value_type = VehicleTypeDoc)]
+    vehicle_type: (),
+    vehicle_number: Option<String>,
+    license_number: Option<String>,
+    #[schema(value_type = DriverStatusDoc)]
+    status: (),
+    active_order_id: Option<uuid::Uuid>,
+    current_latitude: Option<f64>,
+    current_longitude: Option<f64>,
+    last_location_update: Option<DateTime<Utc>>,
+    total_deliveries: u64,
+    total_earnings: f64,
+    is_active: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: u64,
+    /// Only in the answer to `POST /drivers/register`: the same as `id`.
+    driver_id: Option<uuid::Uuid>,
+}
+
+macro_rules! free_form {
+    ($($name:ident = $as:literal, $description:literal;)*) => {$(
+        #[doc = $description]
+        pub(crate) struct $name;
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::Object)
+                    .description(Some($description))
+                    .into()
+            }
+        }
+
+        impl ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed($as)
+            }
+        }
+    )*};
+}
+
+free_form! {
+    TrackingDoc = "TrackingView", "Public tracking view: order_number, status, vendor_name, \
+        timestamps, timeline, pickup, destination, driver (first_name, vehicle_type, location) \
+        and eta_minutes while the order is on its way; no phone numbers, no account ids.";
+    DailyReportDoc = "VendorDailyReport", "Daily report: date, utc_offset, orders_created, \
+        orders_delivered, orders_cancelled, orders_rejected, revenue, drivers[] (DriverFigures).";
+    DriverFiguresDoc = "DriverFigures", "Per-driver figures: driver_id, driver_name, \
+        deliveries, distance_km, earnings, average_delivery_minutes.";
+    EarningsDoc = "Earnings", "Earnings: total_deliveries, total_earnings, total_distance_km, \
+        days[{date, deliveries, earnings}].";
+    ConfigDoc = "SystemConfig", "System configuration: tariff {base_fee, per_km, min_fee}, \
+        vehicle_speeds {bike, scooter, car, van}, road_factor, default_require_proof_photo, \
+        default_require_signature. PATCH takes any subset and merges it.";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+
+/// An account, without its password hash.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct UserView {
+    #[schema(value_type = uuid::Uuid)]
+    id: UserId,
+    #[schema(value_type = String)]
+    email: Email,
+    full_name: String,
+    phone: Option<String>,
+    #[schema(value_type = RoleDoc)]
+    role: Role,
+    is_active: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    #[schema(value_type = Option<uuid::Uuid>)]
+    vendor_id: Option<VendorId>,
+    #[schema(value_type = Option<uuid::Uuid>)]
+    driver_id: Option<DriverId>,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        Self {
+            id: u.id,
+            email: u.email.clone(),
+            full_name: u.full_name.clone(),
+            phone: u.phone.clone(),
+            role: u.role,
+            is_active: u.is_active,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+            vendor_id: u.vendor_id,
+            driver_id: u.driver_id,
+        }
+    }
+}
+
+/// The account in a session answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct SessionUser {
+    #[schema(value_type = uuid::Uuid)]
+    id: UserId,
+    #[schema(value_type = String)]
+    email: Email,
+    full_name: String,
+    #[schema(value_type = RoleDoc)]
+    role: Role,
+    /// For vendor accounts.
+    #[schema(value_type = Option<uuid::Uuid>)]
+    vendor_id: Option<VendorId>,
+    /// For driver accounts.
+    #[schema(value_type = Option<uuid::Uuid>)]
+    driver_id: Option<DriverId>,
+}
+
+/// What login, register and refresh answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct SessionView {
+    access_token: String,
+    refresh_token: String,
+    /// Always `bearer`.
+    token_type: &'static str,
+    /// Seconds until the access token expires.
+    expires_in: i64,
+    user: SessionUser,
+}
+
+impl From<Session> for SessionView {
+    fn from(s: Session) -> Self {
+        Self {
+            access_token: s.access_token,
+            refresh_token: s.refresh_token,
+            token_type: "bearer",
+            expires_in: s.expires_in,
+            user: SessionUser {
+                id: s.user.id,
+                email: s.user.email,
+                full_name: s.user.full_name,
+                role: s.user.role,
+                vendor_id: s.user.vendor_id,
+                driver_id: s.user.driver_id,
+            },
+        }
+    }
+}
+
+/// A pharmacy. Fields marked private are shown only to the pharmacy itself and admins; the
+/// webhook secret is never shown, only whether one is set.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct VendorView {
+    #[schema(value_type = uuid::Uuid)]
+    id: VendorId,
+    /// The same as `id` (the seed's key).
+    #[schema(value_type = uuid::Uuid)]
+    vendor_id: VendorId,
+    business_name: String,
+    phone: Option<String>,
+    address: String,
+    latitude: f64,
+    longitude: f64,
+    is_active: bool,
+    /// Private.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<uuid::Uuid>)]
+    user_id: Option<UserId>,
+    /// Private.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    email: Option<Email>,
+    /// Private.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<uuid::Uuid>>)]
+    driver_ids: Option<Vec<DriverId>>,
+    /// Private.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    require_proof_photo: Option<bool>,
+    /// Private.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    require_signature: Option<bool>,
+    /// Private.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    has_woocommerce_webhook_secret: Option<bool>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl VendorView {
+    /// What everyone may see.
+    pub(crate) fn public(v: &Vendor) -> Self {
+        Self {
+            id: v.id,
+            vendor_id: v.id,
+            business_name: v.business_name.clone(),
+            phone: v.phone.clone(),
+            address: v.address.clone(),
+            latitude: v.location.latitude(),
+            longitude: v.location.longitude(),
+            is_active: v.is_active,
+            user_id: None,
+            email: None,
+            driver_ids: None,
+            require_proof_photo: None,
+            require_signature: None,
+            has_woocommerce_webhook_secret: None,
+            created_at: v.created_at,
+            updated_at: v.updated_at,
+        }
+    }
+
+    /// What the pharmacy and admins see.
+    pub(crate) fn full(v: &Vendor) -> Self {
+        Self {
+            user_id: Some(v.user_id),
+            email: Some(v.email.clone()),
+            driver_ids: Some(v.driver_ids.clone()),
+            require_proof_photo: Some(v.require_proof_photo),
+            require_signature: Some(v.require_signature),
+            has_woocommerce_webhook_secret: Some(v.woocommerce_webhook_secret.is_some()),
+            ..Self::public(v)
+        }
+    }
+}
+
+/// A driver with the seed's `driver_id` key, as registration answers.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct RegisteredDriver {
+    #[serde(flatten)]
+    pub(crate) driver: medex_core::model::Driver,
+    pub(crate) driver_id: DriverId,
+}
+
+/// What a position report answers.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct LocationView {
+    #[schema(value_type = uuid::Uuid)]
+    pub(crate) driver_id: DriverId,
+    pub(crate) latitude: f64,
+    pub(crate) longitude: f64,
+    pub(crate) recorded_at: DateTime<Utc>,
+    /// The order the driver is on, if any.
+    pub(crate) order_id: Option<uuid::Uuid>,
+    /// Minutes to that order's destination.
+    pub(crate) eta_minutes: Option<f64>,
+}
+
+/// `GET /api/health`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct HealthView {
+    /// `ok` or `degraded`.
+    pub(crate) status: &'static str,
+    /// `ok` or `unavailable`.
+    pub(crate) storage: &'static str,
+    /// The server's version.
+    pub(crate) version: &'static str,
+}
+
+/// `GET /`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct IndexView {
+    pub(crate) name: &'static str,
+    pub(crate) version: &'static str,
+    /// Swagger UI.
+    pub(crate) docs: &'static str,
+    /// The OpenAPI document.
+    pub(crate) openapi: &'static str,
+    /// Health check.
+    pub(crate) health: &'static str,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+/// `null` → `Some(None)`, absent → `None` (with `#[serde(default)]`).
+fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A new customer account.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct RegisterRequest {
+    pub(crate) email: String,
+    pub(crate) password: String,
+    pub(crate) full_name: String,
+    #[serde(default)]
+    pub(crate) phone: Option<String>,
+    /// Only `user` is accepted; any other role is refused (403).
+    #[serde(default)]
+    pub(crate) role: Option<String>,
+}
+
+/// E-mail and password.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct LoginRequest {
+    pub(crate) email: String,
+    pub(crate) password: String,
+}
+
+/// A refresh token (for refresh and logout).
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct RefreshRequest {
+    pub(crate) refresh_token: String,
+}
+
+/// One line of a new order.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct ItemRequest {
+    pub(crate) name: String,
+    /// 1 to 1000.
+    pub(crate) quantity: i64,
+    #[serde(default)]
+    pub(crate) notes: Option<String>,
+}
+
+/// A new order. Status, fee, distance, number, tracking token and ids are computed by the
+/// server; such fields in the body are ignored.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct CreateOrderRequest {
+    #[schema(value_type = uuid::Uuid)]
+    pub(crate) vendor_id: VendorId,
+    pub(crate) delivery_address: String,
+    pub(crate) delivery_latitude: f64,
+    pub(crate) delivery_longitude: f64,
+    pub(crate) customer_name: String,
+    pub(crate) customer_phone: String,
+    pub(crate) items: Vec<ItemRequest>,
+    #[serde(default)]
+    pub(crate) notes: Option<String>,
+}
+
+/// A status change (`status`, `reason`) or, for the vendor of a pending order that arrived
+/// without one, the delivery location (`delivery_latitude`, `delivery_longitude`,
+/// `delivery_address`). Not both.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct PatchOrderRequest {
+    #[serde(default)]
+    #[schema(value_type = Option<OrderStatusDoc>)]
+    pub(crate) status: Option<OrderStatus>,
+    #[serde(default)]
+    pub(crate) reason: Option<String>,
+    #[serde(default)]
+    pub(crate) delivery_address: Option<String>,
+    #[serde(default)]
+    pub(crate) delivery_latitude: Option<f64>,
+    #[serde(default)]
+    pub(crate) delivery_longitude: Option<f64>,
+}
+
+/// Which driver to assign.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct AssignDriverRequest {
+    #[schema(value_type = uuid::Uuid)]
+    pub(crate) driver_id: DriverId,
+}
+
+/// The assigned driver's answer.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum AssignmentAction {
+    /// Take the order.
+    Accept,
+    /// Hand it back to the pharmacy.
+    Decline,
+}
+
+/// `{"action": "accept" | "decline", "reason"?}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct AssignmentRequest {
+    pub(crate) action: AssignmentAction,
+    #[serde(default)]
+    pub(crate) reason: Option<String>,
+}
+
+/// A new driver with its login.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct RegisterDriverRequest {
+    /// The fleet: implied for a vendor, required for an admin.
+    #[serde(default)]
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub(crate) vendor_id: Option<VendorId>,
+    pub(crate) email: String,
+    pub(crate) password: String,
+    pub(crate) full_name: String,
+    #[serde(default)]
+    pub(crate) phone: Option<String>,
+    #[schema(value_type = VehicleTypeDoc)]
+    pub(crate) vehicle_type: VehicleType,
+    #[serde(default)]
+    pub(crate) vehicle_number: Option<String>,
+    #[serde(default)]
+    pub(crate) license_number: Option<String>,
+}
+
+/// Profile changes; absent fields stay.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct PatchDriverRequest {
+    #[serde(default)]
+    pub(crate) full_name: Option<String>,
+    #[serde(default)]
+    pub(crate) phone: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<VehicleTypeDoc>)]
+    pub(crate) vehicle_type: Option<VehicleType>,
+    #[serde(default)]
+    pub(crate) vehicle_number: Option<String>,
+    #[serde(default)]
+    pub(crate) license_number: Option<String>,
+    /// The driver's vendor or an admin only.
+    #[serde(default)]
+    pub(crate) is_active: Option<bool>,
+}
+
+/// `available`, `offline` or `on_break`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct DriverStatusRequest {
+    #[schema(value_type = DriverStatusDoc)]
+    pub(crate) status: DriverStatus,
+}
+
+/// A position report (the WebSocket `location` message's fields).
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct LocationRequest {
+    pub(crate) latitude: f64,
+    pub(crate) longitude: f64,
+    /// km/h.
+    #[serde(default)]
+    pub(crate) speed: Option<f64>,
+    /// Degrees.
+    #[serde(default)]
+    pub(crate) heading: Option<f64>,
+    /// Metres.
+    #[serde(default)]
+    pub(crate) accuracy: Option<f64>,
+    #[serde(default)]
+    pub(crate) recorded_at: Option<DateTime<Utc>>,
+}
+
+/// A new pharmacy and its owner account.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct RegisterVendorRequest {
+    pub(crate) email: String,
+    pub(crate) password: String,
+    #[serde(default)]
+    pub(crate) full_name: Option<String>,
+    pub(crate) business_name: String,
+    #[serde(default)]
+    pub(crate) phone: Option<String>,
+    pub(crate) address: String,
+    pub(crate) latitude: f64,
+    pub(crate) longitude: f64,
+}
+
+/// Pharmacy changes; absent fields stay. `woocommerce_webhook_secret: null` removes the secret.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct PatchVendorRequest {
+    #[serde(default)]
+    pub(crate) business_name: Option<String>,
+    #[serde(default)]
+    pub(crate) phone: Option<String>,
+    #[serde(default)]
+    pub(crate) address: Option<String>,
+    /// With `longitude`.
+    #[serde(default)]
+    pub(crate) latitude: Option<f64>,
+    /// With `latitude`.
+    #[serde(default)]
+    pub(crate) longitude: Option<f64>,
+    #[serde(default)]
+    pub(crate) require_proof_photo: Option<bool>,
+    #[serde(default)]
+    pub(crate) require_signature: Option<bool>,
+    /// Write-only, 16 to 256 characters.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub(crate) woocommerce_webhook_secret: Option<Option<String>>,
+    /// Admins only.
+    #[serde(default)]
+    pub(crate) is_active: Option<bool>,
+}
+
+/// The export period (dates `YYYY-MM-DD` or RFC 3339 times); also accepted as query parameters.
+#[derive(Debug, Default, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ExportRequest {
+    /// Start, inclusive. Default: 30 days before `to`.
+    #[serde(default)]
+    pub(crate) from: Option<String>,
+    /// End: a date includes that whole day (UTC). Default: now.
+    #[serde(default)]
+    pub(crate) to: Option<String>,
+}
+
+/// `{"is_active": false}` deactivates an account.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct PatchUserRequest {
+    pub(crate) is_active: bool,
+}

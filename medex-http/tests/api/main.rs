@@ -1,0 +1,11 @@
+//! The HTTP API, tested through the router (no socket) and once over a real socket.
+
+mod helpers;
+
+mod access;
+mod auth;
+mod lifecycle;
+mod lists;
+mod misc;
+mod openapi;
+mod validation;

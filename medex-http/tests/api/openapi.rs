@@ -1,0 +1,121 @@
+//! The OpenAPI document and the router describe the same API.
+
+use serde_json::Value;
+
+use crate::access::concrete;
+use crate::helpers::*;
+
+/// Every endpoint of DESIGN §3 (paths under /api unless noted).
+const CONTRACT: &[(&str, &str)] = &[
+    ("post", "/api/auth/register"),
+    ("post", "/api/auth/login"),
+    ("post", "/api/auth/refresh"),
+    ("post", "/api/auth/logout"),
+    ("get", "/api/auth/me"),
+    ("post", "/api/orders"),
+    ("get", "/api/orders"),
+    ("get", "/api/orders/{id}"),
+    ("patch", "/api/orders/{id}"),
+    ("delete", "/api/orders/{id}"),
+    ("post", "/api/orders/{id}/assign-driver"),
+    ("post", "/api/orders/{id}/assignment"),
+    ("post", "/api/drivers/register"),
+    ("get", "/api/drivers"),
+    ("get", "/api/drivers/{id}"),
+    ("patch", "/api/drivers/{id}"),
+    ("patch", "/api/drivers/{id}/status"),
+    ("post", "/api/drivers/{id}/location"),
+    ("get", "/api/drivers/{id}/earnings"),
+    ("get", "/api/drivers/{id}/deliveries"),
+    ("post", "/api/vendors/register"),
+    ("get", "/api/vendors"),
+    ("get", "/api/vendors/{id}"),
+    ("patch", "/api/vendors/{id}"),
+    ("get", "/api/vendors/{id}/orders"),
+    ("post", "/api/vendors/{id}/export-csv"),
+    ("get", "/api/tracking/{token}"),
+    ("get", "/api/reports/vendors/{id}"),
+    ("get", "/api/reports/vendors/{id}/drivers"),
+    ("get", "/api/admin/users"),
+    ("patch", "/api/admin/users/{id}"),
+    ("get", "/api/admin/config"),
+    ("patch", "/api/admin/config"),
+    ("get", "/api/health"),
+    ("get", "/"),
+];
+
+fn documented() -> Vec<(String, String)> {
+    let doc = serde_json::to_value(medex_http::openapi()).unwrap();
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            ops.push((method.clone(), path.clone()));
+        }
+    }
+    ops.sort();
+    ops
+}
+
+#[test]
+fn the_document_covers_the_contract() {
+    let ops = documented();
+    for (method, path) in CONTRACT {
+        assert!(
+            ops.iter().any(|(m, p)| m == method && p == path),
+            "{method} {path} is not documented"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_documented_operation_is_routed_and_nothing_else_is() {
+    let w = World::new().await;
+    let order = w.order().await;
+    let ops = documented();
+    let methods = ["get", "post", "patch", "delete", "put"];
+    let mut paths: Vec<&String> = ops.iter().map(|(_, p)| p).collect();
+    paths.dedup();
+    for path in paths {
+        let url = concrete(path, &w, &order, "no-such-token");
+        for method in methods {
+            let is_documented = ops.iter().any(|(m, p)| m == method && p == path);
+            let r = w
+                .app
+                .call(&method.to_uppercase(), &url, Some(&w.admin.token), None)
+                .await;
+            if is_documented {
+                assert!(
+                    !matches!(r.code(), "route_not_found" | "method_not_allowed"),
+                    "{method} {path} is documented but not routed: {}",
+                    r.text
+                );
+            } else {
+                assert_eq!(
+                    r.code(),
+                    "method_not_allowed",
+                    "{method} {path} is routed but not documented"
+                );
+            }
+            assert!(r.status.as_u16() < 500, "{method} {path}: {}", r.text);
+        }
+    }
+}
+
+#[test]
+fn secured_operations_declare_the_bearer_scheme() {
+    let doc = serde_json::to_value(medex_http::openapi()).unwrap();
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            assert!(!responses.is_empty(), "{method} {path}");
+            if op.get("security").is_some() {
+                assert!(responses.contains_key("401"), "{method} {path} lacks 401");
+            }
+            assert_ne!(op["tags"], Value::Null, "{method} {path} untagged");
+        }
+    }
+}
