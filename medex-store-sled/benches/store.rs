@@ -1,6 +1,6 @@
 //! Benchmarks of the sled store on disk: a durable order insert (one at a time, and 64 at once to
-//! show group commit), a lookup by tracking token, a page of 50 of a vendor's orders, and a fix
-//! append. Figures are kept in BENCHMARKS.md.
+//! show group commit), a lookup by tracking token, a page of 50 of a vendor's orders, and fix
+//! appends (one, and 100 in one call). Figures are kept in BENCHMARKS.md.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -203,21 +203,33 @@ fn store_benches(c: &mut Criterion) {
     });
 
     let mut seconds = 0i64;
+    let mut fixes = move |count: usize| -> Vec<LocationFix> {
+        (0..count)
+            .map(|_| {
+                seconds += 1;
+                LocationFix {
+                    driver_id: DriverId::from_uuid(Uuid::from_u128(u128::from(
+                        seconds as u64 % 1000,
+                    ))),
+                    latitude: 52.5,
+                    longitude: 13.4,
+                    speed: Some(20.0),
+                    heading: Some(90.0),
+                    accuracy: Some(5.0),
+                    recorded_at: Utc.timestamp_opt(1_770_000_000 + seconds, 0).unwrap(),
+                }
+            })
+            .collect()
+    };
     c.bench_function("append_fix", |b| {
-        b.iter(|| {
-            seconds += 1;
-            let fix = LocationFix {
-                driver_id: DriverId::from_uuid(Uuid::from_u128(u128::from(seconds as u64 % 1000))),
-                latitude: 52.5,
-                longitude: 13.4,
-                speed: Some(20.0),
-                heading: Some(90.0),
-                accuracy: Some(5.0),
-                recorded_at: Utc.timestamp_opt(1_770_000_000 + seconds, 0).unwrap(),
-            };
-            runtime.block_on(store.append_fixes(&[fix])).unwrap()
-        })
+        b.iter(|| runtime.block_on(store.append_fixes(&fixes(1))).unwrap())
     });
+    let mut group = c.benchmark_group("append_fixes_batch");
+    group.throughput(Throughput::Elements(100));
+    group.bench_function("100_fixes", |b| {
+        b.iter(|| runtime.block_on(store.append_fixes(&fixes(100))).unwrap())
+    });
+    group.finish();
 
     runtime.block_on(store.flush()).unwrap();
 }

@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     flusher: tokio::sync::Mutex<()>,
     /// A fix flush is scheduled and has not started yet.
     fix_flush_scheduled: AtomicBool,
+    /// Flushes done, for tests of group commit.
+    flushes: AtomicU64,
 }
 
 fn closed() -> StoreError {
@@ -44,6 +46,7 @@ impl Shared {
             durable: AtomicU64::new(0),
             flusher: tokio::sync::Mutex::new(()),
             fix_flush_scheduled: AtomicBool::new(false),
+            flushes: AtomicU64::new(0),
         }
     }
 
@@ -114,6 +117,7 @@ impl Shared {
         let target = self.written.load(SeqCst);
         self.blocking(|inner| inner.db.flush().map(drop).map_err(sled_error))
             .await?;
+        self.flushes.fetch_add(1, SeqCst);
         self.durable.fetch_max(target, SeqCst);
         Ok(())
     }
@@ -145,5 +149,60 @@ impl Shared {
                 let _ = shared.with_inner(|inner| inner.db.flush().map(drop).map_err(sled_error));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering::SeqCst;
+
+    use medex_core::store::{RefreshSession, Store};
+
+    use crate::SledStore;
+
+    fn session(n: u64) -> RefreshSession {
+        RefreshSession {
+            id: format!("jti-{n}"),
+            user_id: medex_core::model::UserId::from_uuid(uuid::Uuid::nil()),
+            expires_at: chrono::DateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiters_behind_one_flush_share_it() {
+        let store = SledStore::temporary().unwrap();
+        let shared = Arc::clone(&store.shared);
+        // Writes that completed before any flush started: one flush covers them all.
+        let mut tickets = Vec::new();
+        for n in 0..32 {
+            store.inner.put_refresh_session(&session(n)).unwrap();
+            tickets.push(shared.ticket());
+        }
+        let waiters: Vec<_> = tickets
+            .into_iter()
+            .map(|ticket| {
+                let shared = Arc::clone(&shared);
+                tokio::spawn(async move { shared.make_durable(ticket).await })
+            })
+            .collect();
+        for waiter in waiters {
+            waiter.await.unwrap().unwrap();
+        }
+        assert_eq!(shared.flushes.load(SeqCst), 1);
+        // Once durable, a ticket costs no flush at all.
+        shared.make_durable(1).await.unwrap();
+        assert_eq!(shared.flushes.load(SeqCst), 1);
+        store.flush().await.unwrap();
+        assert_eq!(shared.flushes.load(SeqCst), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_closed_store_refuses_background_work() {
+        let store = SledStore::temporary().unwrap();
+        let shared = Arc::clone(&store.shared);
+        drop(store);
+        assert!(!shared.is_open());
+        assert!(shared.flush_all().await.is_err());
     }
 }
