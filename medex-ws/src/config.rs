@@ -26,7 +26,9 @@ pub struct WsConfig {
     /// Bytes tungstenite allocates per connection for reading. It is allocated eagerly, so it
     /// decides the memory of an idle socket. Default 4 KiB.
     pub read_buffer_size: usize,
-    /// Outgoing bytes collected before a write to the socket. Default 8 KiB.
+    /// Outgoing bytes collected before a write to the socket; longer messages (initial states)
+    /// are sent as fragments of this size. tungstenite keeps its write buffer at the largest
+    /// size it reached, so this bounds the write memory of a connection. Default 4 KiB.
     pub write_buffer_size: usize,
     /// Status events (`order_created`, `order_status`, `driver_status`, `assignment`) a connection
     /// may have waiting; one more closes it with 1013 and the client resyncs from `initial_state`
@@ -64,7 +66,7 @@ impl Default for WsConfig {
         Self {
             max_message_size: 4 * 1024,
             read_buffer_size: 4 * 1024,
-            write_buffer_size: 8 * 1024,
+            write_buffer_size: 4 * 1024,
             status_queue: 256,
             min_fix_interval: Duration::from_secs(1),
             ping_interval: Duration::from_secs(20),

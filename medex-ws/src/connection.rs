@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
 use medex_core::MedEx;
@@ -19,13 +20,18 @@ use tokio::time::{Instant, Sleep, sleep_until, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::config::WsConfig;
 use crate::hub::{End, Subscription};
 use crate::messages::{self, ClientMessage, FieldProblem};
 use crate::server::OpenConnection;
+
+/// Outgoing messages longer than the write buffer are sent in fragments of its size, at least
+/// this long.
+const MIN_FRAGMENT: usize = 1024;
 
 /// Who is on the other end.
 pub(crate) enum Peer {
@@ -292,9 +298,33 @@ async fn send_all<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let fragment = config.write_buffer_size.max(MIN_FRAGMENT);
     let write = async {
         for message in messages {
-            ws.feed(Message::Text(message)).await?;
+            if message.len() <= fragment {
+                ws.feed(Message::Text(message)).await?;
+                continue;
+            }
+            // tungstenite copies each frame into its write buffer, which keeps its largest
+            // size for the life of the connection: large messages (initial states) go out in
+            // fragments so that an idle connection does not hold a copy-sized buffer.
+            let bytes = Bytes::from(message);
+            let mut start = 0;
+            while start < bytes.len() {
+                let end = (start + fragment).min(bytes.len());
+                let opcode = if start == 0 {
+                    Data::Text
+                } else {
+                    Data::Continue
+                };
+                let frame = Frame::message(
+                    bytes.slice(start..end),
+                    OpCode::Data(opcode),
+                    end == bytes.len(),
+                );
+                ws.feed(Message::Frame(frame)).await?;
+                start = end;
+            }
         }
         ws.flush().await
     };

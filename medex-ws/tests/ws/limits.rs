@@ -182,3 +182,29 @@ async fn a_client_answering_pings_stays_connected() {
         .unwrap();
     assert_eq!(next_json(&mut tracker).await["status"], "accepted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_every_connection_with_1001_and_refuses_new_ones() {
+    let world = World::start().await;
+    let order = world.pending_order().await;
+    let mut vendor = connect(&world.vendor_url(&world.pharmacy)).await;
+    let mut tracker = connect(&world.tracking_url(&order)).await;
+    assert_eq!(world.server.open_connections(), 2);
+
+    let server = world.server.clone();
+    let shutdown = tokio::spawn(async move { server.shutdown().await });
+    for client in [&mut vendor, &mut tracker] {
+        let (code, seen) = close_code(client).await;
+        assert_eq!(code, CloseCode::Away);
+        assert_eq!(seen[0]["type"], "initial_state");
+    }
+    tokio::time::timeout(HANG, shutdown).await.unwrap().unwrap();
+    assert_eq!(world.server.open_connections(), 0);
+    assert_eq!(world.hub.subscriber_count(), 0);
+
+    let (status, body) = refused(&world.tracking_url(&order), &[]).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("shutting_down"))
+    );
+}

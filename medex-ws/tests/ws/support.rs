@@ -318,6 +318,11 @@ pub(crate) async fn close_code(client: &mut Client) -> (CloseCode, Vec<Value>) {
         match message {
             Some(Ok(Message::Text(text))) => seen.push(serde_json::from_str(&text).unwrap()),
             Some(Ok(Message::Close(frame))) => {
+                // Polling on sends the client's close reply and sees the server hang up.
+                let _ = tokio::time::timeout(HANG, async {
+                    while let Some(Ok(_)) = client.next().await {}
+                })
+                .await;
                 return (frame.map(|f| f.code).unwrap_or(CloseCode::Status), seen);
             }
             Some(Ok(_)) => {}
