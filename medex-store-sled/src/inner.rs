@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use medex_core::config::SystemConfig;
-use medex_core::model::{Driver, DriverId, LocationFix, Order, OrderId, User, Vendor, VendorId};
+use medex_core::model::{
+    Driver, DriverId, LocationFix, Order, OrderId, User, UserId, Vendor, VendorId,
+};
 use medex_core::store::{
     DriverQuery, OrderQuery, Page, RefreshSession, StoreError, UniqueKey, UserQuery, Write,
 };
@@ -264,7 +266,7 @@ impl Inner {
     pub(crate) fn users(
         &self,
         query: &UserQuery,
-        page: Page<medex_core::model::UserId>,
+        page: Page<UserId>,
     ) -> Result<Vec<User>, StoreError> {
         self.page_of_records(page.after.map(|a| a.to_bytes()), page.limit, |u| {
             query.matches(u)

@@ -552,6 +552,11 @@ impl Harness<'_> {
             );
             let (from, to) = (t0() + Duration::seconds(5), t0() + Duration::seconds(15));
             same(
+                "trail reversed",
+                model.trail(id, to, from, 3).await,
+                sled.trail(id, to, from, 3).await,
+            );
+            same(
                 "trail window",
                 model.trail(id, from, to, 3).await,
                 sled.trail(id, from, to, 3).await,

@@ -85,7 +85,7 @@ fn a_file_where_the_directory_should_be_is_unreadable() {
 }
 
 #[test]
-fn garbage_files_are_an_error_not_a_panic() {
+fn garbage_files_are_corrupt_not_a_panic() {
     for garbage in [
         vec![0u8; 10],
         vec![0xAB; 100_000],
@@ -99,8 +99,11 @@ fn garbage_files_are_an_error_not_a_panic() {
                 std::fs::write(&path, &garbage).unwrap();
             }
         }
-        // Any answer but a panic: sled may find nothing to recover and start over.
-        let _ = SledStore::open(dir.path());
+        let opened = SledStore::open(dir.path());
+        assert!(
+            matches!(opened, Err(OpenError::Corrupt { .. })),
+            "{opened:?}"
+        );
     }
 }
 
