@@ -256,3 +256,19 @@ impl Prepared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_tree_sits_at_its_own_position() {
+        for (i, tree) in Tx::ALL.iter().enumerate() {
+            assert_eq!(tree.at(), i, "{tree:?}");
+        }
+        let mut names: Vec<_> = Tx::ALL.iter().map(|t| t.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Tx::ALL.len());
+    }
+}
