@@ -49,6 +49,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::router::UtoipaMethodRouterExt;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -63,7 +64,7 @@ pub use error::{ErrorBody, FieldErrorBody};
 pub use throttle::LoginThrottle;
 
 use crate::error::ApiError;
-use crate::routes::{admin, auth, drivers, meta, orders, reports, vendors};
+use crate::routes::{admin, auth, drivers, meta, orders, reports, uploads, vendors, webhooks};
 use crate::throttle::Throttle;
 
 /// How the HTTP layer behaves. `Default` gives the documented defaults.
@@ -124,6 +125,8 @@ pub(crate) struct AppState {
         (name = "vendors", description = "Pharmacies"),
         (name = "tracking", description = "Public tracking"),
         (name = "reports", description = "Reports"),
+        (name = "uploads", description = "Proof of delivery"),
+        (name = "webhooks", description = "Shop integrations"),
         (name = "admin", description = "Administration"),
         (name = "meta", description = "Health and discovery"),
     )
@@ -147,9 +150,13 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// Room for the multipart framing around an upload's file.
+const MULTIPART_OVERHEAD: usize = 64 * 1024;
+
 /// Every documented route. Handlers are registered only here, through `routes!`, which takes
 /// each route's path and method from the handler's `#[utoipa::path]`.
-fn api() -> OpenApiRouter<AppState> {
+fn api(max_upload_bytes: usize) -> OpenApiRouter<AppState> {
+    let upload_limit = DefaultBodyLimit::max(max_upload_bytes.saturating_add(MULTIPART_OVERHEAD));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(meta::index))
         .routes(routes!(meta::health))
@@ -184,11 +191,17 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::list_users))
         .routes(routes!(admin::patch_user))
         .routes(routes!(admin::get_config, admin::patch_config))
+        .routes(routes!(uploads::upload_proof).layer(upload_limit))
+        .routes(routes!(uploads::upload_signature).layer(upload_limit))
+        .routes(routes!(uploads::get_upload))
+        .routes(routes!(webhooks::woocommerce_order_created))
 }
 
 /// The OpenAPI document of the API, as served at `/api/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().split_for_parts().1
+    api(HttpConfig::default().max_upload_bytes)
+        .split_for_parts()
+        .1
 }
 
 async fn route_not_found() -> Response {
@@ -261,7 +274,7 @@ pub fn router(medex: Arc<MedEx>, config: HttpConfig) -> Router {
         config: Arc::new(config),
         throttle,
     };
-    let (routes, doc) = api().split_for_parts();
+    let (routes, doc) = api(state.config.max_upload_bytes).split_for_parts();
     let cors_layer =
         (!state.config.cors_origins.is_empty()).then(|| cors(&state.config.cors_origins));
     routes

@@ -8,4 +8,6 @@ pub(crate) mod drivers;
 pub(crate) mod meta;
 pub(crate) mod orders;
 pub(crate) mod reports;
+pub(crate) mod uploads;
 pub(crate) mod vendors;
+pub(crate) mod webhooks;

@@ -142,6 +142,7 @@ pub(crate) struct Reply {
     pub(crate) status: StatusCode,
     pub(crate) headers: HeaderMap,
     pub(crate) text: String,
+    pub(crate) bytes: Vec<u8>,
     pub(crate) json: Value,
 }
 
@@ -185,6 +186,8 @@ pub(crate) struct App {
     pub(crate) router: Router,
     pub(crate) medex: Arc<MedEx>,
     pub(crate) store: Arc<FlakyStore>,
+    /// Where uploads go: a fresh directory per app, removed with it.
+    pub(crate) uploads: Arc<tempfile::TempDir>,
 }
 
 impl App {
@@ -192,7 +195,9 @@ impl App {
         Self::with_config(HttpConfig::default()).await
     }
 
-    pub(crate) async fn with_config(config: HttpConfig) -> Self {
+    pub(crate) async fn with_config(mut config: HttpConfig) -> Self {
+        let uploads = Arc::new(tempfile::tempdir().unwrap());
+        config.upload_dir = uploads.path().join("files");
         let store = Arc::new(FlakyStore::default());
         let medex = MedEx::new(
             Ports {
@@ -212,6 +217,7 @@ impl App {
             router: medex_http::router(medex.clone(), config),
             medex,
             store,
+            uploads,
         }
     }
 
@@ -228,6 +234,7 @@ impl App {
             status,
             headers,
             text,
+            bytes: bytes.to_vec(),
             json,
         }
     }
@@ -548,4 +555,31 @@ impl World {
             .unwrap()
             .unwrap()
     }
+}
+
+/// A multipart/form-data body: `(name, file name, content type, bytes)` per part. Returns the
+/// content type (with boundary) and the body.
+/// One part: name, file name, content type, bytes.
+pub(crate) type Part<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [u8]);
+
+pub(crate) fn multipart(parts: &[Part<'_>]) -> (String, Vec<u8>) {
+    let boundary = "medex-test-boundary-7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (name, file_name, content_type, bytes) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        let mut disposition = format!("Content-Disposition: form-data; name=\"{name}\"");
+        if let Some(file_name) = file_name {
+            disposition.push_str(&format!("; filename=\"{file_name}\""));
+        }
+        body.extend_from_slice(disposition.as_bytes());
+        body.extend_from_slice(b"\r\n");
+        if let Some(ct) = content_type {
+            body.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n");
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }

@@ -8,4 +8,6 @@ mod lifecycle;
 mod lists;
 mod misc;
 mod openapi;
+mod uploads;
 mod validation;
+mod webhooks;

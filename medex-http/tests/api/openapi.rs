@@ -40,6 +40,10 @@ const CONTRACT: &[(&str, &str)] = &[
     ("patch", "/api/admin/users/{id}"),
     ("get", "/api/admin/config"),
     ("patch", "/api/admin/config"),
+    ("post", "/api/uploads/proof"),
+    ("post", "/api/uploads/signature"),
+    ("get", "/api/uploads/{name}"),
+    ("post", "/api/webhooks/wc/order-created"),
     ("get", "/api/health"),
     ("get", "/"),
 ];

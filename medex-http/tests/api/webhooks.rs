@@ -1,0 +1,315 @@
+//! The WooCommerce webhook: signatures, ping, idempotent intake, hostile payloads.
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::helpers::*;
+
+const SECRET: &str = "wc-shared-secret-0123456789";
+const FIXTURE: &str = include_str!("../fixtures/woocommerce-order.json");
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+impl World {
+    async fn with_secret(&self) {
+        self.app
+            .patch(
+                &format!("/api/vendors/{}", self.vendor.id),
+                &self.vendor.owner.token,
+                json!({"woocommerce_webhook_secret": SECRET}),
+            )
+            .await
+            .expect(200);
+    }
+
+    async fn deliver(&self, body: &[u8], signature: Option<&str>) -> Reply {
+        let mut request = axum::http::Request::post(format!(
+            "/api/webhooks/wc/order-created?vendor_id={}",
+            self.vendor.id
+        ))
+        .header("content-type", "application/json")
+        .header("x-wc-webhook-topic", "order.created")
+        .header("x-wc-webhook-source", "https://shop.example/");
+        if let Some(signature) = signature {
+            request = request.header("x-wc-webhook-signature", signature);
+        }
+        self.app
+            .send(request.body(axum::body::Body::from(body.to_vec())).unwrap())
+            .await
+    }
+
+    async fn vendor_orders(&self) -> Vec<Value> {
+        let r = self
+            .app
+            .get(
+                &format!("/api/vendors/{}/orders", self.vendor.id),
+                &self.vendor.owner.token,
+            )
+            .await;
+        r.json.as_array().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn a_signed_order_is_taken_in_once() {
+    let w = World::new().await;
+    w.with_secret().await;
+    let body = FIXTURE.as_bytes();
+    let r = w.deliver(body, Some(&sign(SECRET, body))).await;
+    r.expect(201);
+    assert_eq!(r.json["status"], "pending");
+    assert_eq!(r.json["customer_name"], "Jane Doe");
+    assert_eq!(r.json["customer_phone"], "(555) 555-5555");
+    assert_eq!(
+        r.json["delivery_address"],
+        "Torstrasse 12, 2nd floor, 10119 Berlin, DE"
+    );
+    assert_eq!(r.json["notes"], "Please ring the bell twice.");
+    assert_eq!(r.json["items"][0]["name"], "Ibuprofen 400mg, 20 tablets");
+    assert_eq!(r.json["items"][0]["quantity"], 2);
+    assert_eq!(r.json["items"].as_array().unwrap().len(), 2);
+    assert_eq!(r.json["delivery_latitude"], Value::Null);
+    assert_eq!(r.json["external_ref"]["id"], "727");
+    let id = r.json["id"].as_str().unwrap().to_owned();
+
+    // A replay (WooCommerce retries) creates nothing new.
+    let r = w.deliver(body, Some(&sign(SECRET, body))).await;
+    r.expect(200);
+    assert_eq!(r.json["id"], id.as_str());
+    assert_eq!(w.vendor_orders().await.len(), 1);
+
+    // Without coordinates the pharmacy sets them before accepting.
+    let r = w.set_status(&id, &w.vendor.owner.token, "accepted").await;
+    r.expect(409);
+    assert_eq!(r.code(), "location_missing");
+    w.app
+        .patch(
+            &format!("/api/orders/{id}"),
+            &w.vendor.owner.token,
+            json!({"delivery_latitude": 52.529, "delivery_longitude": 13.401}),
+        )
+        .await
+        .expect(200);
+    w.set_status(&id, &w.vendor.owner.token, "accepted")
+        .await
+        .expect(200);
+}
+
+#[tokio::test]
+async fn coordinates_in_meta_data_are_used() {
+    let w = World::new().await;
+    w.with_secret().await;
+    let mut order: Value = serde_json::from_str(FIXTURE).unwrap();
+    order["id"] = json!(728);
+    order["meta_data"].as_array_mut().unwrap().extend([
+        json!({"id": 1, "key": "_shipping_latitude", "value": "52.53"}),
+        json!({"id": 2, "key": "_shipping_longitude", "value": "13.41"}),
+    ]);
+    let body = serde_json::to_vec(&order).unwrap();
+    let r = w.deliver(&body, Some(&sign(SECRET, &body))).await;
+    r.expect(201);
+    assert_eq!(r.json["delivery_latitude"], 52.53);
+    assert!(r.json["delivery_fee"].as_f64().unwrap() > 0.0);
+}
+
+#[tokio::test]
+async fn bad_signatures_are_401_and_create_nothing() {
+    let w = World::new().await;
+    let body = FIXTURE.as_bytes();
+    // No secret configured yet.
+    let r = w.deliver(body, Some(&sign(SECRET, body))).await;
+    r.expect(401);
+    w.with_secret().await;
+    let good = sign(SECRET, body);
+    let mut changed = body.to_vec();
+    let at = FIXTURE.find("Ibuprofen").unwrap();
+    changed[at] = b'X';
+    let cases: Vec<(Vec<u8>, Option<String>)> = vec![
+        (changed, Some(good.clone())),
+        (body.to_vec(), None),
+        (body.to_vec(), Some(String::new())),
+        (body.to_vec(), Some("not base64 at all!".into())),
+        (body.to_vec(), Some(sign("another-secret-entirely", body))),
+        (body.to_vec(), Some(good[..good.len() - 2].to_owned())),
+        (format!("{FIXTURE} ").into_bytes(), Some(good.clone())),
+    ];
+    for (body, signature) in cases {
+        let r = w.deliver(&body, signature.as_deref()).await;
+        r.expect(401);
+        assert_eq!(r.code(), "invalid_signature");
+    }
+    assert!(w.vendor_orders().await.is_empty());
+    // Unknown or malformed vendor.
+    let r = w
+        .app
+        .raw(
+            "POST",
+            "/api/webhooks/wc/order-created?vendor_id=01890000-0000-7000-8000-000000000000",
+            None,
+            Some("application/json"),
+            FIXTURE,
+        )
+        .await;
+    r.expect(404);
+    let r = w
+        .app
+        .raw(
+            "POST",
+            "/api/webhooks/wc/order-created?vendor_id=7",
+            None,
+            Some("application/json"),
+            FIXTURE,
+        )
+        .await;
+    r.expect(422);
+    let r = w
+        .app
+        .raw(
+            "POST",
+            "/api/webhooks/wc/order-created",
+            None,
+            Some("application/json"),
+            FIXTURE,
+        )
+        .await;
+    r.expect(422);
+}
+
+#[tokio::test]
+async fn the_ping_is_answered_200_and_creates_nothing() {
+    let w = World::new().await;
+    for secret in [false, true] {
+        if secret {
+            w.with_secret().await;
+        }
+        let r = w
+            .app
+            .raw(
+                "POST",
+                &format!("/api/webhooks/wc/order-created?vendor_id={}", w.vendor.id),
+                None,
+                Some("application/x-www-form-urlencoded"),
+                "webhook_id=15",
+            )
+            .await;
+        r.expect(200);
+    }
+    assert!(w.vendor_orders().await.is_empty());
+    // A form body that is not the ping is not an order either.
+    let r = w
+        .app
+        .raw(
+            "POST",
+            &format!("/api/webhooks/wc/order-created?vendor_id={}", w.vendor.id),
+            None,
+            Some("application/x-www-form-urlencoded"),
+            "webhook_id=15&status=delivered",
+        )
+        .await;
+    r.expect(401);
+}
+
+#[tokio::test]
+async fn hostile_orders_are_refused_or_stored_inert() {
+    let w = World::new().await;
+    w.with_secret().await;
+    let base: Value = serde_json::from_str(FIXTURE).unwrap();
+    let variant = |id: u64, change: &dyn Fn(&mut Value)| {
+        let mut order = base.clone();
+        order["id"] = json!(id);
+        change(&mut order);
+        serde_json::to_vec(&order).unwrap()
+    };
+    let refused: Vec<(&str, Vec<u8>, u16)> = vec![
+        (
+            "negative quantity",
+            variant(801, &|o| o["line_items"][0]["quantity"] = json!(-3)),
+            422,
+        ),
+        (
+            "zero quantity",
+            variant(802, &|o| o["line_items"][0]["quantity"] = json!(0)),
+            422,
+        ),
+        (
+            "huge quantity",
+            variant(803, &|o| o["line_items"][0]["quantity"] = json!(1e12)),
+            422,
+        ),
+        (
+            "fractional quantity",
+            variant(804, &|o| o["line_items"][0]["quantity"] = json!(1.5)),
+            422,
+        ),
+        (
+            "huge name",
+            variant(805, &|o| {
+                o["line_items"][0]["name"] = json!("x".repeat(100_000))
+            }),
+            413,
+        ),
+        (
+            "long name",
+            variant(806, &|o| {
+                o["line_items"][0]["name"] = json!("x".repeat(5000))
+            }),
+            422,
+        ),
+        (
+            "no items",
+            variant(807, &|o| o["line_items"] = json!([])),
+            422,
+        ),
+        (
+            "no address",
+            variant(808, &|o| {
+                o["shipping"] = json!({});
+                o["billing"] = json!({});
+            }),
+            422,
+        ),
+        ("string id", variant(0, &|o| o["id"] = json!("abc")), 422),
+        ("negative id", variant(0, &|o| o["id"] = json!(-1)), 422),
+        ("not an object", b"[1, 2, 3]".to_vec(), 422),
+        ("not json", b"<xml/>".to_vec(), 400),
+        (
+            "too deep",
+            format!("{}{}", "[".repeat(100), "]".repeat(100)).into_bytes(),
+            400,
+        ),
+    ];
+    for (name, body, expected) in refused {
+        let r = w.deliver(&body, Some(&sign(SECRET, &body))).await;
+        assert_eq!(r.status.as_u16(), expected, "{name}: {}", r.text);
+        r.assert_error_format();
+    }
+    assert!(w.vendor_orders().await.is_empty());
+
+    // Script and formula text is data: returned as JSON strings, neutralised in CSV exports.
+    let body = variant(900, &|o| {
+        o["line_items"][0]["name"] = json!("<script>alert(1)</script>");
+        o["shipping"]["first_name"] = json!("=HYPERLINK(\"http://evil\")");
+    });
+    let r = w.deliver(&body, Some(&sign(SECRET, &body))).await;
+    r.expect(201);
+    assert_eq!(r.json["items"][0]["name"], "<script>alert(1)</script>");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let csv = w
+        .app
+        .call(
+            "POST",
+            &format!("/api/vendors/{}/export-csv", w.vendor.id),
+            Some(&w.vendor.owner.token),
+            None,
+        )
+        .await;
+    csv.expect(200);
+    assert!(csv.text.contains("'=HYPERLINK"), "{}", csv.text);
+    assert!(!csv.text.contains(",=HYPERLINK"));
+}
