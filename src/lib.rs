@@ -6,4 +6,5 @@
 pub use medex_core as core;
 
 pub mod hashing;
+pub mod server;
 pub mod settings;

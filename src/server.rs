@@ -1,0 +1,465 @@
+//! The composed server: sled store, MedEx, HTTP API and WebSocket API on one port.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), medex::server::StartError> {
+//! let settings = medex::settings::Settings::from_env()?;
+//! let running = medex::server::Server::new(settings).start().await?;
+//! println!("listening on {}", running.local_addr());
+//! running.wait_for_signal().await?;
+//! # Ok(()) }
+//! ```
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use medex_core::auth::{Argon2Hasher, TokenKeys, TokenLifetimes};
+use medex_core::clock::{Entropy, OsEntropy, SystemClock};
+use medex_core::events::{Event, EventBus};
+use medex_core::service::{MedEx, Ports};
+use medex_core::store::Store;
+use medex_store_sled::SledStore;
+use medex_ws::{Hub, WsConfig, WsServer};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt as _;
+
+use crate::hashing::OffloadedHasher;
+use crate::settings::{SecretSource, Settings, SettingsError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A setting is invalid.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The data directory or the database could not be opened.
+    #[error("cannot open the database in {path}: {source}")]
+    Store {
+        /// The directory.
+        path: String,
+        /// Why.
+        #[source]
+        source: medex_store_sled::OpenError,
+    },
+    /// A file in the data directory could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The use cases could not start (storage or configuration).
+    #[error("cannot start: {0}")]
+    Service(#[from] medex_core::error::Error),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
+    move |source| StartError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Reads the development JWT secret from the data directory, creating it on first start.
+fn generated_secret(data_dir: &Path) -> Result<Vec<u8>, StartError> {
+    let path = data_dir.join("jwt-secret");
+    match std::fs::read_to_string(&path) {
+        Ok(secret) if secret.trim().len() >= 32 => return Ok(secret.trim().as_bytes().to_vec()),
+        Ok(_) | Err(_) if path.exists() => {
+            return Err(StartError::Io {
+                path: path.display().to_string(),
+                source: std::io::Error::other(
+                    "exists but holds no usable secret; delete it to generate a new one",
+                ),
+            });
+        }
+        _ => {}
+    }
+    let mut bytes = [0u8; 48];
+    OsEntropy.fill(&mut bytes);
+    let secret = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).map_err(io_error(&path))?;
+    std::io::Write::write_all(&mut file, secret.as_bytes()).map_err(io_error(&path))?;
+    file.sync_all().map_err(io_error(&path))?;
+    tracing::warn!(
+        path = %path.display(),
+        "MEDEX_JWT_SECRET is not set: generated a development secret and kept it in the data directory; \
+         set MEDEX_JWT_SECRET in production"
+    );
+    Ok(secret.into_bytes())
+}
+
+/// The process-wide Prometheus recorder (a recorder can be installed only once per process).
+fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder is installed; then our handle renders nothing new,
+            // which is the embedding program's choice.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Counts events on their way to the WebSocket hub.
+struct MeteredBus(Arc<Hub>);
+
+impl EventBus for MeteredBus {
+    fn publish(&self, event: Event) {
+        let kind = match &event {
+            Event::OrderCreated(_) => "order_created",
+            Event::OrderStatusChanged { .. } => "order_status",
+            Event::DriverAssigned { .. } => "driver_assigned",
+            Event::DriverLocation(_) => "driver_location",
+            Event::DriverStatusChanged { .. } => "driver_status",
+        };
+        metrics::counter!("medex_events_published_total", "kind" => kind).increment(1);
+        self.0.publish(event);
+    }
+}
+
+/// Records requests by matched route and status, and their latency.
+async fn track_requests(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("medex_http_requests_total", &labels).increment(1);
+    metrics::histogram!("medex_http_request_duration_seconds", &labels[..2])
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// The store, the hub and the use cases over them.
+struct Core {
+    store: Arc<dyn Store>,
+    hub: Arc<Hub>,
+    medex: Arc<MedEx>,
+}
+
+async fn open(s: &Settings) -> Result<Core, StartError> {
+    std::fs::create_dir_all(&s.data_dir).map_err(io_error(&s.data_dir))?;
+    std::fs::create_dir_all(&s.upload_dir).map_err(io_error(&s.upload_dir))?;
+    let secret = match &s.jwt_secret {
+        SecretSource::Configured(secret) => secret.clone(),
+        SecretSource::GeneratedInDataDir => generated_secret(&s.data_dir)?,
+    };
+    let lifetimes = TokenLifetimes {
+        access: s.access_token_ttl,
+        refresh: s.refresh_token_ttl,
+    };
+    let tokens = TokenKeys::new(&secret, lifetimes).map_err(|e| SettingsError {
+        variable: "MEDEX_JWT_SECRET",
+        problem: e.to_string(),
+    })?;
+
+    let db_dir = s.data_dir.join("db");
+    let store = SledStore::open(&db_dir).map_err(|source| StartError::Store {
+        path: db_dir.display().to_string(),
+        source,
+    })?;
+    // The sweep runs for the life of the runtime; its handle is not needed.
+    drop(store.spawn_retention(
+        chrono::Duration::days(i64::from(s.trail_retention_days)),
+        std::time::Duration::from_secs(3600),
+    ));
+    let store: Arc<dyn Store> = Arc::new(store);
+    let hub = Arc::new(Hub::new());
+    let medex = Arc::new(
+        MedEx::new(
+            Ports {
+                store: store.clone(),
+                bus: Arc::new(MeteredBus(hub.clone())),
+                clock: Arc::new(SystemClock),
+                entropy: Arc::new(OsEntropy),
+                hasher: Arc::new(OffloadedHasher::new(
+                    Argon2Hasher::default(),
+                    s.hash_concurrency,
+                )),
+                tokens,
+            },
+            s.system.clone(),
+        )
+        .await?,
+    );
+    Ok(Core { store, hub, medex })
+}
+
+/// Creates an admin account in the configured data directory, without serving (for operators:
+/// `cargo run --example server -- --create-admin EMAIL`).
+pub async fn create_admin(
+    settings: Settings,
+    email: &str,
+    password: &str,
+) -> Result<medex_core::model::User, StartError> {
+    let Core { store, medex, .. } = open(&settings).await?;
+    let admin = medex.create_admin(email, password, "Administrator").await?;
+    store
+        .flush()
+        .await
+        .map_err(|e| StartError::Service(e.into()))?;
+    Ok(admin)
+}
+
+/// Builds and starts a server.
+pub struct Server {
+    settings: Settings,
+}
+
+/// A started server.
+pub struct Running {
+    local_addr: SocketAddr,
+    medex: Arc<MedEx>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// A server with these settings.
+    pub fn new(settings: Settings) -> Self {
+        Self { settings }
+    }
+
+    /// Opens the store, creates the first admin if configured, binds and starts serving.
+    pub async fn start(self) -> Result<Running, StartError> {
+        let s = self.settings;
+        let Core { store, hub, medex } = open(&s).await?;
+        if let Some((email, password)) = &s.first_admin {
+            if let Some(admin) = medex.ensure_admin(email, password).await? {
+                tracing::info!(email = %admin.email, "created the first admin");
+            }
+        }
+
+        let ws = Arc::new(WsServer::new(
+            medex.clone(),
+            hub,
+            WsConfig {
+                max_message_size: s.ws_max_message_bytes,
+                idle_timeout: s.ws_idle_timeout,
+                min_fix_interval: s.ws_min_fix_interval,
+                ..WsConfig::default()
+            },
+        ));
+        let http_config = medex_http::HttpConfig {
+            cors_origins: s.cors_origins.clone(),
+            max_body_bytes: s.max_body_bytes,
+            upload_dir: s.upload_dir.clone(),
+            max_upload_bytes: s.max_upload_bytes,
+            ..medex_http::HttpConfig::default()
+        };
+        let metrics = metrics_handle();
+        let open_sockets = Arc::new(AtomicUsize::new(0));
+        let router = {
+            let ws = ws.clone();
+            let open_sockets = open_sockets.clone();
+            medex_http::router(medex.clone(), http_config)
+                .merge(crate::tracking_page::routes_with(
+                    medex.clone(),
+                    s.tile_layer.clone(),
+                ))
+                .route(
+                    "/metrics",
+                    axum::routing::get(move || {
+                        let ws = ws.clone();
+                        let open_sockets = open_sockets.clone();
+                        async move {
+                            metrics::gauge!("medex_open_connections", "kind" => "tcp")
+                                .set(open_sockets.load(Ordering::Relaxed) as f64);
+                            metrics::gauge!("medex_open_connections", "kind" => "websocket")
+                                .set(ws.open_connections() as f64);
+                            (
+                                [("content-type", "text/plain; version=0.0.4")],
+                                metrics.render(),
+                            )
+                                .into_response()
+                        }
+                    }),
+                )
+                .layer(axum::middleware::from_fn(track_requests))
+        };
+
+        let listener = TcpListener::bind(s.addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: s.addr,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: s.addr,
+            source,
+        })?;
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(serve(
+            listener,
+            router,
+            ws,
+            store,
+            open_sockets,
+            stopped,
+            s.shutdown_grace,
+        ));
+        tracing::info!(
+            api = %format!("http://{local_addr}/api"),
+            docs = %format!("http://{local_addr}/docs"),
+            health = %format!("http://{local_addr}/api/health"),
+            "MedEx is listening"
+        );
+        Ok(Running {
+            local_addr,
+            medex,
+            stop,
+            task,
+        })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    ws: Arc<WsServer>,
+    store: Arc<dyn Store>,
+    open_sockets: Arc<AtomicUsize>,
+    mut stopped: watch::Receiver<bool>,
+    grace: std::time::Duration,
+) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let ws = ws.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            let router = router.clone();
+            let ws = ws.clone();
+            async move {
+                if request.uri().path().starts_with("/ws/") {
+                    return Ok::<_, Infallible>(ws.handle(request).await.map(Body::new));
+                }
+                request.extensions_mut().insert(ConnectInfo(peer));
+                router.oneshot(request.map(Body::new)).await
+            }
+        });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        let open_sockets = open_sockets.clone();
+        open_sockets.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            // Client resets and protocol errors end one connection; nothing to do but log.
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %peer, "connection ended with an error");
+            }
+            open_sockets.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: closing WebSockets and finishing requests");
+    ws.shutdown().await;
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not finish within the grace period");
+    }
+    let started = Instant::now();
+    match store.flush().await {
+        Ok(()) => tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "store flushed"
+        ),
+        Err(error) => tracing::error!(%error, "store flush failed at shutdown"),
+    }
+}
+
+impl Running {
+    /// Where it listens (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The use cases, for embedding programs and tests.
+    pub fn medex(&self) -> &Arc<MedEx> {
+        &self.medex
+    }
+
+    /// Stops accepting, closes WebSockets (1001), lets requests finish, flushes the store.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
+    pub async fn wait_for_signal(self) -> Result<(), StartError> {
+        let io = |source| StartError::Io {
+            path: "signal handler".into(),
+            source,
+        };
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut terminate = signal(SignalKind::terminate()).map_err(io)?;
+            tokio::select! {
+                result = tokio::signal::ctrl_c() => result.map_err(io)?,
+                _ = terminate.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c().await.map_err(io)?;
+        self.shutdown().await;
+        Ok(())
+    }
+}
