@@ -172,7 +172,7 @@ async fn clients(addr: &str, token: &str, count: usize) {
     let url = format!("ws://{addr}/ws/tracking/{token}");
     let mut opened = 0;
     for _ in 0..count {
-        match tokio_tungstenite::connect_async(url.as_str()).await {
+        match connect(&url).await {
             Ok((mut client, _)) => {
                 opened += 1;
                 // Read forever: answers the server's pings, so the connection stays.
@@ -198,4 +198,22 @@ async fn main() {
         }
         _ => eprintln!("usage: idle_rss server ADDR | idle_rss clients ADDR TOKEN COUNT"),
     }
+}
+
+/// A client with small buffers: thousands of them share this process.
+async fn connect(
+    url: &str,
+) -> Result<
+    (
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    tokio_tungstenite::tungstenite::Error,
+> {
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0);
+    tokio_tungstenite::connect_async_with_config(url, Some(config), false).await
 }
