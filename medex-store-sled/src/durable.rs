@@ -115,8 +115,11 @@ impl Shared {
         // Every ticket up to `target` belongs to a write that completed before this flush starts,
         // and a sled flush covers everything written before it started.
         let target = self.written.load(SeqCst);
+        let started = std::time::Instant::now();
         self.blocking(|inner| inner.db.flush().map(drop).map_err(sled_error))
             .await?;
+        // Recorded through the `metrics` facade: a no-op unless the program installs a recorder.
+        metrics::histogram!("medex_store_flush_seconds").record(started.elapsed().as_secs_f64());
         self.flushes.fetch_add(1, SeqCst);
         self.durable.fetch_max(target, SeqCst);
         Ok(())
