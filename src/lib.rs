@@ -8,3 +8,4 @@ pub use medex_core as core;
 pub mod hashing;
 pub mod server;
 pub mod settings;
+pub mod tracking_page;

@@ -293,6 +293,10 @@ impl Server {
             let ws = ws.clone();
             let open_sockets = open_sockets.clone();
             medex_http::router(medex.clone(), http_config)
+                .merge(crate::tracking_page::routes_with(
+                    medex.clone(),
+                    s.tile_layer.clone(),
+                ))
                 .route(
                     "/metrics",
                     axum::routing::get(move || {

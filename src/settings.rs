@@ -10,6 +10,8 @@ use std::time::Duration;
 use medex_core::config::{SystemConfig, Tariff, VehicleSpeeds};
 use medex_core::model::Money;
 
+use crate::tracking_page::TileLayer;
+
 /// A setting that could not be used. The message names the variable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{variable}: {problem}")]
@@ -81,6 +83,10 @@ pub struct Settings {
     pub hash_concurrency: usize,
     /// `MEDEX_SHUTDOWN_GRACE_SECS`, default 10: how long in-flight requests may finish.
     pub shutdown_grace: Duration,
+    /// `MEDEX_TILE_URL` (a template like `https://tile.openstreetmap.org/{z}/{x}/{y}.png`) and
+    /// `MEDEX_TILE_ATTRIBUTION`: map tiles under the public tracking page. Default none: the
+    /// page draws its map from the coordinates alone and works offline.
+    pub tile_layer: Option<TileLayer>,
 }
 
 /// Every variable the server reads, with its default and meaning, for `--help` and the README.
@@ -194,6 +200,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "MEDEX_SHUTDOWN_GRACE_SECS",
         "10",
         "time in-flight requests get to finish on shutdown",
+    ),
+    (
+        "MEDEX_TILE_URL",
+        "unset (no tiles)",
+        "map tiles of the tracking page, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+    ),
+    (
+        "MEDEX_TILE_ATTRIBUTION",
+        "empty",
+        "credit line the tile provider requires, shown under the map",
     ),
 ];
 
@@ -378,6 +394,16 @@ impl Settings {
             default_require_proof_photo: r.bool("MEDEX_REQUIRE_PROOF_PHOTO")?,
             default_require_signature: r.bool("MEDEX_REQUIRE_SIGNATURE")?,
         };
+        let tile_layer = match r.raw("MEDEX_TILE_URL") {
+            Some(url) => Some(
+                TileLayer::new(&url, &r.raw("MEDEX_TILE_ATTRIBUTION").unwrap_or_default())
+                    .map_err(|e| SettingsError {
+                        variable: "MEDEX_TILE_URL",
+                        problem: e.to_string(),
+                    })?,
+            ),
+            None => None,
+        };
         let cpus = std::thread::available_parallelism()
             .map(usize::from)
             .unwrap_or(2);
@@ -431,6 +457,7 @@ impl Settings {
                 10,
                 0..=600,
             )?),
+            tile_layer,
         })
     }
 }
@@ -459,6 +486,7 @@ mod tests {
         assert_eq!(s.system, SystemConfig::default());
         assert_eq!(s.access_token_ttl, chrono::Duration::minutes(15));
         assert!(s.first_admin.is_none() && s.cors_origins.is_empty());
+        assert!(s.tile_layer.is_none());
         for (name, _, _) in VARIABLES {
             assert!(name.starts_with("MEDEX_"));
         }
@@ -489,6 +517,10 @@ mod tests {
         check(&[("MEDEX_DEV_MODE", "maybe")], "MEDEX_DEV_MODE");
         check(&[("MEDEX_ADMIN_EMAIL", "a@b.co")], "MEDEX_ADMIN_PASSWORD");
         check(&[("MEDEX_LOG_FORMAT", "xml")], "MEDEX_LOG_FORMAT");
+        check(
+            &[("MEDEX_TILE_URL", "https://t.example/tile.png")],
+            "MEDEX_TILE_URL",
+        );
     }
 
     #[test]
