@@ -51,3 +51,30 @@ pub use server::WsServer;
 
 /// The path prefix [`WsServer::handle`] answers.
 pub const PATH_PREFIX: &str = "/ws/";
+
+/// Reads one client text frame as a connection does: `Ok(None)` for a `ping`, `Ok(Some(fix))`
+/// for a `location` (its values not yet validated), `Err` with the description sent back to the
+/// client otherwise.
+///
+/// Public only so that fuzz targets outside this crate reach the parser; not part of the API.
+#[doc(hidden)]
+pub fn parse_client_text(text: &str) -> Result<Option<medex_core::service::FixInput>, String> {
+    Ok(match messages::ClientMessage::parse(text)? {
+        messages::ClientMessage::Ping => None,
+        messages::ClientMessage::Location {
+            latitude,
+            longitude,
+            speed,
+            heading,
+            accuracy,
+            recorded_at,
+        } => Some(medex_core::service::FixInput {
+            latitude,
+            longitude,
+            speed,
+            heading,
+            accuracy,
+            recorded_at,
+        }),
+    })
+}

@@ -158,8 +158,8 @@ async fn a_silent_client_is_pinged_then_closed_when_idle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_answering_pings_stays_connected() {
     let world = World::with(WsConfig {
-        ping_interval: Duration::from_millis(50),
-        idle_timeout: Duration::from_millis(200),
+        ping_interval: Duration::from_millis(100),
+        idle_timeout: Duration::from_millis(400),
         ..test_config()
     })
     .await;
@@ -167,7 +167,7 @@ async fn a_client_answering_pings_stays_connected() {
     let mut tracker = connect(&world.tracking_url(&order)).await;
     assert_eq!(next_json(&mut tracker).await["type"], "initial_state");
     // Reading answers pings; over several idle timeouts nothing but pings arrives.
-    for _ in 0..3 {
+    for _ in 0..4 {
         assert_eq!(quiet(&mut tracker).await, Ok(()));
     }
     world
