@@ -148,6 +148,9 @@ impl EventBus for MeteredBus {
             Event::DriverStatusChanged { .. } => "driver_status",
         };
         metrics::counter!("medex_events_published_total", "kind" => kind).increment(1);
+        if kind == "driver_location" {
+            metrics::counter!("medex_fixes_ingested_total").increment(1);
+        }
         self.0.publish(event);
     }
 }
