@@ -466,3 +466,101 @@ impl Running {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt as _;
+    use medex_core::model::VehicleType;
+    use medex_core::permissions::Actor;
+    use medex_core::service::{NewDriver, NewVendor};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    use super::*;
+
+    fn settings(dir: &Path) -> Settings {
+        let data_dir = dir.display().to_string();
+        Settings::from_lookup(|name| match name {
+            "MEDEX_ADDR" => Some("127.0.0.1:0".into()),
+            "MEDEX_DATA_DIR" => Some(data_dir.clone()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_closes_websockets_with_going_away_and_flushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let running = Server::new(settings(dir.path())).start().await.unwrap();
+        let medex = running.medex().clone();
+        let (_, owner) = medex
+            .register_vendor(NewVendor {
+                email: "owner@shutdown.test".into(),
+                password: "owner-password".into(),
+                business_name: "Night Pharmacy".into(),
+                address: "1 Main St".into(),
+                latitude: 52.5,
+                longitude: 13.4,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let (driver, _) = medex
+            .register_driver(
+                &Actor::of(&owner),
+                NewDriver {
+                    vendor_id: None,
+                    email: "dee@shutdown.test".into(),
+                    password: "driver-password".into(),
+                    full_name: "Dee".into(),
+                    phone: None,
+                    vehicle_type: VehicleType::Car,
+                    vehicle_number: None,
+                    license_number: None,
+                },
+            )
+            .await
+            .unwrap();
+        let token = medex
+            .login("dee@shutdown.test", "driver-password")
+            .await
+            .unwrap()
+            .access_token;
+        let url = format!("ws://{}/ws/driver?token={token}", running.local_addr());
+        let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let first = socket.next().await.unwrap().unwrap();
+        assert!(first.to_text().unwrap().contains("connected"), "{first:?}");
+
+        let (closed, ()) = tokio::join!(
+            async {
+                loop {
+                    match socket.next().await {
+                        Some(Ok(Message::Close(frame))) => break frame.map(|f| f.code),
+                        Some(Ok(_)) => continue,
+                        other => panic!("expected a close frame, got {other:?}"),
+                    }
+                }
+            },
+            running.shutdown()
+        );
+        assert_eq!(closed, Some(CloseCode::Away));
+        drop(medex);
+
+        // Everything acknowledged before shutdown is on disk.
+        let store = SledStore::open(dir.path().join("db")).unwrap();
+        assert!(store.driver(driver.id).await.unwrap().is_some());
+    }
+
+    #[test]
+    fn the_generated_secret_is_kept_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = generated_secret(dir.path()).unwrap();
+        assert!(first.len() >= 32);
+        assert_eq!(generated_secret(dir.path()).unwrap(), first);
+        std::fs::write(dir.path().join("jwt-secret"), "short").unwrap();
+        assert!(
+            generated_secret(dir.path()).is_err(),
+            "a damaged secret file is not silently replaced"
+        );
+    }
+}
