@@ -411,7 +411,10 @@ async fn serve(
     }
     drop(listener);
     tracing::info!("shutting down: closing WebSockets and finishing requests");
-    ws.shutdown().await;
+    // Clients that never answer the close handshake must not hold the shutdown forever.
+    if tokio::time::timeout(grace, ws.shutdown()).await.is_err() {
+        tracing::warn!("some WebSockets did not close within the grace period");
+    }
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()

@@ -936,14 +936,21 @@ impl MedEx {
         access(actor, Permission::ManageVendor(vendor)).require()?;
         self.load_vendor(vendor).await?;
         let drivers = self.all_drivers(vendor).await?;
-        let query = OrderQuery {
-            vendor_id: Some(vendor),
-            ..Default::default()
-        };
-        let recent = self.store.orders(&query, Page::first(MAX_PAGE)).await?;
+        // One query per active status, so an old order still on its way is not crowded out by
+        // newer finished ones.
+        let mut active_orders = Vec::new();
+        for status in OrderStatus::ALL.into_iter().filter(|s| !s.is_terminal()) {
+            let query = OrderQuery {
+                vendor_id: Some(vendor),
+                status: Some(status),
+                ..Default::default()
+            };
+            active_orders.extend(self.store.orders(&query, Page::first(MAX_PAGE)).await?);
+        }
+        active_orders.sort_by(|a, b| b.id.cmp(&a.id));
         Ok(LiveFleet {
             drivers,
-            active_orders: recent.into_iter().filter(is_active_order).collect(),
+            active_orders,
         })
     }
 
