@@ -360,12 +360,8 @@ impl Settings {
                     problem: "is required with MEDEX_ADMIN_EMAIL".into(),
                 });
             }
-            (None, Some(_)) => {
-                return Err(SettingsError {
-                    variable: "MEDEX_ADMIN_EMAIL",
-                    problem: "is required with MEDEX_ADMIN_PASSWORD".into(),
-                });
-            }
+            // The password alone is what `--create-admin` reads; it creates no admin at start.
+            (None, Some(_)) => None,
         };
         let log_format = match r.raw("MEDEX_LOG_FORMAT").as_deref() {
             None | Some("pretty") => LogFormat::Pretty,
@@ -516,6 +512,12 @@ mod tests {
         check(&[("MEDEX_SPEED_CAR_KMH", "fast")], "MEDEX_SPEED_CAR_KMH");
         check(&[("MEDEX_DEV_MODE", "maybe")], "MEDEX_DEV_MODE");
         check(&[("MEDEX_ADMIN_EMAIL", "a@b.co")], "MEDEX_ADMIN_PASSWORD");
+        assert!(
+            settings(&[("MEDEX_ADMIN_PASSWORD", "only-the-password")])
+                .unwrap()
+                .first_admin
+                .is_none()
+        );
         check(&[("MEDEX_LOG_FORMAT", "xml")], "MEDEX_LOG_FORMAT");
         check(
             &[("MEDEX_TILE_URL", "https://t.example/tile.png")],
