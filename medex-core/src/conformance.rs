@@ -151,6 +151,7 @@ pub async fn run(store: &dyn Store) {
     versions_guard_every_write(store).await;
     unique_keys_hold(store).await;
     commits_are_all_or_nothing(store).await;
+    commits_apply_in_order(store).await;
     lists_page_newest_first(store).await;
     order_queries_filter_and_move_with_the_record(store).await;
     positions_come_from_the_newest_fix(store).await;
@@ -412,6 +413,50 @@ async fn commits_are_all_or_nothing(store: &dyn Store) {
     assert_eq!(
         store.vendor(v.id).await.unwrap().unwrap().business_name,
         v.business_name
+    );
+}
+
+async fn commits_apply_in_order(store: &dyn Store) {
+    let owner = user(90, "in-order@example.com", Role::Vendor);
+    let v = vendor(91, owner.id);
+    store
+        .commit(vec![Write::User(owner.clone()), Write::Vendor(v.clone())])
+        .await
+        .unwrap();
+
+    // Two new orders in one commit may not share a unique key.
+    let a = order(92, v.id, owner.id, t0());
+    let mut b = order(93, v.id, owner.id, t0());
+    b.tracking_token = a.tracking_token.clone();
+    assert!(
+        matches!(
+            store
+                .commit(vec![Write::Order(a.clone()), Write::Order(b.clone())])
+                .await,
+            Err(StoreError::Duplicate(UniqueKey::TrackingToken))
+        ),
+        "unique keys hold within one commit"
+    );
+    assert!(
+        store.order(a.id).await.unwrap().is_none(),
+        "and nothing of it was written"
+    );
+
+    // A record written twice in one commit: the second write builds on the first.
+    let mut renamed = v.clone();
+    renamed.business_name = "Step one".into();
+    renamed.version = 2;
+    let mut again = renamed.clone();
+    again.business_name = "Step two".into();
+    again.version = 3;
+    store
+        .commit(vec![Write::Vendor(renamed), Write::Vendor(again)])
+        .await
+        .expect("writes apply in order");
+    let stored = store.vendor(v.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.business_name.as_str(), stored.version),
+        ("Step two", 3)
     );
 }
 

@@ -50,6 +50,65 @@ fn check_version(stored: Option<u64>, new: u64) -> Result<(), StoreError> {
     }
 }
 
+fn as_user(w: &Write) -> Option<&User> {
+    if let Write::User(r) = w {
+        Some(r)
+    } else {
+        None
+    }
+}
+fn as_vendor(w: &Write) -> Option<&Vendor> {
+    if let Write::Vendor(r) = w {
+        Some(r)
+    } else {
+        None
+    }
+}
+fn as_driver(w: &Write) -> Option<&Driver> {
+    if let Write::Driver(r) = w {
+        Some(r)
+    } else {
+        None
+    }
+}
+fn as_order(w: &Write) -> Option<&Order> {
+    if let Write::Order(r) = w {
+        Some(r)
+    } else {
+        None
+    }
+}
+
+/// The version of record `id` as the commit sees it so far: its last write in the batch, else
+/// the stored one.
+fn latest<K: Ord + Copy, T>(
+    batch: &[&T],
+    stored: &BTreeMap<K, T>,
+    id: K,
+    key: impl Fn(&T) -> K,
+    version: impl Fn(&T) -> u64,
+) -> Option<u64> {
+    batch
+        .iter()
+        .rev()
+        .find(|r| key(r) == id)
+        .map(|r| version(r))
+        .or_else(|| stored.get(&id).map(version))
+}
+
+/// Every record as the commit sees it so far: stored ones not rewritten in the batch, then the
+/// batch's (a record written twice appears twice; both carry the same id).
+fn visible<'a, K: Ord + Copy, T>(
+    batch: &'a [&'a T],
+    stored: &'a BTreeMap<K, T>,
+    key: impl Fn(&T) -> K + Copy + 'a,
+) -> impl Iterator<Item = &'a T> + 'a {
+    stored
+        .values()
+        .filter(move |s| !batch.iter().any(|b| key(b) == key(s)))
+        .chain(batch.iter().copied())
+}
+
 fn page<K: Ord + Copy, V: Clone>(
     map: &BTreeMap<K, V>,
     page: Page<K>,
@@ -69,28 +128,47 @@ fn page<K: Ord + Copy, V: Clone>(
 }
 
 impl State {
+    /// Checks a commit as if its writes were applied one after the other: a record written
+    /// twice is checked against its own earlier write, and unique keys against the batch too.
     fn validate(&self, writes: &[Write]) -> Result<(), StoreError> {
         for (i, write) in writes.iter().enumerate() {
+            let earlier = &writes[..i];
             match write {
                 Write::User(u) => {
-                    check_version(self.users.get(&u.id).map(|s| s.version), u.version)?;
-                    let taken_by_other = |other: &User| other.id != u.id && other.email == u.email;
-                    let in_batch = writes[..i]
-                        .iter()
-                        .any(|w| matches!(w, Write::User(o) if taken_by_other(o)));
-                    if in_batch || self.users.values().any(taken_by_other) {
+                    let batch: Vec<&User> = earlier.iter().filter_map(|w| as_user(w)).collect();
+                    check_version(
+                        latest(&batch, &self.users, u.id, |r| r.id, |r| r.version),
+                        u.version,
+                    )?;
+                    if visible(&batch, &self.users, |r| r.id)
+                        .any(|o| o.id != u.id && o.email == u.email)
+                    {
                         return Err(StoreError::Duplicate(UniqueKey::Email));
                     }
                 }
                 Write::Vendor(v) => {
-                    check_version(self.vendors.get(&v.id).map(|s| s.version), v.version)?
+                    let batch: Vec<&Vendor> = earlier.iter().filter_map(|w| as_vendor(w)).collect();
+                    check_version(
+                        latest(&batch, &self.vendors, v.id, |r| r.id, |r| r.version),
+                        v.version,
+                    )?;
                 }
                 Write::Driver(d) => {
-                    check_version(self.drivers.get(&d.id).map(|s| s.version), d.version)?
+                    let batch: Vec<&Driver> = earlier.iter().filter_map(|w| as_driver(w)).collect();
+                    check_version(
+                        latest(&batch, &self.drivers, d.id, |r| r.id, |r| r.version),
+                        d.version,
+                    )?;
                 }
                 Write::Order(o) => {
-                    check_version(self.orders.get(&o.id).map(|s| s.version), o.version)?;
-                    for other in self.orders.values().filter(|other| other.id != o.id) {
+                    let batch: Vec<&Order> = earlier.iter().filter_map(|w| as_order(w)).collect();
+                    check_version(
+                        latest(&batch, &self.orders, o.id, |r| r.id, |r| r.version),
+                        o.version,
+                    )?;
+                    for other in
+                        visible(&batch, &self.orders, |r| r.id).filter(|other| other.id != o.id)
+                    {
                         if other.order_number == o.order_number {
                             return Err(StoreError::Duplicate(UniqueKey::OrderNumber));
                         }

@@ -40,7 +40,8 @@ pub enum StoreError {
     /// The commit would give two records the same unique key. Nothing was written.
     #[error("duplicate {0:?}")]
     Duplicate(UniqueKey),
-    /// The store cannot serve now (IO error, closed, disk full). Nothing can be assumed written.
+    /// The store cannot serve now (IO error, closed, disk full). The write may or may not have
+    /// reached the disk: a retry with the same versions then answers `Conflict` if it did.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
     /// Stored data cannot be read back (corruption, or written by an unknown schema version).
@@ -161,8 +162,9 @@ pub struct RefreshSession {
 /// and survives a crash, except [`Store::append_fixes`], which may be batched for up to one second.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Writes all records or none. Each record's stored version MUST be `version - 1` (absent is
-    /// 0), else `Conflict`; unique keys (user e-mail, order number, tracking token, external order
+    /// Writes all records or none, as if applied one after the other (a record written twice
+    /// builds on its own earlier write). Each record's stored version MUST be `version - 1`
+    /// (absent is 0), else `Conflict`; unique keys (user e-mail, order number, tracking token, external order
     /// ref per vendor) MUST stay unique, else `Duplicate`. Indexes follow the records atomically.
     async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError>;
 
