@@ -947,7 +947,7 @@ impl MedEx {
             };
             active_orders.extend(self.store.orders(&query, Page::first(MAX_PAGE)).await?);
         }
-        active_orders.sort_by(|a, b| b.id.cmp(&a.id));
+        active_orders.sort_by_key(|o| std::cmp::Reverse(o.id));
         Ok(LiveFleet {
             drivers,
             active_orders,
