@@ -7,16 +7,16 @@
 //! # });
 //! ```
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use crate::config::SystemConfig;
 use crate::model::*;
 use crate::store::*;
 
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 5, 1, 8, 0, 0).unwrap()
-}
+pub mod fixtures;
+
+use fixtures::{fix, t0};
 
 /// Time-ordered ids like the service makes: `n` orders them.
 fn id(n: u64) -> Uuid {
@@ -24,120 +24,25 @@ fn id(n: u64) -> Uuid {
 }
 
 fn user(n: u64, email: &str, role: Role) -> User {
-    User {
-        id: UserId::from_uuid(id(n)),
-        email: Email::parse(email).unwrap(),
-        full_name: format!("User {n}"),
-        phone: None,
-        role,
-        is_active: true,
-        password_hash: "$argon2id$stub".into(),
-        vendor_id: None,
-        driver_id: None,
-        created_at: t0(),
-        updated_at: t0(),
-        version: 1,
-    }
+    fixtures::user(UserId::from_uuid(id(n)), email, role)
 }
 
 fn vendor(n: u64, owner: UserId) -> Vendor {
     Vendor {
-        id: VendorId::from_uuid(id(n)),
-        user_id: owner,
-        business_name: format!("Pharmacy {n}"),
-        email: Email::parse(&format!("v{n}@example.com")).unwrap(),
-        phone: None,
-        address: "1 Main St".into(),
-        location: Coordinates::new(52.5, 13.4).unwrap(),
-        driver_ids: vec![],
-        is_active: true,
-        require_proof_photo: false,
-        require_signature: false,
         woocommerce_webhook_secret: Some("s".repeat(20)),
-        created_at: t0(),
-        updated_at: t0(),
-        version: 1,
+        ..fixtures::vendor(VendorId::from_uuid(id(n)), owner)
     }
 }
 
 fn driver(n: u64, vendor: VendorId, owner: UserId) -> Driver {
-    Driver {
-        id: DriverId::from_uuid(id(n)),
-        user_id: owner,
-        vendor_id: vendor,
-        full_name: format!("Driver {n}"),
-        email: Email::parse(&format!("d{n}@example.com")).unwrap(),
-        phone: None,
-        vehicle_type: VehicleType::Scooter,
-        vehicle_number: None,
-        license_number: None,
-        status: DriverStatus::Available,
-        active_order_id: None,
-        current_latitude: None,
-        current_longitude: None,
-        last_location_update: None,
-        total_deliveries: 0,
-        total_earnings: Money::ZERO,
-        is_active: true,
-        created_at: t0(),
-        updated_at: t0(),
-        version: 1,
-    }
+    fixtures::driver(DriverId::from_uuid(id(n)), vendor, owner)
 }
 
 fn order(n: u64, vendor: VendorId, customer: UserId, created: DateTime<Utc>) -> Order {
     Order {
-        id: OrderId::from_uuid(id(n)),
-        order_number: format!("ORD-{n:08}"),
-        user_id: customer,
-        vendor_id: vendor,
-        driver_id: None,
-        tracking_token: format!("token-{n}"),
-        status: OrderStatus::Pending,
-        pickup_address: "1 Main St".into(),
-        pickup_latitude: 52.5,
-        pickup_longitude: 13.4,
-        delivery_address: "2 Side St".into(),
-        delivery_latitude: Some(52.51),
-        delivery_longitude: Some(13.41),
-        customer_name: "Ann".into(),
-        customer_phone: "555".into(),
-        items: vec![OrderItem {
-            name: "Aspirin".into(),
-            quantity: 1,
-            notes: None,
-        }],
-        notes: None,
-        estimated_distance_km: Some(1.3),
-        actual_distance_km: None,
-        delivery_fee: Money::from_cents(325),
-        proof_photo_url: None,
-        signature_url: None,
-        accepted_at: None,
-        driver_accepted_at: None,
-        picked_up_at: None,
-        out_for_delivery_at: None,
-        delivered_at: None,
-        cancelled_at: None,
-        cancel_reason: None,
-        reject_reason: None,
-        status_history: vec![],
-        external_ref: None,
         created_at: created,
         updated_at: created,
-        version: 1,
-    }
-}
-
-fn fix(driver: DriverId, seconds: i64, lat: f64) -> LocationFix {
-    LocationFix {
-        driver_id: driver,
-        latitude: lat,
-        longitude: 13.4,
-        speed: Some(20.0),
-        heading: None,
-        accuracy: Some(5.0),
-        recorded_at: t0() + Duration::seconds(seconds),
+        ..fixtures::order(OrderId::from_uuid(id(n)), vendor, customer)
     }
 }
 

@@ -242,10 +242,10 @@ impl Access {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{TimeZone, Utc};
     use uuid::Uuid;
 
     use super::*;
+    use crate::conformance::fixtures;
     use crate::model::*;
 
     fn uuid(n: u128) -> Uuid {
@@ -275,85 +275,25 @@ mod tests {
     }
 
     fn world(status: OrderStatus) -> World {
-        let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        let email = Email::parse("x@example.com").unwrap();
         let vendor_id = VendorId::from_uuid(uuid(100));
         let driver_id = DriverId::from_uuid(uuid(200));
         let order = Order {
-            id: OrderId::from_uuid(uuid(300)),
-            order_number: "ORD-00000001".into(),
-            user_id: UserId::from_uuid(uuid(2)),
-            vendor_id,
             driver_id: Some(driver_id),
-            tracking_token: "t".into(),
             status,
-            pickup_address: String::new(),
-            pickup_latitude: 0.0,
-            pickup_longitude: 0.0,
-            delivery_address: String::new(),
-            delivery_latitude: Some(0.0),
-            delivery_longitude: Some(0.0),
-            customer_name: String::new(),
-            customer_phone: String::new(),
-            items: vec![],
-            notes: None,
-            estimated_distance_km: None,
-            actual_distance_km: None,
-            delivery_fee: Money::ZERO,
-            proof_photo_url: None,
-            signature_url: None,
-            accepted_at: None,
-            driver_accepted_at: None,
-            picked_up_at: None,
-            out_for_delivery_at: None,
-            delivered_at: None,
-            cancelled_at: None,
-            cancel_reason: None,
-            reject_reason: None,
-            status_history: vec![],
-            external_ref: None,
-            created_at: at,
-            updated_at: at,
-            version: 1,
+            ..fixtures::order(
+                OrderId::from_uuid(uuid(300)),
+                vendor_id,
+                UserId::from_uuid(uuid(2)),
+            )
         };
         let driver_record = Driver {
-            id: driver_id,
-            user_id: UserId::from_uuid(uuid(6)),
-            vendor_id,
-            full_name: "Dee Driver".into(),
-            email: email.clone(),
-            phone: None,
-            vehicle_type: VehicleType::Bike,
-            vehicle_number: None,
-            license_number: None,
             status: DriverStatus::Busy,
-            active_order_id: None,
-            current_latitude: None,
-            current_longitude: None,
-            last_location_update: None,
-            total_deliveries: 0,
-            total_earnings: Money::ZERO,
-            is_active: true,
-            created_at: at,
-            updated_at: at,
-            version: 1,
+            ..fixtures::driver(driver_id, vendor_id, UserId::from_uuid(uuid(6)))
         };
         let vendor_record = Vendor {
-            id: vendor_id,
-            user_id: UserId::from_uuid(uuid(4)),
-            business_name: "P".into(),
-            email,
-            phone: None,
-            address: String::new(),
-            location: Coordinates::new(0.0, 0.0).unwrap(),
             driver_ids: vec![driver_id],
             is_active: false,
-            require_proof_photo: false,
-            require_signature: false,
-            woocommerce_webhook_secret: None,
-            created_at: at,
-            updated_at: at,
-            version: 1,
+            ..fixtures::vendor(vendor_id, UserId::from_uuid(uuid(4)))
         };
         World {
             admin: actor(1, Role::Admin, None, None),

@@ -359,50 +359,26 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::conformance::fixtures;
     use crate::model::*;
 
     fn order(n: u128, created: DateTime<Utc>) -> Order {
-        let at = created;
+        let id = |n: u128| uuid::Uuid::from_u128(n);
         Order {
-            id: OrderId::from_uuid(uuid::Uuid::from_u128(n)),
-            order_number: format!("ORD-{n:08}"),
-            user_id: UserId::from_uuid(uuid::Uuid::from_u128(1)),
-            vendor_id: VendorId::from_uuid(uuid::Uuid::from_u128(2)),
-            driver_id: None,
-            tracking_token: format!("t{n}"),
-            status: OrderStatus::Pending,
-            pickup_address: "Main St 1".into(),
-            pickup_latitude: 0.0,
-            pickup_longitude: 0.0,
-            delivery_address: "Side St 2".into(),
-            delivery_latitude: Some(0.01),
-            delivery_longitude: Some(0.0),
-            customer_name: "Ann".into(),
-            customer_phone: "555".into(),
             items: vec![OrderItem {
                 name: "Aspirin".into(),
                 quantity: 2,
                 notes: None,
             }],
-            notes: None,
-            estimated_distance_km: Some(1.1),
-            actual_distance_km: None,
             delivery_fee: Money::from_cents(275),
-            proof_photo_url: None,
-            signature_url: None,
-            accepted_at: None,
-            driver_accepted_at: None,
-            picked_up_at: None,
-            out_for_delivery_at: None,
-            delivered_at: None,
-            cancelled_at: None,
-            cancel_reason: None,
-            reject_reason: None,
-            status_history: vec![],
-            external_ref: None,
-            created_at: at,
-            updated_at: at,
-            version: 1,
+            estimated_distance_km: Some(1.1),
+            created_at: created,
+            updated_at: created,
+            ..fixtures::order(
+                OrderId::from_uuid(id(n)),
+                VendorId::from_uuid(id(1 << 64)),
+                UserId::from_uuid(id(2 << 64)),
+            )
         }
     }
 

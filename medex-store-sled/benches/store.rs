@@ -5,12 +5,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chrono::{TimeZone, Utc};
 use criterion::{Criterion, Throughput};
-use medex_core::model::{
-    Coordinates, DriverId, Email, LocationFix, Money, Order, OrderId, OrderItem, OrderStatus, Role,
-    User, UserId, Vendor, VendorId,
-};
+use medex_core::conformance::fixtures;
+use medex_core::model::{DriverId, LocationFix, Order, OrderId, Role, UserId, VendorId};
 use medex_core::store::{OrderQuery, Page, Store, Write};
 use medex_store_sled::SledStore;
 use tokio::runtime::Runtime;
@@ -26,104 +23,32 @@ fn id(n: u64) -> Uuid {
     uuid::Builder::from_unix_timestamp_millis(1_770_000_000_000 + n, &[0x5a; 10]).into_uuid()
 }
 
-fn template(vendor: VendorId, customer: UserId) -> Order {
-    let at = Utc.with_ymd_and_hms(2026, 5, 1, 8, 0, 0).unwrap();
-    Order {
-        id: OrderId::from_uuid(id(0)),
-        order_number: String::new(),
-        user_id: customer,
-        vendor_id: vendor,
-        driver_id: None,
-        tracking_token: String::new(),
-        status: OrderStatus::Pending,
-        pickup_address: "1 Main St, Berlin".into(),
-        pickup_latitude: 52.5,
-        pickup_longitude: 13.4,
-        delivery_address: "2 Side St, Berlin".into(),
-        delivery_latitude: Some(52.51),
-        delivery_longitude: Some(13.41),
-        customer_name: "Ann Example".into(),
-        customer_phone: "+49 30 123456".into(),
-        items: vec![OrderItem {
-            name: "Ibuprofen 400".into(),
-            quantity: 2,
-            notes: Some("after meals".into()),
-        }],
-        notes: None,
-        estimated_distance_km: Some(1.3),
-        actual_distance_km: None,
-        delivery_fee: Money::from_cents(325),
-        proof_photo_url: None,
-        signature_url: None,
-        accepted_at: None,
-        driver_accepted_at: None,
-        picked_up_at: None,
-        out_for_delivery_at: None,
-        delivered_at: None,
-        cancelled_at: None,
-        cancel_reason: None,
-        reject_reason: None,
-        status_history: vec![],
-        external_ref: None,
-        created_at: at,
-        updated_at: at,
-        version: 1,
-    }
-}
-
 /// Makes orders with fresh ids, numbers and tokens.
 struct Orders {
-    template: Order,
+    vendor: VendorId,
+    customer: UserId,
     next: AtomicU64,
 }
 
 impl Orders {
     fn make(&self) -> Order {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut order = self.template.clone();
-        order.id = OrderId::from_uuid(id(n));
-        order.order_number = format!("ORD-{n:08}");
-        order.tracking_token = format!("tok-{n:032x}");
-        order
+        let id = OrderId::from_uuid(id(n));
+        fixtures::order(id, self.vendor, self.customer)
     }
 }
 
 fn setup(runtime: &Runtime, dir: &std::path::Path) -> (Arc<SledStore>, Arc<Orders>, VendorId) {
     let store = Arc::new(SledStore::open(dir).unwrap());
-    let at = Utc.with_ymd_and_hms(2026, 5, 1, 8, 0, 0).unwrap();
-    let owner = User {
-        id: UserId::from_uuid(Uuid::from_u128(1)),
-        email: Email::parse("owner@example.com").unwrap(),
-        full_name: "Owner".into(),
-        phone: None,
-        role: Role::Vendor,
-        is_active: true,
-        password_hash: "$argon2id$stub".into(),
-        vendor_id: None,
-        driver_id: None,
-        created_at: at,
-        updated_at: at,
-        version: 1,
-    };
-    let vendor = Vendor {
-        id: VendorId::from_uuid(Uuid::from_u128(2)),
-        user_id: owner.id,
-        business_name: "Pharmacy".into(),
-        email: Email::parse("pharmacy@example.com").unwrap(),
-        phone: None,
-        address: "1 Main St, Berlin".into(),
-        location: Coordinates::new(52.5, 13.4).unwrap(),
-        driver_ids: vec![],
-        is_active: true,
-        require_proof_photo: false,
-        require_signature: false,
-        woocommerce_webhook_secret: None,
-        created_at: at,
-        updated_at: at,
-        version: 1,
-    };
+    let owner = fixtures::user(
+        UserId::from_uuid(Uuid::from_u128(1)),
+        "owner@example.com",
+        Role::Vendor,
+    );
+    let vendor = fixtures::vendor(VendorId::from_uuid(Uuid::from_u128(2)), owner.id);
     let orders = Arc::new(Orders {
-        template: template(vendor.id, owner.id),
+        vendor: vendor.id,
+        customer: owner.id,
         next: AtomicU64::new(1),
     });
     runtime.block_on(async {
@@ -207,17 +132,9 @@ fn store_benches(c: &mut Criterion) {
         (0..count)
             .map(|_| {
                 seconds += 1;
-                LocationFix {
-                    driver_id: DriverId::from_uuid(Uuid::from_u128(u128::from(
-                        seconds as u64 % 1000,
-                    ))),
-                    latitude: 52.5,
-                    longitude: 13.4,
-                    speed: Some(20.0),
-                    heading: Some(90.0),
-                    accuracy: Some(5.0),
-                    recorded_at: Utc.timestamp_opt(1_770_000_000 + seconds, 0).unwrap(),
-                }
+                let driver =
+                    DriverId::from_uuid(Uuid::from_u128(u128::from(seconds as u64 % 1000)));
+                fixtures::fix(driver, seconds, 52.5)
             })
             .collect()
     };
