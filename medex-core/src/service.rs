@@ -4,6 +4,7 @@
 //! lifecycle, pricing), commit all changed records at once guarded by their versions, then
 //! publish events. Transports only translate requests into these calls and results back.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
@@ -259,6 +260,8 @@ pub struct MedEx {
     hasher: Arc<dyn PasswordHasher>,
     tokens: TokenKeys,
     config: RwLock<Arc<SystemConfig>>,
+    /// Set while a configuration change is being saved; a second change meanwhile conflicts.
+    config_saving: AtomicBool,
     /// A real hash of a random password, verified against when an e-mail is unknown so that
     /// login takes as long for unknown accounts as for wrong passwords.
     decoy_hash: String,
@@ -412,6 +415,7 @@ impl MedEx {
             hasher: ports.hasher,
             tokens: ports.tokens,
             config: RwLock::new(Arc::new(config)),
+            config_saving: AtomicBool::new(false),
             decoy_hash,
         })
     }
@@ -1873,14 +1877,44 @@ impl MedEx {
         Ok(self.config())
     }
 
-    /// Replaces the configuration (admins only), persisting it first.
+    /// Replaces the configuration (admins only), persisting it first. Conflicts with a change
+    /// being saved at the same time, as [`MedEx::update_system_config_from`].
     pub async fn update_system_config(
         &self,
         actor: &Actor,
         config: SystemConfig,
     ) -> Result<Arc<SystemConfig>> {
+        let base = self.config();
+        self.update_system_config_from(actor, &base, config).await
+    }
+
+    /// Replaces `base`, the configuration the caller read and derived `config` from (a merge
+    /// patch, say), persisting it first (admins only). If the configuration changed since
+    /// `base` was read, or another change is being saved, nothing is written and the answer is
+    /// [`Conflict::ConcurrentUpdate`]: of two changes at once one wins and the other is retried,
+    /// instead of one silently undoing the other.
+    pub async fn update_system_config_from(
+        &self,
+        actor: &Actor,
+        base: &Arc<SystemConfig>,
+        config: SystemConfig,
+    ) -> Result<Arc<SystemConfig>> {
+        /// Clears the flag however the change ends: saved, failed, or abandoned mid-save.
+        struct Saving<'a>(&'a AtomicBool);
+        impl Drop for Saving<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
         access(actor, Permission::Administer).require()?;
         config.validate()?;
+        if self.config_saving.swap(true, Ordering::Acquire) {
+            return Err(Conflict::ConcurrentUpdate.into());
+        }
+        let _saving = Saving(&self.config_saving);
+        if !Arc::ptr_eq(&self.config(), base) {
+            return Err(Conflict::ConcurrentUpdate.into());
+        }
         self.store.save_system_config(&config).await?;
         let config = Arc::new(config);
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = config.clone();

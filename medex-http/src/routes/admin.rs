@@ -110,6 +110,7 @@ pub(crate) async fn get_config(
         (status = 200, description = "The new configuration", body = ConfigDoc),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Admins only", body = ErrorBody),
+        (status = 409, description = "Changed by someone else meanwhile; read and retry", body = ErrorBody),
         (status = 422, description = "Invalid values", body = ErrorBody),
     ))]
 pub(crate) async fn patch_config(
@@ -126,8 +127,14 @@ pub(crate) async fn patch_config(
     merge(&mut merged, patch);
     let config: SystemConfig =
         crate::extract::parse_json(merged.to_string().as_bytes(), state.config.max_json_depth)?;
+    // Saved only if nobody changed the configuration since `current` was read: concurrent
+    // patches conflict (409) instead of undoing each other.
     Ok(Json(
-        (*state.medex.update_system_config(&actor, config).await?).clone(),
+        (*state
+            .medex
+            .update_system_config_from(&actor, &current, config)
+            .await?)
+            .clone(),
     ))
 }
 
