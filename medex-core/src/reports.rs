@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, FixedOffset, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Driver, DriverId, Money, Order, OrderStatus};
@@ -12,23 +12,24 @@ pub fn day_bounds(date: NaiveDate, offset: FixedOffset) -> (DateTime<Utc>, DateT
     days_bounds(date, date, offset)
 }
 
-/// The UTC instants `[start of from, end of to)` of local days at `offset`.
+/// The UTC instants `[start of from, end of to)` of local days at `offset`. At the ends of
+/// chrono's calendar, instants that cannot be represented are clamped to the first or last one.
 pub fn days_bounds(
     from: NaiveDate,
     to: NaiveDate,
     offset: FixedOffset,
 ) -> (DateTime<Utc>, DateTime<Utc>) {
-    let start = offset
-        .from_local_datetime(&from.and_hms_opt(0, 0, 0).unwrap_or_default())
-        .single()
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_default();
-    let end = offset
-        .from_local_datetime(&to.and_hms_opt(0, 0, 0).unwrap_or_default())
-        .single()
-        .map(|t| t.with_timezone(&Utc) + Duration::days(1))
-        .unwrap_or_default();
-    (start, end)
+    // With a fixed offset a local midnight is one instant, or none when it falls before the
+    // first representable one (the first day, at a positive offset).
+    let midnight = |date: NaiveDate| {
+        offset
+            .from_local_datetime(&date.and_hms_opt(0, 0, 0).unwrap_or_default())
+            .single()
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    };
+    let end = to.succ_opt().map_or(DateTime::<Utc>::MAX_UTC, midnight);
+    (midnight(from), end)
 }
 
 fn within(at: Option<DateTime<Utc>>, (start, end): (DateTime<Utc>, DateTime<Utc>)) -> bool {
@@ -356,6 +357,7 @@ pub fn vendor_daily_csv(report: &VendorDailyReport) -> String {
 
 #[cfg(test)]
 mod tests {
+    use chrono::Duration;
     use proptest::prelude::*;
 
     use super::*;
@@ -434,6 +436,24 @@ mod tests {
         );
         assert_eq!(d.average_delivery_minutes, Some(25.0));
         assert_eq!(r.utc_offset, "+02:00");
+    }
+
+    #[test]
+    fn bounds_at_the_ends_of_the_calendar_are_clamped() {
+        let east = FixedOffset::east_opt(14 * 3600).unwrap();
+        let west = FixedOffset::west_opt(14 * 3600).unwrap();
+        let (first, last) = (NaiveDate::MIN, NaiveDate::MAX);
+        assert_eq!(days_bounds(last, last, west).1, DateTime::<Utc>::MAX_UTC);
+        let (start, end) = days_bounds(first, first, east);
+        assert_eq!(start, DateTime::<Utc>::MIN_UTC);
+        assert_eq!(end, first.and_hms_opt(10, 0, 0).unwrap().and_utc());
+        let day = NaiveDate::from_ymd_opt(2026, 3, 10).unwrap();
+        let (start, end) = days_bounds(day, day, east);
+        assert_eq!(end - start, Duration::days(1));
+        assert_eq!(
+            start,
+            day.and_hms_opt(0, 0, 0).unwrap().and_utc() - Duration::hours(14)
+        );
     }
 
     #[test]

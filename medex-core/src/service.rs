@@ -391,6 +391,13 @@ fn bump<T>(record: &mut T, version: impl FnOnce(&mut T) -> &mut u64) {
     *version(record) += 1;
 }
 
+/// Where reports start looking for orders: a week before `at` (orders placed that long before a
+/// day can still be delivered on it), or the first instant there is.
+fn week_before(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.checked_sub_signed(Duration::days(7))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 fn is_active_order(order: &Order) -> bool {
     !order.status.is_terminal()
 }
@@ -897,7 +904,7 @@ impl MedEx {
         let (start, end) = reports::day_bounds(date, offset);
         let query = OrderQuery {
             vendor_id: Some(vendor),
-            created_from: Some(start - Duration::days(7)),
+            created_from: Some(week_before(start)),
             created_before: Some(end),
             ..Default::default()
         };
@@ -926,7 +933,7 @@ impl MedEx {
         let bounds = reports::days_bounds(from, to, offset);
         let query = OrderQuery {
             vendor_id: Some(vendor),
-            created_from: Some(bounds.0 - Duration::days(7)),
+            created_from: Some(week_before(bounds.0)),
             created_before: Some(bounds.1),
             ..Default::default()
         };
@@ -1237,7 +1244,7 @@ impl MedEx {
         let query = OrderQuery {
             driver_id: Some(driver.id),
             status: Some(OrderStatus::Delivered),
-            created_from: Some(bounds.0 - Duration::days(7)),
+            created_from: Some(week_before(bounds.0)),
             created_before: Some(bounds.1),
             ..Default::default()
         };

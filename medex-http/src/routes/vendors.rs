@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use medex_core::model::{OrderId, OrderStatus, VendorId};
 use medex_core::permissions::Actor;
 use medex_core::reports::day_bounds;
@@ -242,7 +242,9 @@ pub(crate) async fn export_csv(
     };
     let from = match body.from.or(query.from) {
         Some(raw) => parse_instant("from", &raw, false)?,
-        None => to - Duration::days(30),
+        None => to
+            .checked_sub_signed(Duration::days(30))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC),
     };
     let csv = state.medex.export_orders_csv(&actor, id, from, to).await?;
     let filename = format!(
