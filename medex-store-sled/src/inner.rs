@@ -1,9 +1,11 @@
 //! The sled trees and every operation on them, synchronous. [`crate::SledStore`] decides which of
 //! these run inline and which go to the blocking pool, and when to flush.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use medex_core::config::SystemConfig;
@@ -57,6 +59,59 @@ const CONFIG_KEY: &[u8] = b"system";
 /// Trail deletions are applied in batches of this many keys.
 const PRUNE_BATCH: usize = 1024;
 
+/// Shards of the [`Decoded`] memo (locks held only for a lookup or an insert).
+const DECODED_SHARDS: usize = 16;
+/// Records remembered per shard: 32k in all, enough for the records a busy fleet touches.
+const DECODED_PER_SHARD: usize = 2048;
+
+/// A record's tree (its position in [`Tx::ALL`]) and id.
+type RecordKey = (usize, [u8; ID_LEN]);
+/// A decoded record and the stored bytes it came from.
+type DecodedEntry = (IVec, Arc<dyn Any + Send + Sync>);
+
+/// Records already decoded, by the exact bytes they were decoded from.
+///
+/// Reads of hot records (the order and driver of every fix, the order of every tracking read,
+/// the account of every authenticated request) would otherwise parse the same JSON again each
+/// time. A read still fetches the bytes from sled; only when they equal the remembered bytes is
+/// the remembered record cloned instead of parsed. The stored bytes stay the only truth, so a
+/// write needs no invalidation: a changed record has other bytes and is decoded afresh.
+struct Decoded {
+    shards: Vec<Mutex<HashMap<RecordKey, DecodedEntry>>>,
+}
+
+impl Decoded {
+    fn new() -> Self {
+        Self {
+            shards: (0..DECODED_SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    fn record<R: Record>(&self, id: [u8; ID_LEN], bytes: IVec) -> Result<R, StoreError> {
+        let key = (R::TREE.at(), id);
+        // The last bytes of a UUIDv7 are random: they spread ids over the shards.
+        let shard = &self.shards[usize::from(id[ID_LEN - 1]) % DECODED_SHARDS];
+        let remembered = shard
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .filter(|(seen, _)| *seen == bytes)
+            .map(|(_, value)| value.clone());
+        if let Some(record) = remembered.as_deref().and_then(|v| v.downcast_ref::<R>()) {
+            return Ok(record.clone());
+        }
+        let record: R = decode(R::WHAT, &bytes)?;
+        let mut map = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= DECODED_PER_SHARD && !map.contains_key(&key) {
+            if let Some(evicted) = map.keys().next().copied() {
+                map.remove(&evicted);
+            }
+        }
+        map.insert(key, (bytes, Arc::new(record.clone())));
+        Ok(record)
+    }
+}
+
 /// The open database.
 pub(crate) struct Inner {
     pub(crate) path: PathBuf,
@@ -71,6 +126,7 @@ pub(crate) struct Inner {
     sessions: Tree,
     config: Tree,
     pub(crate) meta: Tree,
+    decoded: Decoded,
 }
 
 impl Inner {
@@ -87,6 +143,7 @@ impl Inner {
             sessions: db.open_tree("refresh_sessions")?,
             config: db.open_tree("config")?,
             meta: db.open_tree("meta")?,
+            decoded: Decoded::new(),
             db,
         })
     }
@@ -137,7 +194,10 @@ impl Inner {
     }
 
     pub(crate) fn get<R: Record>(&self, id: [u8; ID_LEN]) -> Result<Option<R>, StoreError> {
-        self.record(self.tree(R::TREE), R::WHAT, &id)
+        match self.tree(R::TREE).get(id).map_err(sled_error)? {
+            Some(bytes) => self.decoded.record(id, bytes).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The record a unique index points at. An entry without its record means the index and the
@@ -147,9 +207,7 @@ impl Inner {
             return Ok(None);
         };
         let id = id_at(&id, 0)?;
-        self.record(self.tree(R::TREE), R::WHAT, &id)?
-            .map(Some)
-            .ok_or_else(|| dangling(index))
+        self.get(id)?.map(Some).ok_or_else(|| dangling(index))
     }
 
     pub(crate) fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
@@ -230,9 +288,7 @@ impl Inner {
             return Ok(found);
         }
         for id in ids {
-            let record: R = self
-                .record(self.tree(R::TREE), R::WHAT, &id?)?
-                .ok_or_else(|| dangling(index))?;
+            let record: R = self.get(id?)?.ok_or_else(|| dangling(index))?;
             if keep(&record) {
                 found.push(record);
                 if found.len() == limit {
@@ -575,4 +631,65 @@ fn apply(
         records.insert(&write.id[..], write.bytes.as_slice())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use medex_core::model::{Email, Role};
+
+    use super::*;
+
+    fn user(version: u64, full_name: &str) -> User {
+        let at = Utc.with_ymd_and_hms(2026, 5, 1, 8, 0, 0).unwrap();
+        User {
+            id: UserId::from_uuid(uuid::Uuid::from_u128(
+                0x0193_0000_0000_7000_8000_0000_0000_0042,
+            )),
+            email: Email::parse("ann@example.test").unwrap(),
+            full_name: full_name.into(),
+            phone: None,
+            role: Role::User,
+            is_active: true,
+            password_hash: "$argon2id$test".into(),
+            vendor_id: None,
+            driver_id: None,
+            created_at: at,
+            updated_at: at,
+            version,
+        }
+    }
+
+    /// The memo of decoded records never serves a record older than the stored one: every read
+    /// after a commit sees the commit, by id and through a unique index.
+    #[test]
+    fn reads_after_writes_see_the_writes_despite_the_decoded_memo() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = Inner::new(dir.path().into(), sled::open(dir.path()).unwrap()).unwrap();
+        let id = user(1, "").id.to_bytes();
+        for version in 1..=5 {
+            let name = format!("Ann {version}");
+            inner.commit(&[Write::User(user(version, &name))]).unwrap();
+            for _ in 0..2 {
+                let by_id: User = inner.get(id).unwrap().unwrap();
+                assert_eq!((by_id.version, by_id.full_name.as_str()), (version, &*name));
+                let by_email = inner.user_by_email("ann@example.test").unwrap().unwrap();
+                assert_eq!(by_email, by_id);
+            }
+        }
+    }
+
+    #[test]
+    fn the_decoded_memo_stays_bounded() {
+        let decoded = Decoded::new();
+        let bytes = IVec::from(encode("user", &user(1, "Ann")).unwrap());
+        for n in 0..(DECODED_SHARDS * DECODED_PER_SHARD * 2) as u128 {
+            let id = n.to_be_bytes();
+            let read: User = decoded.record(id, bytes.clone()).unwrap();
+            assert_eq!(read.full_name, "Ann");
+        }
+        for shard in &decoded.shards {
+            assert!(shard.lock().unwrap().len() <= DECODED_PER_SHARD);
+        }
+    }
 }

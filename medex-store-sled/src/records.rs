@@ -88,7 +88,9 @@ pub(crate) struct Entry {
 }
 
 /// A record kept under its id with a version.
-pub(crate) trait Record: Serialize + DeserializeOwned {
+pub(crate) trait Record:
+    Serialize + DeserializeOwned + Clone + Send + Sync + 'static
+{
     /// Where it lives.
     const TREE: Tx;
     /// What it is called in errors.
