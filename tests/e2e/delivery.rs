@@ -1,0 +1,386 @@
+//! One delivery through the composed server, over real HTTP and WebSocket connections: every
+//! party sees every message meant for it, in order, and nothing meant for others.
+
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::support::*;
+
+fn location(latitude: f64, longitude: f64) -> Value {
+    json!({"type": "location", "latitude": latitude, "longitude": longitude,
+           "speed": 18.5, "heading": 300.0, "accuracy": 8.0})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_delivery_seen_by_every_party_and_by_nobody_else() {
+    let w = World::new().await;
+    let s = &w.server;
+    let vendor_path = |id: &str, token: &str| s.ws_url(&format!("/ws/vendor/{id}?token={token}"));
+
+    // The pharmacy's dashboard, an admin watching the same pharmacy, another pharmacy's
+    // dashboard and the driver's app connect before anything happens.
+    let mut dashboard = Socket::connect(
+        &vendor_path(&w.vendor.id, &w.vendor.owner.token),
+        "vendor dashboard",
+    )
+    .await;
+    let initial = dashboard.expect("initial_state").await;
+    assert_eq!(initial["vendor_id"], w.vendor.id.as_str());
+    assert_eq!(initial["drivers"].as_array().map(Vec::len), Some(2));
+    assert_eq!(initial["active_orders"], json!([]));
+    let mut admin = Socket::connect(&vendor_path(&w.vendor.id, &w.admin.token), "admin").await;
+    admin.expect("initial_state").await;
+    let mut stranger = Socket::connect(
+        &vendor_path(&w.other_vendor.id, &w.other_vendor.owner.token),
+        "other pharmacy's dashboard",
+    )
+    .await;
+    let initial = stranger.expect("initial_state").await;
+    assert_eq!(initial["drivers"].as_array().map(Vec::len), Some(1));
+    let mut app = Socket::connect(
+        &s.ws_url(&format!("/ws/driver?token={}", w.driver.who.token)),
+        "driver app",
+    )
+    .await;
+    let connected = app.expect("connected").await;
+    assert_eq!(connected["driver_id"], w.driver.id.as_str());
+    assert_eq!(connected["vendor_id"], w.vendor.id.as_str());
+    assert_eq!(connected["status"], "offline");
+    assert_eq!(connected["active_order"], Value::Null);
+
+    // 1. The driver goes on duty.
+    s.available(&w.driver).await;
+    for socket in [&mut dashboard, &mut admin] {
+        let status = socket.expect("driver_status").await;
+        assert_eq!(status["driver_id"], w.driver.id.as_str());
+        assert_eq!(status["status"], "available");
+    }
+
+    // 2. The customer orders.
+    let r = s
+        .post("/api/orders", Some(&w.customer.token), w.order_body())
+        .await;
+    r.expect(201);
+    let order = r.str("id");
+    let token = r.str("tracking_token");
+    let number = r.str("order_number");
+    assert!(
+        number.len() == 12
+            && number.starts_with("ORD-")
+            && number[4..]
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()),
+        "{number}"
+    );
+    assert!(token.len() >= 22, "{token}");
+    assert_eq!(r.json["status"], "pending");
+    let fee = r.json["delivery_fee"].as_f64().unwrap();
+    let km = r.json["estimated_distance_km"].as_f64().unwrap();
+    assert!(km > 0.5 && km < 2.0, "{km}");
+    assert!(
+        (fee - (km * 2.5 * 100.0).round() / 100.0).abs() < 0.011,
+        "{fee} for {km} km"
+    );
+    for socket in [&mut dashboard, &mut admin] {
+        let created = socket.expect("order_created").await;
+        assert_eq!(created["order"]["id"], order.as_str());
+        assert_eq!(created["order"]["status"], "pending");
+        // The pharmacy needs the recipient's number; the public never gets it (below).
+        assert_eq!(created["order"]["customer_phone"], RECIPIENT_PHONE);
+    }
+
+    // 3. The customer opens the tracking link.
+    let mut tracker = Socket::connect(
+        &s.ws_url(&format!("/ws/tracking/{token}")),
+        "public tracker",
+    )
+    .await;
+    let initial = tracker.expect("initial_state").await;
+    assert_eq!(initial["order_number"], number.as_str());
+    assert_eq!(initial["status"], "pending");
+    assert_eq!(initial["vendor_name"], "Corner Pharmacy");
+    assert_eq!(initial["driver"], Value::Null);
+
+    // 4. The pharmacy accepts.
+    w.set_status(&order, &w.vendor.owner.token, "accepted")
+        .await
+        .expect(200);
+    for socket in [&mut dashboard, &mut admin] {
+        let status = socket.expect("order_status").await;
+        assert_eq!(status["order_id"], order.as_str());
+        assert_eq!(status["status"], "accepted");
+        assert_eq!(status["previous_status"], "pending");
+    }
+    let status = tracker.expect("order_status").await;
+    assert_eq!(status["status"], "accepted");
+    assert!(status["accepted_at"].is_string());
+
+    // 5. It assigns the driver, whose app is told.
+    w.assign(&order, &w.driver).await.expect(200);
+    for socket in [&mut dashboard, &mut admin] {
+        let status = socket.expect("order_status").await;
+        assert_eq!(status["status"], "driver_assigned");
+        assert_eq!(status["driver_id"], w.driver.id.as_str());
+        let busy = socket.expect("driver_status").await;
+        assert_eq!(
+            (busy["driver_id"].as_str(), busy["status"].as_str()),
+            (Some(w.driver.id.as_str()), Some("busy"))
+        );
+    }
+    let assignment = app.expect("assignment").await;
+    assert_eq!(assignment["order_id"], order.as_str());
+    assert_eq!(
+        assignment["order"]["delivery_address"],
+        "Torstrasse 1, Berlin"
+    );
+    assert_eq!(
+        tracker.expect("order_status").await["status"],
+        "driver_assigned"
+    );
+
+    // 6. The driver takes it and picks the parcel up.
+    s.post(
+        &format!("/api/orders/{order}/assignment"),
+        Some(&w.driver.who.token),
+        json!({"action": "accept"}),
+    )
+    .await
+    .expect(200);
+    w.set_status(&order, &w.driver.who.token, "picked_up")
+        .await
+        .expect(200);
+    for socket in [&mut dashboard, &mut admin, &mut app] {
+        let status = socket.expect("order_status").await;
+        assert_eq!(status["status"], "picked_up");
+        assert_eq!(status["previous_status"], "driver_assigned");
+    }
+    assert_eq!(tracker.expect("order_status").await["status"], "picked_up");
+
+    // 7. Positions stream in over the driver's socket, with an ETA for pharmacy and customer.
+    app.send_json(location(52.5250, 13.4080)).await;
+    let mut first_eta = 0.0;
+    for socket in [&mut dashboard, &mut admin] {
+        let fix = socket.expect("driver_location").await;
+        assert_eq!(fix["driver_id"], w.driver.id.as_str());
+        assert_eq!(fix["order_id"], order.as_str());
+        assert_eq!(fix["order_status"], "picked_up");
+        assert_eq!(
+            (fix["latitude"].as_f64(), fix["speed"].as_f64()),
+            (Some(52.525), Some(18.5))
+        );
+        first_eta = fix["eta_minutes"].as_f64().expect("an ETA");
+        assert!(first_eta > 0.0);
+    }
+    let public = tracker.expect("driver_location").await;
+    assert_eq!(
+        keys(&public),
+        [
+            "eta_minutes",
+            "latitude",
+            "longitude",
+            "recorded_at",
+            "sent_at",
+            "type"
+        ]
+    );
+    assert_eq!(public["eta_minutes"].as_f64(), Some(first_eta));
+
+    // 8. Out for delivery; closer, so a shorter ETA.
+    w.set_status(&order, &w.driver.who.token, "out_for_delivery")
+        .await
+        .expect(200);
+    for socket in [&mut dashboard, &mut admin, &mut app] {
+        assert_eq!(
+            socket.expect("order_status").await["status"],
+            "out_for_delivery"
+        );
+    }
+    assert_eq!(
+        tracker.expect("order_status").await["status"],
+        "out_for_delivery"
+    );
+    app.send_json(location(52.5280, 13.4030)).await;
+    for socket in [&mut dashboard, &mut admin] {
+        let fix = socket.expect("driver_location").await;
+        assert_eq!(fix["order_status"], "out_for_delivery");
+        assert!(fix["eta_minutes"].as_f64().unwrap() < first_eta, "{fix}");
+    }
+    let public = tracker.expect("driver_location").await;
+    assert!(public["eta_minutes"].as_f64().unwrap() < first_eta);
+    let view = s.public(&format!("/api/tracking/{token}")).await;
+    view.expect(200);
+    assert_eq!(view.json["status"], "out_for_delivery");
+    assert_eq!(view.json["driver"]["first_name"], "Dee");
+    assert_eq!(view.json["driver"]["vehicle_type"], "bike");
+    assert_eq!(view.json["driver"]["location"]["latitude"], 52.528);
+    assert_eq!(view.json["eta_minutes"], public["eta_minutes"]);
+    let mut public_texts = vec![view.text.clone()];
+
+    // 9. Delivered: everyone hears it, the tracker is closed normally.
+    let r = w.set_status(&order, &w.driver.who.token, "delivered").await;
+    r.expect(200);
+    assert!(r.json["delivered_at"].is_string());
+    // Summed from the trail since pickup; these fixes came milliseconds apart, implying speeds
+    // the summing ignores, so the sum is zero. What matters here is that it was computed.
+    assert!(
+        r.json["actual_distance_km"]
+            .as_f64()
+            .is_some_and(|km| km >= 0.0),
+        "{}",
+        r.text
+    );
+    for socket in [&mut dashboard, &mut admin] {
+        assert_eq!(socket.expect("order_status").await["status"], "delivered");
+        let free = socket.expect("driver_status").await;
+        assert_eq!(free["status"], "available");
+    }
+    assert_eq!(app.expect("order_status").await["status"], "delivered");
+    let (code, last) = tracker.closed().await;
+    assert_eq!(code, CloseCode::Normal);
+    assert_eq!(last.len(), 1, "{last:?}");
+    assert_eq!(last[0]["type"], "order_status");
+    assert_eq!(last[0]["status"], "delivered");
+    assert!(last[0]["delivered_at"].is_string());
+
+    // 10. Afterwards the link shows the final state without the driver, and a new tracker gets
+    // it once and is closed.
+    let view = s.public(&format!("/api/tracking/{token}")).await;
+    view.expect(200);
+    assert_eq!(view.json["status"], "delivered");
+    assert_eq!(
+        (&view.json["driver"], &view.json["eta_minutes"]),
+        (&Value::Null, &Value::Null)
+    );
+    public_texts.push(view.text.clone());
+    let mut late =
+        Socket::connect(&s.ws_url(&format!("/ws/tracking/{token}")), "late tracker").await;
+    assert_eq!(late.expect("initial_state").await["status"], "delivered");
+    assert_eq!(late.closed().await.0, CloseCode::Normal);
+
+    // 11. The customer reads the chain of custody.
+    let mine = s
+        .get(&format!("/api/orders/{order}"), &w.customer.token)
+        .await;
+    mine.expect(200);
+    let custody: Vec<(String, String)> = mine.json["status_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap().to_owned(),
+                c["actor_role"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("pending", "user"),
+        ("accepted", "vendor"),
+        ("driver_assigned", "vendor"),
+        ("picked_up", "driver"),
+        ("out_for_delivery", "driver"),
+        ("delivered", "driver"),
+    ]
+    .map(|(a, b)| (a.to_owned(), b.to_owned()));
+    assert_eq!(custody, expected);
+    let list = s.get("/api/orders", &w.customer.token).await;
+    list.expect(200);
+    assert_eq!(list.json[0]["id"], order.as_str());
+
+    // 12. The driver is credited once; the pharmacy's report and the admin agree.
+    let earnings = s
+        .get(
+            &format!("/api/drivers/{}/earnings", w.driver.id),
+            &w.driver.who.token,
+        )
+        .await;
+    earnings.expect(200);
+    assert_eq!(earnings.json["total_deliveries"], 1);
+    assert_eq!(earnings.json["total_earnings"].as_f64(), Some(fee));
+    let deliveries = s
+        .get(
+            &format!("/api/drivers/{}/deliveries", w.driver.id),
+            &w.driver.who.token,
+        )
+        .await;
+    deliveries.expect(200);
+    assert_eq!(deliveries.json.as_array().map(Vec::len), Some(1));
+    let stored = s.stored_driver(&w.driver.id).await;
+    assert_eq!((stored.total_deliveries, stored.active_order_id), (1, None));
+    assert_eq!(stored.total_earnings.to_decimal(), fee);
+    let day = &mine.json["delivered_at"].as_str().unwrap()[..10];
+    let report = s
+        .get(
+            &format!(
+                "/api/reports/vendors/{}?date={day}&tz=%2B00:00",
+                w.vendor.id
+            ),
+            &w.vendor.owner.token,
+        )
+        .await;
+    report.expect(200);
+    assert_eq!(report.json["orders_delivered"], 1);
+    assert_eq!(report.json["revenue"].as_f64(), Some(fee));
+    let seen_by_admin = s.get(&format!("/api/orders/{order}"), &w.admin.token).await;
+    seen_by_admin.expect(200);
+    assert_eq!(seen_by_admin.json, mine.json);
+
+    // 13. Nothing else reached anyone: the next message on each socket is one caused now.
+    s.available(&w.other_driver).await;
+    let status = stranger.expect("driver_status").await;
+    assert_eq!(status["driver_id"], w.other_driver.id.as_str());
+    assert_eq!(
+        stranger.seen.len(),
+        2,
+        "the other pharmacy heard: {:?}",
+        stranger.seen
+    );
+    s.available(&w.second_driver).await;
+    for socket in [&mut dashboard, &mut admin] {
+        let status = socket.expect("driver_status").await;
+        assert_eq!(status["driver_id"], w.second_driver.id.as_str());
+    }
+    app.send_json(json!({"type": "ping"})).await;
+    app.expect("pong").await;
+
+    // 14. The public saw no phone number, account id, e-mail, customer name or driver surname.
+    public_texts.push(tracker.transcript());
+    public_texts.push(late.transcript());
+    let secrets = [
+        CUSTOMER_NAME,
+        CUSTOMER_PHONE,
+        RECIPIENT_PHONE,
+        VENDOR_PHONE,
+        DRIVER_PHONE,
+        DRIVER_SURNAME,
+        "B-MX 1",
+        &w.customer.user_id,
+        &w.customer.email,
+        &w.driver.who.user_id,
+        &w.driver.who.email,
+        &w.driver.id,
+        &w.vendor.owner.user_id,
+        &w.vendor.owner.email,
+        &w.vendor.id,
+        &order,
+        "phone",
+        "user_id",
+        "email",
+    ];
+    for text in &public_texts {
+        for secret in secrets {
+            assert!(
+                !text.contains(secret),
+                "the public saw {secret:?} in {text}"
+            );
+        }
+    }
+    // The same check on the pharmacy's own socket finds them: the assertion can fail.
+    let private = dashboard.transcript();
+    assert!(private.contains(RECIPIENT_PHONE) && private.contains(&w.customer.user_id));
+
+    for socket in [dashboard, admin, stranger, app] {
+        socket.close().await;
+    }
+    w.server.stop().await;
+}

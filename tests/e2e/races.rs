@@ -1,0 +1,431 @@
+//! Concurrency over HTTP: many clients racing on one order, one driver or one token. One wins,
+//! the others get 409 (or 401 for tokens); no lost update, no driver on two orders, no
+//! earnings credited twice. After every race the stored records are checked against each
+//! other (`assert_consistent`).
+
+use std::collections::BTreeMap;
+
+use futures::future::join_all;
+use medex_core::model::{DriverStatus, OrderStatus};
+use medex_core::store::{DriverQuery, OrderQuery, Page};
+use serde_json::json;
+
+use crate::support::*;
+
+/// How many clients race.
+const N: usize = 16;
+
+/// Counts of statuses, e.g. `{200: 1, 409: 15}`.
+fn tally(replies: &[Reply]) -> BTreeMap<u16, usize> {
+    let mut counts = BTreeMap::new();
+    for r in replies {
+        *counts.entry(r.status.as_u16()).or_default() += 1;
+        assert!(
+            r.status.as_u16() < 500,
+            "a race must never be a server error: {}",
+            r.text
+        );
+        if r.status.as_u16() >= 400 {
+            r.assert_error_format("race");
+        }
+    }
+    counts
+}
+
+/// Drivers and orders agree: a driver is busy with exactly the one active order that names
+/// it, and its totals are the sum of its delivered orders.
+async fn assert_consistent(s: &TestServer) {
+    let store = s.medex().store();
+    let orders = store
+        .orders(&OrderQuery::default(), Page::first(200))
+        .await
+        .unwrap();
+    let drivers = store
+        .drivers(&DriverQuery::default(), Page::first(200))
+        .await
+        .unwrap();
+    assert!(orders.len() < 200 && drivers.len() < 200);
+    for driver in &drivers {
+        let active: Vec<_> = orders
+            .iter()
+            .filter(|o| o.driver_id == Some(driver.id) && !o.status.is_terminal())
+            .filter(|o| o.status != OrderStatus::Accepted)
+            .collect();
+        assert!(
+            active.len() <= 1,
+            "driver {} is on {} orders",
+            driver.id,
+            active.len()
+        );
+        assert_eq!(
+            driver.active_order_id,
+            active.first().map(|o| o.id),
+            "driver {}",
+            driver.id
+        );
+        assert_eq!(
+            driver.status == DriverStatus::Busy,
+            !active.is_empty(),
+            "driver {} is {:?}",
+            driver.id,
+            driver.status
+        );
+        let delivered: Vec<_> = orders
+            .iter()
+            .filter(|o| o.driver_id == Some(driver.id) && o.status == OrderStatus::Delivered)
+            .collect();
+        assert_eq!(driver.total_deliveries, delivered.len() as u64);
+        let earned: i64 = delivered.iter().map(|o| o.delivery_fee.cents()).sum();
+        assert_eq!(
+            driver.total_earnings.cents(),
+            earned,
+            "driver {}",
+            driver.id
+        );
+    }
+    for order in &orders {
+        // The history is a chain: each entry is the status that followed the one before.
+        let last = order.status_history.last().expect("a history");
+        assert_eq!(last.status, order.status, "order {}", order.id);
+        if matches!(order.status, OrderStatus::Pending | OrderStatus::Accepted) {
+            assert_eq!(order.driver_id, None, "order {}", order.id);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_driver_assigned_to_many_orders_at_once_lands_on_exactly_one() {
+    let w = World::new().await;
+    let s = &w.server;
+    let mut orders = Vec::new();
+    for _ in 0..N {
+        orders.push(w.order_in("accepted", &w.driver).await.0);
+    }
+    s.available(&w.driver).await;
+    let replies = join_all(orders.iter().map(|o| w.assign(o, &w.driver))).await;
+    let counts = tally(&replies);
+    assert_eq!(
+        counts,
+        BTreeMap::from([(200, 1), (409, N - 1)]),
+        "{replies:#?}"
+    );
+    for r in replies.iter().filter(|r| r.status.as_u16() == 409) {
+        assert!(
+            ["driver_not_available", "concurrent_update"].contains(&r.code()),
+            "{}",
+            r.text
+        );
+    }
+    let winner = replies
+        .iter()
+        .find(|r| r.status.as_u16() == 200)
+        .unwrap()
+        .str("id");
+    let driver = s.stored_driver(&w.driver.id).await;
+    assert_eq!(
+        driver.active_order_id.map(|id| id.to_string()),
+        Some(winner.clone())
+    );
+    assert_eq!(driver.status, DriverStatus::Busy);
+    for order in &orders {
+        let stored = s.stored_order(order).await;
+        if *order == winner {
+            assert_eq!(stored.status, OrderStatus::DriverAssigned);
+        } else {
+            assert_eq!(
+                (stored.status, stored.driver_id),
+                (OrderStatus::Accepted, None)
+            );
+            assert_eq!(stored.status_history.len(), 2, "a loser's history moved");
+        }
+    }
+    assert_consistent(s).await;
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepting_and_cancelling_one_order_at_once_has_one_effect_each() {
+    let w = World::new().await;
+    let s = &w.server;
+    for round in 0..4 {
+        let (order, _) = w.order().await;
+        let accept = || w.set_status(&order, &w.vendor.owner.token, "accepted");
+        let cancel = || async {
+            s.call(
+                "DELETE",
+                &format!("/api/orders/{order}"),
+                Some(&w.customer.token),
+                None,
+            )
+            .await
+        };
+        // Interleaved so neither side always starts first.
+        let (accepts, cancels) = futures::join!(
+            join_all((0..N / 2).map(|_| accept())),
+            join_all((0..N / 2).map(|_| cancel())),
+        );
+        let (a, c) = (tally(&accepts), tally(&cancels));
+        let accepted = a.get(&200).copied().unwrap_or(0);
+        assert!(accepted <= 1, "round {round}: {a:?}");
+        assert_eq!(
+            c.get(&200),
+            Some(&1),
+            "round {round}: exactly one cancellation: {c:?}"
+        );
+        assert_eq!(
+            a.get(&409).copied().unwrap_or(0) + accepted,
+            N / 2,
+            "round {round}: {a:?}"
+        );
+        let stored = s.stored_order(&order).await;
+        assert_eq!(stored.status, OrderStatus::Cancelled);
+        let history: Vec<OrderStatus> = stored.status_history.iter().map(|c| c.status).collect();
+        let expected = if accepted == 1 {
+            vec![
+                OrderStatus::Pending,
+                OrderStatus::Accepted,
+                OrderStatus::Cancelled,
+            ]
+        } else {
+            vec![OrderStatus::Pending, OrderStatus::Cancelled]
+        };
+        assert_eq!(history, expected, "round {round}");
+        assert_eq!(stored.version, history.len() as u64);
+    }
+
+    // Accept and reject exclude each other: one of all of them wins.
+    for round in 0..4 {
+        let (order, _) = w.order().await;
+        let vendor = &w.vendor.owner.token;
+        let (accepts, rejects) = futures::join!(
+            join_all((0..N / 2).map(|_| w.set_status(&order, vendor, "accepted"))),
+            join_all((0..N / 2).map(|_| w.set_status(&order, vendor, "rejected"))),
+        );
+        let all: Vec<Reply> = accepts.into_iter().chain(rejects).collect();
+        assert_eq!(
+            tally(&all),
+            BTreeMap::from([(200, 1), (409, N - 1)]),
+            "round {round}"
+        );
+        let winner = all.iter().find(|r| r.status.as_u16() == 200).unwrap();
+        let stored = s.stored_order(&order).await;
+        assert_eq!(
+            stored.status.as_str(),
+            winner.json["status"].as_str().unwrap()
+        );
+        assert_eq!(stored.status_history.len(), 2);
+    }
+    assert_consistent(s).await;
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivering_twice_at_once_credits_the_driver_once() {
+    let w = World::new().await;
+    let s = &w.server;
+    let mut fees = 0;
+    for round in 0..3 {
+        let (order, _) = w.order_in("out_for_delivery", &w.driver).await;
+        let before = s.stored_driver(&w.driver.id).await;
+        let replies =
+            join_all((0..N).map(|_| w.set_status(&order, &w.driver.who.token, "delivered"))).await;
+        assert_eq!(
+            tally(&replies),
+            BTreeMap::from([(200, 1), (409, N - 1)]),
+            "round {round}"
+        );
+        let stored = s.stored_order(&order).await;
+        assert_eq!(stored.status, OrderStatus::Delivered);
+        assert_eq!(stored.status_history.len(), 6);
+        let after = s.stored_driver(&w.driver.id).await;
+        assert_eq!(after.total_deliveries, before.total_deliveries + 1);
+        assert_eq!(
+            after.total_earnings.cents(),
+            before.total_earnings.cents() + stored.delivery_fee.cents()
+        );
+        assert_eq!(
+            (after.status, after.active_order_id),
+            (DriverStatus::Available, None)
+        );
+        fees += stored.delivery_fee.cents();
+    }
+    let earnings = s
+        .get(
+            &format!("/api/drivers/{}/earnings", w.driver.id),
+            &w.driver.who.token,
+        )
+        .await;
+    earnings.expect(200);
+    assert_eq!(earnings.json["total_deliveries"], 3);
+    assert_eq!(
+        (earnings.json["total_earnings"].as_f64().unwrap() * 100.0).round() as i64,
+        fees
+    );
+    assert_consistent(s).await;
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_while_the_driver_picks_up_leaves_one_outcome() {
+    let w = World::new().await;
+    let s = &w.server;
+    let mut outcomes = BTreeMap::new();
+    for _ in 0..6 {
+        let (order, _) = w.order_in("driver_assigned", &w.driver).await;
+        let (pickups, cancels) = futures::join!(
+            join_all((0..N / 2).map(|_| w.set_status(&order, &w.driver.who.token, "picked_up"))),
+            join_all((0..N / 2).map(|_| async {
+                s.call(
+                    "DELETE",
+                    &format!("/api/orders/{order}"),
+                    Some(&w.vendor.owner.token),
+                    None,
+                )
+                .await
+            })),
+        );
+        let (p, c) = (tally(&pickups), tally(&cancels));
+        let stored = s.stored_order(&order).await;
+        // Exactly one side won once; the other side never did.
+        match stored.status {
+            OrderStatus::PickedUp => {
+                assert_eq!((p.get(&200), c.get(&200)), (Some(&1), None), "{p:?} {c:?}");
+                // Finish it, freeing the driver for the next round.
+                for step in ["out_for_delivery", "delivered"] {
+                    w.set_status(&order, &w.driver.who.token, step)
+                        .await
+                        .expect(200);
+                }
+            }
+            OrderStatus::Cancelled => {
+                assert_eq!((p.get(&200), c.get(&200)), (None, Some(&1)), "{p:?} {c:?}");
+            }
+            other => panic!("{other:?} after a race of pickup and cancel"),
+        }
+        *outcomes.entry(stored.status.as_str()).or_insert(0) += 1;
+        assert_eq!(stored.status_history.len(), 4);
+        assert_consistent(s).await;
+    }
+    assert_eq!(outcomes.values().sum::<i32>(), 6, "{outcomes:?}");
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_refresh_token_used_at_once_buys_exactly_one_pair() {
+    let s = TestServer::start().await;
+    let ann = s
+        .customer("ann@example.test", CUSTOMER_NAME, CUSTOMER_PHONE)
+        .await;
+    let replies = join_all((0..N).map(|_| {
+        s.post(
+            "/api/auth/refresh",
+            None,
+            json!({"refresh_token": ann.refresh}),
+        )
+    }))
+    .await;
+    assert_eq!(tally(&replies), BTreeMap::from([(200, 1), (401, N - 1)]));
+    let pair = replies.iter().find(|r| r.status.as_u16() == 200).unwrap();
+    s.get("/api/auth/me", &pair.str("access_token"))
+        .await
+        .expect(200);
+    // The new refresh token works once; the old one never again.
+    s.post(
+        "/api/auth/refresh",
+        None,
+        json!({"refresh_token": ann.refresh}),
+    )
+    .await
+    .expect(401);
+    let next = s
+        .post(
+            "/api/auth/refresh",
+            None,
+            json!({"refresh_token": pair.str("refresh_token")}),
+        )
+        .await;
+    next.expect(200);
+    s.post(
+        "/api/auth/refresh",
+        None,
+        json!({"refresh_token": pair.str("refresh_token")}),
+    )
+    .await
+    .expect(401);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_email_registered_at_once_makes_one_account() {
+    let s = TestServer::start().await;
+    let replies = join_all((0..N).map(|i| {
+        s.post(
+            "/api/auth/register",
+            None,
+            json!({"email": "twin@example.test", "password": PASSWORD,
+                   "full_name": format!("Twin {i}")}),
+        )
+    }))
+    .await;
+    assert_eq!(tally(&replies), BTreeMap::from([(201, 1), (409, N - 1)]));
+    for r in replies.iter().filter(|r| r.status.as_u16() == 409) {
+        assert_eq!(r.code(), "email_taken");
+    }
+    let winner = replies.iter().find(|r| r.status.as_u16() == 201).unwrap();
+    let me = s.signed_in("twin@example.test").await;
+    assert_eq!(me.user_id, winner.json["user"]["id"].as_str().unwrap());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_configuration_changes_are_all_kept() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    // Eight admins' changes to eight different settings, at once.
+    let changes = [
+        json!({"tariff": {"base_fee": 1.25}}),
+        json!({"tariff": {"per_km": 3.1}}),
+        json!({"tariff": {"min_fee": 2.0}}),
+        json!({"vehicle_speeds": {"bike": 16.0}}),
+        json!({"vehicle_speeds": {"scooter": 26.0}}),
+        json!({"vehicle_speeds": {"car": 31.0}}),
+        json!({"vehicle_speeds": {"van": 24.0}}),
+        json!({"road_factor": 1.4}),
+    ];
+    let replies = join_all(
+        changes
+            .iter()
+            .map(|change| s.patch("/api/admin/config", &admin.token, change.clone())),
+    )
+    .await;
+    let counts = tally(&replies);
+    let applied = counts.get(&200).copied().unwrap_or(0);
+    assert_eq!(
+        applied + counts.get(&409).copied().unwrap_or(0),
+        changes.len(),
+        "{counts:?}"
+    );
+    // Every change answered 200 is in force, and what is in force is what is stored.
+    let config = s.get("/api/admin/config", &admin.token).await;
+    config.expect(200);
+    let stored = s.medex().store().system_config().await.unwrap();
+    assert_eq!(
+        serde_json::to_value(stored).unwrap(),
+        config.json,
+        "the configuration in force is not the one stored"
+    );
+    for (change, reply) in changes.iter().zip(&replies) {
+        if reply.status.as_u16() != 200 {
+            continue;
+        }
+        let (section, value) = change.as_object().unwrap().iter().next().unwrap();
+        let kept = match value {
+            serde_json::Value::Object(fields) => fields
+                .iter()
+                .all(|(field, v)| config.json[section][field] == *v),
+            v => config.json[section] == *v,
+        };
+        assert!(kept, "{change} was answered 200 but lost: {}", config.text);
+    }
+    s.stop().await;
+}

@@ -1,0 +1,928 @@
+//! The composed server on a real port, an HTTP client, a WebSocket client, a populated world of
+//! actors, and storage snapshots for "nothing changed" assertions.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt as _, StreamExt as _};
+use medex::server::{Running, Server};
+use medex::settings::Settings;
+use medex_core::MedEx;
+use medex_core::model::{Driver, DriverId, Order, OrderId, User, UserId, Vendor, VendorId};
+use medex_core::store::{DriverQuery, OrderQuery, Page, UserQuery};
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Every account's password.
+pub(crate) const PASSWORD: &str = "e2e-pass-word-1";
+/// The first admin, created by the server from its settings.
+pub(crate) const ADMIN_EMAIL: &str = "root@medex.test";
+/// The longest wait for something the server should do at once; reached only when it does not.
+pub(crate) const HANG: Duration = Duration::from_secs(30);
+
+/// The composed server (sled in a fresh directory, HTTP and WebSocket on one port 0).
+pub(crate) struct TestServer {
+    running: Option<Running>,
+    pub(crate) addr: SocketAddr,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) http: reqwest::Client,
+}
+
+/// The settings every test server starts from: see [`TestServer::start_with`].
+pub(crate) fn base_variables(data_dir: &str) -> HashMap<String, String> {
+    [
+        ("MEDEX_ADDR", "127.0.0.1:0"),
+        ("MEDEX_DATA_DIR", data_dir),
+        ("MEDEX_ADMIN_EMAIL", ADMIN_EMAIL),
+        ("MEDEX_ADMIN_PASSWORD", PASSWORD),
+        ("MEDEX_WS_MIN_FIX_INTERVAL_MS", "0"),
+        ("MEDEX_HASH_CONCURRENCY", "2"),
+        ("MEDEX_SHUTDOWN_GRACE_SECS", "2"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// An HTTP client for tests: no proxy from the environment, no redirects, bounded waits.
+pub(crate) fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(HANG)
+        .build()
+        .expect("an HTTP client")
+}
+
+impl TestServer {
+    pub(crate) async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// A server with the base settings, some of them replaced or added.
+    pub(crate) async fn start_with(extra: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut variables = base_variables(dir.path().to_str().expect("a UTF-8 path"));
+        for (k, v) in extra {
+            variables.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let settings =
+            Settings::from_lookup(|name| variables.get(name).cloned()).expect("valid settings");
+        let running = Server::new(settings)
+            .start()
+            .await
+            .expect("the server starts");
+        Self {
+            addr: running.local_addr(),
+            running: Some(running),
+            dir,
+            http: http_client(),
+        }
+    }
+
+    /// The use cases of the running server (reads go straight to its store).
+    pub(crate) fn medex(&self) -> &Arc<MedEx> {
+        self.running.as_ref().expect("running").medex()
+    }
+
+    /// Stops gracefully: closes sockets, flushes the store.
+    pub(crate) async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub(crate) fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    /// The generated JWT signing secret, as the server reads it from its data directory.
+    pub(crate) fn jwt_secret(&self) -> Vec<u8> {
+        let raw = std::fs::read_to_string(self.dir.path().join("jwt-secret")).expect("jwt-secret");
+        raw.trim().as_bytes().to_vec()
+    }
+
+    /// A request with a raw body; `headers` are added as given.
+    pub(crate) async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        Reply::read(response).await
+    }
+
+    /// A JSON request (`None`: no body).
+    pub(crate) async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        match body {
+            Some(body) => {
+                self.raw(
+                    method,
+                    path,
+                    token,
+                    &[("content-type", "application/json")],
+                    Some(body.to_string().into_bytes()),
+                )
+                .await
+            }
+            None => self.raw(method, path, token, &[], None).await,
+        }
+    }
+
+    /// A GET without a token.
+    pub(crate) async fn public(&self, path: &str) -> Reply {
+        self.call("GET", path, None, None).await
+    }
+
+    pub(crate) async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call("GET", path, Some(token), None).await
+    }
+
+    pub(crate) async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.call("POST", path, token, Some(body)).await
+    }
+
+    pub(crate) async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call("PATCH", path, Some(token), Some(body)).await
+    }
+
+    pub(crate) async fn login(&self, email: &str, password: &str) -> Reply {
+        self.post(
+            "/api/auth/login",
+            None,
+            json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Reading storage directly, bypassing the API.
+
+    pub(crate) async fn stored_order(&self, id: &str) -> Order {
+        let id: OrderId = id.parse().expect("an order id");
+        self.medex()
+            .store()
+            .order(id)
+            .await
+            .expect("store")
+            .expect("stored")
+    }
+
+    pub(crate) async fn stored_driver(&self, id: &str) -> Driver {
+        let id: DriverId = id.parse().expect("a driver id");
+        self.medex()
+            .store()
+            .driver(id)
+            .await
+            .expect("store")
+            .expect("stored")
+    }
+
+    pub(crate) async fn stored_vendor(&self, id: &str) -> Vendor {
+        let id: VendorId = id.parse().expect("a vendor id");
+        self.medex()
+            .store()
+            .vendor(id)
+            .await
+            .expect("store")
+            .expect("stored")
+    }
+
+    pub(crate) async fn stored_user(&self, id: &str) -> User {
+        let id: UserId = id.parse().expect("a user id");
+        self.medex()
+            .store()
+            .user(id)
+            .await
+            .expect("store")
+            .expect("stored")
+    }
+
+    /// Every record (orders, drivers, pharmacies, accounts), the configuration and the uploaded
+    /// files, as JSON, for comparing before and after a refused request.
+    pub(crate) async fn snapshot(&self) -> Snapshot {
+        let store = self.medex().store();
+        // Pages until a short one: the worlds of these tests are small, the loops are a bound.
+        macro_rules! all {
+            ($list:expr) => {{
+                let mut all = Vec::new();
+                let mut after = None;
+                loop {
+                    let page = $list(Page { limit: 200, after }).await.expect("store");
+                    let done = page.len() < 200;
+                    after = page.last().map(|r| r.id);
+                    all.extend(page);
+                    if done {
+                        break all;
+                    }
+                }
+            }};
+        }
+        let (any_order, any_driver, any_user) = (
+            OrderQuery::default(),
+            DriverQuery::default(),
+            UserQuery::default(),
+        );
+        let orders = all!(|p| store.orders(&any_order, p));
+        let drivers = all!(|p| store.drivers(&any_driver, p));
+        let vendors = all!(|p| store.vendors(p));
+        let users = all!(|p| store.users(&any_user, p));
+        let mut uploads: Vec<String> = match std::fs::read_dir(self.dir.path().join("uploads")) {
+            Ok(entries) => entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(_) => vec![],
+        };
+        uploads.sort();
+        Snapshot {
+            records: orders
+                .iter()
+                .map(|o| (format!("order {}", o.id), json(o)))
+                .chain(
+                    drivers
+                        .iter()
+                        .map(|d| (format!("driver {}", d.id), json(d))),
+                )
+                .chain(
+                    vendors
+                        .iter()
+                        .map(|v| (format!("vendor {}", v.id), json(v))),
+                )
+                .chain(users.iter().map(|u| (format!("user {}", u.id), json(u))))
+                .chain([("system config".to_owned(), json(&*self.medex().config()))])
+                .collect(),
+            uploads,
+        }
+    }
+
+    /// Sends a request with any [`Body`].
+    pub(crate) async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Body,
+    ) -> Reply {
+        match body {
+            Body::Empty => self.raw(method, path, token, &[], None).await,
+            Body::Json(value) => self.call(method, path, token, Some(value)).await,
+            Body::Multipart {
+                content_type,
+                bytes,
+            } => {
+                self.raw(
+                    method,
+                    path,
+                    token,
+                    &[("content-type", &content_type)],
+                    Some(bytes),
+                )
+                .await
+            }
+        }
+    }
+
+    /// Sends a request that must be refused with `status`, and checks that storage (records,
+    /// configuration, uploaded files) is exactly as it was before.
+    pub(crate) async fn refused(
+        &self,
+        case: &str,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Body,
+        status: u16,
+    ) -> Reply {
+        let before = self.snapshot().await;
+        let reply = self.send(method, path, token, body).await;
+        assert_eq!(
+            reply.status.as_u16(),
+            status,
+            "{case}: {method} {path}: {}",
+            reply.text
+        );
+        reply.assert_error_format(case);
+        self.snapshot().await.assert_same(&before, case);
+        reply
+    }
+}
+
+/// A request body.
+#[derive(Debug, Clone)]
+pub(crate) enum Body {
+    Empty,
+    Json(Value),
+    Multipart {
+        content_type: String,
+        bytes: Vec<u8>,
+    },
+}
+
+impl From<Value> for Body {
+    fn from(value: Value) -> Self {
+        Body::Json(value)
+    }
+}
+
+/// The smallest file the server takes for a PNG: its signature and a little more.
+pub(crate) const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0";
+
+/// A multipart/form-data body with an image `file` and an `order_id`.
+pub(crate) fn upload_body(order_id: &str, file: &[u8]) -> Body {
+    let boundary = "e2e-boundary-4f1c9a";
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"order_id\"\r\n\r\n{order_id}\r\n"
+        )
+        .as_bytes(),
+    );
+    bytes.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"../../proof.png\"\r\nContent-Type: image/png\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    bytes.extend_from_slice(file);
+    bytes.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    Body::Multipart {
+        content_type: format!("multipart/form-data; boundary={boundary}"),
+        bytes,
+    }
+}
+
+fn json<T: serde::Serialize>(record: &T) -> Value {
+    serde_json::to_value(record).expect("records serialize")
+}
+
+/// Storage at one moment.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Snapshot {
+    records: std::collections::BTreeMap<String, Value>,
+    uploads: Vec<String>,
+}
+
+impl Snapshot {
+    #[track_caller]
+    pub(crate) fn assert_same(&self, before: &Snapshot, case: &str) {
+        for (key, value) in &self.records {
+            match before.records.get(key) {
+                None => panic!("{case}: {key} was created: {value}"),
+                Some(old) if old != value => {
+                    panic!("{case}: {key} changed\nbefore: {old}\nafter:  {value}")
+                }
+                Some(_) => {}
+            }
+        }
+        for key in before.records.keys() {
+            assert!(self.records.contains_key(key), "{case}: {key} disappeared");
+        }
+        assert_eq!(
+            self.uploads, before.uploads,
+            "{case}: uploaded files changed"
+        );
+    }
+
+    /// The records that differ from `before` (created ones included), by key.
+    pub(crate) fn changed_since(&self, before: &Snapshot) -> Vec<(String, Option<Value>, Value)> {
+        self.records
+            .iter()
+            .filter(|(key, value)| before.records.get(*key) != Some(value))
+            .map(|(key, value)| (key.clone(), before.records.get(key).cloned(), value.clone()))
+            .collect()
+    }
+}
+
+/// A response with its body as text and, when it is JSON, parsed.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: reqwest::StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) text: String,
+    pub(crate) json: Value,
+}
+
+impl Reply {
+    pub(crate) async fn read(response: reqwest::Response) -> Self {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("a body");
+        Self {
+            status,
+            headers,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+            json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+
+    /// Asserts the status and, for errors, the API's error format.
+    #[track_caller]
+    pub(crate) fn expect(&self, status: u16) -> &Self {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
+        if status >= 400 {
+            self.assert_error_format("");
+        }
+        self
+    }
+
+    #[track_caller]
+    pub(crate) fn assert_error_format(&self, case: &str) {
+        assert!(
+            self.header("content-type")
+                .is_some_and(|v| v.starts_with("application/json")),
+            "{case}: error without a JSON content type: {:?} {}",
+            self.headers,
+            self.text
+        );
+        assert!(
+            self.json["detail"].is_string() && self.json["code"].is_string(),
+            "{case}: not the error format: {}",
+            self.text
+        );
+    }
+
+    pub(crate) fn code(&self) -> &str {
+        self.json["code"].as_str().unwrap_or("")
+    }
+
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub(crate) fn str(&self, key: &str) -> String {
+        self.json[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("no string {key} in {}", self.text))
+            .to_owned()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Actors
+
+/// One signed-in account.
+#[derive(Debug, Clone)]
+pub(crate) struct Who {
+    pub(crate) token: String,
+    pub(crate) refresh: String,
+    pub(crate) user_id: String,
+    pub(crate) email: String,
+}
+
+impl Who {
+    fn from_session(reply: &Reply) -> Self {
+        Self {
+            token: reply.str("access_token"),
+            refresh: reply.str("refresh_token"),
+            user_id: reply.json["user"]["id"].as_str().unwrap().to_owned(),
+            email: reply.json["user"]["email"].as_str().unwrap().to_owned(),
+        }
+    }
+}
+
+/// A pharmacy with its owner signed in.
+#[derive(Debug, Clone)]
+pub(crate) struct Pharmacy {
+    pub(crate) owner: Who,
+    pub(crate) id: String,
+}
+
+/// A driver signed in.
+#[derive(Debug, Clone)]
+pub(crate) struct Courier {
+    pub(crate) who: Who,
+    pub(crate) id: String,
+}
+
+impl TestServer {
+    pub(crate) async fn signed_in(&self, email: &str) -> Who {
+        let r = self.login(email, PASSWORD).await;
+        r.expect(200);
+        Who::from_session(&r)
+    }
+
+    pub(crate) async fn admin(&self) -> Who {
+        self.signed_in(ADMIN_EMAIL).await
+    }
+
+    pub(crate) async fn customer(&self, email: &str, name: &str, phone: &str) -> Who {
+        let r = self
+            .post(
+                "/api/auth/register",
+                None,
+                json!({"email": email, "password": PASSWORD, "full_name": name, "phone": phone}),
+            )
+            .await;
+        r.expect(201);
+        Who::from_session(&r)
+    }
+
+    pub(crate) async fn pharmacy(&self, email: &str, name: &str, phone: &str) -> Pharmacy {
+        let r = self
+            .post(
+                "/api/vendors/register",
+                None,
+                json!({"email": email, "password": PASSWORD, "business_name": name,
+                       "phone": phone, "address": "Alexanderplatz 1, Berlin",
+                       "latitude": 52.5219, "longitude": 13.4132}),
+            )
+            .await;
+        r.expect(201);
+        Pharmacy {
+            id: r.str("vendor_id"),
+            owner: self.signed_in(email).await,
+        }
+    }
+
+    pub(crate) async fn courier(
+        &self,
+        vendor: &Pharmacy,
+        email: &str,
+        name: &str,
+        phone: &str,
+    ) -> Courier {
+        let r = self
+            .post(
+                "/api/drivers/register",
+                Some(&vendor.owner.token),
+                json!({"email": email, "password": PASSWORD, "full_name": name,
+                       "phone": phone, "vehicle_type": "bike", "vehicle_number": "B-MX 1"}),
+            )
+            .await;
+        r.expect(201);
+        Courier {
+            id: r.str("driver_id"),
+            who: self.signed_in(email).await,
+        }
+    }
+
+    /// Puts a driver on duty (its own call).
+    pub(crate) async fn available(&self, courier: &Courier) {
+        self.patch(
+            &format!("/api/drivers/{}/status", courier.id),
+            &courier.who.token,
+            json!({"status": "available"}),
+        )
+        .await
+        .expect(200);
+    }
+}
+
+/// Phone numbers and names the public must never see.
+pub(crate) const CUSTOMER_NAME: &str = "Ann Patient";
+pub(crate) const CUSTOMER_PHONE: &str = "+49 30 555 0199";
+pub(crate) const RECIPIENT_PHONE: &str = "+49 30 555 0142";
+pub(crate) const VENDOR_PHONE: &str = "+49 30 555 0100";
+pub(crate) const DRIVER_NAME: &str = "Dee Driverson";
+pub(crate) const DRIVER_SURNAME: &str = "Driverson";
+pub(crate) const DRIVER_PHONE: &str = "+49 30 555 0101";
+
+/// Everyone the suites need, on one server.
+pub(crate) struct World {
+    pub(crate) server: TestServer,
+    pub(crate) admin: Who,
+    pub(crate) customer: Who,
+    pub(crate) other_customer: Who,
+    pub(crate) vendor: Pharmacy,
+    pub(crate) other_vendor: Pharmacy,
+    pub(crate) driver: Courier,
+    pub(crate) second_driver: Courier,
+    pub(crate) other_driver: Courier,
+}
+
+impl World {
+    pub(crate) async fn new() -> Self {
+        Self::on(TestServer::start().await).await
+    }
+
+    pub(crate) async fn on(server: TestServer) -> Self {
+        let s = &server;
+        let (admin, customer, other_customer, vendor, other_vendor) = tokio::join!(
+            s.admin(),
+            s.customer("ann@example.test", CUSTOMER_NAME, CUSTOMER_PHONE),
+            s.customer("bob@example.test", "Bob Stranger", "+49 30 555 0777"),
+            s.pharmacy("owner@corner.test", "Corner Pharmacy", VENDOR_PHONE),
+            s.pharmacy("owner@other.test", "Other Pharmacy", "+49 30 555 0200"),
+        );
+        // Drivers of one fleet one after the other: each registration changes the pharmacy's
+        // record, and two at once would conflict (409), as the contract says.
+        let (driver, other_driver) = tokio::join!(
+            s.courier(&vendor, "dee@corner.test", DRIVER_NAME, DRIVER_PHONE),
+            s.courier(
+                &other_vendor,
+                "oz@other.test",
+                "Oz Otherland",
+                "+49 30 555 0201"
+            ),
+        );
+        let second_driver = s
+            .courier(&vendor, "sam@corner.test", "Sam Secondo", "+49 30 555 0102")
+            .await;
+        Self {
+            server,
+            admin,
+            customer,
+            other_customer,
+            vendor,
+            other_vendor,
+            driver,
+            second_driver,
+            other_driver,
+        }
+    }
+
+    /// A new order's body, for the main pharmacy.
+    pub(crate) fn order_body(&self) -> Value {
+        json!({
+            "vendor_id": self.vendor.id,
+            "delivery_address": "Torstrasse 1, Berlin",
+            "delivery_latitude": 52.5290,
+            "delivery_longitude": 13.4010,
+            "customer_name": CUSTOMER_NAME,
+            "customer_phone": RECIPIENT_PHONE,
+            "items": [{"name": "Amoxicillin 500 mg", "quantity": 1, "notes": "after meals"}],
+            "notes": "ring twice"
+        })
+    }
+
+    /// A pending order placed by the customer: (id, tracking token).
+    pub(crate) async fn order(&self) -> (String, String) {
+        let r = self
+            .server
+            .post("/api/orders", Some(&self.customer.token), self.order_body())
+            .await;
+        r.expect(201);
+        (r.str("id"), r.str("tracking_token"))
+    }
+
+    pub(crate) async fn set_status(&self, order: &str, token: &str, status: &str) -> Reply {
+        self.server
+            .patch(
+                &format!("/api/orders/{order}"),
+                token,
+                json!({"status": status, "reason": "because"}),
+            )
+            .await
+    }
+
+    pub(crate) async fn assign(&self, order: &str, courier: &Courier) -> Reply {
+        self.server
+            .post(
+                &format!("/api/orders/{order}/assign-driver"),
+                Some(&self.vendor.owner.token),
+                json!({"driver_id": courier.id}),
+            )
+            .await
+    }
+
+    /// An order of the customer brought to `status` along the happy path, `courier` driving.
+    pub(crate) async fn order_in(&self, status: &str, courier: &Courier) -> (String, String) {
+        let (order, token) = self.order().await;
+        let path: &[&str] = &[
+            "accepted",
+            "assign",
+            "picked_up",
+            "out_for_delivery",
+            "delivered",
+        ];
+        let steps = match status {
+            "pending" => 0,
+            "accepted" => 1,
+            "driver_assigned" => 2,
+            "picked_up" => 3,
+            "out_for_delivery" => 4,
+            "delivered" => 5,
+            other => panic!("no path to {other}"),
+        };
+        for step in &path[..steps] {
+            match *step {
+                "accepted" => {
+                    self.set_status(&order, &self.vendor.owner.token, step)
+                        .await
+                        .expect(200);
+                }
+                "assign" => {
+                    let driver = self.server.stored_driver(&courier.id).await;
+                    if driver.status != medex_core::model::DriverStatus::Available {
+                        self.server.available(courier).await;
+                    }
+                    self.assign(&order, courier).await.expect(200);
+                }
+                _ => {
+                    self.set_status(&order, &courier.who.token, step)
+                        .await
+                        .expect(200);
+                }
+            }
+        }
+        (order, token)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket
+
+/// A WebSocket client that keeps the raw text of everything it received.
+pub(crate) struct Socket {
+    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Every text message, as received.
+    pub(crate) seen: Vec<String>,
+    name: String,
+}
+
+/// How a handshake was refused: the HTTP status and the JSON body.
+pub(crate) async fn ws_refused(url: &str) -> (u16, Value) {
+    match tokio::time::timeout(HANG, tokio_tungstenite::connect_async(url))
+        .await
+        .expect("the handshake hangs")
+    {
+        Ok(_) => panic!("{url} was accepted"),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let body = response.body().clone().unwrap_or_default();
+            (
+                response.status().as_u16(),
+                serde_json::from_slice(&body).unwrap_or(Value::Null),
+            )
+        }
+        Err(e) => panic!("{url}: not an HTTP refusal: {e}"),
+    }
+}
+
+impl Socket {
+    pub(crate) async fn connect(url: &str, name: &str) -> Self {
+        let (stream, _) = tokio::time::timeout(HANG, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("the handshake hangs")
+            .unwrap_or_else(|e| panic!("{name}: connecting: {e}"));
+        Self {
+            stream,
+            seen: Vec::new(),
+            name: name.to_owned(),
+        }
+    }
+
+    /// The next text message as JSON (control frames skipped). Panics on close or silence.
+    pub(crate) async fn next(&mut self) -> Value {
+        loop {
+            let message = tokio::time::timeout(HANG, self.stream.next())
+                .await
+                .unwrap_or_else(|_| panic!("{}: no message arrived", self.name))
+                .unwrap_or_else(|| panic!("{}: connection ended", self.name))
+                .unwrap_or_else(|e| panic!("{}: connection failed: {e}", self.name));
+            match message {
+                Message::Text(text) => {
+                    self.seen.push(text.to_string());
+                    return serde_json::from_str(&text).expect("JSON messages");
+                }
+                Message::Close(frame) => panic!("{}: closed: {frame:?}", self.name),
+                _ => {}
+            }
+        }
+    }
+
+    /// The next message, which must be of type `kind`.
+    pub(crate) async fn expect(&mut self, kind: &str) -> Value {
+        let message = self.next().await;
+        assert_eq!(
+            message["type"], kind,
+            "{}: expected {kind}, got {message}",
+            self.name
+        );
+        message
+    }
+
+    pub(crate) async fn send_json(&mut self, value: Value) {
+        self.send(Message::Text(value.to_string().into())).await;
+    }
+
+    pub(crate) async fn send(&mut self, message: Message) {
+        self.stream
+            .send(message)
+            .await
+            .unwrap_or_else(|e| panic!("{}: sending: {e}", self.name));
+    }
+
+    /// Reads up to the server's close frame; returns its code and the messages before it.
+    pub(crate) async fn closed(&mut self) -> (CloseCode, Vec<Value>) {
+        let mut before = Vec::new();
+        loop {
+            let message = tokio::time::timeout(HANG, self.stream.next())
+                .await
+                .unwrap_or_else(|_| panic!("{}: no close arrived", self.name));
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    self.seen.push(text.to_string());
+                    before.push(serde_json::from_str(&text).expect("JSON messages"));
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    // Reading on sends the client's close reply and sees the server hang up.
+                    let _ = tokio::time::timeout(HANG, async {
+                        while let Some(Ok(_)) = self.stream.next().await {}
+                    })
+                    .await;
+                    return (frame.map_or(CloseCode::Status, |f| f.code), before);
+                }
+                Some(Ok(_)) => {}
+                other => panic!(
+                    "{}: ended without a close frame: {other:?}, after {before:?}",
+                    self.name
+                ),
+            }
+        }
+    }
+
+    /// Closes from the client's side.
+    pub(crate) async fn close(mut self) {
+        let _ = tokio::time::timeout(HANG, self.stream.close(None)).await;
+    }
+
+    /// Everything received, as one text (for "never contains" assertions).
+    pub(crate) fn transcript(&self) -> String {
+        self.seen.join("\n")
+    }
+}
+
+/// The keys of a JSON object, sorted.
+pub(crate) fn keys(value: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"))
+        .keys()
+        .cloned()
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// An answer read off a raw TCP exchange.
+#[derive(Debug)]
+pub(crate) struct RawReply {
+    pub(crate) status: u16,
+    /// Status line and headers.
+    pub(crate) head: String,
+    /// The body as sent (chunked framing included, if any).
+    pub(crate) body: String,
+}
+
+/// Writes `request` as given on a fresh connection and reads the answer until the server closes
+/// it (send `Connection: close`). For requests an HTTP client would not send.
+pub(crate) async fn raw_http(addr: SocketAddr, request: &[u8]) -> RawReply {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    // The server may answer and close before reading all of an unwanted body: a failed write
+    // is expected then, the answer is what counts.
+    for piece in request.chunks(16 * 1024) {
+        if stream.write_all(piece).await.is_err() {
+            break;
+        }
+    }
+    let mut bytes = Vec::new();
+    let _ = tokio::time::timeout(HANG, stream.read_to_end(&mut bytes))
+        .await
+        .expect("the server neither answers nor closes");
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    RawReply {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    }
+}
