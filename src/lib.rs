@@ -5,6 +5,10 @@
 
 pub use medex_core as core;
 
+// Public behind the feature only for the separate cargo-fuzz crate in fuzz/; see the module.
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hashing;
 pub mod server;
 pub mod settings;
