@@ -429,3 +429,131 @@ async fn concurrent_configuration_changes_are_all_kept() {
     }
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reassigning_cancelling_and_deactivating_at_once_keep_drivers_and_orders_in_step() {
+    let w = World::new().await;
+    let s = &w.server;
+    let vendor = &w.vendor.owner.token;
+    for round in 0..4 {
+        // The order is with the first driver; the pharmacy hands it to the second while it
+        // also cancels it, and the customer cancels too.
+        s.available(&w.second_driver).await;
+        let (order, _) = w.order_in("driver_assigned", &w.driver).await;
+        let path = format!("/api/orders/{order}");
+        let (assigns, vendor_cancels, customer_cancels) = futures::join!(
+            join_all((0..N / 2).map(|_| w.assign(&order, &w.second_driver))),
+            join_all((0..N / 4).map(|_| s.call("DELETE", &path, Some(vendor), None))),
+            join_all((0..N / 4).map(|_| s.call("DELETE", &path, Some(&w.customer.token), None))),
+        );
+        let (a, v) = (tally(&assigns), tally(&vendor_cancels));
+        // The customer may not cancel an order a driver has: never.
+        assert_eq!(tally(&customer_cancels).get(&200), None, "round {round}");
+        let stored = s.stored_order(&order).await;
+        match stored.status {
+            OrderStatus::Cancelled => assert_eq!(v.get(&200), Some(&1), "round {round}"),
+            OrderStatus::DriverAssigned => {
+                assert_eq!(stored.driver_id.unwrap().to_string(), w.second_driver.id);
+                assert_eq!(v.get(&200), None, "round {round}: {v:?}");
+            }
+            other => panic!("round {round}: {other:?}"),
+        }
+        // Assigning the driver an order already has is answered 200 and changes nothing, so
+        // several assignments may "succeed"; only 200 and 409 are answers.
+        assert!(
+            a.keys().all(|s| *s == 200 || *s == 409),
+            "round {round}: {a:?}"
+        );
+        assert_consistent(s).await;
+        // Clear the way for the next round.
+        if !stored.status.is_terminal() {
+            s.call(
+                "DELETE",
+                &format!("/api/orders/{order}"),
+                Some(vendor),
+                None,
+            )
+            .await
+            .expect(200);
+        }
+    }
+
+    // Taking a driver out of service while it is being assigned: never both.
+    for round in 0..4 {
+        let (order, _) = w.order_in("accepted", &w.driver).await;
+        s.available(&w.driver).await;
+        let path = format!("/api/drivers/{}", w.driver.id);
+        let (assigns, deactivations) = futures::join!(
+            join_all((0..N / 2).map(|_| w.assign(&order, &w.driver))),
+            join_all((0..N / 2).map(|_| s.patch(&path, vendor, json!({"is_active": false})))),
+        );
+        let (a, d) = (tally(&assigns), tally(&deactivations));
+        let driver = s.stored_driver(&w.driver.id).await;
+        let stored = s.stored_order(&order).await;
+        if driver.is_active {
+            assert_eq!(stored.status, OrderStatus::DriverAssigned, "round {round}");
+            assert!(a.contains_key(&200), "round {round}: {a:?}");
+            assert_eq!(d.get(&200), None, "round {round}: {d:?}");
+        } else {
+            assert_eq!(
+                (stored.status, stored.driver_id),
+                (OrderStatus::Accepted, None)
+            );
+            assert_eq!(a.get(&200), None, "round {round}: {a:?} {d:?}");
+            s.patch(&path, vendor, json!({"is_active": true}))
+                .await
+                .expect(200);
+        }
+        assert_consistent(s).await;
+        s.call(
+            "DELETE",
+            &format!("/api/orders/{order}"),
+            Some(vendor),
+            None,
+        )
+        .await
+        .expect(200);
+    }
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proofs_uploaded_at_once_leave_no_orphaned_files() {
+    let w = World::new().await;
+    let s = &w.server;
+    let (order, _) = w.order_in("out_for_delivery", &w.driver).await;
+    let files = || {
+        std::fs::read_dir(s.dir.path().join("uploads"))
+            .map(|entries| entries.count())
+            .unwrap_or(0)
+    };
+    let kinds = ["/api/uploads/proof", "/api/uploads/signature"];
+    let replies = join_all((0..N).map(|i| {
+        s.send(
+            "POST",
+            kinds[i % 2],
+            Some(&w.driver.who.token),
+            upload_body(&order, PNG),
+        )
+    }))
+    .await;
+    let counts = tally(&replies);
+    let stored = counts.get(&201).copied().unwrap_or(0);
+    assert!(stored >= 1, "{counts:?}");
+    assert_eq!(
+        stored + counts.get(&409).copied().unwrap_or(0),
+        N,
+        "{counts:?}"
+    );
+    // Every file on disk belongs to an upload that was answered 201; the order names the last
+    // of each kind, and it is served.
+    assert_eq!(files(), stored, "{counts:?}");
+    let order_now = s.stored_order(&order).await;
+    for url in [&order_now.proof_photo_url, &order_now.signature_url] {
+        let url = url.as_deref().expect("both kinds were uploaded");
+        let served = s.get(url, &w.customer.token).await;
+        served.expect(200);
+        assert!(served.text.as_bytes().starts_with(b"\x89PNG") || served.text.contains("PNG"));
+    }
+    w.server.stop().await;
+}
