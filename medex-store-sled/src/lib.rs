@@ -26,6 +26,7 @@
 
 mod codec;
 mod durable;
+mod fixes;
 mod inner;
 mod records;
 mod store;
@@ -38,6 +39,7 @@ use std::sync::Arc;
 
 use crate::codec::SCHEMA_VERSION;
 use crate::durable::Shared;
+use crate::fixes::FixBatches;
 use crate::inner::{Inner, SCHEMA_KEY};
 
 /// How long driver fixes are kept by default: the retention to pass to
@@ -95,6 +97,7 @@ pub enum OpenError {
 pub struct SledStore {
     inner: Arc<Inner>,
     shared: Arc<Shared>,
+    fix_batches: Arc<FixBatches>,
 }
 
 impl SledStore {
@@ -127,7 +130,11 @@ impl SledStore {
         check_schema(&inner)?;
         let inner = Arc::new(inner);
         let shared = Arc::new(Shared::new(Arc::downgrade(&inner)));
-        Ok(Self { inner, shared })
+        Ok(Self {
+            inner,
+            shared,
+            fix_batches: Arc::new(FixBatches::new()),
+        })
     }
 
     /// Starts a task that deletes driver fixes older than `retention` now and then every `every`

@@ -97,7 +97,7 @@ impl Store for SledStore {
         if fixes.is_empty() {
             return Ok(());
         }
-        self.inner.append_fixes(fixes)?;
+        self.fix_batches.append(&self.shared, fixes).await?;
         self.shared.schedule_fix_flush();
         Ok(())
     }
