@@ -557,3 +557,36 @@ async fn proofs_uploaded_at_once_leave_no_orphaned_files() {
     }
     w.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_webhook_delivered_many_times_at_once_makes_one_order() {
+    let w = World::new().await;
+    let s = &w.server;
+    let secret = "wc-shared-secret-0123456789";
+    s.webhook_secret(&w.vendor, secret).await;
+    // WooCommerce retries; proxies duplicate: the same order arrives sixteen times at once.
+    let replies =
+        join_all((0..N).map(|_| s.webhook(&w.vendor.id, secret, WC_ORDER.as_bytes()))).await;
+    let counts = tally(&replies);
+    assert_eq!(counts.get(&201), Some(&1), "{counts:?}");
+    assert_eq!(counts.get(&200).copied().unwrap_or(0), N - 1, "{counts:?}");
+    let ids: std::collections::BTreeSet<&str> = replies
+        .iter()
+        .map(|r| r.json["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1, "the replays name the order taken in: {ids:?}");
+    let listed = s
+        .get(
+            &format!("/api/vendors/{}/orders", w.vendor.id),
+            &w.vendor.owner.token,
+        )
+        .await;
+    listed.expect(200);
+    assert_eq!(
+        listed.json.as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        listed.text
+    );
+    w.server.stop().await;
+}

@@ -926,3 +926,44 @@ pub(crate) async fn raw_http(addr: SocketAddr, request: &[u8]) -> RawReply {
         body: body.to_owned(),
     }
 }
+
+/// A real WooCommerce "order created" payload.
+pub(crate) const WC_ORDER: &str =
+    include_str!("../../medex-http/tests/fixtures/woocommerce-order.json");
+
+impl TestServer {
+    /// Gives the pharmacy a webhook secret, as its owner.
+    pub(crate) async fn webhook_secret(&self, vendor: &Pharmacy, secret: &str) {
+        self.patch(
+            &format!("/api/vendors/{}", vendor.id),
+            &vendor.owner.token,
+            json!({"woocommerce_webhook_secret": secret}),
+        )
+        .await
+        .expect(200);
+    }
+
+    /// Delivers a WooCommerce webhook signed as WooCommerce does: base64(HMAC-SHA256(secret,
+    /// raw body)).
+    pub(crate) async fn webhook(&self, vendor_id: &str, secret: &str, body: &[u8]) -> Reply {
+        use base64::Engine as _;
+        use hmac::Mac as _;
+        let mut mac =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key");
+        mac.update(body);
+        let signature =
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        self.raw(
+            "POST",
+            &format!("/api/webhooks/wc/order-created?vendor_id={vendor_id}"),
+            None,
+            &[
+                ("content-type", "application/json"),
+                ("x-wc-webhook-topic", "order.created"),
+                ("x-wc-webhook-signature", &signature),
+            ],
+            Some(body.to_vec()),
+        )
+        .await
+    }
+}

@@ -235,6 +235,30 @@ async fn urls_in_every_field_are_stored_inert_and_never_fetched() {
         json!({"tile_url": url, "webhook_url": url}),
     )
     .await;
+    // A signed WooCommerce order full of links (its `_links`, product images, meta data, the
+    // addresses and the note) is taken in; none is followed.
+    let secret = "wc-shared-secret-0123456789";
+    s.webhook_secret(&w.vendor, secret).await;
+    let mut wc: Value = serde_json::from_str(WC_ORDER).unwrap();
+    wc["id"] = json!(4242);
+    wc["customer_note"] = json!(url);
+    wc["shipping"]["address_1"] = json!(url);
+    wc["billing"]["company"] = json!(url);
+    wc["_links"] = json!({"self": [{"href": url}], "collection": [{"href": url}]});
+    wc["meta_data"] = json!([{"id": 1, "key": "image_url", "value": url},
+                             {"id": 2, "key": "_shipping_latitude", "value": url}]);
+    for item in wc["line_items"].as_array_mut().unwrap() {
+        item["image"] = json!({"id": 1, "src": url});
+        item["name"] = json!(url);
+    }
+    let r = s
+        .webhook(&w.vendor.id, secret, wc.to_string().as_bytes())
+        .await;
+    assert!(
+        r.status.as_u16() == 201,
+        "a WooCommerce order with links: {}",
+        r.text
+    );
     // Names and tokens that are URLs are not found, and not followed.
     let encoded = url.replace(':', "%3A").replace('/', "%2F");
     s.get(&format!("/api/uploads/{encoded}"), &w.admin.token)
