@@ -1032,16 +1032,28 @@ impl MedEx {
             version: 1,
         };
         user.driver_id = Some(driver.id);
-        vendor.driver_ids.push(driver.id);
-        vendor.updated_at = now;
-        bump(&mut vendor, |v| &mut v.version);
-        self.commit(vec![
-            Write::User(user.clone()),
-            Write::Driver(driver.clone()),
-            Write::Vendor(vendor),
-        ])
-        .await?;
-        Ok((driver, user))
+        // The fleet list is the only shared record here: when another registration for the
+        // same pharmacy commits first, re-read the pharmacy and try again rather than refuse.
+        for attempt in 0..5 {
+            if attempt > 0 {
+                vendor = self.load_vendor(vendor_id).await?;
+            }
+            let mut fleet = vendor.clone();
+            fleet.driver_ids.push(driver.id);
+            fleet.updated_at = now.max(fleet.updated_at);
+            bump(&mut fleet, |v| &mut v.version);
+            let writes = vec![
+                Write::User(user.clone()),
+                Write::Driver(driver.clone()),
+                Write::Vendor(fleet),
+            ];
+            match self.store.commit(writes).await {
+                Ok(()) => return Ok((driver, user)),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Conflict::ConcurrentUpdate.into())
     }
 
     async fn load_driver(&self, id: DriverId) -> Result<Driver> {
