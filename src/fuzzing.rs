@@ -84,7 +84,7 @@ pub fn http_request(data: &[u8]) {
 }
 
 /// Target `lifecycle`: the input is a sequence of moves (who does what to which order) run
-/// through the use cases on a fresh service, and checked step by step against a reference
+/// through the use cases on new orders of a prepared fleet, and checked step by step against a reference
 /// model of the lifecycle table: the same moves are accepted, terminal orders never change,
 /// every accepted move adds exactly one entry to the history, no driver is on two active
 /// orders, and earnings are credited once per delivery.
@@ -225,6 +225,7 @@ mod tests {
         for path in files {
             let data = std::fs::read(&path).expect("a readable file");
             WORLD.with(|cell| cell.borrow_mut().take());
+            lifecycle::forget_fleet();
             eprintln!("{target}: {}", path.display());
             run(&data);
         }
@@ -238,6 +239,20 @@ mod tests {
     #[test]
     fn lifecycle_inputs_pass() {
         replay("lifecycle", lifecycle);
+    }
+
+    /// As the fuzzer runs them: one fleet for many inputs, each leaving it as it found it.
+    #[test]
+    fn lifecycle_inputs_pass_one_after_another() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/lifecycle");
+        let mut inputs: Vec<_> = std::fs::read_dir(dir)
+            .expect("the lifecycle corpus")
+            .map(|entry| std::fs::read(entry.expect("a readable directory").path()).unwrap())
+            .collect();
+        inputs.sort();
+        for data in inputs.iter().chain(&inputs) {
+            lifecycle(data);
+        }
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! `medex_core::lifecycle`. After every move the service must agree with the model and keep the
 //! invariants.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
@@ -13,6 +15,38 @@ const MAX_MOVES: usize = 64;
 
 /// Orders one input may place.
 const MAX_ORDERS: usize = 4;
+
+/// Inputs one fleet serves before it is built anew, so that the orders of past inputs cannot
+/// slow the store down.
+const FLEET_LIFETIME: u32 = 500;
+
+thread_local! {
+    static FLEET: RefCell<Option<(Rc<Fleet>, u32)>> = const { RefCell::new(None) };
+}
+
+/// This thread's fleet: accounts are expensive to set up (password hashing), so one fleet serves
+/// many inputs, each with its own orders; [`run`] leaves its drivers as it found them.
+async fn fleet() -> Rc<Fleet> {
+    let current = FLEET.with(|cell| match cell.borrow_mut().as_mut() {
+        Some((fleet, runs)) if *runs < FLEET_LIFETIME => {
+            *runs += 1;
+            Some(fleet.clone())
+        }
+        _ => None,
+    });
+    if let Some(fleet) = current {
+        return fleet;
+    }
+    let fleet = Rc::new(Fleet::new().await);
+    FLEET.with(|cell| *cell.borrow_mut() = Some((fleet.clone(), 1)));
+    fleet
+}
+
+/// Drops this thread's fleet, so that the next input starts on a new one.
+#[cfg(test)]
+pub(super) fn forget_fleet() {
+    FLEET.with(|cell| cell.borrow_mut().take());
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Who {
@@ -127,6 +161,8 @@ struct ModelDriver {
     status: DriverStatus,
     order: Option<usize>,
     deliveries: u64,
+    /// Earned in earlier inputs on the same fleet.
+    earned_before: Money,
     earned_orders: Vec<usize>,
 }
 
@@ -410,13 +446,15 @@ fn new_order(vendor: VendorId) -> NewOrder {
 /// difference.
 pub(super) async fn run(data: &[u8]) {
     let ops = decode(data);
-    let w = Fleet::new().await;
+    let w = fleet().await;
     let mut model = Model::default();
-    for _ in 0..3 {
+    for (_, id) in w.drivers {
+        let driver = w.medex.get_driver(&w.admin, id).await.unwrap();
         model.drivers.push(ModelDriver {
-            status: DriverStatus::Offline,
+            status: driver.status,
             order: None,
-            deliveries: 0,
+            deliveries: driver.total_deliveries,
+            earned_before: driver.total_earnings,
             earned_orders: vec![],
         });
     }
@@ -485,6 +523,23 @@ pub(super) async fn run(data: &[u8]) {
         }
         check(&w, &model, &ids, &fees, &mut before).await;
     }
+
+    // Leave the fleet as the next input expects it: no open order, every driver offline.
+    for &id in &ids {
+        let order = w.medex.get_order(&w.admin, id).await.unwrap();
+        if !order.status.is_terminal() {
+            w.medex
+                .cancel_order(&w.admin, id, None)
+                .await
+                .expect("an admin cancels any open order");
+        }
+    }
+    for (actor, id) in w.drivers {
+        w.medex
+            .set_driver_status(&actor, id, DriverStatus::Offline)
+            .await
+            .expect("a driver without an order goes offline");
+    }
 }
 
 /// The world matches the model, and the invariants hold.
@@ -542,7 +597,9 @@ async fn check(w: &Fleet, model: &Model, ids: &[OrderId], fees: &[Money], before
         let earned = expected
             .earned_orders
             .iter()
-            .fold(Money::ZERO, |sum, &i| sum.saturating_add(fees[i]));
+            .fold(expected.earned_before, |sum, &i| {
+                sum.saturating_add(fees[i])
+            });
         assert_eq!(
             driver.total_earnings, earned,
             "driver {d}: earnings credited once per delivery"
