@@ -334,11 +334,13 @@ impl Http {
                 && answer
                     .json()
                     .is_ok_and(|e| e["code"] == "concurrent_update");
-            if !conflict || attempt == 20 {
+            if !conflict || attempt == 60 {
                 return Ok(answer);
             }
             attempt += 1;
-            tokio::time::sleep(Duration::from_millis(rand::random_range(5..50))).await;
+            // Writers to one fleet collide again if they retry in step: back off at random.
+            let most = (20 + 20 * attempt).min(1000);
+            tokio::time::sleep(Duration::from_millis(rand::random_range(5..most))).await;
         }
     }
 
