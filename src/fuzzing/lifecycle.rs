@@ -18,7 +18,7 @@ const MAX_ORDERS: usize = 4;
 
 /// Inputs one fleet serves before it is built anew, so that the orders of past inputs cannot
 /// slow the store down.
-const FLEET_LIFETIME: u32 = 500;
+const FLEET_LIFETIME: u32 = 64;
 
 thread_local! {
     static FLEET: RefCell<Option<(Rc<Fleet>, u32)>> = const { RefCell::new(None) };
