@@ -8,6 +8,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
+use medex_core::conformance::lifecycle_model::{Act, Model, ModelDriver, ModelOrder, Op, Who};
 use medex_core::prelude::*;
 
 /// Moves read from one input at most: the invariants are checked after each.
@@ -46,41 +47,6 @@ async fn fleet() -> Rc<Fleet> {
 #[cfg(test)]
 pub(super) fn forget_fleet() {
     FLEET.with(|cell| cell.borrow_mut().take());
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Who {
-    Admin,
-    Customer(usize),
-    VendorA,
-    VendorB,
-    Driver(usize),
-    /// Whoever the model says would normally take this action, so sequences get far.
-    Usual,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Op {
-    Create(usize),
-    Act(Who, usize, Act),
-    /// The next forward move of an order by its usual party.
-    Progress(usize),
-    DriverStatus(usize, DriverStatus),
-    /// Moves the clock by seconds (backwards too).
-    Tick(i64),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Act {
-    Accept,
-    Reject,
-    Assign(usize),
-    AcceptAssignment,
-    Decline,
-    PickUp,
-    StartDelivery,
-    Deliver,
-    Cancel,
 }
 
 fn who(n: u8) -> Who {
@@ -146,138 +112,6 @@ fn decode(data: &[u8]) -> Vec<Op> {
             }
         }))
         .collect()
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct ModelOrder {
-    customer: usize,
-    status: OrderStatus,
-    driver: Option<usize>,
-    history: usize,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct ModelDriver {
-    status: DriverStatus,
-    order: Option<usize>,
-    deliveries: u64,
-    /// Earned in earlier inputs on the same fleet.
-    earned_before: Money,
-    earned_orders: Vec<usize>,
-}
-
-#[derive(Debug, Default)]
-struct Model {
-    orders: Vec<ModelOrder>,
-    drivers: Vec<ModelDriver>,
-}
-
-/// Drivers 0 and 1 belong to pharmacy A (every order's pharmacy), driver 2 to pharmacy B.
-fn fleet_a(driver: usize) -> bool {
-    driver < 2
-}
-
-impl Model {
-    fn free(&mut self, driver: Option<usize>) {
-        if let Some(d) = driver {
-            self.drivers[d].status = DriverStatus::Available;
-            self.drivers[d].order = None;
-        }
-    }
-
-    /// Applies an action; returns whether it must succeed.
-    fn act(&mut self, who: Who, index: usize, act: Act) -> bool {
-        use OrderStatus::*;
-        let Some(order) = self.orders.get(index).cloned() else {
-            return false;
-        };
-        let staff = matches!(who, Who::VendorA | Who::Admin);
-        let at_work = matches!(order.status, DriverAssigned | PickedUp | OutForDelivery);
-        let assigned = at_work && matches!(who, Who::Driver(d) if order.driver == Some(d));
-        let customer = who == Who::Customer(order.customer);
-        let mut next = order.clone();
-        let mut step = |status: OrderStatus| {
-            next.status = status;
-            next.history += 1;
-        };
-        match (act, order.status) {
-            (Act::Accept, Pending) if staff => step(Accepted),
-            (Act::Reject, Pending) if staff => step(Rejected),
-            (Act::Assign(d), Accepted | DriverAssigned) if staff && fleet_a(d) => {
-                if order.driver == Some(d) {
-                    return true;
-                }
-                let driver = &self.drivers[d];
-                if driver.status != DriverStatus::Available || driver.order.is_some() {
-                    return false;
-                }
-                step(DriverAssigned);
-                next.driver = Some(d);
-                self.free(order.driver);
-                self.drivers[d].status = DriverStatus::Busy;
-                self.drivers[d].order = Some(index);
-            }
-            (Act::AcceptAssignment, _) if assigned => return true,
-            (Act::Decline, DriverAssigned) if assigned => {
-                step(Accepted);
-                next.driver = None;
-                self.free(order.driver);
-            }
-            (Act::PickUp, DriverAssigned) if assigned => step(PickedUp),
-            (Act::StartDelivery, PickedUp) if assigned => step(OutForDelivery),
-            (Act::Deliver, OutForDelivery) if assigned => {
-                step(Delivered);
-                let d = order.driver.expect("an order on its way has a driver");
-                self.drivers[d].deliveries += 1;
-                self.drivers[d].earned_orders.push(index);
-                self.free(Some(d));
-            }
-            (Act::Cancel, Pending | Accepted) if customer || staff => step(Cancelled),
-            (Act::Cancel, DriverAssigned) if staff => {
-                step(Cancelled);
-                self.free(order.driver);
-            }
-            (Act::Cancel, PickedUp | OutForDelivery) if who == Who::Admin => {
-                step(Cancelled);
-                self.free(order.driver);
-            }
-            _ => return false,
-        }
-        self.orders[index] = next;
-        true
-    }
-
-    /// The party that usually takes `act` on order `index`.
-    fn usual(&self, index: usize, act: Act) -> Who {
-        let order = self.orders.get(index);
-        match act {
-            Act::Accept | Act::Reject | Act::Assign(_) => Who::VendorA,
-            Act::Cancel => Who::Customer(order.map_or(0, |o| o.customer)),
-            _ => Who::Driver(order.and_then(|o| o.driver).unwrap_or(0)),
-        }
-    }
-
-    /// The move that takes order `index` one step towards delivery.
-    fn progress(&self, index: usize) -> Act {
-        match self.orders.get(index).map(|o| o.status) {
-            Some(OrderStatus::Accepted) => {
-                let free = (0..2).find(|&d| self.drivers[d].status == DriverStatus::Available);
-                Act::Assign(free.unwrap_or(0))
-            }
-            Some(OrderStatus::DriverAssigned) => Act::PickUp,
-            Some(OrderStatus::PickedUp) => Act::StartDelivery,
-            Some(OrderStatus::OutForDelivery) => Act::Deliver,
-            _ => Act::Accept,
-        }
-    }
-
-    fn set_driver_status(&mut self, d: usize, status: DriverStatus) -> bool {
-        if self.drivers[d].order.is_some() {
-            return false;
-        }
-        self.drivers[d].status = status;
-        true
-    }
 }
 
 /// A pharmacy "A" with two drivers, a pharmacy "B" with one, two customers and an admin.

@@ -9,6 +9,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::auth::{Argon2Hasher, TokenLifetimes};
 use crate::clock::{ManualClock, SeededEntropy};
+use crate::conformance::lifecycle_model::{Act, Model, ModelDriver, ModelOrder, Op, Who};
 use crate::events::RecordingBus;
 use crate::memory::MemoryStore;
 
@@ -881,175 +882,10 @@ fn lists_are_scoped_to_the_actor() {
 // ---------------------------------------------------------------------------------------------
 // The lifecycle against a reference model.
 //
-// The model below re-states DESIGN §2's table as plain `match` arms, independently of
-// `lifecycle::RULES`, and tracks what the world must look like after every step. Random
-// sequences of (actor, action) run against both; any difference in outcome or state fails.
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Who {
-    Admin,
-    Customer(usize),
-    VendorA,
-    VendorB,
-    Driver(usize),
-    /// Whoever the model says would normally take this action, so sequences get far.
-    Usual,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Op {
-    Create(usize),
-    Act(Who, usize, Act),
-    /// The next forward move of an order by its usual party, so that sequences get far.
-    Progress(usize),
-    DriverStatus(usize, DriverStatus),
-    Tick(i64),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Act {
-    Accept,
-    Reject,
-    Assign(usize),
-    AcceptAssignment,
-    Decline,
-    PickUp,
-    StartDelivery,
-    Deliver,
-    Cancel,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct ModelOrder {
-    customer: usize,
-    status: OrderStatus,
-    driver: Option<usize>,
-    history: usize,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct ModelDriver {
-    status: DriverStatus,
-    order: Option<usize>,
-    deliveries: u64,
-    earned_orders: Vec<usize>,
-}
-
-#[derive(Debug, Default)]
-struct Model {
-    orders: Vec<ModelOrder>,
-    drivers: Vec<ModelDriver>,
-}
-
-/// Drivers 0 and 1 belong to pharmacy A (every order's pharmacy), driver 2 to pharmacy B.
-fn fleet_a(driver: usize) -> bool {
-    driver < 2
-}
-
-impl Model {
-    fn free(&mut self, driver: Option<usize>) {
-        if let Some(d) = driver {
-            self.drivers[d].status = DriverStatus::Available;
-            self.drivers[d].order = None;
-        }
-    }
-
-    /// Applies an action; returns whether it must succeed.
-    fn act(&mut self, who: Who, index: usize, act: Act) -> bool {
-        use OrderStatus::*;
-        let Some(order) = self.orders.get(index).cloned() else {
-            return false;
-        };
-        let staff = matches!(who, Who::VendorA | Who::Admin);
-        let at_work = matches!(order.status, DriverAssigned | PickedUp | OutForDelivery);
-        let assigned = at_work && matches!(who, Who::Driver(d) if order.driver == Some(d));
-        let customer = who == Who::Customer(order.customer);
-        let mut next = order.clone();
-        let mut step = |status: OrderStatus| {
-            next.status = status;
-            next.history += 1;
-        };
-        match (act, order.status) {
-            (Act::Accept, Pending) if staff => step(Accepted),
-            (Act::Reject, Pending) if staff => {
-                step(Rejected);
-            }
-            (Act::Assign(d), Accepted | DriverAssigned) if staff && fleet_a(d) => {
-                if order.driver == Some(d) {
-                    return true;
-                }
-                let driver = &self.drivers[d];
-                if driver.status != DriverStatus::Available || driver.order.is_some() {
-                    return false;
-                }
-                step(DriverAssigned);
-                next.driver = Some(d);
-                self.free(order.driver);
-                self.drivers[d].status = DriverStatus::Busy;
-                self.drivers[d].order = Some(index);
-            }
-            (Act::AcceptAssignment, _) if assigned => return true,
-            (Act::Decline, DriverAssigned) if assigned => {
-                step(Accepted);
-                next.driver = None;
-                self.free(order.driver);
-            }
-            (Act::PickUp, DriverAssigned) if assigned => step(PickedUp),
-            (Act::StartDelivery, PickedUp) if assigned => step(OutForDelivery),
-            (Act::Deliver, OutForDelivery) if assigned => {
-                step(Delivered);
-                let d = order.driver.unwrap();
-                self.drivers[d].deliveries += 1;
-                self.drivers[d].earned_orders.push(index);
-                self.free(Some(d));
-            }
-            (Act::Cancel, Pending | Accepted) if customer || staff => step(Cancelled),
-            (Act::Cancel, DriverAssigned) if staff => {
-                step(Cancelled);
-                self.free(order.driver);
-            }
-            (Act::Cancel, PickedUp | OutForDelivery) if who == Who::Admin => {
-                step(Cancelled);
-                self.free(order.driver);
-            }
-            _ => return false,
-        }
-        self.orders[index] = next;
-        true
-    }
-
-    /// The party that usually takes `act` on order `index`.
-    fn usual(&self, index: usize, act: Act) -> Who {
-        let order = self.orders.get(index);
-        match act {
-            Act::Accept | Act::Reject | Act::Assign(_) => Who::VendorA,
-            Act::Cancel => Who::Customer(order.map_or(0, |o| o.customer)),
-            _ => Who::Driver(order.and_then(|o| o.driver).unwrap_or(0)),
-        }
-    }
-
-    /// The move that takes order `index` one step towards delivery.
-    fn progress(&self, index: usize) -> Act {
-        match self.orders.get(index).map(|o| o.status) {
-            Some(OrderStatus::Accepted) => {
-                let free = (0..2).find(|&d| self.drivers[d].status == DriverStatus::Available);
-                Act::Assign(free.unwrap_or(0))
-            }
-            Some(OrderStatus::DriverAssigned) => Act::PickUp,
-            Some(OrderStatus::PickedUp) => Act::StartDelivery,
-            Some(OrderStatus::OutForDelivery) => Act::Deliver,
-            _ => Act::Accept,
-        }
-    }
-
-    fn set_driver_status(&mut self, d: usize, status: DriverStatus) -> bool {
-        if self.drivers[d].order.is_some() {
-            return false;
-        }
-        self.drivers[d].status = status;
-        true
-    }
-}
+// The model (`conformance::lifecycle_model`) re-states DESIGN §2's table as plain `match` arms,
+// independently of `lifecycle::RULES`, and tracks what the world must look like after every
+// step. Random sequences of (actor, action) run against both; any difference in outcome or state
+// fails.
 
 fn who() -> impl Strategy<Value = Who> {
     prop_oneof![
@@ -1161,6 +997,7 @@ async fn run_model(ops: Vec<Op>) -> std::result::Result<(), TestCaseError> {
             status: DriverStatus::Offline,
             order: None,
             deliveries: 0,
+            earned_before: Money::ZERO,
             earned_orders: vec![],
         });
     }
@@ -1285,7 +1122,9 @@ async fn run_model(ops: Vec<Op>) -> std::result::Result<(), TestCaseError> {
             let earned = expected
                 .earned_orders
                 .iter()
-                .fold(Money::ZERO, |sum, &i| sum.saturating_add(fees[i]));
+                .fold(expected.earned_before, |sum, &i| {
+                    sum.saturating_add(fees[i])
+                });
             prop_assert_eq!(
                 driver.total_earnings,
                 earned,
