@@ -8,7 +8,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
-use medex_core::conformance::lifecycle_model::{Act, Model, ModelDriver, ModelOrder, Op, Who};
+use medex_core::conformance::lifecycle_model::{
+    Act, Model, ModelDriver, ModelOrder, Op, Parties, Who,
+};
 use medex_core::prelude::*;
 
 /// Moves read from one input at most: the invariants are checked after each.
@@ -118,15 +120,16 @@ fn decode(data: &[u8]) -> Vec<Op> {
 struct Fleet {
     medex: MedEx,
     clock: Arc<ManualClock>,
-    admin: Actor,
-    customers: [Actor; 2],
-    vendor_a: Actor,
-    vendor_b: Actor,
-    vendor_a_id: VendorId,
-    drivers: [(Actor, DriverId); 3],
+    parties: Parties,
 }
 
-const PASSWORD: &str = "correct horse battery";
+/// `w.admin`, `w.drivers[0]`, …: the fleet's accounts read as its own fields.
+impl std::ops::Deref for Fleet {
+    type Target = Parties;
+    fn deref(&self) -> &Parties {
+        &self.parties
+    }
+}
 
 impl Fleet {
     async fn new() -> Fleet {
@@ -146,115 +149,11 @@ impl Fleet {
         )
         .await
         .expect("the service starts");
-        let admin = Actor::of(
-            &medex
-                .create_admin("admin@medex.test", PASSWORD, "Admin")
-                .await
-                .unwrap(),
-        );
-        let vendor = |n: u8, lat: f64| NewVendor {
-            email: format!("owner{n}@pharmacy.test"),
-            password: PASSWORD.into(),
-            business_name: format!("Pharmacy {n}"),
-            address: format!("{n} Main St"),
-            latitude: lat,
-            longitude: 13.40,
-            ..Default::default()
-        };
-        let (a, a_owner) = medex.register_vendor(vendor(1, 52.50)).await.unwrap();
-        let (_, b_owner) = medex.register_vendor(vendor(2, 52.60)).await.unwrap();
-        let (vendor_a, vendor_b) = (Actor::of(&a_owner), Actor::of(&b_owner));
-        let mut drivers = Vec::new();
-        for (n, owner) in [(1, vendor_a), (2, vendor_a), (3, vendor_b)] {
-            let (driver, user) = medex
-                .register_driver(
-                    &owner,
-                    NewDriver {
-                        vendor_id: None,
-                        email: format!("driver{n}@pharmacy.test"),
-                        password: PASSWORD.into(),
-                        full_name: format!("Driver Number{n}"),
-                        phone: None,
-                        vehicle_type: VehicleType::Car,
-                        vehicle_number: None,
-                        license_number: None,
-                    },
-                )
-                .await
-                .unwrap();
-            drivers.push((Actor::of(&user), driver.id));
-        }
-        let mut customers = Vec::new();
-        for n in 1..=2 {
-            let session = medex
-                .register_customer(NewAccount {
-                    email: format!("customer{n}@example.test"),
-                    password: PASSWORD.into(),
-                    full_name: format!("Customer {n}"),
-                    phone: None,
-                })
-                .await
-                .unwrap();
-            customers.push(Actor::of(&session.user));
-        }
+        let parties = Parties::register(&medex).await;
         Fleet {
             medex,
             clock,
-            admin,
-            customers: [customers[0], customers[1]],
-            vendor_a,
-            vendor_b,
-            vendor_a_id: a.id,
-            drivers: [drivers[0], drivers[1], drivers[2]],
-        }
-    }
-
-    fn actor(&self, who: Who) -> Actor {
-        match who {
-            Who::Admin => self.admin,
-            Who::Customer(c) => self.customers[c],
-            Who::VendorA => self.vendor_a,
-            Who::VendorB => self.vendor_b,
-            Who::Driver(d) => self.drivers[d].0,
-            Who::Usual => unreachable!("resolved against the model before use"),
-        }
-    }
-
-    async fn act(&self, who: Who, id: OrderId, act: Act) -> Result<Order> {
-        let actor = self.actor(who);
-        let m = &self.medex;
-        match act {
-            Act::Accept => {
-                m.change_status(&actor, id, OrderStatus::Accepted, None)
-                    .await
-            }
-            Act::Reject => {
-                let reason = Some("out of stock".into());
-                m.change_status(&actor, id, OrderStatus::Rejected, reason)
-                    .await
-            }
-            Act::Assign(d) => m.assign_driver(&actor, id, self.drivers[d].1).await,
-            Act::AcceptAssignment => {
-                m.respond_to_assignment(&actor, id, AssignmentResponse::Accept, None)
-                    .await
-            }
-            Act::Decline => {
-                m.respond_to_assignment(&actor, id, AssignmentResponse::Decline, None)
-                    .await
-            }
-            Act::PickUp => {
-                m.change_status(&actor, id, OrderStatus::PickedUp, None)
-                    .await
-            }
-            Act::StartDelivery => {
-                m.change_status(&actor, id, OrderStatus::OutForDelivery, None)
-                    .await
-            }
-            Act::Deliver => {
-                m.change_status(&actor, id, OrderStatus::Delivered, None)
-                    .await
-            }
-            Act::Cancel => m.cancel_order(&actor, id, None).await,
+            parties,
         }
     }
 }
@@ -327,7 +226,7 @@ pub(super) async fn run(data: &[u8]) {
                 };
                 let expected = model.act(who, index, act);
                 if let Some(&id) = ids.get(index) {
-                    let result = w.act(who, id, act).await;
+                    let result = w.parties.act(&w.medex, who, id, act).await;
                     assert_eq!(
                         result.is_ok(),
                         expected,

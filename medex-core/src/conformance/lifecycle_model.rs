@@ -5,7 +5,13 @@
 //! The world: pharmacy A (every order's) with drivers 0 and 1, pharmacy B with driver 2, two
 //! customers and an admin.
 
-use crate::model::{DriverStatus, Money, OrderStatus};
+use crate::MedEx;
+use crate::error::Result;
+use crate::model::{
+    DriverId, DriverStatus, Money, Order, OrderId, OrderStatus, VehicleType, VendorId,
+};
+use crate::permissions::Actor;
+use crate::service::{AssignmentResponse, NewAccount, NewDriver, NewVendor};
 
 /// Who acts: the parties of the model's world.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,5 +211,141 @@ impl Model {
         }
         self.drivers[d].status = status;
         true
+    }
+}
+
+/// The accounts of the model's world, registered through the use cases: an admin, two customers,
+/// pharmacy A with drivers 0 and 1, pharmacy B with driver 2. Every password is [`PASSWORD`].
+#[derive(Debug, Clone, Copy)]
+pub struct Parties {
+    /// The admin.
+    pub admin: Actor,
+    /// Customers 0 and 1.
+    pub customers: [Actor; 2],
+    /// Staff of pharmacy A.
+    pub vendor_a: Actor,
+    /// Staff of pharmacy B.
+    pub vendor_b: Actor,
+    /// Pharmacy A.
+    pub vendor_a_id: VendorId,
+    /// Drivers 0, 1 (pharmacy A) and 2 (pharmacy B), with their profiles.
+    pub drivers: [(Actor, DriverId); 3],
+}
+
+/// The password of every account [`Parties::register`] creates.
+pub const PASSWORD: &str = "correct horse battery";
+
+impl Parties {
+    /// Registers the world's accounts; panics if the service refuses (a broken test setup).
+    pub async fn register(medex: &MedEx) -> Parties {
+        let admin = Actor::of(
+            &medex
+                .create_admin("admin@medex.test", PASSWORD, "Admin")
+                .await
+                .expect("admin"),
+        );
+        let vendor = |n: u8, lat: f64| NewVendor {
+            email: format!("owner{n}@pharmacy.test"),
+            password: PASSWORD.into(),
+            business_name: format!("Pharmacy {n}"),
+            address: format!("{n} Main St"),
+            latitude: lat,
+            longitude: 13.40,
+            ..Default::default()
+        };
+        let (a, a_owner) = medex
+            .register_vendor(vendor(1, 52.50))
+            .await
+            .expect("pharmacy A");
+        let (_, b_owner) = medex
+            .register_vendor(vendor(2, 52.60))
+            .await
+            .expect("pharmacy B");
+        let (vendor_a, vendor_b) = (Actor::of(&a_owner), Actor::of(&b_owner));
+        let mut drivers = Vec::new();
+        for (n, owner) in [(1, vendor_a), (2, vendor_a), (3, vendor_b)] {
+            let new = NewDriver {
+                vendor_id: None,
+                email: format!("driver{n}@pharmacy.test"),
+                password: PASSWORD.into(),
+                full_name: format!("Driver Number{n}"),
+                phone: Some("+1 555".into()),
+                vehicle_type: VehicleType::Car,
+                vehicle_number: None,
+                license_number: None,
+            };
+            let (driver, user) = medex.register_driver(&owner, new).await.expect("driver");
+            drivers.push((Actor::of(&user), driver.id));
+        }
+        let mut customers = Vec::new();
+        for n in 1..=2 {
+            let account = NewAccount {
+                email: format!("customer{n}@example.test"),
+                password: PASSWORD.into(),
+                full_name: format!("Customer {n}"),
+                phone: None,
+            };
+            customers.push(Actor::of(
+                &medex
+                    .register_customer(account)
+                    .await
+                    .expect("customer")
+                    .user,
+            ));
+        }
+        Parties {
+            admin,
+            customers: [customers[0], customers[1]],
+            vendor_a,
+            vendor_b,
+            vendor_a_id: a.id,
+            drivers: [drivers[0], drivers[1], drivers[2]],
+        }
+    }
+
+    /// The actor behind `who` ([`Who::Usual`] must be resolved with [`Model::usual`] first).
+    pub fn actor(&self, who: Who) -> Actor {
+        match who {
+            Who::Admin => self.admin,
+            Who::Customer(c) => self.customers[c],
+            Who::VendorA => self.vendor_a,
+            Who::VendorB => self.vendor_b,
+            Who::Driver(d) => self.drivers[d].0,
+            Who::Usual => unreachable!("resolved against the model before use"),
+        }
+    }
+
+    /// Takes `act` on order `id` as `who`, through the use cases.
+    pub async fn act(&self, medex: &MedEx, who: Who, id: OrderId, act: Act) -> Result<Order> {
+        let actor = self.actor(who);
+        let status = |s| medex.change_status(&actor, id, s, None);
+        match act {
+            Act::Accept => status(OrderStatus::Accepted).await,
+            Act::Reject => {
+                medex
+                    .change_status(
+                        &actor,
+                        id,
+                        OrderStatus::Rejected,
+                        Some("out of stock".into()),
+                    )
+                    .await
+            }
+            Act::Assign(d) => medex.assign_driver(&actor, id, self.drivers[d].1).await,
+            Act::AcceptAssignment => {
+                medex
+                    .respond_to_assignment(&actor, id, AssignmentResponse::Accept, None)
+                    .await
+            }
+            Act::Decline => {
+                medex
+                    .respond_to_assignment(&actor, id, AssignmentResponse::Decline, None)
+                    .await
+            }
+            Act::PickUp => status(OrderStatus::PickedUp).await,
+            Act::StartDelivery => status(OrderStatus::OutForDelivery).await,
+            Act::Deliver => status(OrderStatus::Delivered).await,
+            Act::Cancel => medex.cancel_order(&actor, id, None).await,
+        }
     }
 }

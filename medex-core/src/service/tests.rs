@@ -9,23 +9,26 @@ use proptest::prelude::*;
 use super::*;
 use crate::auth::{Argon2Hasher, TokenLifetimes};
 use crate::clock::{ManualClock, SeededEntropy};
-use crate::conformance::lifecycle_model::{Act, Model, ModelDriver, ModelOrder, Op, Who};
+use crate::conformance::lifecycle_model::{
+    Act, Model, ModelDriver, ModelOrder, Op, PASSWORD, Parties, Who,
+};
 use crate::events::RecordingBus;
 use crate::memory::MemoryStore;
-
-const PASSWORD: &str = "correct horse battery";
 
 /// A pharmacy "A" with two drivers, a pharmacy "B" with one, two customers and an admin.
 struct World {
     medex: MedEx,
     clock: Arc<ManualClock>,
     bus: Arc<RecordingBus>,
-    admin: Actor,
-    customers: [Actor; 2],
-    vendor_a: Actor,
-    vendor_b: Actor,
-    vendor_a_id: VendorId,
-    drivers: [(Actor, DriverId); 3],
+    parties: Parties,
+}
+
+/// `w.admin`, `w.drivers[0]`, …: the world's accounts read as its own fields.
+impl std::ops::Deref for World {
+    type Target = Parties;
+    fn deref(&self) -> &Parties {
+        &self.parties
+    }
 }
 
 fn start() -> chrono::DateTime<Utc> {
@@ -52,68 +55,13 @@ async fn world_with(seed: u64, hasher: Arc<dyn crate::auth::PasswordHasher>) -> 
     )
     .await
     .unwrap();
-    let admin = Actor::of(
-        &medex
-            .create_admin("admin@medex.test", PASSWORD, "Admin")
-            .await
-            .unwrap(),
-    );
-    let vendor = |n: u8, lat: f64| NewVendor {
-        email: format!("owner{n}@pharmacy.test"),
-        password: PASSWORD.into(),
-        business_name: format!("Pharmacy {n}"),
-        address: format!("{n} Main St"),
-        latitude: lat,
-        longitude: 13.40,
-        ..Default::default()
-    };
-    let (a, a_owner) = medex.register_vendor(vendor(1, 52.50)).await.unwrap();
-    let (_, b_owner) = medex.register_vendor(vendor(2, 52.60)).await.unwrap();
-    let (vendor_a, vendor_b) = (Actor::of(&a_owner), Actor::of(&b_owner));
-    let mut drivers = Vec::new();
-    for (n, owner) in [(1, vendor_a), (2, vendor_a), (3, vendor_b)] {
-        let (driver, user) = medex
-            .register_driver(
-                &owner,
-                NewDriver {
-                    vendor_id: None,
-                    email: format!("driver{n}@pharmacy.test"),
-                    password: PASSWORD.into(),
-                    full_name: format!("Driver Number{n}"),
-                    phone: Some("+1 555".into()),
-                    vehicle_type: VehicleType::Car,
-                    vehicle_number: None,
-                    license_number: None,
-                },
-            )
-            .await
-            .unwrap();
-        drivers.push((Actor::of(&user), driver.id));
-    }
-    let mut customers = Vec::new();
-    for n in 1..=2 {
-        let session = medex
-            .register_customer(NewAccount {
-                email: format!("customer{n}@example.test"),
-                password: PASSWORD.into(),
-                full_name: format!("Customer {n}"),
-                phone: None,
-            })
-            .await
-            .unwrap();
-        customers.push(Actor::of(&session.user));
-    }
+    let parties = Parties::register(&medex).await;
     bus.take();
     World {
         medex,
         clock,
         bus,
-        admin,
-        customers: [customers[0], customers[1]],
-        vendor_a,
-        vendor_b,
-        vendor_a_id: a.id,
-        drivers: [drivers[0], drivers[1], drivers[2]],
+        parties,
     }
 }
 
@@ -934,61 +882,6 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-impl World {
-    fn actor(&self, who: Who) -> Actor {
-        match who {
-            Who::Admin => self.admin,
-            Who::Customer(c) => self.customers[c],
-            Who::VendorA => self.vendor_a,
-            Who::VendorB => self.vendor_b,
-            Who::Driver(d) => self.drivers[d].0,
-            Who::Usual => unreachable!("resolved against the model before use"),
-        }
-    }
-
-    async fn act(&self, who: Who, id: OrderId, act: Act) -> Result<Order> {
-        let actor = self.actor(who);
-        let m = &self.medex;
-        match act {
-            Act::Accept => {
-                m.change_status(&actor, id, OrderStatus::Accepted, None)
-                    .await
-            }
-            Act::Reject => {
-                m.change_status(
-                    &actor,
-                    id,
-                    OrderStatus::Rejected,
-                    Some("out of stock".into()),
-                )
-                .await
-            }
-            Act::Assign(d) => m.assign_driver(&actor, id, self.drivers[d].1).await,
-            Act::AcceptAssignment => {
-                m.respond_to_assignment(&actor, id, AssignmentResponse::Accept, None)
-                    .await
-            }
-            Act::Decline => {
-                m.respond_to_assignment(&actor, id, AssignmentResponse::Decline, None)
-                    .await
-            }
-            Act::PickUp => {
-                m.change_status(&actor, id, OrderStatus::PickedUp, None)
-                    .await
-            }
-            Act::StartDelivery => {
-                m.change_status(&actor, id, OrderStatus::OutForDelivery, None)
-                    .await
-            }
-            Act::Deliver => {
-                m.change_status(&actor, id, OrderStatus::Delivered, None)
-                    .await
-            }
-            Act::Cancel => m.cancel_order(&actor, id, None).await,
-        }
-    }
-}
-
 async fn run_model(ops: Vec<Op>) -> std::result::Result<(), TestCaseError> {
     let w = world(42).await;
     let mut model = Model::default();
@@ -1035,7 +928,7 @@ async fn run_model(ops: Vec<Op>) -> std::result::Result<(), TestCaseError> {
                 };
                 let expected = model.act(who, index, act);
                 if let Some(&id) = ids.get(index) {
-                    let result = w.act(who, id, act).await;
+                    let result = w.parties.act(&w.medex, who, id, act).await;
                     let refused = result.is_err();
                     prop_assert_eq!(
                         result.is_ok(),
