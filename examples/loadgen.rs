@@ -767,14 +767,14 @@ async fn setup(
     let needed = args.duration + Duration::from_secs(300);
     let mut http = Http::new(target, sources);
     // The customer tells whether the state belongs to this server's data at all.
-    if let Some(customer) = state.customer.as_mut() {
-        if let Fresh::Unknown = freshen(&mut http, customer, needed).await? {
-            eprintln!(
-                "setup: {} is from another database (its accounts are unknown here); starting over",
-                args.state.display()
-            );
-            *state = State::new(&state.target);
-        }
+    if let Some(customer) = state.customer.as_mut()
+        && let Fresh::Unknown = freshen(&mut http, customer, needed).await?
+    {
+        eprintln!(
+            "setup: {} is from another database (its accounts are unknown here); starting over",
+            args.state.display()
+        );
+        *state = State::new(&state.target);
     }
     if state.customer.is_none() {
         state.customer = Some(create_customer(&mut http, &state.tag).await?);
@@ -1339,7 +1339,7 @@ async fn http_worker(
             }
             Call::StatusChange => {
                 // Alternate: cancel an accepted order, accept a pending one.
-                let cancel = n % 2 == 0;
+                let cancel = n.is_multiple_of(2);
                 let next = {
                     let take = |queue: &Mutex<VecDeque<(String, usize)>>| {
                         queue.lock().expect("not poisoned").pop_front()

@@ -267,10 +267,10 @@ impl Server {
     pub async fn start(self) -> Result<Running, StartError> {
         let s = self.settings;
         let Core { store, hub, medex } = open(&s).await?;
-        if let Some((email, password)) = &s.first_admin {
-            if let Some(admin) = medex.ensure_admin(email, password).await? {
-                tracing::info!(email = %admin.email, "created the first admin");
-            }
+        if let Some((email, password)) = &s.first_admin
+            && let Some(admin) = medex.ensure_admin(email, password).await?
+        {
+            tracing::info!(email = %admin.email, "created the first admin");
         }
 
         let ws = Arc::new(WsServer::new(

@@ -757,10 +757,10 @@ impl MedEx {
         if let Some(address) = &patch.address {
             vendor.address = text(&mut errors, "address", address, 500);
         }
-        if let Some((lat, lon)) = patch.location {
-            if let Some(location) = coordinates(&mut errors, "", lat, lon) {
-                vendor.location = location;
-            }
+        if let Some((lat, lon)) = patch.location
+            && let Some(location) = coordinates(&mut errors, "", lat, lon)
+        {
+            vendor.location = location;
         }
         if let Some(secret) = &patch.woocommerce_webhook_secret {
             vendor.woocommerce_webhook_secret = match secret.as_deref().map(str::trim) {

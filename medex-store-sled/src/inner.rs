@@ -102,10 +102,11 @@ impl Decoded {
         }
         let record: R = decode(R::WHAT, &bytes)?;
         let mut map = shard.lock().unwrap_or_else(PoisonError::into_inner);
-        if map.len() >= DECODED_PER_SHARD && !map.contains_key(&key) {
-            if let Some(evicted) = map.keys().next().copied() {
-                map.remove(&evicted);
-            }
+        if map.len() >= DECODED_PER_SHARD
+            && !map.contains_key(&key)
+            && let Some(evicted) = map.keys().next().copied()
+        {
+            map.remove(&evicted);
         }
         map.insert(key, (bytes, Arc::new(record.clone())));
         Ok(record)
@@ -581,11 +582,11 @@ fn range(tree: &Tree, prefix: &[u8], lo: Option<&[u8]>, hi: Option<&[u8]>) -> sl
         Some(hi) => Bound::Excluded(key(&[prefix, hi])),
         None => successor(prefix).map_or(Bound::Unbounded, Bound::Excluded),
     };
-    if let Bound::Excluded(end) = &end {
-        if *end <= start {
-            // An empty range (sled expects start <= end).
-            return tree.range(start.clone()..start);
-        }
+    if let Bound::Excluded(end) = &end
+        && *end <= start
+    {
+        // An empty range (sled expects start <= end).
+        return tree.range(start.clone()..start);
     }
     tree.range::<Vec<u8>, _>((Bound::Included(start), end))
 }

@@ -32,10 +32,13 @@ mod records;
 mod store;
 
 use std::fmt;
+use std::fs;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use crate::codec::SCHEMA_VERSION;
 use crate::durable::Shared;
@@ -98,6 +101,8 @@ pub struct SledStore {
     inner: Arc<Inner>,
     shared: Arc<Shared>,
     fix_batches: Arc<FixBatches>,
+    /// Declared last so that it drops last, after the database (fields drop in order).
+    lock: DirectoryLock,
 }
 
 impl SledStore {
@@ -107,7 +112,9 @@ impl SledStore {
     /// [`OpenError::NewerSchema`] when a newer build wrote it.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
         let path = path.as_ref();
-        Self::with_config(sled::Config::new().path(path), path.to_path_buf())
+        let mut store = Self::with_config(sled::Config::new().path(path), path.to_path_buf())?;
+        store.lock = DirectoryLock(Some(path.join(SLED_LOCK_FILE)));
+        Ok(store)
     }
 
     /// A store in a fresh temporary directory, deleted when the store is dropped: for tests.
@@ -134,6 +141,7 @@ impl SledStore {
             inner,
             shared,
             fix_batches: Arc::new(FixBatches::new()),
+            lock: DirectoryLock(None),
         })
     }
 
@@ -178,6 +186,40 @@ impl Drop for SledStore {
         // Waits for background work that is using the database, and stops any more, so that the
         // database closes (and unlocks its directory) when `inner` drops right after this.
         self.shared.close();
+    }
+}
+
+/// The file in a store directory that sled holds an exclusive `flock` on while it is open.
+const SLED_LOCK_FILE: &str = "db";
+
+/// How long dropping a store waits for sled to let go of its directory.
+const LOCK_RELEASE_WAIT: Duration = Duration::from_secs(5);
+
+/// Waits, when dropped, until the directory's lock is free.
+///
+/// sled releases the lock when the last handle on its file closes, and jobs it queued on its own
+/// thread pool (writing a log buffer, truncating a segment) keep such handles for a moment after
+/// the database itself has dropped. Without this wait, reopening the directory right after a drop
+/// (a restart, a test) could be refused as locked.
+struct DirectoryLock(Option<PathBuf>);
+
+impl Drop for DirectoryLock {
+    fn drop(&mut self) {
+        let Some(path) = self.0.take() else { return };
+        let deadline = Instant::now() + LOCK_RELEASE_WAIT;
+        loop {
+            // Any failure other than "still locked" (the file is gone, say) means nothing to wait
+            // for. The probe's own lock is released when `file` drops.
+            let Ok(file) = fs::File::open(&path) else {
+                return;
+            };
+            match file.try_lock() {
+                Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    thread::sleep(Duration::from_millis(2));
+                }
+                _ => return,
+            }
+        }
     }
 }
 
