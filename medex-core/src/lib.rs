@@ -85,6 +85,7 @@ pub mod reports;
 pub mod routing;
 pub mod service;
 pub mod store;
+pub mod timestamp;
 pub mod tracking;
 
 pub use service::MedEx;

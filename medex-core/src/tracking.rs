@@ -25,6 +25,7 @@ pub struct TimelineEntry {
     /// The status entered.
     pub status: OrderStatus,
     /// When.
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub at: DateTime<Utc>,
 }
 
@@ -38,6 +39,7 @@ pub struct PublicDriver {
     /// Last known position.
     pub location: Option<MapPoint>,
     /// When that position was recorded.
+    #[serde(serialize_with = "crate::timestamp::option::serialize")]
     pub last_location_update: Option<DateTime<Utc>>,
 }
 
@@ -51,16 +53,22 @@ pub struct TrackingView {
     /// Pharmacy name.
     pub vendor_name: String,
     /// When placed.
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub created_at: DateTime<Utc>,
     /// When accepted by the pharmacy.
+    #[serde(serialize_with = "crate::timestamp::option::serialize")]
     pub accepted_at: Option<DateTime<Utc>>,
     /// When picked up.
+    #[serde(serialize_with = "crate::timestamp::option::serialize")]
     pub picked_up_at: Option<DateTime<Utc>>,
     /// When it left for the customer.
+    #[serde(serialize_with = "crate::timestamp::option::serialize")]
     pub out_for_delivery_at: Option<DateTime<Utc>>,
     /// When delivered.
+    #[serde(serialize_with = "crate::timestamp::option::serialize")]
     pub delivered_at: Option<DateTime<Utc>>,
     /// When cancelled.
+    #[serde(serialize_with = "crate::timestamp::option::serialize")]
     pub cancelled_at: Option<DateTime<Utc>>,
     /// Statuses with times, oldest first.
     pub timeline: Vec<TimelineEntry>,
