@@ -64,7 +64,10 @@ const DECODED_SHARDS: usize = 16;
 /// Records remembered per shard: 32k in all, enough for the records a busy fleet touches.
 const DECODED_PER_SHARD: usize = 2048;
 
-/// A record's tree (its position in [`Tx::ALL`]) and id.
+/// The memo's slot for drivers' last positions, after the record trees.
+const POSITION_SLOT: usize = Tx::ALL.len();
+
+/// A record's tree (its position in [`Tx::ALL`], or [`POSITION_SLOT`]) and id.
 type RecordKey = (usize, [u8; ID_LEN]);
 /// A decoded record and the stored bytes it came from.
 type DecodedEntry = (IVec, Arc<dyn Any + Send + Sync>);
@@ -88,7 +91,21 @@ impl Decoded {
     }
 
     fn record<R: Record>(&self, id: [u8; ID_LEN], bytes: IVec) -> Result<R, StoreError> {
-        let key = (R::TREE.at(), id);
+        self.decode(R::TREE.at(), R::WHAT, id, bytes)
+    }
+
+    /// The record of kind `slot` (a tree's position in [`Tx::ALL`], or [`POSITION_SLOT`]).
+    fn decode<R>(
+        &self,
+        slot: usize,
+        what: &str,
+        id: [u8; ID_LEN],
+        bytes: IVec,
+    ) -> Result<R, StoreError>
+    where
+        R: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let key = (slot, id);
         // The last bytes of a UUIDv7 are random: they spread ids over the shards.
         let shard = &self.shards[usize::from(id[ID_LEN - 1]) % DECODED_SHARDS];
         let remembered = shard
@@ -100,7 +117,7 @@ impl Decoded {
         if let Some(record) = remembered.as_deref().and_then(|v| v.downcast_ref::<R>()) {
             return Ok(record.clone());
         }
-        let record: R = decode(R::WHAT, &bytes)?;
+        let record: R = decode(what, &bytes)?;
         let mut map = shard.lock().unwrap_or_else(PoisonError::into_inner);
         if map.len() >= DECODED_PER_SHARD
             && !map.contains_key(&key)
@@ -233,8 +250,12 @@ impl Inner {
 
     /// Fills the position fields from the newest fix.
     pub(crate) fn with_position(&self, mut driver: Driver) -> Result<Driver, StoreError> {
-        let fix: Option<LocationFix> =
-            self.record(&self.positions, "position", &driver.id.to_bytes())?;
+        // Every tracking read and fix of an order on its way reads its driver's position.
+        let id = driver.id.to_bytes();
+        let fix: Option<LocationFix> = match self.positions.get(id).map_err(sled_error)? {
+            Some(bytes) => Some(self.decoded.decode(POSITION_SLOT, "position", id, bytes)?),
+            None => None,
+        };
         if let Some(fix) = fix {
             driver.current_latitude = Some(fix.latitude);
             driver.current_longitude = Some(fix.longitude);
