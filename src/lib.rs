@@ -13,3 +13,4 @@ pub mod hashing;
 pub mod server;
 pub mod settings;
 pub mod tracking_page;
+mod tracking_reads;

@@ -9,16 +9,18 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::HashSet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -40,6 +42,7 @@ use tower::ServiceExt as _;
 
 use crate::hashing::OffloadedHasher;
 use crate::settings::{SecretSource, Settings, SettingsError};
+use crate::tracking_reads::TrackingReads;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -161,16 +164,50 @@ async fn track_requests(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
-    let method = request.method().to_string();
+        .map_or("unmatched", |p| interned(p.as_str()));
+    let method = method_label(request.method());
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
+    let status = interned(response.status().as_str());
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!("medex_http_requests_total", &labels).increment(1);
     metrics::histogram!("medex_http_request_duration_seconds", &labels[..2])
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The method as a metric label; methods outside the standard ones share one label, so a client
+/// cannot mint new time series.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// One `'static` copy of each label value from a small closed set (route templates, status
+/// codes), so that counting a request allocates no label strings.
+fn interned(value: &str) -> &'static str {
+    static SEEN: LazyLock<RwLock<HashSet<&'static str>>> = LazyLock::new(Default::default);
+    if let Some(seen) = SEEN
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(value)
+    {
+        return seen;
+    }
+    let mut all = SEEN.write().unwrap_or_else(PoisonError::into_inner);
+    if let Some(seen) = all.get(value) {
+        return seen;
+    }
+    let kept: &'static str = Box::leak(value.into());
+    all.insert(kept);
+    kept
 }
 
 /// The store, the hub and the use cases over them.
@@ -335,6 +372,10 @@ impl Server {
         let task = tokio::spawn(serve(
             listener,
             router,
+            // CORS answers vary by origin: with CORS configured, tracking reads keep the router.
+            s.cors_origins
+                .is_empty()
+                .then(|| TrackingReads::new(medex.clone())),
             ws,
             store,
             open_sockets,
@@ -360,6 +401,7 @@ impl Server {
 async fn serve(
     listener: TcpListener,
     router: Router,
+    tracking_reads: Option<TrackingReads>,
     ws: Arc<WsServer>,
     store: Arc<dyn Store>,
     open_sockets: Arc<AtomicUsize>,
@@ -384,12 +426,20 @@ async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let ws = ws.clone();
+        let tracking_reads = tracking_reads.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             let router = router.clone();
             let ws = ws.clone();
+            let tracking_reads = tracking_reads.clone();
             async move {
                 if request.uri().path().starts_with("/ws/") {
                     return Ok::<_, Infallible>(ws.handle(request).await.map(Body::new));
+                }
+                if let Some(reads) = &tracking_reads
+                    && let Some(token) = TrackingReads::token(&request)
+                    && let Some(response) = reads.answer(token, &request).await
+                {
+                    return Ok(response);
                 }
                 request.extensions_mut().insert(ConnectInfo(peer));
                 router.oneshot(request.map(Body::new)).await

@@ -215,6 +215,43 @@ async fn one_delivery_seen_by_every_party_and_by_nobody_else() {
     assert_eq!(view.json["driver"]["location"]["latitude"], 52.528);
     assert_eq!(view.json["eta_minutes"], public["eta_minutes"]);
     let mut public_texts = vec![view.text.clone()];
+    // A plain read is served without the router; one with a query string goes through it. Both
+    // answer alike, carry a request id (the client's own when it sent one) and are counted.
+    let routed = s
+        .public(&format!("/api/tracking/{token}?trail=false"))
+        .await;
+    routed.expect(200);
+    assert_eq!(routed.text, view.text);
+    let traced = s
+        .raw(
+            "GET",
+            &format!("/api/tracking/{token}"),
+            None,
+            &[("x-request-id", "trace-me-42")],
+            None,
+        )
+        .await;
+    assert_eq!(traced.text, view.text);
+    assert_eq!(traced.header("x-request-id"), Some("trace-me-42"));
+    for reply in [&view, &routed] {
+        assert_eq!(reply.header("content-type"), Some("application/json"));
+        assert!(
+            reply
+                .header("x-request-id")
+                .is_some_and(|id| id.len() >= 32)
+        );
+    }
+    let metrics = s.public("/metrics").await;
+    assert!(
+        metrics
+            .text
+            .lines()
+            .any(|line| line.starts_with("medex_http_requests_total")
+                && line.contains(r#"route="/api/tracking/{token}""#)
+                && line.contains(r#"status="200""#)),
+        "{}",
+        metrics.text
+    );
 
     // 9. Delivered: everyone hears it, the tracker is closed normally.
     let r = w.set_status(&order, &w.driver.who.token, "delivered").await;
