@@ -3,7 +3,7 @@
 //! Every driver sends a fix every few seconds; with thousands of drivers, one sled transaction
 //! per fix on the async workers kept both busy in sled and starved the HTTP and WebSocket work
 //! queued behind them. Here an append queues its fixes and waits; one appender at a time (the
-//! writer) takes everything queued and writes it in one transaction on the blocking pool, for
+//! writer) takes everything queued and writes it in one batch on the blocking pool, for
 //! all of them. Under load the batches grow by themselves; alone, a fix is its own batch. An
 //! append still returns only once its fixes are written (and its batch's error, if any), so a
 //! read after an append sees it, as before.

@@ -5,7 +5,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 use medex_core::config::SystemConfig;
@@ -64,10 +64,7 @@ const DECODED_SHARDS: usize = 16;
 /// Records remembered per shard: 32k in all, enough for the records a busy fleet touches.
 const DECODED_PER_SHARD: usize = 2048;
 
-/// The memo's slot for drivers' last positions, after the record trees.
-const POSITION_SLOT: usize = Tx::ALL.len();
-
-/// A record's tree (its position in [`Tx::ALL`], or [`POSITION_SLOT`]) and id.
+/// A record's tree (its position in [`Tx::ALL`]) and id.
 type RecordKey = (usize, [u8; ID_LEN]);
 /// A decoded record and the stored bytes it came from.
 type DecodedEntry = (IVec, Arc<dyn Any + Send + Sync>);
@@ -91,21 +88,7 @@ impl Decoded {
     }
 
     fn record<R: Record>(&self, id: [u8; ID_LEN], bytes: IVec) -> Result<R, StoreError> {
-        self.decode(R::TREE.at(), R::WHAT, id, bytes)
-    }
-
-    /// The record of kind `slot` (a tree's position in [`Tx::ALL`], or [`POSITION_SLOT`]).
-    fn decode<R>(
-        &self,
-        slot: usize,
-        what: &str,
-        id: [u8; ID_LEN],
-        bytes: IVec,
-    ) -> Result<R, StoreError>
-    where
-        R: DeserializeOwned + Clone + Send + Sync + 'static,
-    {
-        let key = (slot, id);
+        let key = (R::TREE.at(), id);
         // The last bytes of a UUIDv7 are random: they spread ids over the shards.
         let shard = &self.shards[usize::from(id[ID_LEN - 1]) % DECODED_SHARDS];
         let remembered = shard
@@ -117,7 +100,7 @@ impl Decoded {
         if let Some(record) = remembered.as_deref().and_then(|v| v.downcast_ref::<R>()) {
             return Ok(record.clone());
         }
-        let record: R = decode(what, &bytes)?;
+        let record: R = decode(R::WHAT, &bytes)?;
         let mut map = shard.lock().unwrap_or_else(PoisonError::into_inner);
         if map.len() >= DECODED_PER_SHARD
             && !map.contains_key(&key)
@@ -127,6 +110,49 @@ impl Decoded {
         }
         map.insert(key, (bytes, Arc::new(record.clone())));
         Ok(record)
+    }
+}
+
+/// Shards of the [`Positions`] mirror.
+const POSITION_SHARDS: usize = 16;
+
+/// The newest fix of each driver that has one, as the `positions` tree holds it.
+///
+/// Under a fleet's stream of fixes that tree is rewritten thousands of times a second, and sled
+/// rebuilds a page from its deltas on every read of it: reading a driver's position (for every
+/// fix, tracking read and driver read) and the newest-wins check of every batch were a large part
+/// of ingesting fixes. Only [`Inner::append_fixes`] writes the tree, one batch at a time, and it
+/// updates the mirror after each commit; a driver not yet mirrored (after a restart) is read from
+/// the tree once.
+struct Positions {
+    shards: Vec<Mutex<HashMap<[u8; ID_LEN], LocationFix>>>,
+}
+
+impl Positions {
+    fn new() -> Self {
+        Self {
+            shards: (0..POSITION_SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    fn shard(&self, driver: &[u8; ID_LEN]) -> MutexGuard<'_, HashMap<[u8; ID_LEN], LocationFix>> {
+        self.shards[usize::from(driver[ID_LEN - 1]) % POSITION_SHARDS]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn get(&self, driver: &[u8; ID_LEN]) -> Option<LocationFix> {
+        self.shard(driver).get(driver).copied()
+    }
+
+    /// A position read from the tree, unless a newer one was mirrored meanwhile.
+    fn read_from_tree(&self, driver: [u8; ID_LEN], fix: LocationFix) {
+        self.shard(&driver).entry(driver).or_insert(fix);
+    }
+
+    /// A position just committed to the tree.
+    fn written(&self, driver: [u8; ID_LEN], fix: LocationFix) {
+        self.shard(&driver).insert(driver, fix);
     }
 }
 
@@ -145,6 +171,7 @@ pub(crate) struct Inner {
     config: Tree,
     pub(crate) meta: Tree,
     decoded: Decoded,
+    latest: Positions,
 }
 
 impl Inner {
@@ -162,6 +189,7 @@ impl Inner {
             config: db.open_tree("config")?,
             meta: db.open_tree("meta")?,
             decoded: Decoded::new(),
+            latest: Positions::new(),
             db,
         })
     }
@@ -250,11 +278,16 @@ impl Inner {
 
     /// Fills the position fields from the newest fix.
     pub(crate) fn with_position(&self, mut driver: Driver) -> Result<Driver, StoreError> {
-        // Every tracking read and fix of an order on its way reads its driver's position.
         let id = driver.id.to_bytes();
-        let fix: Option<LocationFix> = match self.positions.get(id).map_err(sled_error)? {
-            Some(bytes) => Some(self.decoded.decode(POSITION_SLOT, "position", id, bytes)?),
-            None => None,
+        let fix = match self.latest.get(&id) {
+            Some(fix) => Some(fix),
+            None => {
+                let stored: Option<LocationFix> = self.record(&self.positions, "position", &id)?;
+                if let Some(fix) = stored {
+                    self.latest.read_from_tree(id, fix);
+                }
+                stored
+            }
         };
         if let Some(fix) = fix {
             driver.current_latitude = Some(fix.latitude);
@@ -438,16 +471,23 @@ impl Inner {
     // ---- fixes ----
 
     /// Appends fixes to the trail and moves each driver's position to its newest fix (by
-    /// `recorded_at`; of equal times the later appended wins), in one transaction.
+    /// `recorded_at`; of equal times the later appended wins).
+    ///
+    /// Only one append runs at a time ([`crate::fixes::FixBatches`]), and nothing else writes
+    /// these two trees, so no transaction is needed to compare and move positions; each tree's
+    /// batch is applied atomically, the trail's first. (A sled transaction reads every key it
+    /// writes, which on these constantly rewritten trees was most of the cost of a batch.) A
+    /// crash between the two leaves positions one batch behind the trail, within the fixes a
+    /// crash may lose anyway; the next fix of each driver moves it on.
     pub(crate) fn append_fixes(&self, fixes: &[LocationFix]) -> Result<(), StoreError> {
-        let mut trail = Vec::with_capacity(fixes.len());
+        let mut trail = sled::Batch::default();
         let mut newest: HashMap<DriverId, &LocationFix> = HashMap::new();
         for fix in fixes {
             let seq = self.db.generate_id().map_err(sled_error)?;
-            trail.push((
-                trail_key(fix.driver_id, fix.recorded_at, seq),
+            trail.insert(
+                &trail_key(fix.driver_id, fix.recorded_at, seq)[..],
                 encode("fix", fix)?,
-            ));
+            );
             newest
                 .entry(fix.driver_id)
                 .and_modify(|n| {
@@ -457,37 +497,31 @@ impl Inner {
                 })
                 .or_insert(fix);
         }
-        let positions = newest
-            .values()
-            .map(|fix| {
-                Ok((
-                    fix.driver_id.to_bytes(),
-                    fix.recorded_at,
-                    encode("position", *fix)?,
-                ))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        (&self.trail, &self.positions)
-            .transaction(|(trail_tx, positions_tx)| {
-                for (key, bytes) in &trail {
-                    trail_tx.insert(key.as_slice(), bytes.as_slice())?;
-                }
-                for (driver, at, bytes) in &positions {
-                    // An undecodable stored position is replaced: it is derived data.
-                    let stored_is_newer = positions_tx
-                        .get(driver)?
-                        .and_then(|old| decode::<LocationFix>("position", &old).ok())
-                        .is_some_and(|old| old.recorded_at > *at);
-                    if !stored_is_newer {
-                        positions_tx.insert(&driver[..], bytes.as_slice())?;
-                    }
-                }
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| match e {
-                TransactionError::Abort(()) => StoreError::Unavailable("fix append aborted".into()),
-                TransactionError::Storage(e) => sled_error(e),
-            })
+        let mut positions = sled::Batch::default();
+        let mut moved = Vec::with_capacity(newest.len());
+        for fix in newest.into_values() {
+            let driver = fix.driver_id.to_bytes();
+            let stored_at = match self.latest.get(&driver) {
+                Some(known) => Some(known.recorded_at),
+                // An undecodable stored position is replaced: it is derived data.
+                None => self
+                    .positions
+                    .get(driver)
+                    .map_err(sled_error)?
+                    .and_then(|old| decode::<LocationFix>("position", &old).ok())
+                    .map(|old| old.recorded_at),
+            };
+            if stored_at.is_none_or(|stored| stored <= fix.recorded_at) {
+                positions.insert(&driver[..], encode("position", fix)?);
+                moved.push((driver, *fix));
+            }
+        }
+        self.trail.apply_batch(trail).map_err(sled_error)?;
+        self.positions.apply_batch(positions).map_err(sled_error)?;
+        for (driver, fix) in moved {
+            self.latest.written(driver, fix);
+        }
+        Ok(())
     }
 
     pub(crate) fn trail(
