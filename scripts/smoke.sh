@@ -20,14 +20,19 @@ scripts/walkthrough.sh "http://127.0.0.1:$port" >/dev/null
 echo "smoke: walkthrough passed"
 $bin/simulate "http://127.0.0.1:$port" --orders 2 --speed 400 >/dev/null
 echo "smoke: simulate passed"
-curl -sf "http://127.0.0.1:$port/metrics" | grep -q medex_http_requests_total
+# Outputs are read whole before grep: `grep -q` stops reading at its match, and under pipefail the
+# writer's broken pipe would fail the step at random.
+metrics=$(curl -sf "http://127.0.0.1:$port/metrics")
+grep -q medex_http_requests_total <<<"$metrics"
 echo "smoke: metrics passed"
 
 kill -TERM $pid
 wait $pid
 echo "smoke: graceful shutdown exited 0"
 
-MEDEX_DATA_DIR=$data MEDEX_ADMIN_PASSWORD=second-admin-pass $server --create-admin second@example.com | grep -q "created admin"
+created=$(MEDEX_DATA_DIR=$data MEDEX_ADMIN_PASSWORD=second-admin-pass $server --create-admin second@example.com)
+grep -q "created admin" <<<"$created"
 echo "smoke: --create-admin passed"
-$server --help | grep -q MEDEX_JWT_SECRET
+help=$($server --help)
+grep -q MEDEX_JWT_SECRET <<<"$help"
 echo "smoke: --help passed"
