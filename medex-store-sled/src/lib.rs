@@ -109,10 +109,21 @@ impl SledStore {
     /// Opens (or creates) the store in directory `path`.
     ///
     /// A new store is marked with the current schema version; an existing one is refused with
-    /// [`OpenError::NewerSchema`] when a newer build wrote it.
+    /// [`OpenError::NewerSchema`] when a newer build wrote it. A directory that stays locked for
+    /// two seconds is refused with [`OpenError::Locked`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
         let path = path.as_ref();
-        let mut store = Self::with_config(sled::Config::new().path(path), path.to_path_buf())?;
+        // A lock held by sled's pool threads of a database that was just dropped in this process
+        // (see `DirectoryLock`) is gone within moments; another process's lock is not.
+        let deadline = Instant::now() + LOCKED_RETRY;
+        let mut store = loop {
+            match Self::with_config(sled::Config::new().path(path), path.to_path_buf()) {
+                Err(OpenError::Locked { .. }) if Instant::now() < deadline => {
+                    thread::sleep(Duration::from_millis(10));
+                }
+                opened => break opened?,
+            }
+        };
         store.lock = DirectoryLock(Some(path.join(SLED_LOCK_FILE)));
         Ok(store)
     }
@@ -191,6 +202,9 @@ impl Drop for SledStore {
 
 /// The file in a store directory that sled holds an exclusive `flock` on while it is open.
 const SLED_LOCK_FILE: &str = "db";
+
+/// How long opening a locked directory keeps trying before it reports [`OpenError::Locked`].
+const LOCKED_RETRY: Duration = Duration::from_secs(2);
 
 /// How long dropping a store waits for sled to let go of its directory.
 const LOCK_RELEASE_WAIT: Duration = Duration::from_secs(5);
