@@ -3,8 +3,8 @@
 //! It is the one route anyone may call and the one a busy fleet's customers call most. Through the
 //! router every call pays for matching, a clone of the boxed route with its layers, the body
 //! limit, panic catching, error mapping, tracing and request-id layers and the metrics middleware.
-//! Here a plain successful read gets the same body and headers (`content-type`, `x-request-id`,
-//! kept when the client sent one) and is counted in the same metrics, for a fraction of that.
+//! Here a plain successful read gets the same body and headers (`content-type`, `cache-control`,
+//! `x-request-id`, kept when the client sent one) and is counted in the same metrics, for a fraction of that.
 //! Anything else (a query string, an `Origin` header, a token that is unknown or malformed, a
 //! store error, a panic) goes on to the router, which answers it as it answers every other route.
 //! With CORS configured the server does not use this path at all (the CORS layer varies every
@@ -73,6 +73,7 @@ impl TrackingReads {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             )
+            .header(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
             .header(REQUEST_ID, request_id)
             .body(Body::from(body))
             .ok()?;

@@ -250,6 +250,16 @@ fn cors(origins: &[String]) -> CorsLayer {
         ])
 }
 
+/// API answers carry patients' names, phones, addresses and positions: no browser or proxy cache
+/// may keep them, unless the route says otherwise (served uploads do).
+async fn no_store_by_default(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
 /// The request span: method, route template (not the raw path: tracking tokens and file names
 /// are secrets of their links) and request id. Headers are never recorded.
 fn request_span(request: &Request<Body>) -> tracing::Span {
@@ -284,6 +294,7 @@ pub fn router(medex: Arc<MedEx>, config: HttpConfig) -> Router {
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(CatchPanicLayer::new())
         .layer(axum::middleware::map_response(error::json_errors))
+        .layer(axum::middleware::map_response(no_store_by_default))
         .layer(tower::util::option_layer(cors_layer))
         .layer(
             TraceLayer::new_for_http()

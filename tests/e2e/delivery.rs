@@ -235,6 +235,7 @@ async fn one_delivery_seen_by_every_party_and_by_nobody_else() {
     assert_eq!(traced.header("x-request-id"), Some("trace-me-42"));
     for reply in [&view, &routed] {
         assert_eq!(reply.header("content-type"), Some("application/json"));
+        assert_eq!(reply.header("cache-control"), Some("no-store"));
         assert!(
             reply
                 .header("x-request-id")

@@ -1,7 +1,7 @@
 //! API8:2023 Security Misconfiguration: CORS answers configured origins only; errors are the
 //! API's JSON and never show storage internals, panics, paths or traces; unknown routes are a
-//! JSON 404; the public tracking page and served uploads carry protective headers; `/metrics`
-//! (public, as Prometheus expects) holds no tokens, ids or addresses.
+//! JSON 404; the public tracking page, API answers and served uploads carry protective headers;
+//! `/metrics` (public, as Prometheus expects) holds no tokens, ids or addresses.
 
 use super::{Scene, assert_no_internals};
 use crate::support::*;
@@ -391,7 +391,7 @@ async fn unknown_routes_are_json_404s() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_tracking_page_and_uploads_carry_protective_headers() {
+async fn the_tracking_page_api_answers_and_uploads_carry_protective_headers() {
     let scene = Scene::new().await;
     let w = &scene.w;
     let s = &w.server;
@@ -435,6 +435,22 @@ async fn the_tracking_page_and_uploads_carry_protective_headers() {
         assert!(!r.text.contains(&scene.work_token));
     }
 
+    // API answers, patients' details in them, are kept by no cache; errors neither.
+    let order = s
+        .get(&format!("/api/orders/{}", scene.work), &w.customer.token)
+        .await;
+    order.expect(200);
+    let missing = s.public("/api/tracking/no-such-token").await;
+    missing.expect(404);
+    for r in [&order, &missing] {
+        assert_eq!(
+            r.header("cache-control"),
+            Some("no-store"),
+            "{:?}",
+            r.headers
+        );
+    }
+
     // A proof photo is served as the image it is, and cannot run as anything else.
     let r = s
         .get(
@@ -445,6 +461,7 @@ async fn the_tracking_page_and_uploads_carry_protective_headers() {
     r.expect(200);
     assert_eq!(r.header("content-type"), Some("image/png"));
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.header("cache-control"), Some("private, max-age=3600"));
     assert!(
         r.header("content-security-policy")
             .is_some_and(|csp| csp.contains("sandbox")),
