@@ -168,11 +168,21 @@ async fn track_requests(request: Request, next: Next) -> Response {
     let method = method_label(request.method());
     let response = next.run(request).await;
     let status = interned(response.status().as_str());
+    count_request(method, route, status, started);
+    response
+}
+
+/// Counts one answered request, started at `started`, in the HTTP metrics.
+pub(crate) fn count_request(
+    method: &'static str,
+    route: &'static str,
+    status: &'static str,
+    started: Instant,
+) {
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!("medex_http_requests_total", &labels).increment(1);
     metrics::histogram!("medex_http_request_duration_seconds", &labels[..2])
         .record(started.elapsed().as_secs_f64());
-    response
 }
 
 /// The method as a metric label; methods outside the standard ones share one label, so a client

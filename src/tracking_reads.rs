@@ -77,10 +77,7 @@ impl TrackingReads {
             .header(REQUEST_ID, request_id)
             .body(Body::from(body))
             .ok()?;
-        let labels = [("method", "GET"), ("route", ROUTE), ("status", "200")];
-        metrics::counter!("medex_http_requests_total", &labels).increment(1);
-        metrics::histogram!("medex_http_request_duration_seconds", &labels[..2])
-            .record(started.elapsed().as_secs_f64());
+        crate::server::count_request("GET", ROUTE, "200", started);
         tracing::info!(
             method = "GET",
             route = ROUTE,

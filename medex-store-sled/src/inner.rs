@@ -276,20 +276,21 @@ impl Inner {
         )
     }
 
+    /// A driver's newest fix: from the mirror, or read from the tree once and mirrored.
+    fn position(&self, driver: [u8; ID_LEN]) -> Result<Option<LocationFix>, StoreError> {
+        if let Some(fix) = self.latest.get(&driver) {
+            return Ok(Some(fix));
+        }
+        let stored: Option<LocationFix> = self.record(&self.positions, "position", &driver)?;
+        if let Some(fix) = stored {
+            self.latest.read_from_tree(driver, fix);
+        }
+        Ok(stored)
+    }
+
     /// Fills the position fields from the newest fix.
     pub(crate) fn with_position(&self, mut driver: Driver) -> Result<Driver, StoreError> {
-        let id = driver.id.to_bytes();
-        let fix = match self.latest.get(&id) {
-            Some(fix) => Some(fix),
-            None => {
-                let stored: Option<LocationFix> = self.record(&self.positions, "position", &id)?;
-                if let Some(fix) = stored {
-                    self.latest.read_from_tree(id, fix);
-                }
-                stored
-            }
-        };
-        if let Some(fix) = fix {
+        if let Some(fix) = self.position(driver.id.to_bytes())? {
             driver.current_latitude = Some(fix.latitude);
             driver.current_longitude = Some(fix.longitude);
             driver.last_location_update = Some(fix.recorded_at);
@@ -501,15 +502,11 @@ impl Inner {
         let mut moved = Vec::with_capacity(newest.len());
         for fix in newest.into_values() {
             let driver = fix.driver_id.to_bytes();
-            let stored_at = match self.latest.get(&driver) {
-                Some(known) => Some(known.recorded_at),
+            let stored_at = match self.position(driver) {
+                Ok(stored) => stored.map(|old| old.recorded_at),
                 // An undecodable stored position is replaced: it is derived data.
-                None => self
-                    .positions
-                    .get(driver)
-                    .map_err(sled_error)?
-                    .and_then(|old| decode::<LocationFix>("position", &old).ok())
-                    .map(|old| old.recorded_at),
+                Err(StoreError::Corrupt(_)) => None,
+                Err(other) => return Err(other),
             };
             if stored_at.is_none_or(|stored| stored <= fix.recorded_at) {
                 positions.insert(&driver[..], encode("position", fix)?);

@@ -32,7 +32,6 @@ mod records;
 mod store;
 
 use std::fmt;
-use std::fs;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -95,14 +94,13 @@ pub enum OpenError {
 
 /// The sled implementation of [`medex_core::store::Store`].
 ///
-/// Dropping it closes the database and releases the directory lock; background tasks it started
-/// (fix flushes, [`SledStore::spawn_retention`]) stop by themselves.
+/// Dropping it closes the database and releases the directory lock (within moments: see
+/// [`SledStore::open`]); background tasks it started (fix flushes, [`SledStore::spawn_retention`])
+/// stop by themselves.
 pub struct SledStore {
     inner: Arc<Inner>,
     shared: Arc<Shared>,
     fix_batches: Arc<FixBatches>,
-    /// Declared last so that it drops last, after the database (fields drop in order).
-    lock: DirectoryLock,
 }
 
 impl SledStore {
@@ -113,19 +111,19 @@ impl SledStore {
     /// two seconds is refused with [`OpenError::Locked`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
         let path = path.as_ref();
-        // A lock held by sled's pool threads of a database that was just dropped in this process
-        // (see `DirectoryLock`) is gone within moments; another process's lock is not.
+        // sled releases the directory's lock when the last handle on its file closes, and jobs it
+        // queued on its own thread pool (writing a log buffer, truncating a segment) keep such
+        // handles for a moment after a database drops: a directory just closed in this process
+        // is free again within moments; another process's lock is not.
         let deadline = Instant::now() + LOCKED_RETRY;
-        let mut store = loop {
+        loop {
             match Self::with_config(sled::Config::new().path(path), path.to_path_buf()) {
                 Err(OpenError::Locked { .. }) if Instant::now() < deadline => {
                     thread::sleep(Duration::from_millis(10));
                 }
-                opened => break opened?,
+                opened => return opened,
             }
-        };
-        store.lock = DirectoryLock(Some(path.join(SLED_LOCK_FILE)));
-        Ok(store)
+        }
     }
 
     /// A store in a fresh temporary directory, deleted when the store is dropped: for tests.
@@ -152,7 +150,6 @@ impl SledStore {
             inner,
             shared,
             fix_batches: Arc::new(FixBatches::new()),
-            lock: DirectoryLock(None),
         })
     }
 
@@ -200,42 +197,8 @@ impl Drop for SledStore {
     }
 }
 
-/// The file in a store directory that sled holds an exclusive `flock` on while it is open.
-const SLED_LOCK_FILE: &str = "db";
-
 /// How long opening a locked directory keeps trying before it reports [`OpenError::Locked`].
 const LOCKED_RETRY: Duration = Duration::from_secs(2);
-
-/// How long dropping a store waits for sled to let go of its directory.
-const LOCK_RELEASE_WAIT: Duration = Duration::from_secs(5);
-
-/// Waits, when dropped, until the directory's lock is free.
-///
-/// sled releases the lock when the last handle on its file closes, and jobs it queued on its own
-/// thread pool (writing a log buffer, truncating a segment) keep such handles for a moment after
-/// the database itself has dropped. Without this wait, reopening the directory right after a drop
-/// (a restart, a test) could be refused as locked.
-struct DirectoryLock(Option<PathBuf>);
-
-impl Drop for DirectoryLock {
-    fn drop(&mut self) {
-        let Some(path) = self.0.take() else { return };
-        let deadline = Instant::now() + LOCK_RELEASE_WAIT;
-        loop {
-            // Any failure other than "still locked" (the file is gone, say) means nothing to wait
-            // for. The probe's own lock is released when `file` drops.
-            let Ok(file) = fs::File::open(&path) else {
-                return;
-            };
-            match file.try_lock() {
-                Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                    thread::sleep(Duration::from_millis(2));
-                }
-                _ => return,
-            }
-        }
-    }
-}
 
 impl fmt::Debug for SledStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -7,6 +7,21 @@ use medex_store_sled::{OpenError, SledStore};
 
 use crate::fixtures::{driver, order, user, vendor};
 
+/// The directory opened with sled itself, to damage or inspect it. Like `SledStore::open`, it
+/// waits out the lock a store just dropped leaves behind for a moment.
+fn raw_sled(path: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match sled::open(path) {
+            Err(sled::Error::Io(e)) if std::time::Instant::now() < deadline => {
+                assert!(e.to_string().contains("could not acquire lock"), "{e}");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            opened => return opened.unwrap(),
+        }
+    }
+}
+
 /// The layout the store documents in its README: the `meta` tree holds the schema version under
 /// `schema_version`, records live under their 16 id bytes.
 const SCHEMA_KEY: &[u8] = b"schema_version";
@@ -32,7 +47,7 @@ fn closing_releases_the_directory() {
 }
 
 /// sled's own thread pool still holds the directory's lock file for a moment after a database
-/// with recent writes drops; the store's drop waits for that, so a restart is never refused.
+/// with recent writes drops; opening waits for that, so a restart is never refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_reopens_at_once_after_busy_writing() {
     let dir = tempfile::tempdir().unwrap();
@@ -70,7 +85,7 @@ fn a_store_from_a_newer_schema_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     drop(SledStore::open(dir.path()).unwrap());
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = raw_sled(dir.path());
         let meta = db.open_tree("meta").unwrap();
         assert_eq!(meta.get(SCHEMA_KEY).unwrap().unwrap().as_ref(), &[1]);
         meta.insert(SCHEMA_KEY, &[7]).unwrap();
@@ -88,7 +103,7 @@ fn a_store_from_a_newer_schema_is_refused_and_left_alone() {
         }
         other => panic!("expected NewerSchema, got {other:?}"),
     }
-    let db = sled::open(dir.path()).unwrap();
+    let db = raw_sled(dir.path());
     let meta = db.open_tree("meta").unwrap();
     assert_eq!(meta.get(SCHEMA_KEY).unwrap().unwrap().as_ref(), &[7]);
 }
@@ -97,7 +112,7 @@ fn a_store_from_a_newer_schema_is_refused_and_left_alone() {
 fn data_without_a_schema_marker_is_not_taken_for_a_store() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = raw_sled(dir.path());
         db.open_tree("orders").unwrap().insert(b"x", b"y").unwrap();
         db.flush().unwrap();
     }
@@ -161,7 +176,7 @@ async fn undecodable_records_are_corrupt_errors() {
             .unwrap();
     }
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = raw_sled(dir.path());
         let orders = db.open_tree("orders").unwrap();
         orders
             .insert(o.id.to_bytes(), &b"\x01{not json"[..])
