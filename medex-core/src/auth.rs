@@ -12,8 +12,25 @@ use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 
-use crate::error::AuthFailure;
 use crate::model::{Role, UserId};
+
+/// Why a request could not be authenticated. Transports answer all of them alike (401), so a
+/// client learns nothing about which accounts exist; the detail is for logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No token, or not a token MedEx issued (bad signature, wrong algorithm, malformed).
+    InvalidToken,
+    /// Past its expiry.
+    Expired,
+    /// A refresh token where an access token belongs, or the reverse.
+    WrongTokenType,
+    /// A refresh token already used or revoked.
+    Revoked,
+    /// Unknown e-mail or wrong password.
+    BadCredentials,
+    /// The account was deactivated.
+    Deactivated,
+}
 
 /// Hashes and checks passwords. Implementations for servers run the work off the async threads.
 #[async_trait]

@@ -77,6 +77,7 @@ pub mod config;
 pub mod conformance;
 pub mod error;
 pub mod events;
+pub mod fields;
 pub mod lifecycle;
 pub mod memory;
 pub mod model;

@@ -10,7 +10,32 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
-use crate::error::ValueError;
+/// A value that failed its invariant at construction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValueError {
+    /// Not a UUID.
+    #[error("not a valid id")]
+    Id,
+    /// Not an e-mail address.
+    #[error("not a valid e-mail address")]
+    Email,
+    /// Latitude outside −90..=90 or not finite.
+    #[error("latitude must be a finite number between -90 and 90")]
+    Latitude,
+    /// Longitude outside −180..=180 or not finite.
+    #[error("longitude must be a finite number between -180 and 180")]
+    Longitude,
+    /// More than two decimals, or not finite, or absurdly large.
+    #[error("amount must be finite with at most two decimals")]
+    Money,
+    /// Unknown role name.
+    #[error("unknown role")]
+    Role,
+    /// Unknown order status name.
+    #[error("unknown order status")]
+    Status,
+}
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
