@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 use medex_core::model::{OrderId, OrderStatus, VendorId};
-use medex_core::permissions::Actor;
+use medex_core::permissions::{self, Actor, VendorFields};
 use medex_core::reports::day_bounds;
 use medex_core::service::{NewVendor, VendorPatch};
 use medex_core::store::OrderQuery;
@@ -51,10 +51,9 @@ pub(crate) struct VendorOrdersQuery {
 }
 
 fn view_for(actor: &Actor, vendor: &medex_core::model::Vendor) -> VendorView {
-    if actor.is_admin() || actor.is_vendor(vendor.id) {
-        VendorView::full(vendor)
-    } else {
-        VendorView::public(vendor)
+    match permissions::vendor_fields(actor, vendor) {
+        VendorFields::Full => VendorView::full(vendor),
+        VendorFields::Public => VendorView::public(vendor),
     }
 }
 
