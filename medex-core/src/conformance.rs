@@ -15,7 +15,6 @@ use crate::model::*;
 use crate::store::*;
 
 pub mod fixtures;
-pub mod lifecycle_model;
 
 use fixtures::{fix, t0};
 

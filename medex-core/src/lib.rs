@@ -86,6 +86,8 @@ pub mod reports;
 pub mod routing;
 pub mod service;
 pub mod store;
+#[cfg(any(test, feature = "conformance"))]
+pub mod testkit;
 pub mod timestamp;
 pub mod tracking;
 

@@ -1,0 +1,56 @@
+//! Accounts: sessions, rotation and deactivation.
+
+use super::*;
+
+#[test]
+fn sessions_rotate_and_die_with_the_account() {
+    block_on(async {
+        let w = World::in_memory(8).await;
+        let session = w
+            .medex
+            .login("Customer1@Example.test", PASSWORD)
+            .await
+            .unwrap();
+        assert!(w.medex.authenticate(&session.access_token).await.is_ok());
+        assert!(matches!(
+            w.medex.authenticate(&session.refresh_token).await,
+            Err(Error::Unauthenticated(AuthFailure::WrongTokenType))
+        ));
+        let next = w.medex.refresh(&session.refresh_token).await.unwrap();
+        assert!(matches!(
+            w.medex.refresh(&session.refresh_token).await,
+            Err(Error::Unauthenticated(AuthFailure::Revoked))
+        ));
+        w.medex.logout(&next.refresh_token).await.unwrap();
+        assert!(w.medex.refresh(&next.refresh_token).await.is_err());
+        assert!(matches!(
+            w.medex
+                .login("customer1@example.test", "wrong password")
+                .await,
+            Err(Error::Unauthenticated(AuthFailure::BadCredentials))
+        ));
+        assert!(matches!(
+            w.medex.login("nobody@example.test", PASSWORD).await,
+            Err(Error::Unauthenticated(AuthFailure::BadCredentials))
+        ));
+        w.medex
+            .set_user_active(&w.admin, w.customers[0].user_id, false)
+            .await
+            .unwrap();
+        assert!(matches!(
+            w.medex.authenticate(&next.access_token).await,
+            Err(Error::Unauthenticated(AuthFailure::Deactivated))
+        ));
+        w.clock().advance(Duration::minutes(16));
+        let fresh = w
+            .medex
+            .login("customer2@example.test", PASSWORD)
+            .await
+            .unwrap();
+        w.clock().advance(Duration::minutes(16));
+        assert!(matches!(
+            w.medex.authenticate(&fresh.access_token).await,
+            Err(Error::Unauthenticated(AuthFailure::Expired))
+        ));
+    });
+}
