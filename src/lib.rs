@@ -12,5 +12,6 @@ pub mod fuzzing;
 pub mod hashing;
 pub mod server;
 pub mod settings;
+#[cfg(test)]
+mod tidy;
 pub mod tracking_page;
-mod tracking_reads;

@@ -9,20 +9,17 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::HashSet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, MatchedPath, Request};
-use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::extract::ConnectInfo;
+use axum::response::IntoResponse;
 use base64::Engine as _;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -33,6 +30,7 @@ use medex_core::clock::{Entropy, OsEntropy, SystemClock};
 use medex_core::events::{Event, EventBus};
 use medex_core::service::{MedEx, Ports};
 use medex_core::store::Store;
+use medex_http::TrackingReads;
 use medex_store_sled::SledStore;
 use medex_ws::{Hub, WsConfig, WsServer};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -42,7 +40,6 @@ use tower::ServiceExt as _;
 
 use crate::hashing::OffloadedHasher;
 use crate::settings::{SecretSource, Settings, SettingsError};
-use crate::tracking_reads::TrackingReads;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -156,68 +153,6 @@ impl EventBus for MeteredBus {
         }
         self.0.publish(event);
     }
-}
-
-/// Records requests by matched route and status, and their latency.
-async fn track_requests(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| interned(p.as_str()));
-    let method = method_label(request.method());
-    let response = next.run(request).await;
-    let status = interned(response.status().as_str());
-    count_request(method, route, status, started);
-    response
-}
-
-/// Counts one answered request, started at `started`, in the HTTP metrics.
-pub(crate) fn count_request(
-    method: &'static str,
-    route: &'static str,
-    status: &'static str,
-    started: Instant,
-) {
-    let labels = [("method", method), ("route", route), ("status", status)];
-    metrics::counter!("medex_http_requests_total", &labels).increment(1);
-    metrics::histogram!("medex_http_request_duration_seconds", &labels[..2])
-        .record(started.elapsed().as_secs_f64());
-}
-
-/// The method as a metric label; methods outside the standard ones share one label, so a client
-/// cannot mint new time series.
-fn method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
-    }
-}
-
-/// One `'static` copy of each label value from a small closed set (route templates, status
-/// codes), so that counting a request allocates no label strings.
-fn interned(value: &str) -> &'static str {
-    static SEEN: LazyLock<RwLock<HashSet<&'static str>>> = LazyLock::new(Default::default);
-    if let Some(seen) = SEEN
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(value)
-    {
-        return seen;
-    }
-    let mut all = SEEN.write().unwrap_or_else(PoisonError::into_inner);
-    if let Some(seen) = all.get(value) {
-        return seen;
-    }
-    let kept: &'static str = Box::leak(value.into());
-    all.insert(kept);
-    kept
 }
 
 /// The store, the hub and the use cases over them.
@@ -342,7 +277,7 @@ impl Server {
         let router = {
             let ws = ws.clone();
             let open_sockets = open_sockets.clone();
-            medex_http::router(medex.clone(), http_config)
+            medex_http::router(medex.clone(), http_config.clone())
                 .merge(crate::tracking_page::routes_with(
                     medex.clone(),
                     s.tile_layer.clone(),
@@ -365,7 +300,9 @@ impl Server {
                         }
                     }),
                 )
-                .layer(axum::middleware::from_fn(track_requests))
+                .layer(axum::middleware::from_fn(
+                    medex_http::metrics::track_requests,
+                ))
         };
 
         let listener = TcpListener::bind(s.addr)
@@ -382,10 +319,7 @@ impl Server {
         let task = tokio::spawn(serve(
             listener,
             router,
-            // CORS answers vary by origin: with CORS configured, tracking reads keep the router.
-            s.cors_origins
-                .is_empty()
-                .then(|| TrackingReads::new(medex.clone())),
+            TrackingReads::new(medex.clone(), &http_config),
             ws,
             store,
             open_sockets,
@@ -447,9 +381,8 @@ async fn serve(
                 }
                 if let Some(reads) = &tracking_reads
                     && let Some(token) = TrackingReads::token(&request)
-                    && let Some(response) = reads.answer(token, &request).await
                 {
-                    return Ok(response);
+                    return Ok(reads.answer(token, &request).await);
                 }
                 request.extensions_mut().insert(ConnectInfo(peer));
                 router.oneshot(request.map(Body::new)).await

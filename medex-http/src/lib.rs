@@ -55,13 +55,19 @@ use utoipa_swagger_ui::SwaggerUi;
 
 mod error;
 mod extract;
+pub mod metrics;
 mod page;
 mod routes;
 mod throttle;
+mod tracking_reads;
 mod views;
 
 pub use error::{ErrorBody, FieldErrorBody};
 pub use throttle::LoginThrottle;
+pub use tracking_reads::TrackingReads;
+
+/// The request id header: set on every request that lacks one, echoed on every answer.
+pub(crate) const REQUEST_ID: &str = "x-request-id";
 
 use crate::error::ApiError;
 use crate::routes::{admin, auth, drivers, meta, orders, reports, uploads, vendors, webhooks};
@@ -262,17 +268,21 @@ async fn no_store_by_default(mut response: Response) -> Response {
 
 /// The request span: method, route template (not the raw path: tracking tokens and file names
 /// are secrets of their links) and request id. Headers are never recorded.
-fn request_span(request: &Request<Body>) -> tracing::Span {
+pub(crate) fn request_span(method: &Method, route: &str, request_id: &str) -> tracing::Span {
+    tracing::info_span!("request", method = %method, route, request_id)
+}
+
+fn span_of(request: &Request<Body>) -> tracing::Span {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or("<no route>", MatchedPath::as_str);
     let request_id = request
         .headers()
-        .get("x-request-id")
+        .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    tracing::info_span!("request", method = %request.method(), route, request_id)
+    request_span(request.method(), route, request_id)
 }
 
 /// The whole API as one axum router (state applied), ready to be served or merged with other
@@ -298,7 +308,7 @@ pub fn router(medex: Arc<MedEx>, config: HttpConfig) -> Router {
         .layer(tower::util::option_layer(cors_layer))
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(request_span)
+                .make_span_with(span_of)
                 .on_request(())
                 .on_response(
                     DefaultOnResponse::new()
