@@ -19,11 +19,9 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::response::IntoResponse;
 use base64::Engine as _;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use medex_core::auth::{Argon2Hasher, TokenKeys, TokenLifetimes};
 use medex_core::clock::{Entropy, OsEntropy, SystemClock};
@@ -33,11 +31,11 @@ use medex_core::store::Store;
 use medex_http::TrackingReads;
 use medex_store_sled::SledStore;
 use medex_ws::{Hub, WsConfig, WsServer};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt as _;
 
+use crate::exposition::Exposition;
 use crate::hashing::OffloadedHasher;
 use crate::settings::{SecretSource, Settings, SettingsError};
 
@@ -120,21 +118,6 @@ fn generated_secret(data_dir: &Path) -> Result<Vec<u8>, StartError> {
     Ok(secret.into_bytes())
 }
 
-/// The process-wide Prometheus recorder (a recorder can be installed only once per process).
-fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
-            let handle = recorder.handle();
-            // Fails only if another recorder is installed; then our handle renders nothing new,
-            // which is the embedding program's choice.
-            let _ = metrics::set_global_recorder(recorder);
-            handle
-        })
-        .clone()
-}
-
 /// Counts events on their way to the WebSocket hub.
 struct MeteredBus(Arc<Hub>);
 
@@ -162,9 +145,37 @@ struct Core {
     medex: Arc<MedEx>,
 }
 
+/// Creates `dir` if needed and keeps it and everything in it to this account: directories 0700,
+/// files 0600. The data directory holds password hashes, webhook secrets, the signing secret and
+/// patients' proof photos.
+fn private_tree(dir: &Path) -> Result<(), StartError> {
+    std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(dir) = pending.pop() {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(io_error(&dir))?;
+            for entry in std::fs::read_dir(&dir).map_err(io_error(&dir))?.flatten() {
+                let path = entry.path();
+                match entry.file_type() {
+                    Ok(kind) if kind.is_dir() => pending.push(path),
+                    Ok(kind) if kind.is_file() => {
+                        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                            .map_err(io_error(&path))?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn open(s: &Settings) -> Result<Core, StartError> {
-    std::fs::create_dir_all(&s.data_dir).map_err(io_error(&s.data_dir))?;
-    std::fs::create_dir_all(&s.upload_dir).map_err(io_error(&s.upload_dir))?;
+    private_tree(&s.data_dir)?;
+    private_tree(&s.upload_dir)?;
     let secret = match &s.jwt_secret {
         SecretSource::Configured(secret) => secret.clone(),
         SecretSource::GeneratedInDataDir => generated_secret(&s.data_dir)?,
@@ -183,6 +194,8 @@ async fn open(s: &Settings) -> Result<Core, StartError> {
         path: db_dir.display().to_string(),
         source,
     })?;
+    // sled made its files with the process's umask; they are ours only from now on.
+    private_tree(&db_dir)?;
     // The sweep runs for the life of the runtime; its handle is not needed.
     drop(store.spawn_retention(
         chrono::Duration::days(i64::from(s.trail_retention_days)),
@@ -234,6 +247,7 @@ pub struct Server {
 /// A started server.
 pub struct Running {
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     medex: Arc<MedEx>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -272,38 +286,49 @@ impl Server {
             max_upload_bytes: s.max_upload_bytes,
             ..medex_http::HttpConfig::default()
         };
-        let metrics = metrics_handle();
         let open_sockets = Arc::new(AtomicUsize::new(0));
-        let router = {
-            let ws = ws.clone();
-            let open_sockets = open_sockets.clone();
-            medex_http::router(medex.clone(), http_config.clone())
-                .merge(crate::tracking_page::routes_with(
-                    medex.clone(),
-                    s.tile_layer.clone(),
-                ))
-                .route(
-                    "/metrics",
-                    axum::routing::get(move || {
-                        let ws = ws.clone();
-                        let open_sockets = open_sockets.clone();
-                        async move {
-                            metrics::gauge!("medex_open_connections", "kind" => "tcp")
-                                .set(open_sockets.load(Ordering::Relaxed) as f64);
-                            metrics::gauge!("medex_open_connections", "kind" => "websocket")
-                                .set(ws.open_connections() as f64);
-                            (
-                                [("content-type", "text/plain; version=0.0.4")],
-                                metrics.render(),
-                            )
-                                .into_response()
-                        }
-                    }),
-                )
-                .layer(axum::middleware::from_fn(
-                    medex_http::metrics::track_requests,
-                ))
+        let exposition = Exposition {
+            handle: crate::exposition::handle(),
+            ws: ws.clone(),
+            open_sockets: open_sockets.clone(),
+            token_digest: s.metrics_token.as_deref().map(Exposition::digest),
         };
+        let mut router = medex_http::router(medex.clone(), http_config.clone()).merge(
+            crate::tracking_page::routes_with(medex.clone(), s.tile_layer.clone()),
+        );
+        let (stop, stopped) = watch::channel(false);
+        let metrics_addr = match s.metrics_addr {
+            None => {
+                router = router.merge(exposition.routes());
+                None
+            }
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?;
+                let addr = listener
+                    .local_addr()
+                    .map_err(|source| StartError::Bind { addr, source })?;
+                let mut stopped = stopped.clone();
+                let app = exposition.routes();
+                tokio::spawn(async move {
+                    let stop = async move {
+                        let _ = stopped.changed().await;
+                    };
+                    if let Err(error) = axum::serve(listener, app)
+                        .with_graceful_shutdown(stop)
+                        .await
+                    {
+                        tracing::error!(%error, "the metrics listener failed");
+                    }
+                });
+                tracing::info!(metrics = %format!("http://{addr}/metrics"), "metrics on their own address");
+                Some(addr)
+            }
+        };
+        let router = router.layer(axum::middleware::from_fn(
+            medex_http::metrics::track_requests,
+        ));
 
         let listener = TcpListener::bind(s.addr)
             .await
@@ -315,7 +340,6 @@ impl Server {
             addr: s.addr,
             source,
         })?;
-        let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(serve(
             listener,
             router,
@@ -324,7 +348,11 @@ impl Server {
             store,
             open_sockets,
             stopped,
-            s.shutdown_grace,
+            ConnectionRules {
+                header_timeout: s.header_timeout,
+                max_connections: s.max_connections,
+                shutdown_grace: s.shutdown_grace,
+            },
         ));
         tracing::info!(
             api = %format!("http://{local_addr}/api"),
@@ -334,11 +362,19 @@ impl Server {
         );
         Ok(Running {
             local_addr,
+            metrics_addr,
             medex,
             stop,
             task,
         })
     }
+}
+
+/// How the accept loop treats connections (see `crate::listener`).
+struct ConnectionRules {
+    header_timeout: std::time::Duration,
+    max_connections: usize,
+    shutdown_grace: std::time::Duration,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -350,9 +386,11 @@ async fn serve(
     store: Arc<dyn Store>,
     open_sockets: Arc<AtomicUsize>,
     mut stopped: watch::Receiver<bool>,
-    grace: std::time::Duration,
+    rules: ConnectionRules,
 ) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let grace = rules.shutdown_grace;
+    let builder = crate::listener::builder(rules.header_timeout);
+    let limit = crate::listener::ConnectionLimit::new(rules.max_connections);
     let graceful = GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -366,6 +404,10 @@ async fn serve(
                 }
             },
             _ = stopped.changed() => break,
+        };
+        let Some(admitted) = limit.admit() else {
+            tokio::spawn(crate::listener::refuse(stream));
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
@@ -400,6 +442,7 @@ async fn serve(
                 tracing::debug!(%error, %peer, "connection ended with an error");
             }
             open_sockets.fetch_sub(1, Ordering::Relaxed);
+            drop(admitted);
         });
     }
     drop(listener);
@@ -428,6 +471,11 @@ impl Running {
     /// Where it listens (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where `/metrics` is served when it has an address of its own (`MEDEX_METRICS_ADDR`).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The use cases, for embedding programs and tests.

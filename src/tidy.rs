@@ -365,3 +365,19 @@ fn the_cycle_finder_finds_cycles() {
         BTreeSet::from(["model".to_owned()])
     );
 }
+
+#[test]
+fn the_readme_lists_every_setting_with_its_default() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let mut missing = Vec::new();
+    for (name, default, _) in crate::settings::VARIABLES {
+        let row = format!("| `{name}` | {default} |");
+        if !readme.contains(&row) {
+            missing.push(row);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "README's configuration table lacks these rows (or their defaults differ): {missing:#?}"
+    );
+}

@@ -86,6 +86,11 @@ impl TestServer {
         }
     }
 
+    /// Where `/metrics` has an address of its own, if it has.
+    pub(crate) fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.running.as_ref().expect("running").metrics_addr()
+    }
+
     /// The use cases of the running server (reads go straight to its store).
     pub(crate) fn medex(&self) -> &Arc<MedEx> {
         self.running.as_ref().expect("running").medex()
