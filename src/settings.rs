@@ -324,9 +324,6 @@ fn check_secret(secret: &[u8], dev_mode: bool) -> Result<(), SettingsError> {
         });
     }
     let lower = String::from_utf8_lossy(secret).to_lowercase();
-    let mut distinct: Vec<u8> = secret.to_vec();
-    distinct.sort_unstable();
-    distinct.dedup();
     let placeholder = [
         "secret",
         "changeme",
@@ -338,7 +335,7 @@ fn check_secret(secret: &[u8], dev_mode: bool) -> Result<(), SettingsError> {
     ]
     .iter()
     .any(|word| lower.contains(word));
-    if !dev_mode && (placeholder || distinct.len() < 10) {
+    if !dev_mode && (placeholder || medex_core::auth::looks_guessable(secret)) {
         return Err(SettingsError {
             variable,
             problem: "looks like a placeholder or is too repetitive; use a random value \

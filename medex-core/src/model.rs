@@ -97,11 +97,14 @@ id_type!(
 pub struct Email(String);
 
 impl Email {
-    /// Accepts `local@domain.tld`-shaped addresses of at most 254 bytes, without spaces.
+    /// Accepts `local@domain.tld`-shaped addresses of at most 254 bytes made of visible ASCII
+    /// characters only: no spaces, no invisible characters (zero-width spaces and joiners) and
+    /// no letters from other scripts that look like Latin ones (Cyrillic `а` for `a`), so that
+    /// no account can pass for another. Internationalised domains are written in punycode.
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
         let email = raw.trim().to_lowercase();
         let valid = email.len() <= 254
-            && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+            && email.chars().all(|c| c.is_ascii_graphic())
             && match email.split_once('@') {
                 Some((local, domain)) => {
                     !local.is_empty()
@@ -722,6 +725,14 @@ mod tests {
         check("a@b@c.com", None);
         check("a@.com", None);
         check(&format!("{}@example.com", "x".repeat(250)), None);
+        // Look-alikes and invisible characters.
+        check("\u{430}nn@example.com", None); // Cyrillic a
+        check("ann\u{200b}@example.com", None); // zero-width space
+        check("ann@exa\u{200d}mple.com", None); // zero-width joiner
+        check(
+            "ann@xn--bcher-kva.example",
+            Some("ann@xn--bcher-kva.example"),
+        );
     }
 
     #[test]

@@ -352,17 +352,34 @@ impl From<&Order> for OrderRow {
     }
 }
 
-/// Cells that a spreadsheet would run as a formula are prefixed with `'` (CSV injection).
+/// A text cell no spreadsheet will run as a formula (CSV injection): `'` goes before every `=`,
+/// `+`, `-` or `@` that starts the cell or follows a character a spreadsheet may split cells on
+/// (`,` `;` `|` tab, line breaks; spaces in between are skipped), and before a leading tab or
+/// carriage return. `Ann;=1+1;Patient` becomes `Ann;'=1+1;Patient`, harmless however the
+/// spreadsheet splits it.
 fn inert(cell: &str) -> String {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{cell}")
-    } else {
-        cell.to_owned()
+    let mut out = String::with_capacity(cell.len() + 1);
+    let mut cell_starts = true;
+    for c in cell.chars() {
+        let formula = matches!(c, '=' | '+' | '-' | '@');
+        if cell_starts && (formula || (out.is_empty() && matches!(c, '\t' | '\r'))) {
+            out.push('\'');
+        }
+        out.push(c);
+        cell_starts = match c {
+            ',' | ';' | '|' | '\t' | '\n' | '\r' => true,
+            ' ' => cell_starts,
+            _ => false,
+        };
     }
+    out
 }
 
+/// Every field quoted, so that no spreadsheet splits a cell on a character inside it.
 fn write_csv<R: Serialize>(rows: impl IntoIterator<Item = R>) -> String {
-    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut writer = csv::WriterBuilder::new()
+        .quote_style(csv::QuoteStyle::Always)
+        .from_writer(Vec::new());
     for row in rows {
         // Writing plain structs into memory cannot fail.
         let _ = writer.serialize(row);
@@ -560,7 +577,21 @@ mod tests {
         o.customer_name = "=HYPERLINK(\"http://evil\")".into();
         let csv = orders_csv(&[o]);
         assert!(csv.contains("'=HYPERLINK"), "{csv}");
-        assert!(csv.starts_with("order_number,status,created_at"));
+        assert!(csv.starts_with("\"order_number\",\"status\",\"created_at\""));
+    }
+
+    #[test]
+    fn formulas_are_neutralised_after_any_delimiter() {
+        let check = |cell: &str, expect: &str| assert_eq!(inert(cell), expect, "{cell:?}");
+        check("Ann;=1+1;Patient", "Ann;'=1+1;Patient");
+        check("=SUM(A1)", "'=SUM(A1)");
+        check("a, +1", "a, '+1");
+        check("x|@cmd", "x|'@cmd");
+        check("line\n-2+3", "line\n'-2+3");
+        check("\tTab", "'\tTab");
+        check("Main St - Apt 3", "Main St - Apt 3");
+        check("e-mail@example.com", "e-mail@example.com");
+        check("", "");
     }
 
     proptest! {

@@ -113,6 +113,9 @@ pub(crate) struct AppState {
     pub(crate) medex: Arc<MedEx>,
     pub(crate) config: Arc<HttpConfig>,
     pub(crate) throttle: Arc<Throttle>,
+    /// A random secret the webhook checks signatures against when a pharmacy has none (or does
+    /// not exist), so that those answers take as long as a wrong signature's.
+    pub(crate) webhook_decoy: Arc<str>,
 }
 
 #[derive(OpenApi)]
@@ -293,6 +296,7 @@ pub fn router(medex: Arc<MedEx>, config: HttpConfig) -> Router {
         medex,
         config: Arc::new(config),
         throttle,
+        webhook_decoy: uuid::Uuid::new_v4().simple().to_string().into(),
     };
     let (routes, doc) = api(state.config.max_upload_bytes).split_for_parts();
     let cors_layer =

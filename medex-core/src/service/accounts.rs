@@ -128,7 +128,8 @@ impl MedEx {
         self.session(user).await
     }
 
-    /// Signs in with e-mail and password.
+    /// Signs in with e-mail and password. A deactivated account is refused as a wrong password
+    /// is, so that the answer never confirms a password.
     pub async fn login(&self, email: &str, password: &str) -> Result<Session> {
         let user = match Email::parse(email) {
             Ok(email) => self.store.user_by_email(email.as_str()).await?,
@@ -140,9 +141,6 @@ impl MedEx {
         let matches = self.hasher.verify(password.to_owned(), hash).await;
         match user {
             Some(user) if matches && user.is_active => self.session(user).await,
-            Some(user) if matches && !user.is_active => {
-                Err(Error::Unauthenticated(AuthFailure::Deactivated))
-            }
             _ => Err(Error::Unauthenticated(AuthFailure::BadCredentials)),
         }
     }

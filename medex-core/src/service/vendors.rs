@@ -178,6 +178,13 @@ impl MedEx {
                     errors.push("woocommerce_webhook_secret", "must be 16 to 256 characters");
                     None
                 }
+                Some(s) if crate::auth::looks_guessable(s.as_bytes()) => {
+                    errors.push(
+                        "woocommerce_webhook_secret",
+                        "is too easy to guess: use the random secret WooCommerce generates",
+                    );
+                    None
+                }
                 Some(s) => Some(s.to_owned()),
             };
         }

@@ -152,3 +152,137 @@ async fn finding_19_metrics_can_need_a_token_or_move_to_their_own_address() {
     );
     s.stop().await;
 }
+
+/// Every cell of a CSV answer as a spreadsheet splitting on any of `,;|` and tabs would see it.
+fn cells_split_every_way(csv: &str) -> Vec<String> {
+    csv.split([',', ';', '|', '\t', '\n'])
+        .map(|cell| cell.trim().trim_matches('"').trim().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_04_csv_cells_cannot_start_a_formula_after_any_delimiter() {
+    let w = World::new().await;
+    let s = &w.server;
+    let mut body = w.order_body();
+    body["customer_name"] = serde_json::json!("Ann;=1+1;Patient");
+    body["delivery_address"] = serde_json::json!("Torstrasse 1|@SUM(A1), Berlin");
+    body["items"] = serde_json::json!([{"name": "Aspirin\t+cmd", "quantity": 1}]);
+    s.post("/api/orders", Some(&w.customer.token), body)
+        .await
+        .expect(201);
+    let today = chrono::Utc::now().date_naive();
+    let tomorrow = today.succ_opt().unwrap();
+    let export = s
+        .raw(
+            "POST",
+            &format!(
+                "/api/vendors/{}/export-csv?from={today}T00:00:00Z&to={tomorrow}T00:00:00Z",
+                w.vendor.id
+            ),
+            Some(&w.vendor.owner.token),
+            &[],
+            None,
+        )
+        .await;
+    export.expect(200);
+    assert!(export.text.contains("Ann;'=1+1;Patient"), "{}", export.text);
+    for cell in cells_split_every_way(&export.text) {
+        assert!(
+            !cell.starts_with(['=', '+', '-', '@']),
+            "a spreadsheet would run {cell:?} in {}",
+            export.text
+        );
+    }
+    // Every field is quoted, so no spreadsheet splits a cell on a character inside it.
+    let header = export.text.lines().next().unwrap();
+    assert!(
+        header.starts_with("\"order_number\",\"status\""),
+        "{header}"
+    );
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_12_look_alike_and_invisible_e_mail_addresses_are_refused() {
+    let s = TestServer::start().await;
+    s.customer("anna@example.test", "Anna", "+1 555").await;
+    for lookalike in [
+        "\u{430}nna@example.test",   // Cyrillic а
+        "anna\u{200b}@example.test", // zero-width space
+        "an\u{200d}na@example.test", // zero-width joiner
+        "anna@ex\u{430}mple.test",   // Cyrillic а in the domain
+        "anna@example.test\u{feff}", // byte order mark
+    ] {
+        let r = s
+            .post(
+                "/api/auth/register",
+                None,
+                serde_json::json!({"email": lookalike, "password": PASSWORD, "full_name": "Mallory"}),
+            )
+            .await;
+        r.expect(422);
+        assert_eq!(r.json["errors"][0]["field"], "email", "{lookalike:?}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_13_answers_do_not_tell_which_pharmacies_exist_or_confirm_passwords() {
+    let w = World::new().await;
+    let s = &w.server;
+    // The webhook: an unknown pharmacy, one without a secret and a wrong signature alike.
+    let body = WC_ORDER.as_bytes();
+    let unknown = s
+        .webhook(
+            "01890000-0000-7000-8000-000000000000",
+            "any-secret-0123456789",
+            body,
+        )
+        .await;
+    let no_secret = s.webhook(&w.vendor.id, "any-secret-0123456789", body).await;
+    s.webhook_secret(&w.vendor, "Wq8v3kZ1pT6xN0rL5yB9").await;
+    let wrong = s
+        .webhook(&w.vendor.id, "another-secret-0123456789", body)
+        .await;
+    for reply in [&unknown, &no_secret, &wrong] {
+        reply.expect(401);
+        assert_eq!(reply.text, wrong.text, "answered alike");
+    }
+    // Login: the right password of a deactivated account is refused as a wrong one is.
+    s.patch(
+        &format!("/api/admin/users/{}", w.other_customer.user_id),
+        &w.admin.token,
+        serde_json::json!({"is_active": false}),
+    )
+    .await
+    .expect(200);
+    let right = s.login(&w.other_customer.email, PASSWORD).await;
+    let wrong = s.login(&w.other_customer.email, "not-the-password").await;
+    right.expect(401);
+    wrong.expect(401);
+    assert_eq!(
+        right.text, wrong.text,
+        "the answer never confirms a password"
+    );
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_17_guessable_webhook_secrets_are_refused() {
+    let w = World::new().await;
+    let s = &w.server;
+    for weak in ["aaaaaaaaaaaaaaaa", "abcdabcdabcdabcd", "0123456789012345"] {
+        let r = s
+            .patch(
+                &format!("/api/vendors/{}", w.vendor.id),
+                &w.vendor.owner.token,
+                serde_json::json!({"woocommerce_webhook_secret": weak}),
+            )
+            .await;
+        r.expect(422);
+        assert_eq!(r.json["errors"][0]["field"], "woocommerce_webhook_secret");
+    }
+    s.webhook_secret(&w.vendor, "Wq8v3kZ1pT6xN0rL5yB9").await;
+    w.server.stop().await;
+}

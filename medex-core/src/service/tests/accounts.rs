@@ -41,6 +41,11 @@ fn sessions_rotate_and_die_with_the_account() {
             w.medex.authenticate(&next.access_token).await,
             Err(Error::Unauthenticated(AuthFailure::Deactivated))
         ));
+        // The right password of a deactivated account is refused as a wrong one is.
+        assert!(matches!(
+            w.medex.login("customer1@example.test", PASSWORD).await,
+            Err(Error::Unauthenticated(AuthFailure::BadCredentials))
+        ));
         w.clock().advance(Duration::minutes(16));
         let fresh = w
             .medex
