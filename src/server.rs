@@ -284,6 +284,10 @@ impl Server {
             max_body_bytes: s.max_body_bytes,
             upload_dir: s.upload_dir.clone(),
             max_upload_bytes: s.max_upload_bytes,
+            login_throttle: medex_http::LoginThrottle {
+                max_registrations_per_address_per_hour: s.registrations_per_hour,
+                ..medex_http::LoginThrottle::default()
+            },
             ..medex_http::HttpConfig::default()
         };
         let open_sockets = Arc::new(AtomicUsize::new(0));

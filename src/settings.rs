@@ -86,6 +86,9 @@ pub struct Settings {
     /// `MEDEX_HEADER_TIMEOUT_SECS`, default 10: time to send a request's headers, and the longest
     /// a kept-alive connection may sit idle between requests.
     pub header_timeout: Duration,
+    /// `MEDEX_REGISTRATIONS_PER_HOUR`, default 20: account registrations (customers and
+    /// pharmacies) one client address may make per hour.
+    pub registrations_per_hour: u32,
     /// `MEDEX_METRICS_TOKEN`: when set, `/metrics` needs `Authorization: Bearer <token>`.
     pub metrics_token: Option<String>,
     /// `MEDEX_METRICS_ADDR`: when set, `/metrics` is served there only, not on `MEDEX_ADDR`.
@@ -220,6 +223,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "MEDEX_MAX_CONNECTIONS",
         "16384",
         "open connections at once (WebSockets included); more are answered 503 and closed",
+    ),
+    (
+        "MEDEX_REGISTRATIONS_PER_HOUR",
+        "20",
+        "account registrations one client address may make per hour",
     ),
     (
         "MEDEX_METRICS_TOKEN",
@@ -486,6 +494,7 @@ impl Settings {
                 1..=600,
             )?),
             max_connections: r.ranged("MEDEX_MAX_CONNECTIONS", 16_384, 1..=1_000_000)?,
+            registrations_per_hour: r.ranged("MEDEX_REGISTRATIONS_PER_HOUR", 20, 1..=1_000_000)?,
             metrics_token: match r.raw("MEDEX_METRICS_TOKEN") {
                 Some(token) if token.chars().count() < 16 => {
                     return Err(SettingsError {

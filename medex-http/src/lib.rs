@@ -63,7 +63,7 @@ mod tracking_reads;
 mod views;
 
 pub use error::{ErrorBody, FieldErrorBody};
-pub use throttle::LoginThrottle;
+pub use throttle::{CountsUnavailable, FailureCounts, LoginThrottle, MemoryCounts};
 pub use tracking_reads::TrackingReads;
 
 /// The request id header: set on every request that lacks one, echoed on every answer.
@@ -289,9 +289,24 @@ fn span_of(request: &Request<Body>) -> tracing::Span {
 }
 
 /// The whole API as one axum router (state applied), ready to be served or merged with other
-/// routes (the WebSocket routes of the server, for example).
+/// routes (the WebSocket routes of the server, for example). Throttling counts are kept in this
+/// process; see [`router_with_counts`] for several instances.
 pub fn router(medex: Arc<MedEx>, config: HttpConfig) -> Router {
-    let throttle = Arc::new(Throttle::new(config.login_throttle));
+    let mut key = [0u8; 32];
+    key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    router_with_counts(medex, config, Arc::new(MemoryCounts::default()), key)
+}
+
+/// [`router`] with throttling counts kept in `counts` (shared by several instances, say) under
+/// keys hashed with `key` (the same on every instance that shares them).
+pub fn router_with_counts(
+    medex: Arc<MedEx>,
+    config: HttpConfig,
+    counts: Arc<dyn FailureCounts>,
+    key: [u8; 32],
+) -> Router {
+    let throttle = Arc::new(Throttle::new(config.login_throttle, counts, key));
     let state = AppState {
         medex,
         config: Arc::new(config),

@@ -111,9 +111,20 @@ impl MedEx {
         Some((user, account.password.clone()))
     }
 
-    pub(super) async fn hashed(&self, (mut user, password): (User, String)) -> User {
+    /// The new account with its password hashed, unless its e-mail is taken: that is checked
+    /// first, so that a taken address costs no hash (the commit still enforces uniqueness
+    /// against a registration racing this one).
+    pub(super) async fn hashed(&self, (mut user, password): (User, String)) -> Result<User> {
+        if self
+            .store
+            .user_by_email(user.email.as_str())
+            .await?
+            .is_some()
+        {
+            return Err(Conflict::EmailTaken.into());
+        }
         user.password_hash = self.hasher.hash(password).await;
-        user
+        Ok(user)
     }
 
     /// Creates a customer account and signs it in. Only customers register themselves.
@@ -123,7 +134,7 @@ impl MedEx {
         errors.finish()?;
         let user = self
             .hashed(pending.ok_or(Error::invalid("email", "invalid"))?)
-            .await;
+            .await?;
         self.commit(vec![Write::User(user.clone())]).await?;
         self.session(user).await
     }
@@ -194,7 +205,7 @@ impl MedEx {
         errors.finish()?;
         let user = self
             .hashed(pending.ok_or(Error::invalid("email", "invalid"))?)
-            .await;
+            .await?;
         self.commit(vec![Write::User(user.clone())]).await?;
         Ok(user)
     }

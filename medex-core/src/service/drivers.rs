@@ -65,7 +65,7 @@ impl MedEx {
             .map_err(|_| Error::invalid("vendor_id", "no such pharmacy"))?;
         let mut user = self
             .hashed(pending.ok_or(Error::invalid("email", "invalid"))?)
-            .await;
+            .await?;
         let now = self.clock.now();
         let driver = Driver {
             id: DriverId::from_uuid(self.new_id()),

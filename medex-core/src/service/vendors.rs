@@ -76,7 +76,7 @@ impl MedEx {
         let (Some(pending), Some(location)) = (pending, location) else {
             return Err(Error::invalid("email", "invalid"));
         };
-        let mut user = self.hashed(pending).await;
+        let mut user = self.hashed(pending).await?;
         let now = self.clock.now();
         let config = self.config();
         let vendor = Vendor {

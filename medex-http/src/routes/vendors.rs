@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, ApiPath, ApiQuery, Auth, OptionalJson};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Auth, ClientIp, OptionalJson};
 use crate::page::{listed, page};
 use crate::routes::dates::{parse_instant, parse_offset};
 use crate::views::{
@@ -68,8 +68,14 @@ fn view_for(actor: &Actor, vendor: &medex_core::model::Vendor) -> VendorView {
     ))]
 pub(crate) async fn register_vendor(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<RegisterVendorRequest>,
 ) -> ApiResult<(StatusCode, Json<VendorView>)> {
+    state
+        .throttle
+        .registration(ip)
+        .await
+        .map_err(ApiError::too_many_attempts)?;
     let (vendor, _user) = state
         .medex
         .register_vendor(NewVendor {

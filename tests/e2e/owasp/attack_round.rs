@@ -286,3 +286,77 @@ async fn finding_17_guessable_webhook_secrets_are_refused() {
     s.webhook_secret(&w.vendor, "Wq8v3kZ1pT6xN0rL5yB9").await;
     w.server.stop().await;
 }
+
+/// An HTTP client whose connections come from `address` (any 127.x.y.z reaches the server).
+fn client_from(address: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .local_address(std::net::IpAddr::from(address))
+        .timeout(HANG)
+        .build()
+        .unwrap()
+}
+
+async fn login_from(client: &reqwest::Client, s: &TestServer, email: &str, password: &str) -> u16 {
+    client
+        .post(s.url("/api/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_02_a_guessing_address_is_refused_without_locking_the_owner_out() {
+    let w = World::new().await;
+    let s = &w.server;
+    let attacker = client_from([127, 0, 0, 2]);
+    let owner = client_from([127, 0, 0, 3]);
+    for victim in [&w.customer, &w.other_customer] {
+        for _ in 0..5 {
+            assert_eq!(
+                login_from(&attacker, s, &victim.email, "guess-guess").await,
+                401
+            );
+        }
+        // The guessing address is refused for that account, even with the right password…
+        assert_eq!(login_from(&attacker, s, &victim.email, PASSWORD).await, 429);
+        // …while the owner, from its own address, still signs in.
+        assert_eq!(login_from(&owner, s, &victim.email, PASSWORD).await, 200);
+    }
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_03_registration_checks_before_it_hashes_and_is_throttled_per_address() {
+    let s = TestServer::start_with(&[("MEDEX_REGISTRATIONS_PER_HOUR", "4")]).await;
+    // That a taken address costs no password hash is medex-core's test
+    // (`service::tests::accounts::a_taken_address_costs_no_hash`).
+    s.customer("ann@example.test", "Ann", "+1 555").await;
+    for _ in 0..3 {
+        let r = s
+            .post(
+                "/api/auth/register",
+                None,
+                serde_json::json!({"email": "ANN@example.test", "password": PASSWORD, "full_name": "Copy"}),
+            )
+            .await;
+        r.expect(409);
+        assert_eq!(r.code(), "email_taken");
+    }
+    // Four registrations from this address this hour (taken addresses count too): the fifth waits.
+    let r = s
+        .post(
+            "/api/vendors/register",
+            None,
+            serde_json::json!({"email": "new@pharmacy.test", "password": PASSWORD,
+                "business_name": "New", "address": "1 Main St", "latitude": 52.5, "longitude": 13.4}),
+        )
+        .await;
+    r.expect(429);
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&retry), "{retry}");
+    s.stop().await;
+}

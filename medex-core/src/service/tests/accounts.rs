@@ -59,3 +59,42 @@ fn sessions_rotate_and_die_with_the_account() {
         ));
     });
 }
+
+/// Counts the hashes it computes.
+struct CountingHasher(Argon2Hasher, std::sync::atomic::AtomicUsize);
+
+#[async_trait::async_trait]
+impl crate::auth::PasswordHasher for CountingHasher {
+    async fn hash(&self, password: String) -> String {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.hash(password).await
+    }
+    async fn verify(&self, password: String, hash: String) -> bool {
+        self.0.verify(password, hash).await
+    }
+}
+
+#[test]
+fn a_taken_address_costs_no_hash() {
+    block_on(async {
+        let hasher = Arc::new(CountingHasher(
+            Argon2Hasher::insecure_fast(),
+            Default::default(),
+        ));
+        let w = World::with(Options {
+            hasher: hasher.clone(),
+            ..Options::default()
+        })
+        .await;
+        let before = hasher.1.load(std::sync::atomic::Ordering::SeqCst);
+        let again = NewAccount {
+            email: "CUSTOMER1@example.test".into(),
+            password: "another password".into(),
+            full_name: "Copy".into(),
+            phone: None,
+        };
+        let taken = w.medex.register_customer(again).await;
+        assert_eq!(taken.err().map(|e| e.code()), Some("email_taken"));
+        assert_eq!(hasher.1.load(std::sync::atomic::Ordering::SeqCst), before);
+    });
+}
