@@ -388,13 +388,33 @@ pub(crate) struct LocationView {
     pub(crate) eta_minutes: Option<f64>,
 }
 
+/// Whether the server can serve requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Health {
+    /// Everything answers.
+    Healthy,
+    /// Something the server needs fails (the storage); requests will get 503.
+    Unhealthy,
+}
+
+/// The state of the storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum StorageHealth {
+    /// Reads and writes work.
+    Ok,
+    /// The storage fails.
+    Unavailable,
+}
+
 /// `GET /api/health`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct HealthView {
-    /// `ok` or `degraded`.
-    pub(crate) status: &'static str,
-    /// `ok` or `unavailable`.
-    pub(crate) storage: &'static str,
+    /// `healthy`, or `unhealthy` (with 503).
+    pub(crate) status: Health,
+    /// `ok`, or `unavailable` (with 503).
+    pub(crate) storage: StorageHealth,
     /// The server's version.
     pub(crate) version: &'static str,
 }
