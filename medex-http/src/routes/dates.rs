@@ -17,7 +17,7 @@ pub(crate) enum Format {
     Csv,
 }
 
-/// A range of local dates.
+/// A range of local dates: `from` not after `to`, at most 366 days before it.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct DateRange {
@@ -26,6 +26,7 @@ pub(crate) struct DateRange {
     /// Last day, inclusive (default: today).
     pub(crate) to: Option<NaiveDate>,
     /// UTC offset of the days, `+02:00` (default `Z`).
+    #[param(schema_with = crate::schemas::utc_offset)]
     pub(crate) tz: Option<String>,
     /// `json` (default) or `csv`.
     #[param(inline)]
@@ -55,7 +56,7 @@ impl DateRange {
 
 /// A UTC offset: `Z` or `UTC` (any case), `±HH:MM` or `±HHMM` up to 14 hours, surrounding white
 /// space ignored. A `+` decoded to a space from a query string (`tz=+02:00` unencoded) is read as
-/// `+`.
+/// `+`. `schemas::utc_offset` states the same rule for the document.
 pub(crate) fn parse_offset(raw: Option<&str>) -> Result<FixedOffset, ApiError> {
     let bad = || ApiError::invalid("tz", "must be a UTC offset like +02:00, -05:30 or Z");
     let Some(raw) = raw else {
@@ -132,6 +133,34 @@ mod tests {
         assert_eq!(secs(Some("+:0200")), None);
         assert_eq!(secs(Some(" utc ")), Some(0));
         assert_eq!(secs(Some("-1400")), Some(-50400));
+    }
+
+    /// The document's pattern for `tz` accepts exactly what `parse_offset` accepts.
+    #[test]
+    fn the_documented_pattern_is_the_parser() {
+        let schema = crate::schemas::utc_offset();
+        let pattern = regex::Regex::new(schema.pattern.as_deref().unwrap()).unwrap();
+        let pieces = [
+            "", " ", "\t", "\u{3000}", "+", "-", ":", "0", "2", "00", "14", "15", "59", "60", "z",
+            "UTC", "utc", "x",
+        ];
+        // Every string of up to four pieces: signs, colons, digits at the limits, white space.
+        let mut candidates = vec![String::new()];
+        for _ in 0..4 {
+            candidates = candidates
+                .iter()
+                .flat_map(|c| pieces.iter().map(move |p| format!("{c}{p}")))
+                .collect();
+        }
+        let accepted = candidates
+            .iter()
+            .filter(|raw| {
+                let documented = pattern.is_match(raw);
+                assert_eq!(documented, parse_offset(Some(raw)).is_ok(), "{raw:?}");
+                documented
+            })
+            .count();
+        assert!(accepted > 1000, "{accepted}");
     }
 
     #[test]

@@ -63,6 +63,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> (StatusCode, Json<H
 pub(crate) struct TrackingQuery {
     /// Add the driver's recent path while the order is on its way.
     #[serde(default)]
+    #[param(default = false)]
     trail: bool,
 }
 
@@ -73,6 +74,7 @@ pub(crate) struct TrackingQuery {
     responses(
         (status = 200, description = "The tracking view", body = TrackingDoc),
         (status = 404, description = "No such token", body = ErrorBody),
+        (status = 503, description = "Storage unavailable", body = ErrorBody),
     ))]
 pub(crate) async fn tracking(
     State(state): State<AppState>,

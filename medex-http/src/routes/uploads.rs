@@ -261,16 +261,16 @@ async fn upload(
 /// Uploads the proof photo of an order on its way (its assigned driver, or its pharmacy); it
 /// becomes the order's `proof_photo_url`.
 #[utoipa::path(post, path = "/api/uploads/proof", tag = "uploads", security(("bearer" = [])),
-    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    request_body(content((UploadForm = "multipart/form-data",
+        encoding(("file" = (content_type = "image/jpeg, image/png, image/webp")))))),
     responses(
         (status = 201, description = "Stored and attached", body = UploadView),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not the assigned driver", body = ErrorBody),
         (status = 404, description = "No such order, or not yours", body = ErrorBody),
         (status = 409, description = "The order is not on its way", body = ErrorBody),
-        (status = 413, description = "File too large", body = ErrorBody),
-        (status = 415, description = "Not multipart, or not a JPEG/PNG/WebP image", body = ErrorBody),
+        (status = 415, description = "Not a JPEG, PNG or WebP image", body = ErrorBody),
         (status = 422, description = "Missing field or bad order id", body = ErrorBody),
+        (status = 503, description = "The file could not be stored", body = ErrorBody),
     ))]
 pub(crate) async fn upload_proof(
     State(state): State<AppState>,
@@ -282,16 +282,16 @@ pub(crate) async fn upload_proof(
 
 /// Uploads the recipient's signature (an image); it becomes the order's `signature_url`.
 #[utoipa::path(post, path = "/api/uploads/signature", tag = "uploads", security(("bearer" = [])),
-    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    request_body(content((UploadForm = "multipart/form-data",
+        encoding(("file" = (content_type = "image/jpeg, image/png, image/webp")))))),
     responses(
         (status = 201, description = "Stored and attached", body = UploadView),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not the assigned driver", body = ErrorBody),
         (status = 404, description = "No such order, or not yours", body = ErrorBody),
         (status = 409, description = "The order is not on its way", body = ErrorBody),
-        (status = 413, description = "File too large", body = ErrorBody),
-        (status = 415, description = "Not multipart, or not a JPEG/PNG/WebP image", body = ErrorBody),
+        (status = 415, description = "Not a JPEG, PNG or WebP image", body = ErrorBody),
         (status = 422, description = "Missing field or bad order id", body = ErrorBody),
+        (status = 503, description = "The file could not be stored", body = ErrorBody),
     ))]
 pub(crate) async fn upload_signature(
     State(state): State<AppState>,
@@ -307,8 +307,8 @@ pub(crate) async fn upload_signature(
     responses(
         (status = 200, description = "The image",
             content((Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "image/webp"))),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such file, or not yours", body = ErrorBody),
+        (status = 503, description = "The file could not be read", body = ErrorBody),
     ))]
 pub(crate) async fn get_upload(
     State(state): State<AppState>,
