@@ -167,6 +167,7 @@ pub(crate) async fn patch_driver(
     responses(
         (status = 200, description = "The driver", body = DriverDoc),
         (status = 404, description = "No such driver, or not yours", body = ErrorBody),
+        (status = 403, description = "Customers see no drivers", body = ErrorBody),
         (status = 409, description = "The driver has an active order", body = ErrorBody),
         (status = 422, description = "busy or unknown status", body = ErrorBody),
     ))]
@@ -223,6 +224,7 @@ pub(crate) async fn record_location(
     params(("id" = Uuid, Path, description = "Driver id"), DateRange),
     responses(
         (status = 200, description = "Earnings", body = EarningsDoc),
+        (status = 403, description = "Customers see no drivers", body = ErrorBody),
         (status = 404, description = "No such driver, or not yours", body = ErrorBody),
         (status = 422, description = "Bad dates", body = ErrorBody),
     ))]
@@ -247,6 +249,7 @@ pub(crate) async fn earnings(
     params(("id" = Uuid, Path, description = "Driver id"), PageQuery),
     responses(
         (status = 200, description = "One page", body = [OrderDoc]),
+        (status = 403, description = "Customers see no drivers", body = ErrorBody),
         (status = 404, description = "No such driver, or not yours", body = ErrorBody),
     ))]
 pub(crate) async fn deliveries(

@@ -1,6 +1,7 @@
 //! The document tells the whole truth about statuses: every operation lists the statuses its
-//! inputs imply, each error status with the error body, and the server answers them when they
-//! are provoked. Links name operations and parameters that exist.
+//! inputs imply, each error status with the error body, and every status the server answers —
+//! provoked on purpose, or met by each role with a plausible request, with storage up or down —
+//! is one the operation lists. Links name operations and parameters that exist.
 
 use serde_json::{Value, json};
 
@@ -150,12 +151,106 @@ fn json_body(value: Value) -> Body {
     (Some("application/json"), value.to_string().into_bytes())
 }
 
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+
+/// A plausible request for each operation that takes a body: what a client following the
+/// document would send. `n` makes e-mail addresses unique.
+fn plausible(w: &World, op: &Value, order: &str, n: usize) -> Option<Body> {
+    let email = format!("new{n}@example.test");
+    let body = match op["operationId"].as_str().unwrap() {
+        "register" => json!({"email": email, "password": PASSWORD, "full_name": "New"}),
+        "login" => json!({"email": w.customer.email, "password": PASSWORD}),
+        "refresh" | "logout" => json!({"refresh_token": w.customer.refresh}),
+        "create_order" => w.order_body(),
+        "patch_order" => json!({"status": "accepted"}),
+        "assign_driver" => json!({"driver_id": w.driver.id}),
+        "respond_to_assignment" => json!({"action": "accept"}),
+        "register_driver" => json!({"email": email, "password": PASSWORD, "full_name": "New",
+            "vehicle_type": "car"}),
+        "patch_driver" => json!({"phone": "+49 30 9876"}),
+        "set_driver_status" => json!({"status": "available"}),
+        "record_location" => json!({"latitude": 52.52, "longitude": 13.4}),
+        "register_vendor" => json!({"email": email, "password": PASSWORD,
+            "business_name": "New", "address": "2 Main St", "latitude": 52.5, "longitude": 13.4}),
+        "patch_vendor" => json!({"phone": "+49 30 5555"}),
+        "export_csv" => json!({}),
+        "patch_user" => json!({"is_active": true}),
+        "patch_config" => json!({"road_factor": 1.3}),
+        "upload_proof" | "upload_signature" => {
+            let (content_type, body) = multipart(&[
+                ("order_id", None, None, order.as_bytes()),
+                ("file", Some("proof.png"), Some("image/png"), PNG),
+            ]);
+            let content_type: &'static str = content_type.leak();
+            return Some((Some(content_type), body));
+        }
+        "woocommerce_order_created" => {
+            return Some((
+                Some("application/x-www-form-urlencoded"),
+                b"webhook_id=7".to_vec(),
+            ));
+        }
+        _ => return None,
+    };
+    Some(json_body(body))
+}
+
 fn url(w: &World, path: &str, op: &Value, order: &str, token: &str) -> String {
     let url = concrete(path, w, order, token);
     if op["operationId"] == "woocommerce_order_created" {
         format!("{url}?vendor_id={}", w.vendor.id)
     } else {
         url
+    }
+}
+
+#[tokio::test]
+async fn every_role_meets_only_listed_statuses_with_storage_up_or_down() {
+    let w = World::new().await;
+    let order = w.order().await;
+    let tracking = w.stored_order(&order).await.tracking_token;
+    let doc = document();
+    let identities = [
+        None,
+        Some(w.customer.token.as_str()),
+        Some(w.other_customer.token.as_str()),
+        Some(w.vendor.owner.token.as_str()),
+        Some(w.other_vendor.owner.token.as_str()),
+        Some(w.driver.who.token.as_str()),
+        Some(w.admin.token.as_str()),
+    ];
+    let mut n = 0;
+    let mut seen = std::collections::BTreeSet::new();
+    for down in [false, true] {
+        w.app.store.set_down(down);
+        for (method, path, op) in operations(&doc) {
+            for token in identities {
+                n += 1;
+                let url = url(&w, &path, &op, &order, &tracking);
+                let (content_type, body) = plausible(&w, &op, &order, n).unwrap_or_default();
+                let r = w
+                    .app
+                    .raw(&method.to_uppercase(), &url, token, content_type, body)
+                    .await;
+                let status = r.status.as_u16();
+                assert!(
+                    listed(&op).contains(&status),
+                    "{method} {path} answered {status}, which it does not list \
+                     (storage down: {down}, token: {}): {}",
+                    token.is_some(),
+                    r.text
+                );
+                if status >= 400 && path != "/api/health" {
+                    r.assert_error_format();
+                }
+                seen.insert(status);
+            }
+        }
+    }
+    w.app.store.set_down(false);
+    // The walk met the whole range, not only one kind of answer.
+    for status in [200, 201, 204, 401, 403, 404, 409, 422, 503] {
+        assert!(seen.contains(&status), "never met {status}: {seen:?}");
     }
 }
 
