@@ -37,7 +37,19 @@ pub(crate) struct WebhookQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct PingView {
     /// Always `ok`.
+    #[schema(value_type = String, pattern = "^ok$")]
     status: &'static str,
+}
+
+/// A 200 answer: the order taken in before (a replay), or the ping's answer.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+pub(crate) enum ReplayOrPing {
+    /// The order, as first taken in.
+    Replay(Box<OrderDoc>),
+    /// `{"status": "ok"}`.
+    Ping(PingView),
 }
 
 /// The ping WooCommerce sends when a webhook is saved.
@@ -221,7 +233,7 @@ fn unauthorized(detail: &'static str) -> ApiError {
         content((WcOrder = "application/json"), (WcPing = "application/x-www-form-urlencoded"))),
     responses(
         (status = 201, description = "Order taken in", body = OrderDoc),
-        (status = 200, description = "Replay (the order taken in before), or the ping", body = OrderDoc),
+        (status = 200, description = "Replay (the order taken in before), or the ping's answer", body = ReplayOrPing),
         (status = 401, description = "Missing or wrong signature, or no secret configured", body = ErrorBody),
         (status = 404, description = "No such active pharmacy", body = ErrorBody),
         (status = 422, description = "Not a usable order: no recipient name, address or lines", body = ErrorBody),
