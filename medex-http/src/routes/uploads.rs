@@ -17,6 +17,8 @@ use medex_core::service::ProofKind;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -112,16 +114,44 @@ impl StoredName {
     }
 }
 
-/// The multipart form of an upload.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct UploadForm {
-    /// JPEG, PNG or WebP, recognised by content; at most the configured size (default 5 MiB).
-    #[schema(value_type = String, format = Binary)]
-    file: Vec<u8>,
-    /// The order on its way that the proof belongs to.
-    order_id: Uuid,
+/// The multipart form of an upload, for the document: `file` and `order_id`. Other parts are
+/// read and dropped, but a part's name travels in a header, where control characters (tab
+/// aside) make the form malformed (400); the schema says so with `propertyNames`.
+pub(crate) struct UploadForm;
+
+impl utoipa::PartialSchema for UploadForm {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .description(Some("The multipart form of an upload."))
+            .property(
+                "file",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+                    .description(Some(
+                        "JPEG, PNG or WebP, recognised by content; at most the configured size \
+                         (default 5 MiB).",
+                    )),
+            )
+            .required("file")
+            .property(
+                "order_id",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+                    .description(Some("The order on its way that the proof belongs to.")),
+            )
+            .required("order_id")
+            .property_names(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(r"^[^\u0000-\u0008\u000A-\u001F\u007F]*$")),
+            ))
+            .into()
+    }
 }
+
+impl ToSchema for UploadForm {}
 
 /// What an upload answers.
 #[derive(Debug, Serialize, ToSchema)]
