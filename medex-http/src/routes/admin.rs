@@ -72,6 +72,7 @@ pub(crate) async fn list_users(
         (status = 200, description = "The account", body = UserView),
         (status = 403, description = "Admins only", body = ErrorBody),
         (status = 404, description = "No such account", body = ErrorBody),
+        (status = 409, description = "Changed by another request meanwhile (`concurrent_update`); read and retry", body = ErrorBody),
         (status = 422, description = "An admin cannot deactivate itself", body = ErrorBody),
     ))]
 pub(crate) async fn patch_user(

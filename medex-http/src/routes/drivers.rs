@@ -57,7 +57,7 @@ pub(crate) struct PageQuery {
         (status = 201, description = "Driver and account created; `driver_id` and `user_id` keys", body = DriverDoc),
         (status = 403, description = "Only vendors and admins", body = ErrorBody),
         (status = 404, description = "Another vendor's fleet", body = ErrorBody),
-        (status = 409, description = "E-mail taken", body = ErrorBody),
+        (status = 409, description = "E-mail taken; or changed by another request meanwhile (`concurrent_update`)", body = ErrorBody),
     ))]
 pub(crate) async fn register_driver(
     State(state): State<AppState>,
@@ -141,7 +141,7 @@ pub(crate) async fn get_driver(
         (status = 200, description = "The driver", body = DriverDoc),
         (status = 403, description = "Not allowed for your role", body = ErrorBody),
         (status = 404, description = "No such driver, or not yours", body = ErrorBody),
-        (status = 409, description = "Deactivating a driver on an active order", body = ErrorBody),
+        (status = 409, description = "Deactivating a driver on an active order; or changed by another request meanwhile (`concurrent_update`)", body = ErrorBody),
     ))]
 pub(crate) async fn patch_driver(
     State(state): State<AppState>,
@@ -168,7 +168,7 @@ pub(crate) async fn patch_driver(
         (status = 200, description = "The driver", body = DriverDoc),
         (status = 404, description = "No such driver, or not yours", body = ErrorBody),
         (status = 403, description = "Customers see no drivers", body = ErrorBody),
-        (status = 409, description = "The driver has an active order", body = ErrorBody),
+        (status = 409, description = "The driver has an active order; or changed by another request meanwhile (`concurrent_update`)", body = ErrorBody),
         (status = 422, description = "busy or unknown status", body = ErrorBody),
     ))]
 pub(crate) async fn set_driver_status(

@@ -138,7 +138,7 @@ pub(crate) async fn get_order(
         (status = 200, description = "The order after the change", body = OrderDoc),
         (status = 403, description = "Your role may never make this move", body = ErrorBody),
         (status = 404, description = "No such order, or not yours", body = ErrorBody),
-        (status = 409, description = "Not allowed now (code invalid_transition, reason_required, proof_missing, location_missing, …)", body = ErrorBody),
+        (status = 409, description = "Not allowed now (code invalid_transition, reason_required, proof_missing, location_missing, concurrent_update, …)", body = ErrorBody),
     ))]
 pub(crate) async fn patch_order(
     State(state): State<AppState>,
@@ -191,7 +191,7 @@ pub(crate) async fn patch_order(
         (status = 200, description = "The cancelled order", body = OrderDoc),
         (status = 403, description = "Your role may not cancel", body = ErrorBody),
         (status = 404, description = "No such order, or not yours", body = ErrorBody),
-        (status = 409, description = "Not cancellable by you now", body = ErrorBody),
+        (status = 409, description = "Not cancellable by you now; or changed by another request meanwhile (`concurrent_update`)", body = ErrorBody),
     ))]
 pub(crate) async fn cancel_order(
     State(state): State<AppState>,
@@ -210,7 +210,7 @@ pub(crate) async fn cancel_order(
         (status = 200, description = "Assigned", body = OrderDoc),
         (status = 403, description = "Only the pharmacy or an admin assigns", body = ErrorBody),
         (status = 404, description = "No such order, or not yours", body = ErrorBody),
-        (status = 409, description = "Driver not available, or order not assignable now", body = ErrorBody),
+        (status = 409, description = "Driver not available, or order not assignable now; or changed by another request meanwhile (`concurrent_update`)", body = ErrorBody),
         (status = 422, description = "No such driver in the fleet", body = ErrorBody),
     ))]
 pub(crate) async fn assign_driver(
@@ -235,7 +235,7 @@ pub(crate) async fn assign_driver(
         (status = 200, description = "The order after the answer", body = OrderDoc),
         (status = 403, description = "Not the assigned driver", body = ErrorBody),
         (status = 404, description = "No such order, or not yours", body = ErrorBody),
-        (status = 409, description = "Not assigned now", body = ErrorBody),
+        (status = 409, description = "Not assigned now; or changed by another request meanwhile (`concurrent_update`)", body = ErrorBody),
     ))]
 pub(crate) async fn respond_to_assignment(
     State(state): State<AppState>,

@@ -140,6 +140,7 @@ pub(crate) async fn get_vendor(
         (status = 200, description = "The pharmacy", body = VendorView),
         (status = 403, description = "Not allowed for your role", body = ErrorBody),
         (status = 404, description = "Not your pharmacy", body = ErrorBody),
+        (status = 409, description = "Changed by another request meanwhile (`concurrent_update`); read and retry", body = ErrorBody),
     ))]
 pub(crate) async fn patch_vendor(
     State(state): State<AppState>,

@@ -1,6 +1,7 @@
 //! The document tells the whole truth about statuses: every operation lists the statuses its
 //! inputs imply, each error status with the error body, and every status the server answers —
-//! provoked on purpose, or met by each role with a plausible request, with storage up or down —
+//! provoked on purpose, or met by each role with a plausible request, with storage up, down or
+//! losing races to write —
 //! is one the operation lists. Links name operations and parameters that exist.
 
 use serde_json::{Value, json};
@@ -221,8 +222,10 @@ async fn every_role_meets_only_listed_statuses_with_storage_up_or_down() {
     ];
     let mut n = 0;
     let mut seen = std::collections::BTreeSet::new();
-    for down in [false, true] {
+    // Storage up, down, and losing every race to write (another request wrote first).
+    for (down, losing) in [(false, false), (true, false), (false, true)] {
         w.app.store.set_down(down);
+        w.app.store.set_losing_races(losing);
         for (method, path, op) in operations(&doc) {
             for token in identities {
                 n += 1;
@@ -236,7 +239,7 @@ async fn every_role_meets_only_listed_statuses_with_storage_up_or_down() {
                 assert!(
                     listed(&op).contains(&status),
                     "{method} {path} answered {status}, which it does not list \
-                     (storage down: {down}, token: {}): {}",
+                     (storage down: {down}, losing races: {losing}, token: {}): {}",
                     token.is_some(),
                     r.text
                 );
@@ -248,6 +251,7 @@ async fn every_role_meets_only_listed_statuses_with_storage_up_or_down() {
         }
     }
     w.app.store.set_down(false);
+    w.app.store.set_losing_races(false);
     // The walk met the whole range, not only one kind of answer.
     for status in [200, 201, 204, 401, 403, 404, 409, 422, 503] {
         assert!(seen.contains(&status), "never met {status}: {seen:?}");
