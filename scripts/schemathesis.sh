@@ -28,7 +28,7 @@ stop() {
 }
 trap stop EXIT
 
-MEDEX_DATA_DIR=$data MEDEX_ADDR=127.0.0.1:$port MEDEX_LOG=warn $server >"$data/server.log" 2>&1 &
+MEDEX_DATA_DIR=$data MEDEX_ADDR=127.0.0.1:$port MEDEX_LOG=warn MEDEX_REGISTRATIONS_PER_HOUR=100000 $server >"$data/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do curl -sf "$base/api/health" >/dev/null && break; sleep 0.2; done
 curl -sf "$base/api/health" >/dev/null

@@ -20,6 +20,8 @@ use crate::views::{LoginRequest, RefreshRequest, RegisterRequest, SessionView, U
         (status = 201, description = "Account created, signed in", body = SessionView),
         (status = 403, description = "A role other than user was asked for", body = ErrorBody),
         (status = 409, description = "E-mail taken", body = ErrorBody),
+        (status = 429, description = "Too many registrations from this address this hour", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "Storage unavailable", body = ErrorBody),
     ))]
 pub(crate) async fn register(

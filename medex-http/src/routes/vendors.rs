@@ -67,6 +67,8 @@ fn view_for(actor: &Actor, vendor: &medex_core::model::Vendor) -> VendorView {
     responses(
         (status = 201, description = "Created; `vendor_id` and `user_id` keys", body = VendorView),
         (status = 409, description = "E-mail taken", body = ErrorBody),
+        (status = 429, description = "Too many registrations from this address this hour", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "Storage unavailable", body = ErrorBody),
     ))]
 pub(crate) async fn register_vendor(
