@@ -20,7 +20,8 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery, Auth, OptionalJson};
 use crate::page::{listed, page};
 use crate::routes::dates::{parse_instant, parse_offset};
 use crate::views::{
-    ExportRequest, OrderDoc, OrderStatusDoc, PatchVendorRequest, RegisterVendorRequest, VendorView,
+    ExportRequest, OrderDoc, OrderStatusDoc, OrderView, PatchVendorRequest, RegisterVendorRequest,
+    VendorView,
 };
 
 /// A page of pharmacies.
@@ -164,6 +165,7 @@ pub(crate) async fn patch_vendor(
         location,
         require_proof_photo: body.require_proof_photo,
         require_signature: body.require_signature,
+        require_handover_code: body.require_handover_code,
         woocommerce_webhook_secret: body.woocommerce_webhook_secret,
         is_active: body.is_active,
     };
@@ -208,7 +210,7 @@ pub(crate) async fn vendor_orders(
         &uri,
         state.config.public_base_url.as_deref(),
         page.limit,
-        orders,
+        orders.iter().map(|o| OrderView::of(&actor, o)).collect(),
         last,
     ))
 }

@@ -207,6 +207,7 @@ impl App {
                 entropy: Arc::new(OsEntropy),
                 hasher: Arc::new(Argon2Hasher::insecure_fast()),
                 tokens: TokenKeys::new(&[7; 32], TokenLifetimes::default()).unwrap(),
+                custody: CustodyKeys::from_seed([8; 32]),
             },
             SystemConfig::default(),
         )
