@@ -2,7 +2,9 @@
 //!
 //! Configuration comes from `MEDEX_*` environment variables and an optional `.env` (see the
 //! README). `--create-admin EMAIL` creates an admin account (password from
-//! `MEDEX_ADMIN_PASSWORD`, or read from standard input) and exits.
+//! `MEDEX_ADMIN_PASSWORD`, or read from standard input) and exits. `--rotate-custody-key`
+//! replaces the custody key kept in the data directory, keeping the old public key listed, and
+//! exits; the new key signs from the next start.
 
 use std::io::BufRead as _;
 
@@ -24,7 +26,9 @@ fn init_logs(settings: &Settings) {
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("MedEx server\n\nUsage: server [--create-admin EMAIL]\n\nEnvironment:");
+        println!(
+            "MedEx server\n\nUsage: server [--create-admin EMAIL | --rotate-custody-key]\n\nEnvironment:"
+        );
         for (name, default, meaning) in VARIABLES {
             println!("  {name:<30} {meaning} (default: {default})");
         }
@@ -48,6 +52,16 @@ async fn main() -> anyhow::Result<()> {
         };
         let admin = medex::server::create_admin(settings, email, &password).await?;
         println!("created admin {} ({})", admin.email, admin.id);
+        return Ok(());
+    }
+
+    if args.iter().any(|a| a == "--rotate-custody-key") {
+        let rotation = medex::server::rotate_custody_key(&settings.data_dir)?;
+        println!(
+            "custody key {} replaced by {}; restart the server to sign with it (records signed \
+             by {} still verify)",
+            rotation.former_key_id, rotation.key_id, rotation.former_key_id
+        );
         return Ok(());
     }
 

@@ -25,6 +25,7 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use medex_core::auth::{Argon2Hasher, TokenKeys, TokenLifetimes};
 use medex_core::clock::{Entropy, OsEntropy, SystemClock};
+use medex_core::custody::CustodyKeys;
 use medex_core::events::{Event, EventBus};
 use medex_core::service::{MedEx, Ports};
 use medex_core::store::Store;
@@ -37,7 +38,7 @@ use tower::ServiceExt as _;
 
 use crate::exposition::Exposition;
 use crate::hashing::OffloadedHasher;
-use crate::settings::{SecretSource, Settings, SettingsError};
+use crate::settings::{CustodyKeySource, SecretSource, Settings, SettingsError};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +119,156 @@ fn generated_secret(data_dir: &Path) -> Result<Vec<u8>, StartError> {
     Ok(secret.into_bytes())
 }
 
+/// The file in the data directory that keeps the custody keys: the current seed and the public
+/// keys of former ones.
+pub const CUSTODY_KEYS_FILE: &str = "custody-keys.json";
+
+/// What [`CUSTODY_KEYS_FILE`] holds: `{"current": "<base64 seed>", "former": ["<base64 public
+/// key>", …]}`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct CustodyKeyFile {
+    current: String,
+    #[serde(default)]
+    former: Vec<String>,
+}
+
+fn damaged(path: &Path, why: impl std::fmt::Display) -> StartError {
+    StartError::Io {
+        path: path.display().to_string(),
+        source: std::io::Error::other(format!("{why}; restore it from a backup")),
+    }
+}
+
+/// The key file of `data_dir`, if there is one.
+fn read_custody_file(data_dir: &Path) -> Result<Option<CustodyKeyFile>, StartError> {
+    let path = data_dir.join(CUSTODY_KEYS_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| damaged(&path, format!("not a custody key file ({e})"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error(&path)(e)),
+    }
+}
+
+/// Writes the key file whole (a temporary file renamed over it), readable by its owner only.
+fn write_custody_file(data_dir: &Path, file: &CustodyKeyFile) -> Result<(), StartError> {
+    let path = data_dir.join(CUSTODY_KEYS_FILE);
+    let temporary = data_dir.join(format!(".{CUSTODY_KEYS_FILE}.part"));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut out = options.open(&temporary).map_err(io_error(&temporary))?;
+    let json = serde_json::to_vec_pretty(file).unwrap_or_default();
+    std::io::Write::write_all(&mut out, &json).map_err(io_error(&temporary))?;
+    out.sync_all().map_err(io_error(&temporary))?;
+    drop(out);
+    std::fs::rename(&temporary, &path).map_err(io_error(&path))?;
+    if let Ok(dir) = std::fs::File::open(data_dir) {
+        // Makes the rename itself durable; a failure here leaves a correct file anyway.
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+fn keys_of(data_dir: &Path, file: &CustodyKeyFile) -> Result<CustodyKeys, StartError> {
+    let path = data_dir.join(CUSTODY_KEYS_FILE);
+    let mut keys = CustodyKeys::from_base64_seed(&file.current)
+        .map_err(|e| damaged(&path, format!("its current key {e}")))?;
+    for former in &file.former {
+        keys = keys
+            .with_former(former)
+            .map_err(|e| damaged(&path, format!("a former key {e}")))?;
+    }
+    Ok(keys)
+}
+
+/// The custody keys in force: `MEDEX_CUSTODY_KEY` when set (the data directory's key file, if
+/// any, then only adds its keys as former ones), else the key file, created with a new key on
+/// first start; plus `MEDEX_CUSTODY_FORMER_KEYS`.
+fn custody_keys(s: &Settings) -> Result<CustodyKeys, StartError> {
+    let stored = read_custody_file(&s.data_dir)?;
+    let mut keys = match (&s.custody_key, &stored) {
+        (CustodyKeySource::Configured(configured), None) => (**configured).clone(),
+        (CustodyKeySource::Configured(configured), Some(file)) => {
+            let from_file = keys_of(&s.data_dir, file)?;
+            let mut keys = (**configured).clone().with_former(&from_file.public_key());
+            for former in &file.former {
+                keys = keys.and_then(|k| k.with_former(former));
+            }
+            keys.map_err(|e| damaged(&s.data_dir.join(CUSTODY_KEYS_FILE), e))?
+        }
+        (CustodyKeySource::GeneratedInDataDir, Some(file)) => keys_of(&s.data_dir, file)?,
+        (CustodyKeySource::GeneratedInDataDir, None) => {
+            let mut seed = [0u8; 32];
+            OsEntropy.fill(&mut seed);
+            let keys = CustodyKeys::from_seed(seed);
+            write_custody_file(
+                &s.data_dir,
+                &CustodyKeyFile {
+                    current: keys.seed(),
+                    former: vec![],
+                },
+            )?;
+            tracing::warn!(
+                path = %s.data_dir.join(CUSTODY_KEYS_FILE).display(),
+                key_id = keys.current_key_id(),
+                "MEDEX_CUSTODY_KEY is not set: generated a custody key and kept it in the data \
+                 directory; back it up, or set MEDEX_CUSTODY_KEY"
+            );
+            keys
+        }
+    };
+    for former in &s.custody_former_keys {
+        keys = keys.with_former(former).map_err(|e| SettingsError {
+            variable: "MEDEX_CUSTODY_FORMER_KEYS",
+            problem: format!("`{former}`: {e}"),
+        })?;
+    }
+    Ok(keys)
+}
+
+/// The key ids before and after a [`rotate_custody_key`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// The key that signed until now; its public key stays listed.
+    pub former_key_id: String,
+    /// The key that signs from the next start on.
+    pub key_id: String,
+}
+
+/// Replaces the custody key kept in `data_dir` with a new one, keeping the old public key among
+/// the former ones so that records it signed still verify. Takes effect at the next start. (With
+/// `MEDEX_CUSTODY_KEY` the operator rotates by setting a new value and listing the old public key
+/// in `MEDEX_CUSTODY_FORMER_KEYS`.)
+pub fn rotate_custody_key(data_dir: &Path) -> Result<Rotation, StartError> {
+    let path = data_dir.join(CUSTODY_KEYS_FILE);
+    let Some(file) = read_custody_file(data_dir)? else {
+        return Err(StartError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::other("no custody key file to rotate (start the server once)"),
+        });
+    };
+    let old = keys_of(data_dir, &file)?;
+    let mut seed = [0u8; 32];
+    OsEntropy.fill(&mut seed);
+    let new = CustodyKeys::from_seed(seed);
+    let mut former = vec![old.public_key()];
+    former.extend(file.former.iter().cloned());
+    write_custody_file(
+        data_dir,
+        &CustodyKeyFile {
+            current: new.seed(),
+            former,
+        },
+    )?;
+    Ok(Rotation {
+        former_key_id: old.current_key_id().to_owned(),
+        key_id: new.current_key_id().to_owned(),
+    })
+}
+
 /// Counts events on their way to the WebSocket hub.
 struct MeteredBus(Arc<Hub>);
 
@@ -188,6 +339,7 @@ async fn open(s: &Settings) -> Result<Core, StartError> {
         variable: "MEDEX_JWT_SECRET",
         problem: e.to_string(),
     })?;
+    let custody = custody_keys(s)?;
 
     let db_dir = s.data_dir.join("db");
     let store = SledStore::open(&db_dir).map_err(|source| StartError::Store {
@@ -215,6 +367,7 @@ async fn open(s: &Settings) -> Result<Core, StartError> {
                     s.hash_concurrency,
                 )),
                 tokens,
+                custody,
             },
             s.system.clone(),
         )
@@ -597,6 +750,52 @@ mod tests {
         // Everything acknowledged before shutdown is on disk.
         let store = SledStore::open(dir.path().join("db")).unwrap();
         assert!(store.driver(driver.id).await.unwrap().is_some());
+    }
+
+    #[test]
+    fn the_custody_key_is_generated_once_kept_private_and_rotated_without_forgetting() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(dir.path());
+        let first = custody_keys(&s).unwrap();
+        let path = dir.path().join(CUSTODY_KEYS_FILE);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert_eq!(custody_keys(&s).unwrap().seed(), first.seed(), "kept");
+        let rotation = rotate_custody_key(dir.path()).unwrap();
+        assert_eq!(rotation.former_key_id, first.current_key_id());
+        let rotated = custody_keys(&s).unwrap();
+        assert_eq!(rotated.current_key_id(), rotation.key_id);
+        let listed: Vec<_> = rotated.published().into_iter().map(|k| k.key_id).collect();
+        assert_eq!(
+            listed,
+            [rotation.key_id.clone(), rotation.former_key_id.clone()]
+        );
+
+        // A configured key signs; the file's keys still count.
+        let configured = CustodyKeys::from_seed([42; 32]);
+        let mut with_env = settings(dir.path());
+        with_env.custody_key = CustodyKeySource::Configured(Box::new(configured.clone()));
+        with_env.custody_former_keys = vec![CustodyKeys::from_seed([43; 32]).public_key()];
+        let keys = custody_keys(&with_env).unwrap();
+        assert_eq!(keys.current_key_id(), configured.current_key_id());
+        assert_eq!(keys.published().len(), 4);
+        with_env.custody_former_keys = vec!["not a key".into()];
+        assert!(matches!(
+            custody_keys(&with_env),
+            Err(StartError::Settings(e)) if e.variable == "MEDEX_CUSTODY_FORMER_KEYS"
+        ));
+
+        std::fs::write(&path, "{}").unwrap();
+        assert!(
+            custody_keys(&s).is_err(),
+            "a damaged key file is not replaced"
+        );
+        let empty = tempfile::tempdir().unwrap();
+        assert!(rotate_custody_key(empty.path()).is_err());
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use base64::Engine as _;
 use medex_core::config::{SystemConfig, Tariff, VehicleSpeeds};
+use medex_core::custody::CustodyKeys;
 use medex_core::model::Money;
 
 use crate::tracking_page::TileLayer;
@@ -40,6 +42,15 @@ pub enum SecretSource {
     GeneratedInDataDir,
 }
 
+/// Where the custody signing key comes from.
+#[derive(Debug, Clone)]
+pub enum CustodyKeySource {
+    /// `MEDEX_CUSTODY_KEY`: base64 of a 32-byte Ed25519 seed.
+    Configured(Box<CustodyKeys>),
+    /// Generated on first start and kept in the data directory (`custody-keys.json`).
+    GeneratedInDataDir,
+}
+
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -53,6 +64,11 @@ pub struct Settings {
     pub jwt_secret: SecretSource,
     /// `MEDEX_DEV_MODE`, default false: allows a weak-looking configured secret.
     pub dev_mode: bool,
+    /// `MEDEX_CUSTODY_KEY` (base64 of a 32-byte seed), else generated in the data directory.
+    pub custody_key: CustodyKeySource,
+    /// `MEDEX_CUSTODY_FORMER_KEYS`: base64 public keys of former custody keys, comma-separated,
+    /// whose signatures still count (besides those the data directory's key file lists).
+    pub custody_former_keys: Vec<String>,
     /// `MEDEX_ACCESS_TOKEN_MINUTES`, default 15.
     pub access_token_ttl: chrono::Duration,
     /// `MEDEX_REFRESH_TOKEN_DAYS`, default 7.
@@ -127,7 +143,17 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "MEDEX_DEV_MODE",
         "false",
-        "allow a weak-looking MEDEX_JWT_SECRET (never in production)",
+        "allow a weak-looking MEDEX_JWT_SECRET or MEDEX_CUSTODY_KEY (never in production)",
+    ),
+    (
+        "MEDEX_CUSTODY_KEY",
+        "generated, kept in <data dir>/custody-keys.json",
+        "base64 of the 32-byte Ed25519 seed that signs custody records",
+    ),
+    (
+        "MEDEX_CUSTODY_FORMER_KEYS",
+        "empty",
+        "comma-separated base64 public keys of rotated-out custody keys, still accepted",
     ),
     ("MEDEX_ACCESS_TOKEN_MINUTES", "15", "access token lifetime"),
     ("MEDEX_REFRESH_TOKEN_DAYS", "7", "refresh token lifetime"),
@@ -354,6 +380,28 @@ fn check_secret(secret: &[u8], dev_mode: bool) -> Result<(), SettingsError> {
     Ok(())
 }
 
+/// Reads `MEDEX_CUSTODY_KEY`: base64 of 32 bytes, refused when they look made up by hand.
+fn custody_key(seed: &str, dev_mode: bool) -> Result<CustodyKeys, SettingsError> {
+    let variable = "MEDEX_CUSTODY_KEY";
+    let refuse = |problem: &str| SettingsError {
+        variable,
+        problem: problem.into(),
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(seed)
+        .map_err(|_| refuse("is not base64 (make one with `openssl rand -base64 32`)"))?;
+    let mut distinct = bytes.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if bytes.len() == 32 && distinct.len() < 12 && !dev_mode {
+        return Err(refuse(
+            "is too repetitive to be random; use `openssl rand -base64 32` \
+             (or set MEDEX_DEV_MODE=true for local development)",
+        ));
+    }
+    CustodyKeys::from_base64_seed(seed).map_err(|_| refuse("must be base64 of exactly 32 bytes"))
+}
+
 impl Settings {
     /// Reads the process environment (after an optional `.env` in the working directory).
     pub fn from_env() -> Result<Self, SettingsError> {
@@ -386,6 +434,20 @@ impl Settings {
             }
             None => SecretSource::GeneratedInDataDir,
         };
+        let custody_key = match r.raw("MEDEX_CUSTODY_KEY") {
+            Some(seed) => CustodyKeySource::Configured(Box::new(custody_key(&seed, dev_mode)?)),
+            None => CustodyKeySource::GeneratedInDataDir,
+        };
+        let custody_former_keys = r
+            .raw("MEDEX_CUSTODY_FORMER_KEYS")
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
         let first_admin = match (r.raw("MEDEX_ADMIN_EMAIL"), r.raw("MEDEX_ADMIN_PASSWORD")) {
             (Some(email), Some(password)) => Some((email, password)),
             (None, None) => None,
@@ -444,6 +506,8 @@ impl Settings {
             upload_dir,
             jwt_secret,
             dev_mode,
+            custody_key,
+            custody_former_keys,
             access_token_ttl: chrono::Duration::minutes(r.ranged(
                 "MEDEX_ACCESS_TOKEN_MINUTES",
                 15,
@@ -538,6 +602,11 @@ mod tests {
         assert_eq!(s.data_dir, PathBuf::from("./medex-data"));
         assert_eq!(s.upload_dir, PathBuf::from("./medex-data/uploads"));
         assert_eq!(s.jwt_secret, SecretSource::GeneratedInDataDir);
+        assert!(matches!(
+            s.custody_key,
+            CustodyKeySource::GeneratedInDataDir
+        ));
+        assert!(s.custody_former_keys.is_empty());
         assert_eq!(s.system, SystemConfig::default());
         assert_eq!(s.access_token_ttl, chrono::Duration::minutes(15));
         assert!(s.first_admin.is_none() && s.cors_origins.is_empty());
@@ -578,6 +647,11 @@ mod tests {
                 .is_none()
         );
         check(&[("MEDEX_LOG_FORMAT", "xml")], "MEDEX_LOG_FORMAT");
+        check(&[("MEDEX_CUSTODY_KEY", "not base64!")], "MEDEX_CUSTODY_KEY");
+        check(&[("MEDEX_CUSTODY_KEY", "c2hvcnQ=")], "MEDEX_CUSTODY_KEY");
+        let zeros = base64::engine::general_purpose::STANDARD.encode([0u8; 32]);
+        check(&[("MEDEX_CUSTODY_KEY", &zeros)], "MEDEX_CUSTODY_KEY");
+        assert!(settings(&[("MEDEX_CUSTODY_KEY", &zeros), ("MEDEX_DEV_MODE", "1")]).is_ok());
         check(
             &[("MEDEX_TILE_URL", "https://t.example/tile.png")],
             "MEDEX_TILE_URL",
@@ -596,6 +670,22 @@ mod tests {
         )])
         .unwrap();
         assert!(matches!(strong.jwt_secret, SecretSource::Configured(_)));
+    }
+
+    #[test]
+    fn a_configured_custody_key_signs_and_former_keys_are_listed() {
+        let seed: Vec<u8> = (0u8..32).map(|b| b.wrapping_mul(37)).collect();
+        let seed = base64::engine::general_purpose::STANDARD.encode(seed);
+        let s = settings(&[
+            ("MEDEX_CUSTODY_KEY", &seed),
+            ("MEDEX_CUSTODY_FORMER_KEYS", " a, b ,,"),
+        ])
+        .unwrap();
+        let CustodyKeySource::Configured(keys) = s.custody_key else {
+            panic!("configured")
+        };
+        assert_eq!(keys.seed(), seed);
+        assert_eq!(s.custody_former_keys, ["a", "b"]);
     }
 
     #[test]

@@ -410,6 +410,7 @@ mod tests {
             entropy: Arc::new(OsEntropy),
             hasher: Arc::new(Argon2Hasher::insecure_fast()),
             tokens: TokenKeys::new(&[7; 32], TokenLifetimes::default()).unwrap(),
+            custody: CustodyKeys::from_seed([8; 32]),
         };
         Arc::new(MedEx::new(ports, SystemConfig::default()).await.unwrap())
     }
@@ -454,6 +455,7 @@ mod tests {
                         notes: None,
                     }],
                     notes: Some("ring twice".into()),
+                    requirements: Default::default(),
                 },
             )
             .await

@@ -8,6 +8,8 @@ use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 use uuid::Uuid;
 
+use crate::model::HandoverCode;
+
 /// The current time.
 pub trait Clock: Send + Sync + 'static {
     /// Now, in UTC.
@@ -82,6 +84,23 @@ pub trait Entropy: Send + Sync + 'static {
             .collect();
         format!("ORD-{tail}")
     }
+
+    /// Six uniformly drawn digits: the handover code of a new order. Draws above the largest
+    /// multiple of 10^6 are drawn again, so that no code is likelier than another.
+    fn handover_code(&self) -> HandoverCode {
+        const CODES: u32 = 1_000_000;
+        const LIMIT: u32 = u32::MAX - u32::MAX % CODES;
+        loop {
+            let mut bytes = [0u8; 4];
+            self.fill(&mut bytes);
+            let n = u32::from_le_bytes(bytes);
+            if n < LIMIT
+                && let Ok(code) = HandoverCode::parse(&format!("{:06}", n % CODES))
+            {
+                return code;
+            }
+        }
+    }
 }
 
 /// The operating system's random generator.
@@ -136,6 +155,12 @@ mod tests {
         let (a, b) = (e.uuid(t), e.uuid(t + Duration::milliseconds(1)));
         assert_eq!(a.get_version_num(), 7);
         assert!(a < b, "later ids sort later");
+        let codes: Vec<String> = (0..200)
+            .map(|_| e.handover_code().as_str().to_owned())
+            .collect();
+        assert!(codes.iter().all(|c| c.len() == 6));
+        let distinct: std::collections::HashSet<_> = codes.iter().collect();
+        assert!(distinct.len() > 190, "codes are drawn, not repeated");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::config::SystemConfig;
 use crate::model::*;
 use crate::store::*;
 
+mod custody;
 pub mod fixtures;
 
 use fixtures::{fix, t0};
@@ -62,6 +63,7 @@ pub async fn run(store: &dyn Store) {
     positions_come_from_the_newest_fix(store).await;
     refresh_sessions_are_single_use(store).await;
     config_round_trips(store).await;
+    custody::records_keep_their_chain_of_custody(store).await;
     store.check().await.expect("check() on a healthy store");
     store.flush().await.expect("flush() on a healthy store");
 }

@@ -9,6 +9,7 @@
 //! | variant | status |
 //! |---|---|
 //! | `Invalid` | 422, with the fields |
+//! | `Handover` | 422, `code` `handover_code_required` or `handover_code_invalid` |
 //! | `Unauthenticated` | 401 |
 //! | `Forbidden` | 403 |
 //! | `NotFound` | 404 |
@@ -55,6 +56,15 @@ pub enum Conflict {
     /// Someone else changed the record in between; the caller may retry.
     #[error("the record was changed concurrently; retry")]
     ConcurrentUpdate,
+    /// Too many wrong handover codes were given in this attempt: it can only fail now, with
+    /// reason `handover_code_failed`.
+    #[error(
+        "too many wrong handover codes: delivery is locked; only a failed attempt (handover_code_failed) remains"
+    )]
+    HandoverLocked,
+    /// An order keeps a bounded number of proofs.
+    #[error("this order has as many proofs as it can keep")]
+    TooManyProofs,
 }
 
 impl Conflict {
@@ -71,8 +81,24 @@ impl Conflict {
             Conflict::NotEditable => "not_editable",
             Conflict::NotInDelivery => "not_in_delivery",
             Conflict::ConcurrentUpdate => "concurrent_update",
+            Conflict::HandoverLocked => "handover_locked",
+            Conflict::TooManyProofs => "too_many_proofs",
         }
     }
+}
+
+/// A delivery that needs the recipient's handover code did not carry the right one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HandoverRefusal {
+    /// No code was given.
+    #[error("this order needs the recipient's handover_code")]
+    Required,
+    /// The code is not the order's; it counted as a wrong try.
+    #[error("the handover code is wrong; {remaining} tries left")]
+    Invalid {
+        /// Wrong codes still accepted before delivery locks.
+        remaining: u32,
+    },
 }
 
 /// The error of every use case.
@@ -82,6 +108,9 @@ pub enum Error {
     /// Values out of range or missing (HTTP 422).
     #[error("invalid input")]
     Invalid(Vec<FieldError>),
+    /// A delivery's handover code was missing or wrong (HTTP 422).
+    #[error(transparent)]
+    Handover(HandoverRefusal),
     /// Not authenticated (HTTP 401).
     #[error("authentication failed")]
     Unauthenticated(AuthFailure),
@@ -109,7 +138,7 @@ impl Error {
     /// handshakes (see the table of the module).
     pub fn status(&self) -> u16 {
         match self {
-            Error::Invalid(_) => 422,
+            Error::Invalid(_) | Error::Handover(_) => 422,
             Error::Unauthenticated(_) => 401,
             Error::Forbidden => 403,
             Error::NotFound => 404,
@@ -132,6 +161,7 @@ impl Error {
                 _ => "the token is missing, invalid or revoked",
             }
             .into(),
+            Error::Handover(refusal) => refusal.to_string().into(),
             Error::Forbidden => "your role may not do this".into(),
             Error::NotFound => "not found".into(),
             Error::Conflict(conflict) => conflict.to_string().into(),
@@ -143,6 +173,8 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Invalid(_) => "validation_failed",
+            Error::Handover(HandoverRefusal::Required) => "handover_code_required",
+            Error::Handover(HandoverRefusal::Invalid { .. }) => "handover_code_invalid",
             Error::Unauthenticated(AuthFailure::Expired) => "token_expired",
             Error::Unauthenticated(AuthFailure::BadCredentials) => "bad_credentials",
             Error::Unauthenticated(AuthFailure::Deactivated) => "account_inactive",
@@ -218,6 +250,17 @@ mod tests {
         check(Error::Forbidden, 403, "forbidden");
         check(Error::NotFound, 404, "not_found");
         check(Conflict::EmailTaken.into(), 409, "email_taken");
+        check(
+            Error::Handover(HandoverRefusal::Invalid { remaining: 2 }),
+            422,
+            "handover_code_invalid",
+        );
+        check(
+            Error::Handover(HandoverRefusal::Required),
+            422,
+            "handover_code_required",
+        );
+        check(Conflict::HandoverLocked.into(), 409, "handover_locked");
         check(
             Error::Storage(StoreError::Unavailable("disk /var/secret full".into())),
             503,

@@ -20,6 +20,7 @@
 //!     entropy: Arc::new(OsEntropy),
 //!     hasher: Arc::new(Argon2Hasher::insecure_fast()),
 //!     tokens: TokenKeys::new(&[7; 32], TokenLifetimes::default()).unwrap(),
+//!     custody: CustodyKeys::from_seed([8; 32]),
 //! }, SystemConfig::default()).await?;
 //!
 //! // A pharmacy registers and adds a driver; a customer registers.
@@ -47,7 +48,7 @@
 //!     delivery_latitude: 52.53, delivery_longitude: 13.41,
 //!     customer_name: "Ann".into(), customer_phone: "+49 30 1234".into(),
 //!     items: vec![NewItem { name: "Amoxicillin 500mg".into(), quantity: 1, notes: None }],
-//!     notes: None,
+//!     notes: None, requirements: Requirements::default(),
 //! }).await?;
 //! medex.change_status(&vendor, order.id, OrderStatus::Accepted, None).await?;
 //! medex.set_driver_status(&driver_actor, driver.id, DriverStatus::Available).await?;
@@ -59,6 +60,8 @@
 //! let delivered = medex.get_order(&customer, order.id).await?;
 //! assert_eq!(delivered.status, OrderStatus::Delivered);
 //! assert_eq!(delivered.status_history.len(), 6);
+//! // Every entry is hashed into a chain whose head the server signed.
+//! assert!(medex.custody_record(&customer, order.id).await?.verified);
 //! let driver = medex.get_driver(&vendor, driver.id).await?;
 //! assert_eq!(driver.total_earnings, delivered.delivery_fee);
 //!
@@ -75,6 +78,7 @@ pub mod clock;
 pub mod config;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod custody;
 pub mod error;
 pub mod events;
 pub mod fields;
@@ -98,6 +102,7 @@ pub mod prelude {
     pub use crate::auth::{Argon2Hasher, PasswordHasher, TokenKeys, TokenLifetimes};
     pub use crate::clock::{Clock, Entropy, ManualClock, OsEntropy, SeededEntropy, SystemClock};
     pub use crate::config::{SystemConfig, Tariff, VehicleSpeeds};
+    pub use crate::custody::CustodyKeys;
     pub use crate::error::{Error, Result};
     pub use crate::events::{Event, EventBus, InProcessBus, NullBus, RecordingBus};
     pub use crate::memory::MemoryStore;

@@ -1,12 +1,14 @@
 //! The order lifecycle: one table of every legal move, who may make it, and what it records.
 //!
 //! [`RULES`] is the whole state machine; [`apply`] is the only code that changes an order's
-//! status. Effects on drivers (busy, freed, credited) are the use cases' business: they follow
-//! from the action taken, see [`crate::service`].
+//! status, and the only code that appends to its chain of custody (each entry linked and the
+//! head signed, see [`crate::custody`]). Effects on drivers (busy, freed, credited) are the use
+//! cases' business: they follow from the action taken, see [`crate::service`].
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{Order, OrderStatus, Role, StatusChange, UserId};
+use crate::custody::{self, CustodyKeys};
+use crate::model::{CustodyLocation, Order, OrderStatus, Role, StatusChange, UserId};
 use crate::permissions::{Party, PartySet};
 
 /// Something an actor asks to do to an order.
@@ -28,11 +30,19 @@ pub enum Action {
     Deliver,
     /// Someone calls the order off.
     Cancel,
+    /// The assigned driver could not hand the parcel over (a reason code is required).
+    Fail,
+    /// The assigned driver tries again on the same run.
+    RetryDelivery,
+    /// The pharmacy confirms the parcel is back.
+    ConfirmReturn,
+    /// The pharmacy dispatches a returned order again: a new attempt.
+    NewAttempt,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 12] = [
         Action::Accept,
         Action::Reject,
         Action::AssignDriver,
@@ -41,6 +51,10 @@ impl Action {
         Action::StartDelivery,
         Action::Deliver,
         Action::Cancel,
+        Action::Fail,
+        Action::RetryDelivery,
+        Action::ConfirmReturn,
+        Action::NewAttempt,
     ];
 
     /// A short name for messages.
@@ -54,21 +68,32 @@ impl Action {
             Action::StartDelivery => "start_delivery",
             Action::Deliver => "deliver",
             Action::Cancel => "cancel",
+            Action::Fail => "fail",
+            Action::RetryDelivery => "retry_delivery",
+            Action::ConfirmReturn => "confirm_return",
+            Action::NewAttempt => "new_attempt",
         }
     }
 
-    /// The action that moves an order into `status` when a client asks for the status by name
-    /// (`PATCH /orders/{id} {"status": …}`). `driver_assigned` goes through assign-driver instead.
-    pub fn for_target(status: OrderStatus) -> Option<Action> {
-        match status {
-            OrderStatus::Accepted => Some(Action::Accept),
-            OrderStatus::Rejected => Some(Action::Reject),
-            OrderStatus::PickedUp => Some(Action::PickUp),
-            OrderStatus::OutForDelivery => Some(Action::StartDelivery),
-            OrderStatus::Delivered => Some(Action::Deliver),
-            OrderStatus::Cancelled => Some(Action::Cancel),
-            OrderStatus::Pending | OrderStatus::DriverAssigned => None,
-        }
+    /// The action that moves an order from `from` into `to` when a client asks for the status by
+    /// name (`PATCH /orders/{id} {"status": …}`), read from [`RULES`]: the row leading from
+    /// `from` to `to`, else the first row leading to `to` (which then refuses the move with the
+    /// usual error). `driver_assigned` goes through assign-driver and declining through the
+    /// assignment endpoint, so neither is reached by name.
+    pub fn toward(from: OrderStatus, to: OrderStatus) -> Option<Action> {
+        let by_name = |rule: &&Rule| {
+            rule.to == to
+                && !matches!(
+                    rule.action,
+                    Action::AssignDriver | Action::DeclineAssignment
+                )
+        };
+        RULES
+            .iter()
+            .filter(by_name)
+            .find(|rule| rule.from.contains(&from))
+            .or_else(|| RULES.iter().find(by_name))
+            .map(|rule| rule.action)
     }
 }
 
@@ -172,6 +197,41 @@ pub const RULES: &[Rule] = &[
         by: &[Admin],
         reason: Reason::Optional,
     },
+    Rule {
+        action: Action::Fail,
+        from: &[OutForDelivery],
+        to: Failed,
+        by: &[AssignedDriver],
+        reason: Reason::Required,
+    },
+    Rule {
+        action: Action::RetryDelivery,
+        from: &[Failed],
+        to: OutForDelivery,
+        by: &[AssignedDriver],
+        reason: Reason::Optional,
+    },
+    Rule {
+        action: Action::ConfirmReturn,
+        from: &[Failed],
+        to: Returned,
+        by: &[Vendor, Admin],
+        reason: Reason::Optional,
+    },
+    Rule {
+        action: Action::NewAttempt,
+        from: &[Returned],
+        to: Accepted,
+        by: &[Vendor, Admin],
+        reason: Reason::Optional,
+    },
+    Rule {
+        action: Action::Cancel,
+        from: &[Returned],
+        to: Cancelled,
+        by: &[Vendor, Admin],
+        reason: Reason::Optional,
+    },
 ];
 
 /// Why a move was refused.
@@ -228,17 +288,52 @@ pub struct Signature {
     pub actor_role: Role,
 }
 
-/// Applies a move allowed by `rule` to `order`: new status, the timestamp the status stamps,
-/// reasons, and one new `status_history` entry. Returns the changed copy; `order` is untouched.
+/// What a move records besides the status it enters: who made it, why, and where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Move {
+    /// Who.
+    pub by: Signature,
+    /// Why (for `failed`, the reason code, already checked by the caller).
+    pub reason: Option<String>,
+    /// The driver's note about a failed attempt.
+    pub note: Option<String>,
+    /// The acting driver's last known position.
+    pub location: Option<CustodyLocation>,
+}
+
+impl Move {
+    /// A move by `by`, with nothing else to record.
+    pub fn by(by: Signature) -> Self {
+        Self {
+            by,
+            reason: None,
+            note: None,
+            location: None,
+        }
+    }
+
+    /// With a reason; blank counts as none.
+    pub fn because(mut self, reason: Option<&str>) -> Self {
+        self.reason = reason
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned);
+        self
+    }
+}
+
+/// Applies a move allowed by `rule` to `order`: new status, the timestamps the status stamps,
+/// reasons, and one new `status_history` entry, linked to the one before and signed with the
+/// current custody key. Returns the changed copy; `order` is untouched.
 ///
 /// `now` is clamped to the order's last change so the history never goes backwards even if
 /// the clock does.
 pub fn apply(
     order: &Order,
     rule: &Rule,
-    by: Signature,
-    reason: Option<&str>,
+    with: Move,
     now: DateTime<Utc>,
+    keys: &CustodyKeys,
 ) -> Result<Order, TransitionError> {
     if !rule.from.contains(&order.status) {
         return Err(TransitionError::NotAllowed {
@@ -246,10 +341,12 @@ pub fn apply(
             action: rule.action,
         });
     }
-    let reason = reason
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-        .map(str::to_owned);
+    let Move {
+        by,
+        reason,
+        note,
+        location,
+    } = with;
     if rule.reason == Reason::Required && reason.is_none() {
         return Err(TransitionError::ReasonRequired);
     }
@@ -257,6 +354,7 @@ pub fn apply(
     let mut next = order.clone();
     next.status = rule.to;
     next.updated_at = at;
+    let mut proofs = Vec::new();
     match rule.action {
         Action::Accept => next.accepted_at = Some(at),
         Action::Reject => next.reject_reason = reason.clone(),
@@ -269,20 +367,41 @@ pub fn apply(
             next.picked_up_at = Some(at);
             next.driver_accepted_at.get_or_insert(at);
         }
-        Action::StartDelivery => next.out_for_delivery_at = Some(at),
-        Action::Deliver => next.delivered_at = Some(at),
+        Action::StartDelivery | Action::RetryDelivery => next.out_for_delivery_at = Some(at),
+        Action::Deliver => {
+            next.delivered_at = Some(at);
+            proofs = order.proofs.iter().map(|p| p.sha256).collect();
+        }
         Action::Cancel => {
             next.cancelled_at = Some(at);
             next.cancel_reason = reason.clone();
         }
+        Action::Fail => next.failure_reason = reason.as_deref().and_then(|r| r.parse().ok()),
+        Action::ConfirmReturn => {}
+        Action::NewAttempt => {
+            // The timestamps describe the attempt under way; the history keeps the earlier ones.
+            next.attempt = order.attempt.saturating_add(1);
+            next.accepted_at = Some(at);
+            next.driver_id = None;
+            next.driver_accepted_at = None;
+            next.picked_up_at = None;
+            next.out_for_delivery_at = None;
+            next.handover_failures = 0;
+        }
     }
-    next.status_history.push(StatusChange {
+    let entry = StatusChange {
         status: rule.to,
         at,
         actor_id: by.actor_id,
         actor_role: by.actor_role,
         reason,
-    });
+        note,
+        location,
+        proof_sha256: proofs,
+        prev_hash: String::new(),
+        hash: String::new(),
+    };
+    custody::append(&mut next, entry, keys);
     Ok(next)
 }
 
@@ -330,6 +449,20 @@ mod tests {
             (DriverAssigned, Admin, Action::Cancel, Cancelled),
             (PickedUp, Admin, Action::Cancel, Cancelled),
             (OutForDelivery, Admin, Action::Cancel, Cancelled),
+            // DESIGN §10: failed attempts and returns.
+            (OutForDelivery, AssignedDriver, Action::Fail, Failed),
+            (
+                Failed,
+                AssignedDriver,
+                Action::RetryDelivery,
+                OutForDelivery,
+            ),
+            (Failed, Vendor, Action::ConfirmReturn, Returned),
+            (Failed, Admin, Action::ConfirmReturn, Returned),
+            (Returned, Vendor, Action::NewAttempt, Accepted),
+            (Returned, Admin, Action::NewAttempt, Accepted),
+            (Returned, Vendor, Action::Cancel, Cancelled),
+            (Returned, Admin, Action::Cancel, Cancelled),
         ];
         for status in OrderStatus::ALL {
             for party in [Customer, Vendor, AssignedDriver, Admin] {
@@ -382,5 +515,29 @@ mod tests {
             decide(Pending, PartySet::NONE, Action::Accept),
             Verdict::NeverByThem
         );
+        // The parcel must come back before a failed order can end.
+        assert_eq!(
+            decide(Failed, parties(&[Admin]), Action::Cancel),
+            Verdict::NotNow
+        );
+    }
+
+    #[test]
+    fn statuses_asked_by_name_pick_the_row_from_where_the_order_is() {
+        let check = |from, to, expect: Option<Action>| {
+            assert_eq!(Action::toward(from, to), expect, "{from:?} -> {to:?}");
+        };
+        check(Pending, Accepted, Some(Action::Accept));
+        check(Returned, Accepted, Some(Action::NewAttempt));
+        check(DriverAssigned, Accepted, Some(Action::Accept));
+        check(PickedUp, OutForDelivery, Some(Action::StartDelivery));
+        check(Failed, OutForDelivery, Some(Action::RetryDelivery));
+        check(Delivered, OutForDelivery, Some(Action::StartDelivery));
+        check(OutForDelivery, Failed, Some(Action::Fail));
+        check(Failed, Returned, Some(Action::ConfirmReturn));
+        check(Returned, Cancelled, Some(Action::Cancel));
+        check(OutForDelivery, Delivered, Some(Action::Deliver));
+        check(Accepted, DriverAssigned, None);
+        check(Accepted, Pending, None);
     }
 }

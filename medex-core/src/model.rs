@@ -35,6 +35,18 @@ pub enum ValueError {
     /// Unknown order status name.
     #[error("unknown order status")]
     Status,
+    /// Unknown reason code of a failed delivery attempt.
+    #[error(
+        "must be one of recipient_absent, address_not_found, refused, handover_code_failed, \
+         unsafe_location, damaged, other"
+    )]
+    FailureReason,
+    /// Not exactly six ASCII digits.
+    #[error("must be exactly 6 digits")]
+    HandoverCode,
+    /// Not 64 lowercase or uppercase hexadecimal digits.
+    #[error("must be 64 hexadecimal digits")]
+    Sha256,
 }
 
 macro_rules! id_type {
@@ -343,6 +355,9 @@ pub struct Vendor {
     pub require_proof_photo: bool,
     /// Delivery needs a signature.
     pub require_signature: bool,
+    /// Delivery needs the recipient's handover code.
+    #[serde(default)]
+    pub require_handover_code: bool,
     /// Shared secret of its WooCommerce webhook; write-only on the wire.
     pub woocommerce_webhook_secret: Option<String>,
     /// When created.
@@ -482,11 +497,15 @@ pub enum OrderStatus {
     Rejected,
     /// Called off. Terminal.
     Cancelled,
+    /// The driver could not hand it over and still holds the parcel.
+    Failed,
+    /// The pharmacy has the parcel back after a failed attempt.
+    Returned,
 }
 
 impl OrderStatus {
     /// Every status, in lifecycle order.
-    pub const ALL: [OrderStatus; 8] = [
+    pub const ALL: [OrderStatus; 10] = [
         OrderStatus::Pending,
         OrderStatus::Accepted,
         OrderStatus::DriverAssigned,
@@ -495,6 +514,8 @@ impl OrderStatus {
         OrderStatus::Delivered,
         OrderStatus::Rejected,
         OrderStatus::Cancelled,
+        OrderStatus::Failed,
+        OrderStatus::Returned,
     ];
 
     /// No move leaves a terminal status.
@@ -505,8 +526,21 @@ impl OrderStatus {
         )
     }
 
-    /// A driver is attached and working on it.
+    /// A driver is attached and working on it: busy with it, and a party to it. A failed
+    /// attempt counts, since the driver still holds the parcel.
     pub fn has_driver_at_work(&self) -> bool {
+        matches!(
+            self,
+            OrderStatus::DriverAssigned
+                | OrderStatus::PickedUp
+                | OrderStatus::OutForDelivery
+                | OrderStatus::Failed
+        )
+    }
+
+    /// On its way to the customer (or its driver on the way to the pharmacy): what the public
+    /// tracking view follows with the driver's position and an ETA. Not after a failed attempt.
+    pub fn is_on_its_way(&self) -> bool {
         matches!(
             self,
             OrderStatus::DriverAssigned | OrderStatus::PickedUp | OrderStatus::OutForDelivery
@@ -524,6 +558,8 @@ impl OrderStatus {
             OrderStatus::Delivered => "delivered",
             OrderStatus::Rejected => "rejected",
             OrderStatus::Cancelled => "cancelled",
+            OrderStatus::Failed => "failed",
+            OrderStatus::Returned => "returned",
         }
     }
 }
@@ -556,7 +592,231 @@ pub struct OrderItem {
     pub notes: Option<String>,
 }
 
-/// One entry of an order's chain of custody.
+/// Why a delivery attempt failed: the codes a driver picks from, never free text (free text
+/// goes in the note of [`FailureReason::Other`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureReason {
+    /// Nobody answered.
+    RecipientAbsent,
+    /// The address could not be found.
+    AddressNotFound,
+    /// The recipient refused the parcel.
+    Refused,
+    /// The recipient could not give the handover code (or too many wrong codes were given).
+    HandoverCodeFailed,
+    /// The driver judged the place unsafe.
+    UnsafeLocation,
+    /// The parcel was damaged.
+    Damaged,
+    /// Something else, said in a note.
+    Other,
+}
+
+impl FailureReason {
+    /// Every reason.
+    pub const ALL: [FailureReason; 7] = [
+        FailureReason::RecipientAbsent,
+        FailureReason::AddressNotFound,
+        FailureReason::Refused,
+        FailureReason::HandoverCodeFailed,
+        FailureReason::UnsafeLocation,
+        FailureReason::Damaged,
+        FailureReason::Other,
+    ];
+
+    /// The wire name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FailureReason::RecipientAbsent => "recipient_absent",
+            FailureReason::AddressNotFound => "address_not_found",
+            FailureReason::Refused => "refused",
+            FailureReason::HandoverCodeFailed => "handover_code_failed",
+            FailureReason::UnsafeLocation => "unsafe_location",
+            FailureReason::Damaged => "damaged",
+            FailureReason::Other => "other",
+        }
+    }
+}
+
+impl FromStr for FailureReason {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        FailureReason::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or(ValueError::FailureReason)
+    }
+}
+
+impl fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The six-digit code the recipient tells the driver at the door. Its `Debug` form hides the
+/// digits, so that an order written to a log never shows it.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct HandoverCode(String);
+
+impl HandoverCode {
+    /// Exactly six ASCII digits, nothing around them.
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        if raw.len() == 6 && raw.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(ValueError::HandoverCode)
+        }
+    }
+
+    /// The digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `candidate` is this code, compared in constant time so that the time an answer
+    /// takes says nothing about how many digits were right.
+    pub fn matches(&self, candidate: &HandoverCode) -> bool {
+        use subtle::ConstantTimeEq as _;
+        bool::from(self.0.as_bytes().ct_eq(candidate.0.as_bytes()))
+    }
+}
+
+impl fmt::Debug for HandoverCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HandoverCode(******)")
+    }
+}
+
+impl<'de> Deserialize<'de> for HandoverCode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        HandoverCode::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A SHA-256 digest, written as 64 lowercase hexadecimal digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Sha256([u8; 32]);
+
+impl Sha256 {
+    /// The digest of `bytes`.
+    pub fn digest(bytes: &[u8]) -> Self {
+        use sha2::Digest as _;
+        Self(sha2::Sha256::digest(bytes).into())
+    }
+
+    /// Reads 64 hexadecimal digits (either case).
+    pub fn parse(hex: &str) -> Result<Self, ValueError> {
+        let bytes = hex.as_bytes();
+        if bytes.len() != 64 {
+            return Err(ValueError::Sha256);
+        }
+        let nibble = |b: u8| match b {
+            b'0'..=b'9' => Ok(b - b'0'),
+            b'a'..=b'f' => Ok(b - b'a' + 10),
+            b'A'..=b'F' => Ok(b - b'A' + 10),
+            _ => Err(ValueError::Sha256),
+        };
+        let mut out = [0u8; 32];
+        for (i, pair) in bytes.chunks_exact(2).enumerate() {
+            out[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+        }
+        Ok(Self(out))
+    }
+
+    /// The 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// 64 lowercase hexadecimal digits.
+    pub fn to_hex(&self) -> String {
+        use fmt::Write as _;
+        self.0.iter().fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
+}
+
+impl fmt::Debug for Sha256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sha256({})", self.to_hex())
+    }
+}
+
+impl fmt::Display for Sha256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl Serialize for Sha256 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for Sha256 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Sha256::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Which proof of delivery an upload is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProofKind {
+    /// A photo of the handover.
+    Photo,
+    /// The recipient's signature.
+    Signature,
+}
+
+/// One uploaded proof, kept for good: uploads add proofs, they never replace one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proof {
+    /// Photo or signature.
+    pub kind: ProofKind,
+    /// Where the parties of the order fetch the file.
+    pub url: String,
+    /// The file's digest, so that anyone holding the file can show it is the one recorded.
+    pub sha256: Sha256,
+    /// When it was uploaded.
+    pub uploaded_at: DateTime<Utc>,
+}
+
+/// Where the acting driver was, as recorded in the chain of custody: its last reported fix.
+/// Degrees are decimal strings with six decimals (about 0.1 m), so that every implementation
+/// hashing an entry writes the very same bytes (JSON numbers are written differently by
+/// different languages).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustodyLocation {
+    /// Degrees north, e.g. `"52.525000"`.
+    pub latitude: String,
+    /// Degrees east.
+    pub longitude: String,
+    /// When the fix was recorded.
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl CustodyLocation {
+    /// The record of a position reported at `recorded_at`.
+    pub fn new(at: Coordinates, recorded_at: DateTime<Utc>) -> Self {
+        Self {
+            latitude: format!("{:.6}", at.latitude()),
+            longitude: format!("{:.6}", at.longitude()),
+            recorded_at,
+        }
+    }
+}
+
+/// One entry of an order's chain of custody. Each entry is linked to the one before by
+/// `prev_hash` and sealed by `hash`; see [`crate::custody`] for how both are computed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusChange {
     /// The status entered.
@@ -567,9 +827,34 @@ pub struct StatusChange {
     pub actor_id: UserId,
     /// In which capacity.
     pub actor_role: Role,
-    /// Why, when given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Why, when given; for `failed`, the [`FailureReason`] code.
+    #[serde(default)]
     pub reason: Option<String>,
+    /// The driver's words about a failed attempt (required with reason `other`).
+    #[serde(default)]
+    pub note: Option<String>,
+    /// The acting driver's last known position; `None` when someone else acted.
+    #[serde(default)]
+    pub location: Option<CustodyLocation>,
+    /// The digests of the proofs bound to this entry: every proof of the order, at `delivered`.
+    #[serde(default)]
+    pub proof_sha256: Vec<Sha256>,
+    /// The `hash` of the entry before, or the order id for the first entry.
+    #[serde(default)]
+    pub prev_hash: String,
+    /// SHA-256 (hex) of this entry's canonical JSON, `prev_hash` included.
+    #[serde(default)]
+    pub hash: String,
+}
+
+/// The server's signature over an order's chain of custody: Ed25519 over the order id and the
+/// hash of the newest entry (see [`crate::custody`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustodySeal {
+    /// Which custody key signed.
+    pub key_id: String,
+    /// The signature, base64 of its 64 bytes.
+    pub signature: String,
 }
 
 /// Where an order came from, for idempotent intake of external orders.
@@ -624,10 +909,34 @@ pub struct Order {
     pub actual_distance_km: Option<f64>,
     /// What the customer pays for delivery.
     pub delivery_fee: Money,
-    /// Proof photo, where uploaded.
+    /// The latest proof photo, where uploaded.
     pub proof_photo_url: Option<String>,
-    /// Signature image, where uploaded.
+    /// The latest signature image, where uploaded.
     pub signature_url: Option<String>,
+    /// Every proof uploaded, oldest first.
+    #[serde(default)]
+    pub proofs: Vec<Proof>,
+    /// Delivery needs a proof photo (the pharmacy's policy at creation, or raised by the order).
+    #[serde(default)]
+    pub require_proof_photo: bool,
+    /// Delivery needs a signature.
+    #[serde(default)]
+    pub require_signature: bool,
+    /// Delivery needs the recipient's handover code.
+    #[serde(default)]
+    pub require_handover_code: bool,
+    /// The code the recipient gives the driver; shown only to the ordering customer and admins.
+    #[serde(default)]
+    pub handover_code: Option<HandoverCode>,
+    /// Wrong handover codes given in this attempt; at [`MAX_HANDOVER_FAILURES`] delivery locks.
+    #[serde(default)]
+    pub handover_failures: u32,
+    /// Which delivery attempt this is, from 1; a return to the pharmacy and a new dispatch add one.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    /// Why the latest failed attempt failed.
+    #[serde(default)]
+    pub failure_reason: Option<FailureReason>,
     /// When the vendor accepted.
     pub accepted_at: Option<DateTime<Utc>>,
     /// When the assigned driver acknowledged the assignment.
@@ -646,6 +955,9 @@ pub struct Order {
     pub reject_reason: Option<String>,
     /// Chain of custody, oldest first; starts with `pending`.
     pub status_history: Vec<StatusChange>,
+    /// The server's signature over the newest entry of `status_history`.
+    #[serde(default)]
+    pub custody_seal: Option<CustodySeal>,
     /// Origin in an external shop, for idempotent intake.
     pub external_ref: Option<ExternalRef>,
     /// When placed.
@@ -656,7 +968,19 @@ pub struct Order {
     pub version: u64,
 }
 
+/// Wrong handover codes after which `delivered` is refused for the attempt.
+pub const MAX_HANDOVER_FAILURES: u32 = 5;
+
+fn first_attempt() -> u32 {
+    1
+}
+
 impl Order {
+    /// Whether too many wrong handover codes were given: only a failed attempt remains.
+    pub fn handover_locked(&self) -> bool {
+        self.handover_failures >= MAX_HANDOVER_FAILURES
+    }
+
     /// The destination, when known.
     pub fn delivery_location(&self) -> Option<Coordinates> {
         Coordinates::new(self.delivery_latitude?, self.delivery_longitude?).ok()

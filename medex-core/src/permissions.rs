@@ -319,6 +319,28 @@ pub fn own_driver(actor: &Actor) -> Result<DriverId, Denial> {
     }
 }
 
+/// Which fields of an order an actor sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderFields {
+    /// Everything, the handover code too: the ordering customer (who tells it to the driver at
+    /// the door) and admins.
+    WithHandoverCode,
+    /// Everything but the handover code: the pharmacy's staff and the driver, who must get it
+    /// from the recipient, not from MedEx.
+    WithoutHandoverCode,
+}
+
+/// Which [`OrderFields`] `actor` sees of `order`. (The pharmacy's own outgoing webhooks act for
+/// the shop rather than for an account, and read [`Order::handover_code`] directly.)
+pub fn order_fields(actor: &Actor, order: &Order) -> OrderFields {
+    let parties = parties(actor, order);
+    if parties.contains(Party::Admin) || parties.contains(Party::Customer) {
+        OrderFields::WithHandoverCode
+    } else {
+        OrderFields::WithoutHandoverCode
+    }
+}
+
 /// How much of a pharmacy's record an actor sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VendorFields {
@@ -479,6 +501,37 @@ mod tests {
         }
         let w = world(OrderStatus::OutForDelivery);
         assert!(parties(&w.driver, &w.order).contains(Party::AssignedDriver));
+    }
+
+    #[test]
+    fn only_the_customer_and_admins_see_the_handover_code() {
+        let w = world(OrderStatus::OutForDelivery);
+        for (who, actor, expect) in [
+            ("admin", w.admin, OrderFields::WithHandoverCode),
+            ("customer", w.customer, OrderFields::WithHandoverCode),
+            ("vendor", w.vendor, OrderFields::WithoutHandoverCode),
+            ("driver", w.driver, OrderFields::WithoutHandoverCode),
+            (
+                "other customer",
+                w.other_customer,
+                OrderFields::WithoutHandoverCode,
+            ),
+        ] {
+            assert_eq!(order_fields(&actor, &w.order), expect, "{who}");
+        }
+    }
+
+    #[test]
+    fn a_driver_stays_a_party_to_a_failed_attempt_but_not_after_the_return() {
+        let w = world(OrderStatus::Failed);
+        assert!(parties(&w.driver, &w.order).contains(Party::AssignedDriver));
+        let w = world(OrderStatus::Returned);
+        assert!(!parties(&w.driver, &w.order).contains(Party::AssignedDriver));
+        assert_eq!(
+            access(&w.driver, Permission::ViewOrder(&w.order)),
+            Access::Granted,
+            "it still reads the order it carried"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, FixedOffset, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::fields::FieldError;
-use crate::model::{Driver, DriverId, Money, Order, OrderStatus};
+use crate::model::{Driver, DriverId, FailureReason, Money, Order, OrderStatus};
 
 /// The span a report, a statistic or an export covers: the UTC instants `[start, end)`, at most
 /// [`Period::MAX_DAYS`] days long, so that one request cannot ask for unbounded work.
@@ -127,6 +127,10 @@ pub struct DriverFigures {
     pub earnings: Money,
     /// Mean minutes from pickup to delivery, when there were deliveries.
     pub average_delivery_minutes: Option<f64>,
+    /// Delivery attempts it reported failed in the period.
+    pub failed_attempts: u64,
+    /// Parcels the pharmacy took back from it in the period.
+    pub returns: u64,
 }
 
 /// A pharmacy's day.
@@ -144,10 +148,48 @@ pub struct VendorDailyReport {
     pub orders_cancelled: u64,
     /// Orders rejected that day.
     pub orders_rejected: u64,
+    /// Delivery attempts that failed that day.
+    pub failed_attempts: u64,
+    /// Parcels that came back to the pharmacy that day.
+    pub returns: u64,
     /// Delivery fees of the orders delivered that day.
     pub revenue: Money,
     /// Per driver who delivered that day, by driver id.
     pub drivers: Vec<DriverFigures>,
+}
+
+/// A failed attempt or a return in an order's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Setback {
+    Failed,
+    Returned,
+}
+
+/// Every failed attempt and return within `bounds` in the histories of `orders`, with the driver
+/// who held the parcel: the one who reported the failure (found among `drivers` by its account),
+/// for a return the one of the failure before it.
+fn setbacks<'a>(
+    orders: &'a [Order],
+    drivers: &'a [Driver],
+    bounds: (DateTime<Utc>, DateTime<Utc>),
+) -> impl Iterator<Item = (Setback, Option<DriverId>)> + 'a {
+    orders.iter().flat_map(move |order| {
+        let mut holder = None;
+        order.status_history.iter().filter_map(move |entry| {
+            let setback = match entry.status {
+                OrderStatus::Failed => {
+                    holder = drivers
+                        .iter()
+                        .find(|d| d.user_id == entry.actor_id)
+                        .map(|d| d.id);
+                    Setback::Failed
+                }
+                OrderStatus::Returned => Setback::Returned,
+                _ => return None,
+            };
+            within(Some(entry.at), bounds).then_some((setback, holder))
+        })
+    })
 }
 
 /// Per-driver figures over the orders delivered within `bounds`.
@@ -180,6 +222,16 @@ pub fn driver_figures(
     for driver in drivers {
         by_driver.entry(driver.id).or_default();
     }
+    let mut setbacks_of: BTreeMap<DriverId, (u64, u64)> = BTreeMap::new();
+    for (setback, driver) in setbacks(orders, drivers, bounds) {
+        let Some(driver) = driver else { continue };
+        by_driver.entry(driver).or_default();
+        let counts = setbacks_of.entry(driver).or_default();
+        match setback {
+            Setback::Failed => counts.0 += 1,
+            Setback::Returned => counts.1 += 1,
+        }
+    }
     by_driver
         .into_iter()
         .map(
@@ -195,6 +247,8 @@ pub fn driver_figures(
                 earnings,
                 average_delivery_minutes: (timed > 0)
                     .then(|| (minutes / timed as f64 * 10.0).round() / 10.0),
+                failed_attempts: setbacks_of.get(&driver_id).map_or(0, |c| c.0),
+                returns: setbacks_of.get(&driver_id).map_or(0, |c| c.1),
             },
         )
         .collect()
@@ -219,6 +273,13 @@ pub fn vendor_daily(
         .iter()
         .filter(|o| o.status == OrderStatus::Delivered && within(o.delivered_at, day))
         .fold(Money::ZERO, |sum, o| sum.saturating_add(o.delivery_fee));
+    let (mut failed_attempts, mut returns) = (0, 0);
+    for (setback, _) in setbacks(orders, drivers, day) {
+        match setback {
+            Setback::Failed => failed_attempts += 1,
+            Setback::Returned => returns += 1,
+        }
+    }
     VendorDailyReport {
         date,
         utc_offset: offset.to_string(),
@@ -229,6 +290,8 @@ pub fn vendor_daily(
             |o| o.entered(OrderStatus::Rejected),
             Some(OrderStatus::Rejected),
         ),
+        failed_attempts,
+        returns,
         revenue,
         drivers: driver_figures(orders, drivers, day),
     }
@@ -327,6 +390,10 @@ pub struct OrderRow {
     pub actual_distance_km: Option<f64>,
     /// Fee, two decimals.
     pub delivery_fee: String,
+    /// The delivery attempt, from 1.
+    pub attempt: u32,
+    /// Why the latest failed attempt failed, if one did.
+    pub failure_reason: Option<FailureReason>,
 }
 
 impl From<&Order> for OrderRow {
@@ -348,6 +415,8 @@ impl From<&Order> for OrderRow {
             estimated_distance_km: o.estimated_distance_km,
             actual_distance_km: o.actual_distance_km,
             delivery_fee: o.delivery_fee.to_string(),
+            attempt: o.attempt,
+            failure_reason: o.failure_reason,
         }
     }
 }
@@ -406,6 +475,8 @@ struct DriverCsvRow {
     distance_km: f64,
     earnings: String,
     average_delivery_minutes: Option<f64>,
+    failed_attempts: u64,
+    returns: u64,
 }
 
 /// Per-driver figures as CSV, each row labelled with `period` (a date or `from..to`).
@@ -418,6 +489,8 @@ pub fn drivers_csv(period: &str, figures: &[DriverFigures]) -> String {
         distance_km: f.distance_km,
         earnings: f.earnings.to_string(),
         average_delivery_minutes: f.average_delivery_minutes,
+        failed_attempts: f.failed_attempts,
+        returns: f.returns,
     }))
 }
 
@@ -431,6 +504,8 @@ pub fn vendor_daily_csv(report: &VendorDailyReport) -> String {
         orders_delivered: u64,
         orders_cancelled: u64,
         orders_rejected: u64,
+        failed_attempts: u64,
+        returns: u64,
         revenue: String,
     }
     let summary = write_csv([Summary {
@@ -440,6 +515,8 @@ pub fn vendor_daily_csv(report: &VendorDailyReport) -> String {
         orders_delivered: report.orders_delivered,
         orders_cancelled: report.orders_cancelled,
         orders_rejected: report.orders_rejected,
+        failed_attempts: report.failed_attempts,
+        returns: report.returns,
         revenue: report.revenue.to_string(),
     }]);
     format!(

@@ -6,7 +6,8 @@
 //!
 //! This module holds the service itself, its ports and what every use case shares; each
 //! aggregate's use cases, with their input types, live in a module of their own: [`accounts`],
-//! [`vendors`], [`drivers`], [`orders`], [`delivery`], [`tracking`], [`reporting`], [`admin`].
+//! [`vendors`], [`drivers`], [`orders`], [`delivery`], [`custody`], [`tracking`], [`reporting`],
+//! [`admin`].
 //! Their types are re-exported here, so `medex_core::service::NewOrder` names the same type as
 //! `medex_core::service::orders::NewOrder`.
 
@@ -18,10 +19,11 @@ use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
 use crate::auth::{PasswordHasher, TokenKeys, TokenType};
 use crate::clock::{Clock, Entropy};
 use crate::config::SystemConfig;
-use crate::error::{AuthFailure, Conflict, Error, Result};
+use crate::custody::CustodyKeys;
+use crate::error::{AuthFailure, Conflict, Error, HandoverRefusal, Result};
 use crate::events::{DriverLocation, Event, EventBus};
 use crate::fields::FieldErrors;
-use crate::lifecycle::{self, Action, Signature, Verdict};
+use crate::lifecycle::{self, Action, Move, Signature, Verdict};
 use crate::model::*;
 use crate::permissions::{self, Access, Actor, Party, Permission, access, parties};
 use crate::reports::{self, Earnings, VendorDailyReport};
@@ -33,6 +35,7 @@ use crate::tracking::TrackingView;
 
 pub mod accounts;
 pub mod admin;
+pub mod custody;
 pub mod delivery;
 pub mod drivers;
 pub mod orders;
@@ -41,9 +44,9 @@ pub mod tracking;
 pub mod vendors;
 
 pub use accounts::{NewAccount, Session};
-pub use delivery::{AssignmentResponse, ProofKind};
+pub use delivery::{AssignmentResponse, ProofKind, Transition};
 pub use drivers::{DriverPatch, NewDriver};
-pub use orders::{ExternalOrder, NewItem, NewOrder};
+pub use orders::{ExternalOrder, NewItem, NewOrder, Requirements};
 pub use tracking::FixInput;
 pub use vendors::{LiveFleet, NewVendor, VendorPatch};
 
@@ -69,6 +72,8 @@ pub struct Ports {
     pub hasher: Arc<dyn PasswordHasher>,
     /// Token signing.
     pub tokens: TokenKeys,
+    /// Signing of the chain of custody (and the former keys whose signatures still count).
+    pub custody: CustodyKeys,
 }
 
 /// The MedEx application service.
@@ -79,6 +84,7 @@ pub struct MedEx {
     entropy: Arc<dyn Entropy>,
     hasher: Arc<dyn PasswordHasher>,
     tokens: TokenKeys,
+    custody: CustodyKeys,
     config: RwLock<Arc<SystemConfig>>,
     /// Set while a configuration change is being saved; a second change meanwhile conflicts.
     config_saving: AtomicBool,
@@ -121,6 +127,7 @@ impl MedEx {
             entropy: ports.entropy,
             hasher: ports.hasher,
             tokens: ports.tokens,
+            custody: ports.custody,
             config: RwLock::new(Arc::new(config)),
             config_saving: AtomicBool::new(false),
             decoy_hash,

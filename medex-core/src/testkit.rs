@@ -22,13 +22,14 @@ use crate::MedEx;
 use crate::auth::{Argon2Hasher, PasswordHasher, TokenKeys, TokenLifetimes};
 use crate::clock::{ManualClock, SeededEntropy};
 use crate::config::SystemConfig;
+use crate::custody::CustodyKeys;
 use crate::error::Result;
 use crate::events::{EventBus, RecordingBus};
 use crate::memory::MemoryStore;
 use crate::model::{DriverId, DriverStatus, Order, OrderId, OrderStatus, VehicleType, VendorId};
 use crate::permissions::Actor;
 use crate::service::{
-    AssignmentResponse, NewAccount, NewDriver, NewItem, NewOrder, NewVendor, Ports,
+    AssignmentResponse, NewAccount, NewDriver, NewItem, NewOrder, NewVendor, Ports, Transition,
 };
 
 pub mod lifecycle_model;
@@ -38,6 +39,9 @@ pub const PASSWORD: &str = "correct horse battery";
 
 /// The secret the in-memory world signs its tokens with.
 pub const TOKEN_SECRET: [u8; 32] = [9; 32];
+
+/// The seed of the in-memory world's custody key.
+pub const CUSTODY_SEED: [u8; 32] = [11; 32];
 
 /// When the in-memory world's clock starts: 2026-06-01 09:00 UTC.
 pub fn start() -> DateTime<Utc> {
@@ -97,6 +101,7 @@ pub fn new_order(vendor: VendorId) -> NewOrder {
             notes: Some("keep cold".into()),
         }],
         notes: None,
+        requirements: Default::default(),
     }
 }
 
@@ -281,6 +286,7 @@ impl World {
                 entropy: Arc::new(SeededEntropy::new(options.seed)),
                 hasher: options.hasher,
                 tokens: TokenKeys::new(&TOKEN_SECRET, TokenLifetimes::default()).unwrap(),
+                custody: CustodyKeys::from_seed(CUSTODY_SEED),
             },
             options.config,
         )
@@ -333,6 +339,7 @@ impl World {
 
     /// A new order of customer 0 at pharmacy A, moved to `status` by the usual parties; from
     /// `driver_assigned` on, driver 0 works on it (made available first if it is not busy).
+    /// `failed` is reached with reason `recipient_absent`, `returned` through `failed`.
     pub async fn order_in(&self, status: OrderStatus) -> Order {
         self.order_for(status, 0).await
     }
@@ -347,8 +354,8 @@ impl World {
         self.move_to(order.id, status, driver).await
     }
 
-    /// Moves order `id` (pending) to `status` with the usual parties and pharmacy A's driver
-    /// `driver`.
+    /// Moves order `id` to `status` with the usual parties and pharmacy A's driver `driver`,
+    /// from pending or from a status on the way there (an accepted new attempt, say).
     pub async fn move_to(&self, id: OrderId, status: OrderStatus, driver: usize) -> Order {
         use OrderStatus::*;
         let m = &self.medex;
@@ -368,12 +375,25 @@ impl World {
             ],
             Rejected => &[Rejected],
             Cancelled => &[Cancelled],
+            Failed => &[Accepted, DriverAssigned, PickedUp, OutForDelivery, Failed],
+            Returned => &[
+                Accepted,
+                DriverAssigned,
+                PickedUp,
+                OutForDelivery,
+                Failed,
+                Returned,
+            ],
         };
         let mut order = m
             .get_order(&self.admin, id)
             .await
             .expect("the order exists");
-        for step in path {
+        let done = path
+            .iter()
+            .position(|s| *s == order.status)
+            .map_or(0, |i| i + 1);
+        for step in &path[done..] {
             order = match step {
                 Accepted => m.change_status(&self.vendor_a, id, Accepted, None).await,
                 Rejected => {
@@ -381,6 +401,14 @@ impl World {
                         .await
                 }
                 Cancelled => m.cancel_order(&self.customers[0], id, None).await,
+                Failed => {
+                    let failed = Transition {
+                        reason: Some("recipient_absent".into()),
+                        ..Transition::to(Failed)
+                    };
+                    m.transition(&driver, id, failed).await
+                }
+                Returned => m.change_status(&self.vendor_a, id, Returned, None).await,
                 DriverAssigned => {
                     let current = m.get_driver(&self.admin, driver_id).await.expect("driver");
                     if current.status != DriverStatus::Available {

@@ -1,7 +1,9 @@
 //! The public view of an order: what anyone holding the tracking link may see, and nothing more.
 //!
 //! No phone numbers, no account ids, no addresses beyond the destination the customer gave, no
-//! driver surname; the driver's position and the ETA only while the order is on its way.
+//! driver surname; the driver's position and the ETA only while the order is on its way. After a
+//! failed attempt it says only that: the attempt failed and will be rescheduled, never why (a
+//! reason or a driver's note could say who was or was not at home).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -72,6 +74,11 @@ pub struct TrackingView {
     pub cancelled_at: Option<DateTime<Utc>>,
     /// Statuses with times, oldest first.
     pub timeline: Vec<TimelineEntry>,
+    /// Which delivery attempt is under way, from 1.
+    pub attempt: u32,
+    /// The latest attempt failed and the pharmacy will reschedule the delivery (status `failed`
+    /// or `returned`). Never the reason.
+    pub attempt_failed: bool,
     /// The pharmacy.
     pub pickup: Option<MapPoint>,
     /// The destination.
@@ -92,6 +99,11 @@ fn point(latitude: Option<f64>, longitude: Option<f64>) -> Option<MapPoint> {
     })
 }
 
+/// Whether the public is told "this attempt failed and will be rescheduled".
+pub fn attempt_failed(status: OrderStatus) -> bool {
+    matches!(status, OrderStatus::Failed | OrderStatus::Returned)
+}
+
 impl TrackingView {
     /// Projects an order (with its vendor, and its driver while on its way).
     pub fn new(
@@ -100,7 +112,7 @@ impl TrackingView {
         driver: Option<&Driver>,
         config: &SystemConfig,
     ) -> Self {
-        let on_its_way = order.status.has_driver_at_work();
+        let on_its_way = order.status.is_on_its_way();
         let driver = driver.filter(|_| on_its_way);
         let eta_minutes = driver.and_then(|d| {
             let at = d.position()?;
@@ -125,6 +137,8 @@ impl TrackingView {
                     at: c.at,
                 })
                 .collect(),
+            attempt: order.attempt,
+            attempt_failed: attempt_failed(order.status),
             pickup: point(Some(order.pickup_latitude), Some(order.pickup_longitude)),
             destination: point(order.delivery_latitude, order.delivery_longitude),
             driver: driver.map(|d| PublicDriver {

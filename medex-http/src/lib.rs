@@ -20,6 +20,7 @@
 //!     entropy: Arc::new(OsEntropy),
 //!     hasher: Arc::new(Argon2Hasher::insecure_fast()),
 //!     tokens: TokenKeys::new(&[7; 32], TokenLifetimes::default()).unwrap(),
+//!     custody: CustodyKeys::from_seed([8; 32]),
 //! }, SystemConfig::default()).await.unwrap();
 //! let app = medex_http::router(Arc::new(medex), medex_http::HttpConfig::default());
 //!
@@ -71,7 +72,9 @@ pub use tracking_reads::TrackingReads;
 pub(crate) const REQUEST_ID: &str = "x-request-id";
 
 use crate::error::ApiError;
-use crate::routes::{admin, auth, drivers, meta, orders, reports, uploads, vendors, webhooks};
+use crate::routes::{
+    admin, auth, custody, drivers, meta, orders, reports, uploads, vendors, webhooks,
+};
 use crate::throttle::Throttle;
 
 /// How the HTTP layer behaves. `Default` gives the documented defaults.
@@ -143,6 +146,8 @@ fn api(max_upload_bytes: usize) -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(orders::assign_driver))
         .routes(routes!(orders::respond_to_assignment))
+        .routes(routes!(custody::custody_record))
+        .routes(routes!(custody::custody_keys))
         .routes(routes!(drivers::register_driver))
         .routes(routes!(drivers::list_drivers))
         .routes(routes!(drivers::get_driver, drivers::patch_driver))

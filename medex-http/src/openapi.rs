@@ -45,6 +45,7 @@ use crate::views;
     tags(
         (name = "auth", description = "Accounts and tokens"),
         (name = "orders", description = "Orders and their lifecycle"),
+        (name = "custody", description = "The signed chain of custody and its keys"),
         (name = "drivers", description = "Fleets and drivers"),
         (name = "vendors", description = "Pharmacies"),
         (name = "tracking", description = "Public tracking"),

@@ -3,8 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use medex_core::model::{
-    DriverId, DriverStatus, Email, OrderStatus, Role, User, UserId, VehicleType, Vendor, VendorId,
+    DriverId, DriverStatus, Email, ExternalRef, FailureReason, Money, Order, OrderId, OrderItem,
+    OrderStatus, Proof, Role, StatusChange, User, UserId, VehicleType, Vendor, VendorId,
 };
+use medex_core::permissions::{Actor, OrderFields, order_fields};
 use medex_core::service::Session;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
@@ -29,6 +31,58 @@ pub(crate) enum OrderStatusDoc {
     delivered,
     rejected,
     cancelled,
+    failed,
+    returned,
+}
+
+/// Why a delivery attempt failed.
+#[derive(ToSchema)]
+#[schema(as = FailureReason)]
+#[allow(non_camel_case_types, dead_code)]
+pub(crate) enum FailureReasonDoc {
+    recipient_absent,
+    address_not_found,
+    refused,
+    handover_code_failed,
+    unsafe_location,
+    damaged,
+    other,
+}
+
+/// Which proof an upload is.
+#[derive(ToSchema)]
+#[schema(as = ProofKind)]
+#[allow(non_camel_case_types, dead_code)]
+pub(crate) enum ProofKindDoc {
+    photo,
+    signature,
+}
+
+/// One uploaded proof, kept for good.
+#[derive(ToSchema)]
+#[schema(as = Proof)]
+#[allow(dead_code)]
+pub(crate) struct ProofDoc {
+    #[schema(value_type = ProofKindDoc)]
+    kind: (),
+    /// Where the parties of the order fetch it.
+    url: String,
+    /// SHA-256 of the file, 64 lowercase hex digits.
+    sha256: String,
+    uploaded_at: DateTime<Utc>,
+}
+
+/// Where the acting driver was: its last fix. Degrees are decimal strings with six decimals, so
+/// that every implementation hashes the same bytes.
+#[derive(ToSchema)]
+#[schema(as = CustodyLocation)]
+#[allow(dead_code)]
+pub(crate) struct CustodyLocationDoc {
+    #[schema(example = "52.525000")]
+    latitude: String,
+    #[schema(example = "13.408000")]
+    longitude: String,
+    recorded_at: DateTime<Utc>,
 }
 
 /// A driver's availability.
@@ -74,7 +128,9 @@ pub(crate) struct OrderItemDoc {
     notes: Option<String>,
 }
 
-/// One entry of the chain of custody.
+/// One entry of the chain of custody. `hash` is the SHA-256 (hex) of the entry's canonical JSON
+/// without `hash` (members sorted, no whitespace, UTF-8, nulls kept); `prev_hash` is the entry
+/// before's `hash`, the order id for the first. README: "Checking a custody record".
 #[derive(ToSchema)]
 #[schema(as = StatusChange)]
 #[allow(dead_code)]
@@ -86,7 +142,46 @@ pub(crate) struct StatusChangeDoc {
     actor_id: (),
     #[schema(value_type = RoleDoc)]
     actor_role: (),
+    /// Why; for `failed`, the reason code.
     reason: Option<String>,
+    /// The driver's note on a failed attempt.
+    note: Option<String>,
+    /// The acting driver's last position; null when someone else acted.
+    #[schema(value_type = Option<CustodyLocationDoc>)]
+    location: (),
+    /// SHA-256 of the proofs bound to the entry (at `delivered`: every proof of the order).
+    proof_sha256: Vec<String>,
+    prev_hash: String,
+    hash: String,
+}
+
+/// An order's chain of custody, checked by the server: every hash re-derived, every link and the
+/// signature verified (`verified`). Check it yourself with the keys of `GET /api/custody/keys`.
+#[derive(ToSchema)]
+#[schema(as = CustodyRecord)]
+#[allow(dead_code)]
+pub(crate) struct CustodyRecordDoc {
+    order_id: uuid::Uuid,
+    #[schema(value_type = Vec<StatusChangeDoc>)]
+    entries: (),
+    /// The newest entry's `hash`.
+    head_hash: Option<String>,
+    /// Ed25519 over the ASCII order id followed by `head_hash`; base64 of the 64 bytes.
+    signature: Option<String>,
+    /// Which custody key signed.
+    key_id: Option<String>,
+    verified: bool,
+}
+
+/// A public custody key.
+#[derive(ToSchema)]
+#[schema(as = CustodyKey)]
+#[allow(dead_code)]
+pub(crate) struct CustodyKeyDoc {
+    /// First 16 hex digits of SHA-256 of the public key bytes.
+    key_id: String,
+    /// Base64 of the raw 32-byte Ed25519 public key.
+    public_key: String,
 }
 
 /// A delivery order, as its parties see it. Money is a number with two decimals.
@@ -116,8 +211,26 @@ pub(crate) struct OrderDoc {
     estimated_distance_km: Option<f64>,
     actual_distance_km: Option<f64>,
     delivery_fee: f64,
+    /// The latest proof photo.
     proof_photo_url: Option<String>,
+    /// The latest signature.
     signature_url: Option<String>,
+    /// Every proof uploaded, oldest first.
+    #[schema(value_type = Vec<ProofDoc>)]
+    proofs: (),
+    require_proof_photo: bool,
+    require_signature: bool,
+    require_handover_code: bool,
+    /// Six digits the recipient gives the driver. Only for the ordering customer and admins;
+    /// absent for everyone else.
+    handover_code: Option<String>,
+    /// Wrong handover codes in this attempt; at 5 delivery is locked.
+    handover_failures: u32,
+    /// The delivery attempt, from 1.
+    attempt: u32,
+    /// Why the latest failed attempt failed.
+    #[schema(value_type = Option<FailureReasonDoc>)]
+    failure_reason: (),
     accepted_at: Option<DateTime<Utc>>,
     driver_accepted_at: Option<DateTime<Utc>>,
     picked_up_at: Option<DateTime<Utc>>,
@@ -191,12 +304,15 @@ macro_rules! free_form {
 
 free_form! {
     TrackingDoc = "TrackingView", "Public tracking view: order_number, status, vendor_name, \
-        timestamps, timeline, pickup, destination, driver (first_name, vehicle_type, location) \
-        and eta_minutes while the order is on its way; no phone numbers, no account ids.";
+        timestamps, timeline, attempt, attempt_failed (the latest attempt failed and will be \
+        rescheduled; never why), pickup, destination, driver (first_name, vehicle_type, \
+        location) and eta_minutes while the order is on its way; no phone numbers, no account \
+        ids.";
     DailyReportDoc = "VendorDailyReport", "Daily report: date, utc_offset, orders_created, \
-        orders_delivered, orders_cancelled, orders_rejected, revenue, drivers[] (DriverFigures).";
+        orders_delivered, orders_cancelled, orders_rejected, failed_attempts, returns, revenue, \
+        drivers[] (DriverFigures).";
     DriverFiguresDoc = "DriverFigures", "Per-driver figures: driver_id, driver_name, \
-        deliveries, distance_km, earnings, average_delivery_minutes.";
+        deliveries, distance_km, earnings, average_delivery_minutes, failed_attempts, returns.";
     EarningsDoc = "Earnings", "Earnings: total_deliveries, total_earnings, total_distance_km, \
         days[{date, deliveries, earnings}].";
 }
@@ -296,6 +412,122 @@ pub(crate) struct ConfigPatchDoc {
 
 // ---------------------------------------------------------------------------------------------
 // Responses
+
+/// An order as one party sees it (documented as [`OrderDoc`]): every field but the signature of
+/// its custody record (served by `GET /api/orders/{id}/custody`), and the handover code only for
+/// those [`order_fields`] lets see it.
+#[derive(Debug, Serialize)]
+pub(crate) struct OrderView<'a> {
+    id: OrderId,
+    order_number: &'a str,
+    user_id: UserId,
+    vendor_id: VendorId,
+    driver_id: Option<DriverId>,
+    tracking_token: &'a str,
+    status: OrderStatus,
+    pickup_address: &'a str,
+    pickup_latitude: f64,
+    pickup_longitude: f64,
+    delivery_address: &'a str,
+    delivery_latitude: Option<f64>,
+    delivery_longitude: Option<f64>,
+    customer_name: &'a str,
+    customer_phone: &'a str,
+    items: &'a [OrderItem],
+    notes: Option<&'a str>,
+    estimated_distance_km: Option<f64>,
+    actual_distance_km: Option<f64>,
+    delivery_fee: Money,
+    proof_photo_url: Option<&'a str>,
+    signature_url: Option<&'a str>,
+    proofs: &'a [Proof],
+    require_proof_photo: bool,
+    require_signature: bool,
+    require_handover_code: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    handover_code: Option<&'a str>,
+    handover_failures: u32,
+    attempt: u32,
+    failure_reason: Option<FailureReason>,
+    accepted_at: Option<DateTime<Utc>>,
+    driver_accepted_at: Option<DateTime<Utc>>,
+    picked_up_at: Option<DateTime<Utc>>,
+    out_for_delivery_at: Option<DateTime<Utc>>,
+    delivered_at: Option<DateTime<Utc>>,
+    cancelled_at: Option<DateTime<Utc>>,
+    cancel_reason: Option<&'a str>,
+    reject_reason: Option<&'a str>,
+    status_history: &'a [StatusChange],
+    external_ref: Option<&'a ExternalRef>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: u64,
+}
+
+impl<'a> OrderView<'a> {
+    /// `order` as `actor` may see it.
+    pub(crate) fn of(actor: &Actor, order: &'a Order) -> Self {
+        Self::with(order_fields(actor, order), order)
+    }
+
+    /// `order` with `fields`.
+    pub(crate) fn with(fields: OrderFields, o: &'a Order) -> Self {
+        let handover_code = match fields {
+            OrderFields::WithHandoverCode => o.handover_code.as_ref().map(|c| c.as_str()),
+            OrderFields::WithoutHandoverCode => None,
+        };
+        Self {
+            id: o.id,
+            order_number: &o.order_number,
+            user_id: o.user_id,
+            vendor_id: o.vendor_id,
+            driver_id: o.driver_id,
+            tracking_token: &o.tracking_token,
+            status: o.status,
+            pickup_address: &o.pickup_address,
+            pickup_latitude: o.pickup_latitude,
+            pickup_longitude: o.pickup_longitude,
+            delivery_address: &o.delivery_address,
+            delivery_latitude: o.delivery_latitude,
+            delivery_longitude: o.delivery_longitude,
+            customer_name: &o.customer_name,
+            customer_phone: &o.customer_phone,
+            items: &o.items,
+            notes: o.notes.as_deref(),
+            estimated_distance_km: o.estimated_distance_km,
+            actual_distance_km: o.actual_distance_km,
+            delivery_fee: o.delivery_fee,
+            proof_photo_url: o.proof_photo_url.as_deref(),
+            signature_url: o.signature_url.as_deref(),
+            proofs: &o.proofs,
+            require_proof_photo: o.require_proof_photo,
+            require_signature: o.require_signature,
+            require_handover_code: o.require_handover_code,
+            handover_code,
+            handover_failures: o.handover_failures,
+            attempt: o.attempt,
+            failure_reason: o.failure_reason,
+            accepted_at: o.accepted_at,
+            driver_accepted_at: o.driver_accepted_at,
+            picked_up_at: o.picked_up_at,
+            out_for_delivery_at: o.out_for_delivery_at,
+            delivered_at: o.delivered_at,
+            cancelled_at: o.cancelled_at,
+            cancel_reason: o.cancel_reason.as_deref(),
+            reject_reason: o.reject_reason.as_deref(),
+            status_history: &o.status_history,
+            external_ref: o.external_ref.as_ref(),
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+            version: o.version,
+        }
+    }
+}
+
+/// The answer with one order, as `actor` may see it.
+pub(crate) fn order_answer(actor: &Actor, order: &Order) -> axum::response::Response {
+    axum::response::IntoResponse::into_response(axum::Json(OrderView::of(actor, order)))
+}
 
 /// An account, without its password hash.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -418,6 +650,9 @@ pub(crate) struct VendorView {
     require_signature: Option<bool>,
     /// Private.
     #[serde(skip_serializing_if = "Option::is_none")]
+    require_handover_code: Option<bool>,
+    /// Private.
+    #[serde(skip_serializing_if = "Option::is_none")]
     has_woocommerce_webhook_secret: Option<bool>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -440,6 +675,7 @@ impl VendorView {
             driver_ids: None,
             require_proof_photo: None,
             require_signature: None,
+            require_handover_code: None,
             has_woocommerce_webhook_secret: None,
             created_at: v.created_at,
             updated_at: v.updated_at,
@@ -454,6 +690,7 @@ impl VendorView {
             driver_ids: Some(v.driver_ids.clone()),
             require_proof_photo: Some(v.require_proof_photo),
             require_signature: Some(v.require_signature),
+            require_handover_code: Some(v.require_handover_code),
             has_woocommerce_webhook_secret: Some(v.woocommerce_webhook_secret.is_some()),
             ..Self::public(v)
         }
@@ -607,6 +844,15 @@ pub(crate) struct CreateOrderRequest {
     #[serde(default)]
     #[schema(schema_with = schemas::optional_text_2000)]
     pub(crate) notes: Option<String>,
+    /// `true` requires a proof photo even if the pharmacy does not; `false` keeps its policy.
+    #[serde(default)]
+    pub(crate) require_proof_photo: Option<bool>,
+    /// `true` requires a signature even if the pharmacy does not.
+    #[serde(default)]
+    pub(crate) require_signature: Option<bool>,
+    /// `true` requires the recipient's handover code even if the pharmacy does not.
+    #[serde(default)]
+    pub(crate) require_handover_code: Option<bool>,
 }
 
 /// A status that `PATCH /api/orders/{id}` may move an order to (`driver_assigned` is reached
@@ -631,9 +877,18 @@ pub(crate) struct PatchOrderRequest {
     #[serde(default)]
     #[schema(value_type = Option<SettableOrderStatusDoc>)]
     pub(crate) status: Option<OrderStatus>,
-    /// Why; required (non-blank) to reject.
+    /// Why; required (non-blank) to reject; for `failed` one of `recipient_absent`,
+    /// `address_not_found`, `refused`, `handover_code_failed`, `unsafe_location`, `damaged`,
+    /// `other`.
     #[serde(default)]
     pub(crate) reason: Option<String>,
+    /// For `failed`: the driver's note, required with reason `other` (at most 500 characters).
+    #[serde(default)]
+    pub(crate) note: Option<String>,
+    /// For `delivered`: the six digits the recipient gives, when the order requires them.
+    #[serde(default)]
+    #[schema(pattern = "^[0-9]{6}$")]
+    pub(crate) handover_code: Option<String>,
     #[serde(default)]
     #[schema(schema_with = schemas::optional_text_500)]
     pub(crate) delivery_address: Option<String>,
@@ -813,6 +1068,9 @@ pub(crate) struct PatchVendorRequest {
     pub(crate) require_proof_photo: Option<bool>,
     #[serde(default)]
     pub(crate) require_signature: Option<bool>,
+    /// New orders need the recipient's handover code.
+    #[serde(default)]
+    pub(crate) require_handover_code: Option<bool>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(schema_with = schemas::webhook_secret)]
     pub(crate) woocommerce_webhook_secret: Option<Option<String>>,

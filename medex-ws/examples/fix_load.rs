@@ -40,6 +40,7 @@ async fn server(addr: &str, drivers: usize, vendors: usize, file: &str) {
                 entropy: Arc::new(OsEntropy),
                 hasher: Arc::new(Argon2Hasher::insecure_fast()),
                 tokens: TokenKeys::new(&[7; 32], TokenLifetimes::default()).unwrap(),
+                custody: CustodyKeys::from_seed([8; 32]),
             },
             SystemConfig::default(),
         )
@@ -115,6 +116,7 @@ async fn server(addr: &str, drivers: usize, vendors: usize, file: &str) {
                         notes: None,
                     }],
                     notes: None,
+                    requirements: Default::default(),
                 },
             )
             .await

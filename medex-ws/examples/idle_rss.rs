@@ -45,6 +45,7 @@ async fn server(addr: &str) {
                 entropy: Arc::new(OsEntropy),
                 hasher: Arc::new(Argon2Hasher::insecure_fast()),
                 tokens: TokenKeys::new(&[7; 32], TokenLifetimes::default()).unwrap(),
+                custody: CustodyKeys::from_seed([8; 32]),
             },
             SystemConfig::default(),
         )
@@ -107,6 +108,7 @@ async fn server(addr: &str) {
                     notes: None,
                 }],
                 notes: None,
+                requirements: Default::default(),
             },
         )
         .await

@@ -343,8 +343,10 @@ impl EventBus for Hub {
                     || messages::vendor_location(&loc, now),
                     Delivery::Location(loc.driver_id),
                 );
+                // The public follows the driver only while its order is on its way: not while it
+                // heads back after a failed attempt.
                 if let (Some(token), Some(status)) = (&loc.tracking_token, loc.order_status)
-                    && status.has_driver_at_work()
+                    && status.is_on_its_way()
                 {
                     self.trackers.deliver(
                         token.as_str(),

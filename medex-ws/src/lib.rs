@@ -27,6 +27,7 @@
 //!     entropy: Arc::new(OsEntropy),
 //!     hasher: Arc::new(Argon2Hasher::insecure_fast()),
 //!     tokens: TokenKeys::new(&[7; 32], TokenLifetimes::default()).unwrap(),
+//!     custody: CustodyKeys::from_seed([8; 32]),
 //! }, SystemConfig::default()).await?);
 //! let ws = WsServer::new(medex, hub, WsConfig::default());
 //!

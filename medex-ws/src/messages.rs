@@ -7,8 +7,8 @@
 use chrono::{DateTime, Utc};
 use medex_core::events::DriverLocation;
 use medex_core::model::{
-    Driver, DriverId, DriverStatus, Money, Order, OrderId, OrderItem, OrderStatus, StatusChange,
-    UserId, VehicleType, VendorId,
+    Driver, DriverId, DriverStatus, FailureReason, Money, Order, OrderId, OrderItem, OrderStatus,
+    Proof, StatusChange, UserId, VehicleType, VendorId,
 };
 use medex_core::service::LiveFleet;
 use medex_core::tracking::{TimelineEntry, TrackingView};
@@ -46,7 +46,8 @@ impl ClientMessage {
 // ---------------------------------------------------------------------------------------------
 // Server → client: views of records
 
-/// An order as its pharmacy (and its driver) see it: the seed's field names.
+/// An order as its pharmacy (and its driver) see it: the seed's field names. Never the handover
+/// code: no WebSocket message carries it (the recipient gives it at the door).
 #[derive(Debug, Serialize)]
 pub(crate) struct OrderView<'a> {
     id: OrderId,
@@ -71,6 +72,13 @@ pub(crate) struct OrderView<'a> {
     delivery_fee: Money,
     proof_photo_url: Option<&'a str>,
     signature_url: Option<&'a str>,
+    proofs: &'a [Proof],
+    require_proof_photo: bool,
+    require_signature: bool,
+    require_handover_code: bool,
+    handover_failures: u32,
+    attempt: u32,
+    failure_reason: Option<FailureReason>,
     accepted_at: Option<DateTime<Utc>>,
     driver_accepted_at: Option<DateTime<Utc>>,
     picked_up_at: Option<DateTime<Utc>>,
@@ -109,6 +117,13 @@ impl<'a> OrderView<'a> {
             delivery_fee: o.delivery_fee,
             proof_photo_url: o.proof_photo_url.as_deref(),
             signature_url: o.signature_url.as_deref(),
+            proofs: &o.proofs,
+            require_proof_photo: o.require_proof_photo,
+            require_signature: o.require_signature,
+            require_handover_code: o.require_handover_code,
+            handover_failures: o.handover_failures,
+            attempt: o.attempt,
+            failure_reason: o.failure_reason,
             accepted_at: o.accepted_at,
             driver_accepted_at: o.driver_accepted_at,
             picked_up_at: o.picked_up_at,
@@ -319,11 +334,13 @@ pub(crate) fn order_status(
 }
 
 /// `order_status` for a public tracker: the status and the timeline, as the tracking view
-/// shows them.
+/// shows them; after a failed attempt only that it failed and will be rescheduled, never why.
 pub(crate) fn tracker_order_status(order: &Order, sent_at: DateTime<Utc>) -> Utf8Bytes {
     #[derive(Serialize)]
     struct Body {
         status: OrderStatus,
+        attempt: u32,
+        attempt_failed: bool,
         accepted_at: Option<DateTime<Utc>>,
         picked_up_at: Option<DateTime<Utc>>,
         out_for_delivery_at: Option<DateTime<Utc>>,
@@ -335,6 +352,8 @@ pub(crate) fn tracker_order_status(order: &Order, sent_at: DateTime<Utc>) -> Utf
         "order_status",
         Body {
             status: order.status,
+            attempt: order.attempt,
+            attempt_failed: medex_core::tracking::attempt_failed(order.status),
             accepted_at: order.accepted_at,
             picked_up_at: order.picked_up_at,
             out_for_delivery_at: order.out_for_delivery_at,

@@ -1,12 +1,13 @@
 //! The `lifecycle` target: moves decoded from bytes, played by the test kit's lifecycle runner
 //! (`medex_core::testkit::lifecycle_model::run`, the one the property test uses) through the use
-//! cases and through a reference model that re-states DESIGN §2's table as plain `match` arms.
+//! cases and through a reference model that re-states DESIGN §2's and §10's tables as plain
+//! `match` arms.
 //! After every move the service must agree with the model and keep the invariants.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use medex_core::model::DriverStatus;
+use medex_core::model::{DriverStatus, FailureReason};
 use medex_core::testkit::lifecycle_model::{self, Act, Op};
 use medex_core::testkit::{Who, World};
 
@@ -60,7 +61,7 @@ fn who(n: u8) -> Who {
 }
 
 fn act(n: u8) -> Act {
-    match n % 11 {
+    match n % 21 {
         0 => Act::Accept,
         1 => Act::Reject,
         n @ 2..=4 => Act::Assign(usize::from(n - 2)),
@@ -69,7 +70,10 @@ fn act(n: u8) -> Act {
         7 => Act::PickUp,
         8 => Act::StartDelivery,
         9 => Act::Deliver,
-        _ => Act::Cancel,
+        10 => Act::Cancel,
+        n @ 11..=17 => Act::Fail(FailureReason::ALL[usize::from(n - 11)]),
+        18 => Act::Return,
+        _ => Act::WrongCode,
     }
 }
 
@@ -78,16 +82,18 @@ fn act(n: u8) -> Act {
 ///
 /// | op >> 4 | move |
 /// |---|---|
-/// | 0 | a customer (`op & 1`) places an order |
+/// | 0 | a customer (`op & 1`) places an order; one that needs the handover code when `op & 2` |
 /// | 1–5 | the next forward move of order `op & 3`, by its usual party |
-/// | 6–11 | `who(arg >> 4)` does `act(arg & 15)` to order `op & 3` |
+/// | 6–11 | `who(arg >> 5)` does `act(arg & 31)` to order `op & 3` |
 /// | 12–13 | driver `(op & 15) % 3` sets its status to available, offline or on break (`arg % 3`) |
 /// | 14 | the clock moves by `arg as i8` seconds |
-/// | 15 | the usual party does `act(arg & 15)` to order `op & 3` |
+/// | 15 | the usual party does `act(arg)` to order `op & 3` |
 ///
 /// `who`: 0 admin, 1–2 customers, 3 pharmacy A, 4 pharmacy B, 5–7 drivers (0 and 1 of
-/// pharmacy A, 2 of B), 8–15 the usual party. `act` (mod 11): accept, reject, assign driver
-/// 0/1/2, accept assignment, decline, pick up, start delivery, deliver, cancel. Every sequence
+/// pharmacy A, 2 of B). `act` (mod 21): accept (for a returned order: a new attempt), reject,
+/// assign driver 0/1/2, accept assignment, decline, pick up, start delivery (after a failure:
+/// the second try), deliver with the right handover code, cancel, fail for each of the seven
+/// reasons (`other` with a note), confirm the return, deliver with a wrong code. Every sequence
 /// starts with one order of the first customer.
 fn decode(data: &[u8]) -> Vec<Op> {
     std::iter::once(Op::Create(0))
@@ -95,9 +101,10 @@ fn decode(data: &[u8]) -> Vec<Op> {
             let (op, arg) = (pair[0], pair[1]);
             let order = usize::from(op & 3);
             match op >> 4 {
+                0 if op & 2 != 0 => Op::CreateGuarded(usize::from(op & 1)),
                 0 => Op::Create(usize::from(op & 1)),
                 1..=5 => Op::Progress(order),
-                6..=11 => Op::Act(who(arg >> 4), order, act(arg & 15)),
+                6..=11 => Op::Act(who(arg >> 5), order, act(arg & 31)),
                 12 | 13 => {
                     let status = [
                         DriverStatus::Available,
@@ -107,7 +114,7 @@ fn decode(data: &[u8]) -> Vec<Op> {
                     Op::DriverStatus(usize::from(op & 15) % 3, status)
                 }
                 14 => Op::Tick(i64::from(arg as i8)),
-                _ => Op::Act(Who::Usual, order, act(arg & 15)),
+                _ => Op::Act(Who::Usual, order, act(arg)),
             }
         }))
         .collect()

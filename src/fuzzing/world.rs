@@ -122,6 +122,7 @@ fn new_order(vendor: VendorId) -> NewOrder {
             notes: Some("keep cold".into()),
         }],
         notes: None,
+        requirements: Default::default(),
     }
 }
 
@@ -140,6 +141,7 @@ impl World {
                 entropy: Arc::new(SeededEntropy::new(7)),
                 hasher: Arc::new(Argon2Hasher::insecure_fast()),
                 tokens: TokenKeys::new(&[9; 32], TokenLifetimes::default()).unwrap(),
+                custody: CustodyKeys::from_seed([8; 32]),
             },
             SystemConfig::default(),
         )

@@ -26,10 +26,19 @@
     out_for_delivery: 'On the way to you',
     delivered: 'Delivered',
     rejected: 'Order declined',
-    cancelled: 'Order cancelled'
+    cancelled: 'Order cancelled',
+    failed: 'Delivery attempt failed',
+    returned: 'Delivery to be rescheduled'
   };
   var VEHICLES = { bike: 'Bike', scooter: 'Scooter', car: 'Car', van: 'Van' };
   var TERMINAL = { delivered: true, rejected: true, cancelled: true };
+  // How a delivery that stopped short reads: never why (the server does not say).
+  var STOPPED = {
+    rejected: 'Declined by the pharmacy',
+    cancelled: 'Cancelled',
+    failed: 'Delivery attempt failed, will be rescheduled',
+    returned: 'Back at the pharmacy, will be rescheduled'
+  };
   var AT_WORK = { driver_assigned: true, picked_up: true, out_for_delivery: true };
   var MAX_TRAIL = 2000;
   var MAX_BACKOFF_MS = 30000;
@@ -132,13 +141,18 @@
   function detail() {
     switch (view.status) {
       case 'pending': return 'The pharmacy will confirm your order shortly.';
-      case 'accepted': return 'The pharmacy is preparing your order and will hand it to a driver.';
+      case 'accepted':
+        return view.attempt > 1
+          ? 'The pharmacy is sending your order out again and will hand it to a driver.'
+          : 'The pharmacy is preparing your order and will hand it to a driver.';
       case 'driver_assigned': return driverName() + ' is heading to the pharmacy to collect your order.';
       case 'picked_up': return driverName() + ' has collected your order from the pharmacy.';
       case 'out_for_delivery': return driverName() + ' is bringing your order to you.';
       case 'delivered': return 'Your order was delivered' + (view.delivered_at ? ' at ' + formatTime(view.delivered_at) : '') + '.';
       case 'rejected': return 'The pharmacy could not take this order. Please contact them for help.';
       case 'cancelled': return 'This order was cancelled' + (view.cancelled_at ? ' at ' + formatTime(view.cancelled_at) : '') + '.';
+      case 'failed': return 'This delivery attempt did not succeed. It will be rescheduled; the pharmacy will be in touch.';
+      case 'returned': return 'Your order is back at the pharmacy and will be rescheduled; the pharmacy will be in touch.';
       default: return '';
     }
   }
@@ -185,15 +199,16 @@
         });
       });
     } else {
-      // Rejected or cancelled: the steps it went through, then how it ended.
+      // Rejected, cancelled, or an attempt that failed: the steps it went through, then where
+      // it stopped.
       STEPS.forEach(function (step) {
         var at = lastEntered(step[0]);
         if (at) rows.push({ status: step[0], label: step[1], state: 'done', at: at });
       });
       rows.push({
         status: status,
-        label: status === 'rejected' ? 'Declined by the pharmacy' : 'Cancelled',
-        state: 'stopped',
+        label: STOPPED[status] || status,
+        state: TERMINAL[status] ? 'stopped' : 'current',
         at: lastEntered(status) || view.cancelled_at
       });
     }
@@ -512,7 +527,7 @@
       case 'order_status':
         if (!view) return;
         var previous = view.status;
-        ['status', 'accepted_at', 'picked_up_at', 'out_for_delivery_at', 'delivered_at', 'cancelled_at', 'timeline']
+        ['status', 'attempt', 'attempt_failed', 'accepted_at', 'picked_up_at', 'out_for_delivery_at', 'delivered_at', 'cancelled_at', 'timeline']
           .forEach(function (k) { if (k in message) view[k] = message[k]; });
         if (TERMINAL[view.status] || !AT_WORK[view.status]) {
           view.driver = null;

@@ -6,8 +6,10 @@
 Starts the server binary named by MEDEX_SERVER_BIN on a free port with a temporary data
 directory, sets up a pharmacy, a driver, a customer and an order over the HTTP API, opens the
 tracking page in Chromium and drives the delivery: the driver moves over /ws/driver, the status
-changes over HTTP, the server restarts once. It checks that the page follows without a reload
-(status, ETA, driver marker, live/reconnecting state), that it runs under its Content-Security-
+changes over HTTP, the server restarts once, the first attempt fails at the door and the driver
+tries again. It checks that the page follows without a reload (status, ETA, driver marker,
+live/reconnecting state), that a failed attempt reads "will be rescheduled" with no reason and
+no driver, that it runs under its Content-Security-
 Policy without violations, that a delivered order shows its final state without the driver, and
 that an unknown token gets the friendly 404 page. Screenshots go to tests/artifacts/.
 
@@ -443,6 +445,29 @@ def run(browser, server):
     before = marker(page)
     driver.move(52.5288, 13.4014)
     wait_marker_change(page, before)
+    check(page.evaluate("window.__loadedOnce") is True, "the page was reloaded")
+
+    step("a failed attempt: the page says it will be rescheduled, never why")
+    note = "Mrs Miller next door says Ann is at St. Hedwig hospital"
+    api(server, "PATCH", f"/orders/{order['id']}",
+        {"status": "failed", "reason": "other", "note": note}, token=world.driver)
+    wait_text(page, "#status", "Delivery attempt failed")
+    check("rescheduled" in text(page, "#status-detail"),
+          f"the detail says it will be rescheduled: {text(page, '#status-detail')!r}")
+    check(page.locator("#timeline li[data-step='failed']").get_attribute("class") == "step current",
+          "the failed attempt is the current step of the timeline")
+    check(page.locator("#driver-marker").count() == 0, "no driver marker after a failed attempt")
+    check(page.locator("#eta-box").is_hidden(), "no ETA after a failed attempt")
+    content = page.content()
+    for secret in (note, "Miller", "hospital", "recipient", "reason"):
+        check(secret not in content, f"the page shows {secret!r} after a failed attempt")
+    shot(page, "phone-attempt-failed")
+
+    step("a second try on the same run: on its way again")
+    world.status(order, "out_for_delivery")
+    wait_text(page, "#status", "On the way to you")
+    driver.move(52.5289, 13.4012)
+    page.wait_for_selector("#driver-marker", state="attached", timeout=WAIT_MS)
     check(page.evaluate("window.__loadedOnce") is True, "the page was reloaded")
 
     step("delivered: final state, no driver, no reconnect")

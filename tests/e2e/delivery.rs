@@ -1,10 +1,17 @@
 //! One delivery through the composed server, over real HTTP and WebSocket connections: every
-//! party sees every message meant for it, in order, and nothing meant for others.
+//! party sees every message meant for it, in order, and nothing meant for others. The first
+//! attempt fails at the door, the parcel comes back to the pharmacy, and a second attempt
+//! delivers it against the recipient's handover code.
 
 use serde_json::{Value, json};
+use sha2::Digest as _;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::support::*;
+
+/// What the driver writes about the failed attempt: it names people, so it must never reach the
+/// public.
+const NOTE: &str = "Mrs Miller next door says Ann is at St. Hedwig hospital";
 
 fn location(latitude: f64, longitude: f64) -> Value {
     json!({"type": "location", "latitude": latitude, "longitude": longitude,
@@ -56,11 +63,18 @@ async fn one_delivery_seen_by_every_party_and_by_nobody_else() {
         assert_eq!(status["status"], "available");
     }
 
-    // 2. The customer orders.
-    let r = s
-        .post("/api/orders", Some(&w.customer.token), w.order_body())
-        .await;
+    // 2. The customer orders, asking for a handover code at the door.
+    let mut body = w.order_body();
+    body["require_handover_code"] = json!(true);
+    let r = s.post("/api/orders", Some(&w.customer.token), body).await;
     r.expect(201);
+    assert_eq!(r.json["require_handover_code"], true);
+    assert_eq!(r.json["attempt"], 1);
+    let handover = r.str("handover_code");
+    assert!(
+        handover.len() == 6 && handover.bytes().all(|b| b.is_ascii_digit()),
+        "{handover}"
+    );
     let order = r.str("id");
     let token = r.str("tracking_token");
     let number = r.str("order_number");
@@ -87,6 +101,7 @@ async fn one_delivery_seen_by_every_party_and_by_nobody_else() {
         assert_eq!(created["order"]["status"], "pending");
         // The pharmacy needs the recipient's number; the public never gets it (below).
         assert_eq!(created["order"]["customer_phone"], RECIPIENT_PHONE);
+        assert!(created["order"].get("handover_code").is_none(), "{created}");
     }
 
     // 3. The customer opens the tracking link.
@@ -272,9 +287,217 @@ async fn one_delivery_seen_by_every_party_and_by_nobody_else() {
         metrics.text
     );
 
-    // 9. Delivered: everyone hears it, the tracker is closed normally.
-    let r = w.set_status(&order, &w.driver.who.token, "delivered").await;
+    // 8a. At the door the recipient's code is asked for: a wrong one is refused and counted,
+    // and nobody hears of it (each socket's next message below is a later one).
+    let wrong = format!("{:06}", (handover.parse::<u32>().unwrap() + 1) % 1_000_000);
+    let deliver = |code: &str| json!({"status": "delivered", "handover_code": code});
+    let refused = s
+        .patch(
+            &format!("/api/orders/{order}"),
+            &w.driver.who.token,
+            deliver(&wrong),
+        )
+        .await;
+    refused.expect(422);
+    assert_eq!(refused.code(), "handover_code_invalid");
+    let without = s
+        .patch(
+            &format!("/api/orders/{order}"),
+            &w.driver.who.token,
+            json!({"status": "delivered"}),
+        )
+        .await;
+    without.expect(422);
+    assert_eq!(without.code(), "handover_code_required");
+    assert_eq!(s.stored_order(&order).await.handover_failures, 1);
+
+    // 8b. Nobody is home: the driver reports the attempt failed, with a note naming people.
+    let r = s
+        .patch(
+            &format!("/api/orders/{order}"),
+            &w.driver.who.token,
+            json!({"status": "failed", "reason": "other", "note": NOTE}),
+        )
+        .await;
     r.expect(200);
+    assert_eq!(r.json["status"], "failed");
+    assert_eq!(r.json["failure_reason"], "other");
+    assert!(r.json.get("handover_code").is_none(), "not for the driver");
+    let mut driver_answers = vec![r.text.clone()];
+    for socket in [&mut dashboard, &mut admin] {
+        let status = socket.expect("order_status").await;
+        assert_eq!(status["status"], "failed");
+        assert_eq!(status["previous_status"], "out_for_delivery");
+        assert_eq!(status["order"]["failure_reason"], "other");
+        let entry = status["order"]["status_history"]
+            .as_array()
+            .unwrap()
+            .last()
+            .cloned();
+        assert_eq!(entry.as_ref().map(|e| e["note"].clone()), Some(json!(NOTE)));
+    }
+    assert_eq!(app.expect("order_status").await["status"], "failed");
+    let public = tracker.expect("order_status").await;
+    assert_eq!(
+        (
+            &public["status"],
+            &public["attempt_failed"],
+            &public["attempt"]
+        ),
+        (&json!("failed"), &json!(true), &json!(1))
+    );
+    let view = s.public(&format!("/api/tracking/{token}")).await;
+    view.expect(200);
+    assert_eq!(view.json["status"], "failed");
+    assert_eq!(view.json["attempt_failed"], true);
+    assert_eq!(
+        (&view.json["driver"], &view.json["eta_minutes"]),
+        (&Value::Null, &Value::Null),
+        "the public does not follow a driver on its way back"
+    );
+    public_texts.push(view.text.clone());
+    // The driver still holds the parcel: still busy, still a party. Its position reaches the
+    // pharmacy, not the public.
+    assert_eq!(s.stored_driver(&w.driver.id).await.status.as_str(), "busy");
+    app.send_json(location(52.5270, 13.4050)).await;
+    for socket in [&mut dashboard, &mut admin] {
+        let fix = socket.expect("driver_location").await;
+        assert_eq!(fix["order_status"], "failed");
+    }
+
+    // 8c. The pharmacy confirms the parcel is back: the driver is free and paid nothing.
+    w.set_status(&order, &w.vendor.owner.token, "returned")
+        .await
+        .expect(200);
+    for socket in [&mut dashboard, &mut admin] {
+        let status = socket.expect("order_status").await;
+        assert_eq!(
+            (
+                status["status"].as_str(),
+                status["previous_status"].as_str()
+            ),
+            (Some("returned"), Some("failed"))
+        );
+        let free = socket.expect("driver_status").await;
+        assert_eq!(
+            (free["driver_id"].as_str(), free["status"].as_str()),
+            (Some(w.driver.id.as_str()), Some("available"))
+        );
+    }
+    assert_eq!(app.expect("order_status").await["status"], "returned");
+    let public = tracker.expect("order_status").await;
+    assert_eq!(
+        (&public["status"], &public["attempt_failed"]),
+        (&json!("returned"), &json!(true))
+    );
+    let back = s.stored_driver(&w.driver.id).await;
+    assert_eq!(
+        (
+            back.total_deliveries,
+            back.active_order_id,
+            back.status.as_str()
+        ),
+        (0, None, "available")
+    );
+    assert_eq!(back.total_earnings.to_decimal(), 0.0);
+
+    // 8d. A second attempt: accepted again, assigned again, on its way again.
+    let r = w
+        .set_status(&order, &w.vendor.owner.token, "accepted")
+        .await;
+    r.expect(200);
+    assert_eq!(
+        (&r.json["attempt"], &r.json["driver_id"]),
+        (&json!(2), &Value::Null)
+    );
+    for socket in [&mut dashboard, &mut admin] {
+        let status = socket.expect("order_status").await;
+        assert_eq!(
+            (
+                status["status"].as_str(),
+                status["previous_status"].as_str()
+            ),
+            (Some("accepted"), Some("returned"))
+        );
+        assert_eq!(status["order"]["attempt"], 2);
+    }
+    let public = tracker.expect("order_status").await;
+    assert_eq!(
+        (
+            &public["status"],
+            &public["attempt"],
+            &public["attempt_failed"]
+        ),
+        (&json!("accepted"), &json!(2), &json!(false))
+    );
+    w.assign(&order, &w.driver).await.expect(200);
+    for socket in [&mut dashboard, &mut admin] {
+        assert_eq!(
+            socket.expect("order_status").await["status"],
+            "driver_assigned"
+        );
+        assert_eq!(socket.expect("driver_status").await["status"], "busy");
+    }
+    // The driver was no party between the return and the new assignment: nothing came.
+    let assignment = app.expect("assignment").await;
+    assert_eq!(assignment["order"]["attempt"], 2);
+    assert!(assignment["order"].get("handover_code").is_none());
+    assert_eq!(
+        tracker.expect("order_status").await["status"],
+        "driver_assigned"
+    );
+    s.post(
+        &format!("/api/orders/{order}/assignment"),
+        Some(&w.driver.who.token),
+        json!({"action": "accept"}),
+    )
+    .await
+    .expect(200);
+    for (step, (latitude, longitude)) in [
+        ("picked_up", (52.5260, 13.4070)),
+        ("out_for_delivery", (52.5285, 13.4020)),
+    ] {
+        let r = w.set_status(&order, &w.driver.who.token, step).await;
+        r.expect(200);
+        driver_answers.push(r.text.clone());
+        for socket in [&mut dashboard, &mut admin, &mut app] {
+            assert_eq!(socket.expect("order_status").await["status"], step);
+        }
+        assert_eq!(tracker.expect("order_status").await["status"], step);
+        app.send_json(location(latitude, longitude)).await;
+        for socket in [&mut dashboard, &mut admin] {
+            assert_eq!(socket.expect("driver_location").await["order_status"], step);
+        }
+        assert!(
+            tracker.expect("driver_location").await["eta_minutes"].is_number(),
+            "the public follows the driver again"
+        );
+    }
+    // A photo at the door, kept with its digest.
+    let photo = s
+        .send(
+            "POST",
+            "/api/uploads/proof",
+            Some(&w.driver.who.token),
+            upload_body(&order, PNG),
+        )
+        .await;
+    photo.expect(201);
+    let photo_sha256 = hex(&sha2::Sha256::digest(PNG));
+    assert_eq!(photo.str("sha256"), photo_sha256);
+
+    // 9. Delivered against the code: everyone hears it, the tracker is closed normally.
+    let r = s
+        .patch(
+            &format!("/api/orders/{order}"),
+            &w.driver.who.token,
+            deliver(&handover),
+        )
+        .await;
+    r.expect(200);
+    driver_answers.push(r.text.clone());
+    assert_eq!(r.json["attempt"], 2);
+    assert_eq!(r.json["proofs"][0]["sha256"], photo_sha256.as_str());
     assert!(r.json["delivered_at"].is_string());
     // Summed from the trail since pickup; these fixes came milliseconds apart, implying speeds
     // the summing ignores, so the sum is zero. What matters here is that it was computed.
@@ -335,10 +558,47 @@ async fn one_delivery_seen_by_every_party_and_by_nobody_else() {
         ("driver_assigned", "vendor"),
         ("picked_up", "driver"),
         ("out_for_delivery", "driver"),
+        ("failed", "driver"),
+        ("returned", "vendor"),
+        ("accepted", "vendor"),
+        ("driver_assigned", "vendor"),
+        ("picked_up", "driver"),
+        ("out_for_delivery", "driver"),
         ("delivered", "driver"),
     ]
     .map(|(a, b)| (a.to_owned(), b.to_owned()));
     assert_eq!(custody, expected);
+    assert_eq!(
+        mine.json["handover_code"],
+        handover.as_str(),
+        "the customer's code"
+    );
+    // The signed record checks out with nothing but its JSON and the published keys.
+    let record = s
+        .get(&format!("/api/orders/{order}/custody"), &w.customer.token)
+        .await;
+    record.expect(200);
+    assert_eq!(record.json["verified"], true);
+    assert_eq!(record.json["entries"], mine.json["status_history"]);
+    let keys = s.public("/api/custody/keys").await;
+    keys.expect(200);
+    verify_custody(&record.json, &keys.json).expect("an independent check of the record");
+    let entries = record.json["entries"].as_array().unwrap();
+    let failed = &entries[5];
+    assert_eq!(
+        (&failed["reason"], &failed["note"]),
+        (&json!("other"), &json!(NOTE))
+    );
+    assert_eq!(
+        (
+            &failed["location"]["latitude"],
+            &failed["location"]["longitude"]
+        ),
+        (&json!("52.528000"), &json!("13.403000")),
+        "where the driver last was"
+    );
+    assert_eq!(entries[6]["location"], Value::Null, "the pharmacy acted");
+    assert_eq!(entries[11]["proof_sha256"], json!([photo_sha256]));
     let list = s.get("/api/orders", &w.customer.token).await;
     list.expect(200);
     assert_eq!(list.json[0]["id"], order.as_str());
@@ -377,6 +637,49 @@ async fn one_delivery_seen_by_every_party_and_by_nobody_else() {
     report.expect(200);
     assert_eq!(report.json["orders_delivered"], 1);
     assert_eq!(report.json["revenue"].as_f64(), Some(fee));
+    assert_eq!(
+        (&report.json["failed_attempts"], &report.json["returns"]),
+        (&json!(1), &json!(1))
+    );
+    let mine_in_report = report.json["drivers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["driver_id"] == w.driver.id.as_str())
+        .cloned()
+        .expect("the driver's figures");
+    assert_eq!(
+        (
+            &mine_in_report["deliveries"],
+            &mine_in_report["failed_attempts"],
+            &mine_in_report["returns"]
+        ),
+        (&json!(1), &json!(1), &json!(1))
+    );
+    let csv = s
+        .get(
+            &format!(
+                "/api/reports/vendors/{}?date={day}&tz=%2B00:00&format=csv",
+                w.vendor.id
+            ),
+            &w.vendor.owner.token,
+        )
+        .await;
+    csv.expect(200);
+    assert!(
+        csv.text
+            .lines()
+            .next()
+            .is_some_and(|header| header.contains(r#""failed_attempts","returns""#)),
+        "{}",
+        csv.text
+    );
+    // The pharmacy reads the order, but never the code.
+    let theirs = s
+        .get(&format!("/api/orders/{order}"), &w.vendor.owner.token)
+        .await;
+    theirs.expect(200);
+    assert!(theirs.json.get("handover_code").is_none());
     let seen_by_admin = s.get(&format!("/api/orders/{order}"), &w.admin.token).await;
     seen_by_admin.expect(200);
     assert_eq!(seen_by_admin.json, mine.json);
@@ -399,7 +702,26 @@ async fn one_delivery_seen_by_every_party_and_by_nobody_else() {
     app.send_json(json!({"type": "ping"})).await;
     app.expect("pong").await;
 
-    // 14. The public saw no phone number, account id, e-mail, customer name or driver surname.
+    // 14. The public saw no phone number, account id, e-mail, customer name, driver surname,
+    // failure reason or note; no socket and no answer to the driver or the pharmacy carried the
+    // handover code.
+    for transcript in [
+        dashboard.transcript(),
+        admin.transcript(),
+        stranger.transcript(),
+        app.transcript(),
+        tracker.transcript(),
+        late.transcript(),
+        theirs.text.clone(),
+    ]
+    .iter()
+    .chain(&driver_answers)
+    {
+        assert!(
+            !transcript.contains(&format!("\"{handover}\"")),
+            "the handover code reached {transcript}"
+        );
+    }
     public_texts.push(tracker.transcript());
     public_texts.push(late.transcript());
     let secrets = [
@@ -422,6 +744,13 @@ async fn one_delivery_seen_by_every_party_and_by_nobody_else() {
         "phone",
         "user_id",
         "email",
+        NOTE,
+        "Miller",
+        "hospital",
+        "\"other\"",
+        "reason",
+        "note",
+        &handover,
     ];
     for text in &public_texts {
         for secret in secrets {

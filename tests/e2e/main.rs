@@ -4,6 +4,7 @@
 mod support;
 
 mod crash;
+mod custody;
 mod delivery;
 mod owasp;
 mod races;

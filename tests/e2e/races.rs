@@ -46,10 +46,11 @@ async fn assert_consistent(s: &TestServer) {
         .unwrap();
     assert!(orders.len() < 200 && drivers.len() < 200);
     for driver in &drivers {
+        // An order names its driver from assignment on; the driver works on it until it ends
+        // or, after a failed attempt, comes back to the pharmacy.
         let active: Vec<_> = orders
             .iter()
-            .filter(|o| o.driver_id == Some(driver.id) && !o.status.is_terminal())
-            .filter(|o| o.status != OrderStatus::Accepted)
+            .filter(|o| o.driver_id == Some(driver.id) && o.status.has_driver_at_work())
             .collect();
         assert!(
             active.len() <= 1,
@@ -588,5 +589,83 @@ async fn one_webhook_delivered_many_times_at_once_makes_one_order() {
         "{}",
         listed.text
     );
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_wrong_handover_codes_at_once_lock_once_and_never_credit() {
+    let w = World::new().await;
+    let s = &w.server;
+    let mut body = w.order_body();
+    body["require_handover_code"] = json!(true);
+    let placed = s.post("/api/orders", Some(&w.customer.token), body).await;
+    placed.expect(201);
+    let order = placed.str("id");
+    let code: u32 = placed.str("handover_code").parse().unwrap();
+    w.set_status(&order, &w.vendor.owner.token, "accepted")
+        .await
+        .expect(200);
+    s.available(&w.driver).await;
+    w.assign(&order, &w.driver).await.expect(200);
+    for step in ["picked_up", "out_for_delivery"] {
+        w.set_status(&order, &w.driver.who.token, step)
+            .await
+            .expect(200);
+    }
+    let path = format!("/api/orders/{order}");
+    let deliver = |code: u32| {
+        s.patch(
+            &path,
+            &w.driver.who.token,
+            json!({"status": "delivered", "handover_code": format!("{:06}", code % 1_000_000)}),
+        )
+    };
+    let replies = join_all((1..=N as u32).map(|n| deliver(code + n))).await;
+    let counts = tally(&replies);
+    assert_eq!(
+        counts,
+        BTreeMap::from([(409, N - 5), (422, 5)]),
+        "every wrong code counts once, until the fifth locks: {replies:#?}"
+    );
+    for r in &replies {
+        let expected = if r.status.as_u16() == 422 {
+            "handover_code_invalid"
+        } else {
+            "handover_locked"
+        };
+        assert_eq!(r.code(), expected, "{}", r.text);
+    }
+    let stored = s.stored_order(&order).await;
+    assert_eq!(
+        (stored.status, stored.handover_failures),
+        (OrderStatus::OutForDelivery, 5)
+    );
+    let driver = s.stored_driver(&w.driver.id).await;
+    assert_eq!(
+        (driver.total_deliveries, driver.total_earnings.cents()),
+        (0, 0)
+    );
+    // Locked: not even the right code delivers; only a failure for the code remains.
+    let right = deliver(code).await;
+    right.expect(409);
+    assert_eq!(right.code(), "handover_locked");
+    let other = s
+        .patch(
+            &path,
+            &w.driver.who.token,
+            json!({"status": "failed", "reason": "recipient_absent"}),
+        )
+        .await;
+    other.expect(409);
+    assert_eq!(other.code(), "handover_locked");
+    s.patch(
+        &path,
+        &w.driver.who.token,
+        json!({"status": "failed", "reason": "handover_code_failed"}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(s.stored_order(&order).await.handover_failures, 5);
+    assert_consistent(s).await;
     w.server.stop().await;
 }

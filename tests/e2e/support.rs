@@ -93,6 +93,26 @@ impl TestServer {
         self.running.as_ref().expect("running").metrics_addr()
     }
 
+    /// Stops gracefully and starts again on the same data directory, with the base settings
+    /// and `extra` (what is kept in the data directory, secrets and keys, carries over).
+    pub(crate) async fn restart(&mut self, extra: &[(&str, &str)]) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+        let mut variables = base_variables(self.dir.path().to_str().expect("a UTF-8 path"));
+        for (k, v) in extra {
+            variables.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let settings =
+            Settings::from_lookup(|name| variables.get(name).cloned()).expect("valid settings");
+        let running = Server::new(settings)
+            .start()
+            .await
+            .expect("the server starts again");
+        self.addr = running.local_addr();
+        self.running = Some(running);
+    }
+
     /// The use cases of the running server (reads go straight to its store).
     pub(crate) fn medex(&self) -> &Arc<MedEx> {
         self.running.as_ref().expect("running").medex()
@@ -973,4 +993,126 @@ impl TestServer {
         )
         .await
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Custody records, checked as a third party would: from the JSON alone, with sha2 and the
+// public key, written here independently of the server's code.
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A JSON string as the canonical form writes it: only `"`, `\` and control characters escaped.
+fn canonical_string(text: &str, out: &mut String) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{8}' => out.push_str("\\b"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\u{c}' => out.push_str("\\f"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// The canonical JSON of a value: members sorted by name, no whitespace. Entries hold no
+/// numbers; meeting one means the record is not what the README describes.
+fn canonical(value: &Value, out: &mut String) -> Result<(), String> {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => return Err(format!("a number in an entry: {n}")),
+        Value::String(s) => canonical_string(s, out),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(item, out)?;
+            }
+            out.push(']');
+        }
+        Value::Object(members) => {
+            let mut names: Vec<&String> = members.keys().collect();
+            names.sort();
+            out.push('{');
+            for (i, name) in names.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_string(name, out);
+                out.push(':');
+                canonical(&members[name], out)?;
+            }
+            out.push('}');
+        }
+    }
+    Ok(())
+}
+
+/// Checks a `GET /api/orders/{id}/custody` answer against `GET /api/custody/keys`: every hash
+/// re-derived from its entry, every entry linked to the one before (the first to the order
+/// id), the head hash the newest entry's, and the Ed25519 signature over order id and head
+/// valid for the key it names.
+pub(crate) fn verify_custody(record: &Value, keys: &Value) -> Result<(), String> {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let order_id = record["order_id"].as_str().ok_or("no order_id")?;
+    let entries = record["entries"].as_array().ok_or("no entries")?;
+    let mut previous = order_id.to_owned();
+    for (i, entry) in entries.iter().enumerate() {
+        let mut members = entry.as_object().ok_or("an entry is no object")?.clone();
+        let hash = members.remove("hash").ok_or("an entry without hash")?;
+        if members.get("prev_hash") != Some(&Value::String(previous.clone())) {
+            return Err(format!("entry {i} is not linked to the one before"));
+        }
+        let mut text = String::new();
+        canonical(&Value::Object(members), &mut text)?;
+        let derived = hex(&sha2::Sha256::digest(text.as_bytes()));
+        if hash != Value::String(derived.clone()) {
+            return Err(format!(
+                "entry {i}: hash {hash} but its content hashes to {derived}"
+            ));
+        }
+        previous = derived;
+    }
+    if record["head_hash"] != Value::String(previous.clone()) {
+        return Err("the head hash is not the newest entry's".into());
+    }
+    let key_id = record["key_id"].as_str().ok_or("no key_id")?;
+    let key = keys
+        .as_array()
+        .ok_or("keys are no list")?
+        .iter()
+        .find(|k| k["key_id"] == key_id)
+        .ok_or("signed by an unknown key")?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let public: [u8; 32] = b64
+        .decode(key["public_key"].as_str().ok_or("no public_key")?)
+        .map_err(|e| e.to_string())?
+        .try_into()
+        .map_err(|_| "a public key is not 32 bytes")?;
+    if hex(&sha2::Sha256::digest(public))[..16] != *key_id {
+        return Err("the key id is not the key's".into());
+    }
+    let signature: [u8; 64] = b64
+        .decode(record["signature"].as_str().ok_or("no signature")?)
+        .map_err(|e| e.to_string())?
+        .try_into()
+        .map_err(|_| "a signature is not 64 bytes")?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&public).map_err(|e| e.to_string())?;
+    key.verify_strict(
+        format!("{order_id}{previous}").as_bytes(),
+        &ed25519_dalek::Signature::from_bytes(&signature),
+    )
+    .map_err(|_| "the signature does not match".to_owned())
 }

@@ -1,6 +1,8 @@
-//! Delivery: every lifecycle move (accept, assign, pick up, deliver, cancel …) with its effects on drivers, and proofs of delivery.
+//! Delivery: every lifecycle move (accept, assign, pick up, deliver, fail, return, cancel …) with
+//! its effects on drivers, the handover code, and proofs of delivery.
 
 use super::*;
+pub use crate::model::ProofKind;
 
 /// The driver's answer to an assignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,13 +13,108 @@ pub enum AssignmentResponse {
     Decline,
 }
 
-/// Which proof an upload is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProofKind {
-    /// A photo of the handover.
-    Photo,
-    /// The recipient's signature.
-    Signature,
+/// A status change as a client asks for it (`PATCH /orders/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// The status wanted.
+    pub status: OrderStatus,
+    /// Why; for `failed`, one of the [`FailureReason`] codes.
+    pub reason: Option<String>,
+    /// The driver's note on a failed attempt; required with reason `other`.
+    pub note: Option<String>,
+    /// The recipient's code, for `delivered` when the order requires it.
+    pub handover_code: Option<String>,
+}
+
+impl Transition {
+    /// To `status`, with nothing else said.
+    pub fn to(status: OrderStatus) -> Self {
+        Self {
+            status,
+            reason: None,
+            note: None,
+            handover_code: None,
+        }
+    }
+}
+
+/// The most proofs one order keeps: uploads are kept for good, so they are bounded.
+pub const MAX_PROOFS: usize = 20;
+
+/// How often a wrong handover code is re-counted after losing a race with another write of the
+/// order, before the caller is told to retry: more than the tries that can race meaningfully.
+const HANDOVER_COUNT_RETRIES: usize = 64;
+
+/// What a move asks for: an action, or a status by name (resolved against the order's status).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Target {
+    Action(Action),
+    Status(OrderStatus),
+}
+
+/// The details of a move, read once before the order is loaded.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Details {
+    reason: Option<String>,
+    note: Option<String>,
+    failure: Option<FailureReason>,
+    handover_code: Option<HandoverCode>,
+}
+
+impl Details {
+    pub(super) fn reason(reason: Option<String>) -> Self {
+        Self {
+            reason,
+            ..Self::default()
+        }
+    }
+
+    /// Reads a client's status change: a failed attempt needs a known reason code (and a note
+    /// for `other`); a handover code must be six digits.
+    fn read(t: Transition) -> Result<Self> {
+        let mut errors = FieldErrors::new();
+        let note = errors.optional_text("note", t.note.as_deref(), 500);
+        let mut failure = None;
+        if t.status == OrderStatus::Failed {
+            match t.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+                None => errors.push(
+                    "reason",
+                    format!("is required: {}", ValueError::FailureReason),
+                ),
+                Some(code) => match code.parse::<FailureReason>() {
+                    Ok(reason) => failure = Some(reason),
+                    Err(e) => errors.push("reason", e.to_string()),
+                },
+            }
+            if failure == Some(FailureReason::Other) && note.is_none() {
+                errors.push("note", "is required with reason other");
+            }
+        }
+        let handover_code = match t.handover_code.as_deref() {
+            None => None,
+            Some(raw) => match HandoverCode::parse(raw.trim()) {
+                Ok(code) => Some(code),
+                Err(e) => {
+                    errors.push("handover_code", e.to_string());
+                    None
+                }
+            },
+        };
+        errors.finish()?;
+        Ok(Self {
+            reason: failure.map(|r| r.as_str().to_owned()).or(t.reason),
+            note,
+            failure,
+            handover_code,
+        })
+    }
+}
+
+fn not_by_name() -> Error {
+    Error::invalid(
+        "status",
+        "cannot be set directly; use assign-driver for driver_assigned",
+    )
 }
 
 impl MedEx {
@@ -29,13 +126,27 @@ impl MedEx {
         status: OrderStatus,
         reason: Option<String>,
     ) -> Result<Order> {
-        let Some(action) = Action::for_target(status) else {
-            return Err(Error::invalid(
-                "status",
-                "cannot be set directly; use assign-driver for driver_assigned",
-            ));
-        };
-        self.perform(actor, id, action, reason).await
+        self.transition(
+            actor,
+            id,
+            Transition {
+                reason,
+                ..Transition::to(status)
+            },
+        )
+        .await
+    }
+
+    /// Moves an order as a client asks (`PATCH /orders/{id}`): the status wanted, with the reason
+    /// and note of a failed attempt or the handover code of a delivery.
+    pub async fn transition(&self, actor: &Actor, id: OrderId, t: Transition) -> Result<Order> {
+        // No row leads there from anywhere: say so before looking the order up.
+        if Action::toward(OrderStatus::Pending, t.status).is_none() {
+            return Err(not_by_name());
+        }
+        let target = Target::Status(t.status);
+        let details = Details::read(t)?;
+        self.perform(actor, id, target, details).await
     }
 
     /// Cancels an order (`DELETE /orders/{id}`).
@@ -45,7 +156,13 @@ impl MedEx {
         id: OrderId,
         reason: Option<String>,
     ) -> Result<Order> {
-        self.perform(actor, id, Action::Cancel, reason).await
+        self.perform(
+            actor,
+            id,
+            Target::Action(Action::Cancel),
+            Details::reason(reason),
+        )
+        .await
     }
 
     /// Assigns a driver of the pharmacy's fleet, or re-assigns before pickup.
@@ -78,7 +195,13 @@ impl MedEx {
             return Err(Conflict::DriverNotAvailable.into());
         }
         let now = self.clock.now();
-        let mut next = lifecycle::apply(&order, rule, self.signature(actor), None, now)?;
+        let mut next = lifecycle::apply(
+            &order,
+            rule,
+            Move::by(self.signature(actor)),
+            now,
+            &self.custody,
+        )?;
         next.driver_id = Some(driver_id);
         bump(&mut next, |o| &mut o.version);
         driver.status = DriverStatus::Busy;
@@ -118,8 +241,13 @@ impl MedEx {
     ) -> Result<Order> {
         match response {
             AssignmentResponse::Decline => {
-                self.perform(actor, id, Action::DeclineAssignment, reason)
-                    .await
+                self.perform(
+                    actor,
+                    id,
+                    Target::Action(Action::DeclineAssignment),
+                    Details::reason(reason),
+                )
+                .await
             }
             AssignmentResponse::Accept => {
                 let order = self.load_order(actor, id).await?;
@@ -148,25 +276,38 @@ impl MedEx {
         }
     }
 
-    /// Records an uploaded proof (its URL) on an order on its way.
+    /// Records an uploaded proof on an order on its way: kept with its digest next to every
+    /// earlier one (nothing is replaced), and the latest of its kind in `proof_photo_url` or
+    /// `signature_url`.
     pub async fn attach_proof(
         &self,
         actor: &Actor,
         id: OrderId,
         kind: ProofKind,
         url: String,
+        sha256: Sha256,
     ) -> Result<Order> {
         let order = self.load_order(actor, id).await?;
         access(actor, Permission::UploadProof(&order)).require()?;
         if !order.status.has_driver_at_work() {
             return Err(Conflict::NotInDelivery.into());
         }
-        let mut next = order;
-        match kind {
-            ProofKind::Photo => next.proof_photo_url = Some(url),
-            ProofKind::Signature => next.signature_url = Some(url),
+        if order.proofs.len() >= MAX_PROOFS {
+            return Err(Conflict::TooManyProofs.into());
         }
-        next.updated_at = self.clock.now().max(next.updated_at);
+        let mut next = order;
+        let now = self.clock.now().max(next.updated_at);
+        match kind {
+            ProofKind::Photo => next.proof_photo_url = Some(url.clone()),
+            ProofKind::Signature => next.signature_url = Some(url.clone()),
+        }
+        next.proofs.push(Proof {
+            kind,
+            url,
+            sha256,
+            uploaded_at: now,
+        });
+        next.updated_at = now;
         bump(&mut next, |o| &mut o.version);
         self.commit(vec![Write::Order(next.clone())]).await?;
         Ok(next)
@@ -236,70 +377,154 @@ impl MedEx {
         });
     }
 
+    /// Where the acting driver was: its last reported position, for the chain of custody.
+    async fn custody_location(&self, actor: &Actor) -> Result<Option<CustodyLocation>> {
+        let Some(driver) = actor.driver_id.filter(|_| actor.role == Role::Driver) else {
+            return Ok(None);
+        };
+        let driver = self.store.driver(driver).await?;
+        Ok(driver.and_then(|d| Some(CustodyLocation::new(d.position()?, d.last_location_update?))))
+    }
+
+    /// Counts a wrong handover code on the order; `Ok(None)` when the order changed meanwhile
+    /// (the caller decides again on the new state).
+    async fn count_wrong_code(&self, order: &Order) -> Result<Option<u32>> {
+        let mut next = order.clone();
+        next.handover_failures = order.handover_failures.saturating_add(1);
+        next.updated_at = self.clock.now().max(order.updated_at);
+        bump(&mut next, |o| &mut o.version);
+        match self.commit(vec![Write::Order(next.clone())]).await {
+            Ok(()) => Ok(Some(
+                MAX_HANDOVER_FAILURES.saturating_sub(next.handover_failures),
+            )),
+            Err(Error::Conflict(Conflict::ConcurrentUpdate)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Every lifecycle move except assignment: decide, apply, update the driver, commit, publish.
     pub(super) async fn perform(
         &self,
         actor: &Actor,
         id: OrderId,
-        action: Action,
-        reason: Option<String>,
+        target: Target,
+        details: Details,
     ) -> Result<Order> {
-        let order = self.load_order(actor, id).await?;
-        let rule = self.rule(actor, &order, action)?;
-        let now = self.clock.now();
-        let mut next =
-            lifecycle::apply(&order, rule, self.signature(actor), reason.as_deref(), now)?;
-        if action == Action::Accept && order.delivery_location().is_none() {
-            return Err(Conflict::LocationMissing.into());
-        }
-        let mut driver_write = None;
-        let working_driver = order
-            .driver_id
-            .filter(|_| order.status.has_driver_at_work());
-        match (action, working_driver) {
-            (Action::Deliver, Some(driver_id)) => {
-                let vendor = self.load_vendor(order.vendor_id).await?;
-                let mut missing = Vec::new();
-                if vendor.require_proof_photo && order.proof_photo_url.is_none() {
-                    missing.push("proof_photo");
+        let mut recounts = 0;
+        loop {
+            let order = self.load_order(actor, id).await?;
+            let action = match target {
+                Target::Action(action) => action,
+                Target::Status(status) => {
+                    Action::toward(order.status, status).ok_or_else(not_by_name)?
                 }
-                if vendor.require_signature && order.signature_url.is_none() {
-                    missing.push("signature");
+            };
+            let rule = self.rule(actor, &order, action)?;
+            let working_driver = order
+                .driver_id
+                .filter(|_| order.status.has_driver_at_work());
+            match action {
+                Action::Accept if order.delivery_location().is_none() => {
+                    return Err(Conflict::LocationMissing.into());
                 }
-                if !missing.is_empty() {
-                    return Err(Conflict::ProofMissing(missing).into());
-                }
-                if let Some(picked_up) = order.picked_up_at {
-                    let trail = self
-                        .store
-                        .trail(driver_id, picked_up, now + Duration::seconds(1), 100_000)
-                        .await?;
-                    if trail.len() >= 2 {
-                        next.actual_distance_km =
-                            Some((routing::trail_km(&trail) * 1000.0).round() / 1000.0);
+                Action::Deliver => {
+                    if order.handover_locked() {
+                        return Err(Conflict::HandoverLocked.into());
+                    }
+                    let mut missing = Vec::new();
+                    if order.require_proof_photo && order.proof_photo_url.is_none() {
+                        missing.push("proof_photo");
+                    }
+                    if order.require_signature && order.signature_url.is_none() {
+                        missing.push("signature");
+                    }
+                    if !missing.is_empty() {
+                        return Err(Conflict::ProofMissing(missing).into());
+                    }
+                    if order.require_handover_code {
+                        let Some(given) = &details.handover_code else {
+                            return Err(Error::Handover(HandoverRefusal::Required));
+                        };
+                        let right = order
+                            .handover_code
+                            .as_ref()
+                            .is_some_and(|code| code.matches(given));
+                        if !right {
+                            match self.count_wrong_code(&order).await? {
+                                Some(remaining) => {
+                                    return Err(Error::Handover(HandoverRefusal::Invalid {
+                                        remaining,
+                                    }));
+                                }
+                                // Another write won: count this try on the order as it is now.
+                                None if recounts < HANDOVER_COUNT_RETRIES => {
+                                    recounts += 1;
+                                    continue;
+                                }
+                                None => return Err(Conflict::ConcurrentUpdate.into()),
+                            }
+                        }
                     }
                 }
-                let mut driver = self.release(driver_id, order.id, now).await?;
-                driver.total_deliveries += 1;
-                driver.total_earnings = driver.total_earnings.saturating_add(order.delivery_fee);
-                driver_write = Some(driver);
+                Action::Fail
+                    if order.handover_locked()
+                        && details.failure != Some(FailureReason::HandoverCodeFailed) =>
+                {
+                    return Err(Conflict::HandoverLocked.into());
+                }
+                _ => {}
             }
-            (Action::DeclineAssignment | Action::Cancel | Action::Reject, Some(driver_id)) => {
-                driver_write = Some(self.release(driver_id, order.id, now).await?);
+            let now = self.clock.now();
+            let with = Move {
+                location: self.custody_location(actor).await?,
+                note: details.note.clone().filter(|_| action == Action::Fail),
+                ..Move::by(self.signature(actor)).because(details.reason.as_deref())
+            };
+            let mut next = lifecycle::apply(&order, rule, with, now, &self.custody)?;
+            let mut driver_write = None;
+            match (action, working_driver) {
+                (Action::Deliver, Some(driver_id)) => {
+                    if let Some(picked_up) = order.picked_up_at {
+                        let trail = self
+                            .store
+                            .trail(driver_id, picked_up, now + Duration::seconds(1), 100_000)
+                            .await?;
+                        if trail.len() >= 2 {
+                            next.actual_distance_km =
+                                Some((routing::trail_km(&trail) * 1000.0).round() / 1000.0);
+                        }
+                    }
+                    let mut driver = self.release(driver_id, order.id, now).await?;
+                    driver.total_deliveries += 1;
+                    driver.total_earnings =
+                        driver.total_earnings.saturating_add(order.delivery_fee);
+                    driver_write = Some(driver);
+                }
+                // The parcel is back at the pharmacy (or the order ends before pickup): the
+                // driver is free, and earns nothing for it.
+                (
+                    Action::DeclineAssignment
+                    | Action::Cancel
+                    | Action::Reject
+                    | Action::ConfirmReturn,
+                    Some(driver_id),
+                ) => {
+                    driver_write = Some(self.release(driver_id, order.id, now).await?);
+                }
+                _ => {}
             }
-            _ => {}
+            bump(&mut next, |o| &mut o.version);
+            let mut writes = vec![Write::Order(next.clone())];
+            writes.extend(driver_write.iter().cloned().map(Write::Driver));
+            self.commit(writes).await?;
+            self.bus.publish(Event::OrderStatusChanged {
+                order: Arc::new(next.clone()),
+                previous: order.status,
+            });
+            if let Some(driver) = &driver_write {
+                self.publish_driver_status(driver);
+            }
+            return Ok(next);
         }
-        bump(&mut next, |o| &mut o.version);
-        let mut writes = vec![Write::Order(next.clone())];
-        writes.extend(driver_write.iter().cloned().map(Write::Driver));
-        self.commit(writes).await?;
-        self.bus.publish(Event::OrderStatusChanged {
-            order: Arc::new(next.clone()),
-            previous: order.status,
-        });
-        if let Some(driver) = &driver_write {
-            self.publish_driver_status(driver);
-        }
-        Ok(next)
     }
 }

@@ -13,6 +13,18 @@ pub struct NewItem {
     pub notes: Option<String>,
 }
 
+/// What delivering an order takes beyond the handover itself. An order starts from its
+/// pharmacy's policy; the one placing it may ask for more, never for less.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Requirements {
+    /// A proof photo.
+    pub proof_photo: bool,
+    /// The recipient's signature.
+    pub signature: bool,
+    /// The recipient's handover code.
+    pub handover_code: bool,
+}
+
 /// A new order placed through the API.
 #[derive(Debug, Clone)]
 pub struct NewOrder {
@@ -32,6 +44,8 @@ pub struct NewOrder {
     pub items: Vec<NewItem>,
     /// Free text.
     pub notes: Option<String>,
+    /// Raised requirements; what the pharmacy requires holds anyway.
+    pub requirements: Requirements,
 }
 
 /// An order taken in from an external shop (WooCommerce).
@@ -114,7 +128,7 @@ impl MedEx {
         let fee = distance
             .map(|km| self.config().tariff.fee(km))
             .unwrap_or(Money::ZERO);
-        Order {
+        let mut order = Order {
             id: OrderId::from_uuid(self.new_id()),
             order_number: self.entropy.order_number(),
             user_id: placed_by.actor_id,
@@ -137,6 +151,14 @@ impl MedEx {
             delivery_fee: fee,
             proof_photo_url: None,
             signature_url: None,
+            proofs: vec![],
+            require_proof_photo: vendor.require_proof_photo,
+            require_signature: vendor.require_signature,
+            require_handover_code: vendor.require_handover_code,
+            handover_code: Some(self.entropy.handover_code()),
+            handover_failures: 0,
+            attempt: 1,
+            failure_reason: None,
             accepted_at: None,
             driver_accepted_at: None,
             picked_up_at: None,
@@ -145,18 +167,27 @@ impl MedEx {
             cancelled_at: None,
             cancel_reason: None,
             reject_reason: None,
-            status_history: vec![StatusChange {
-                status: OrderStatus::Pending,
-                at: now,
-                actor_id: placed_by.actor_id,
-                actor_role: placed_by.actor_role,
-                reason: None,
-            }],
+            status_history: vec![],
+            custody_seal: None,
             external_ref: None,
             created_at: now,
             updated_at: now,
             version: 1,
-        }
+        };
+        let placed = StatusChange {
+            status: OrderStatus::Pending,
+            at: now,
+            actor_id: placed_by.actor_id,
+            actor_role: placed_by.actor_role,
+            reason: None,
+            note: None,
+            location: None,
+            proof_sha256: vec![],
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        crate::custody::append(&mut order, placed, &self.custody);
+        order
     }
 
     /// Places an order. Pickup comes from the pharmacy; distance, fee, number and tracking token
@@ -191,6 +222,10 @@ impl MedEx {
         order.customer_phone = customer_phone;
         order.items = items;
         order.notes = notes;
+        // Raised, never lowered: a `false` keeps what the pharmacy asks for.
+        order.require_proof_photo |= new.requirements.proof_photo;
+        order.require_signature |= new.requirements.signature;
+        order.require_handover_code |= new.requirements.handover_code;
         self.insert_order(order).await
     }
 

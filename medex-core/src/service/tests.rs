@@ -13,6 +13,7 @@ use crate::testkit::{Options, PASSWORD, World, new_order, start};
 
 mod accounts;
 mod admin;
+mod custody;
 mod delivery;
 mod drivers;
 mod lifecycle_model;

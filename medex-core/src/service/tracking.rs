@@ -101,7 +101,7 @@ impl MedEx {
             .ok_or(Error::NotFound)?;
         let vendor = self.store.vendor(order.vendor_id).await?;
         let driver = match order.driver_id {
-            Some(id) if order.status.has_driver_at_work() => self.store.driver(id).await?,
+            Some(id) if order.status.is_on_its_way() => self.store.driver(id).await?,
             _ => None,
         };
         let mut view = TrackingView::new(&order, vendor.as_ref(), driver.as_ref(), &self.config());

@@ -38,6 +38,8 @@ pub struct VendorPatch {
     pub require_proof_photo: Option<bool>,
     /// Proof policy.
     pub require_signature: Option<bool>,
+    /// Handover policy: new orders need the recipient's code.
+    pub require_handover_code: Option<bool>,
     /// Webhook secret; `Some(None)` removes it.
     pub woocommerce_webhook_secret: Option<Option<String>>,
     /// Admins only.
@@ -91,6 +93,7 @@ impl MedEx {
             is_active: true,
             require_proof_photo: config.default_require_proof_photo,
             require_signature: config.default_require_signature,
+            require_handover_code: false,
             woocommerce_webhook_secret: None,
             created_at: now,
             updated_at: now,
@@ -193,6 +196,9 @@ impl MedEx {
             .require_proof_photo
             .unwrap_or(vendor.require_proof_photo);
         vendor.require_signature = patch.require_signature.unwrap_or(vendor.require_signature);
+        vendor.require_handover_code = patch
+            .require_handover_code
+            .unwrap_or(vendor.require_handover_code);
         vendor.is_active = patch.is_active.unwrap_or(vendor.is_active);
         vendor.updated_at = self.clock.now();
         bump(&mut vendor, |v| &mut v.version);

@@ -1,5 +1,6 @@
-//! The order lifecycle re-stated as a reference model: DESIGN §2's table as plain `match`
-//! arms, written independently of [`crate::lifecycle::RULES`], and [`run`], the one runner that
+//! The order lifecycle re-stated as a reference model: DESIGN §2's table and §10's failed
+//! attempts, returns and handover codes as plain `match` arms, written independently of
+//! [`crate::lifecycle::RULES`], and [`run`], the one runner that
 //! the property test and the lifecycle fuzz target both use: it plays a sequence of [`Op`]
 //! through `MedEx` and through [`Model`] and compares the two after every step.
 //!
@@ -11,15 +12,17 @@ use chrono::Duration;
 use super::{Parties, Who, World, new_order};
 use crate::MedEx;
 use crate::error::Result;
-use crate::model::{DriverStatus, Money, Order, OrderId, OrderStatus};
+use crate::model::{DriverStatus, FailureReason, HandoverCode, Money, Order, OrderId, OrderStatus};
 use crate::permissions::Actor;
-use crate::service::AssignmentResponse;
+use crate::service::{AssignmentResponse, NewOrder, Requirements, Transition};
 
 /// One step of a sequence.
 #[derive(Debug, Clone, Copy)]
 pub enum Op {
     /// Customer n places an order at pharmacy A.
     Create(usize),
+    /// Customer n places an order at pharmacy A that needs the handover code.
+    CreateGuarded(usize),
     /// Someone takes an action on order n.
     Act(Who, usize, Act),
     /// The next forward move of an order by its usual party.
@@ -47,10 +50,16 @@ pub enum Act {
     PickUp,
     /// The driver leaves for the customer.
     StartDelivery,
-    /// The driver hands over.
+    /// The driver hands over (with the right handover code).
     Deliver,
     /// Someone cancels.
     Cancel,
+    /// The driver reports a failed attempt for this reason (with a note for `other`).
+    Fail(FailureReason),
+    /// The pharmacy confirms the parcel is back.
+    Return,
+    /// The driver tries to hand over with a wrong handover code.
+    WrongCode,
 }
 
 /// What the model knows of an order.
@@ -64,6 +73,23 @@ pub struct ModelOrder {
     pub driver: Option<usize>,
     /// Length of its status history.
     pub history: usize,
+    /// Whether delivery needs the handover code.
+    pub guarded: bool,
+    /// Wrong codes given in this attempt.
+    pub wrong_codes: u32,
+    /// The delivery attempt, from 1.
+    pub attempt: u32,
+}
+
+/// What the model says an action must do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Succeed.
+    Done,
+    /// Be refused and change nothing.
+    Refused,
+    /// Be refused (a wrong handover code) but count on the order.
+    Counted,
 }
 
 /// What the model knows of a driver.
@@ -103,16 +129,20 @@ impl Model {
         }
     }
 
-    /// Applies an action; returns whether it must succeed.
-    pub fn act(&mut self, who: Who, index: usize, act: Act) -> bool {
+    /// Applies an action; returns what the service must answer.
+    pub fn act(&mut self, who: Who, index: usize, act: Act) -> Outcome {
         use OrderStatus::*;
         let Some(order) = self.orders.get(index).cloned() else {
-            return false;
+            return Outcome::Refused;
         };
         let staff = matches!(who, Who::VendorA | Who::Admin);
-        let at_work = matches!(order.status, DriverAssigned | PickedUp | OutForDelivery);
+        let at_work = matches!(
+            order.status,
+            DriverAssigned | PickedUp | OutForDelivery | Failed
+        );
         let assigned = at_work && matches!(who, Who::Driver(d) if order.driver == Some(d));
         let customer = who == Who::Customer(order.customer);
+        let locked = order.wrong_codes >= 5;
         let mut next = order.clone();
         let mut step = |status: OrderStatus| {
             next.status = status;
@@ -120,14 +150,21 @@ impl Model {
         };
         match (act, order.status) {
             (Act::Accept, Pending) if staff => step(Accepted),
+            // Asking for `accepted` again once the parcel is back is a new attempt.
+            (Act::Accept, Returned) if staff => {
+                step(Accepted);
+                next.driver = None;
+                next.attempt += 1;
+                next.wrong_codes = 0;
+            }
             (Act::Reject, Pending) if staff => step(Rejected),
             (Act::Assign(d), Accepted | DriverAssigned) if staff && fleet_a(d) => {
                 if order.driver == Some(d) {
-                    return true;
+                    return Outcome::Done;
                 }
                 let driver = &self.drivers[d];
                 if driver.status != DriverStatus::Available || driver.order.is_some() {
-                    return false;
+                    return Outcome::Refused;
                 }
                 step(DriverAssigned);
                 next.driver = Some(d);
@@ -135,20 +172,40 @@ impl Model {
                 self.drivers[d].status = DriverStatus::Busy;
                 self.drivers[d].order = Some(index);
             }
-            (Act::AcceptAssignment, _) if assigned => return true,
+            // Acknowledging is a no-op for the driver at work, after pickup and after a failure too.
+            (Act::AcceptAssignment, _) if assigned => return Outcome::Done,
             (Act::Decline, DriverAssigned) if assigned => {
                 step(Accepted);
                 next.driver = None;
                 self.free(order.driver);
             }
             (Act::PickUp, DriverAssigned) if assigned => step(PickedUp),
-            (Act::StartDelivery, PickedUp) if assigned => step(OutForDelivery),
-            (Act::Deliver, OutForDelivery) if assigned => {
+            // From a failed attempt, `out_for_delivery` is a second try on the same run.
+            (Act::StartDelivery, PickedUp | Failed) if assigned => step(OutForDelivery),
+            (Act::Deliver | Act::WrongCode, OutForDelivery) if assigned && locked => {
+                return Outcome::Refused;
+            }
+            (Act::WrongCode, OutForDelivery) if assigned && order.guarded => {
+                self.orders[index].wrong_codes += 1;
+                return Outcome::Counted;
+            }
+            (Act::Deliver | Act::WrongCode, OutForDelivery) if assigned => {
                 step(Delivered);
                 let d = order.driver.expect("an order on its way has a driver");
                 self.drivers[d].deliveries += 1;
                 self.drivers[d].earned_orders.push(index);
                 self.free(Some(d));
+            }
+            (Act::Fail(reason), OutForDelivery) if assigned => {
+                if locked && reason != FailureReason::HandoverCodeFailed {
+                    return Outcome::Refused;
+                }
+                step(Failed);
+            }
+            // The driver is freed, the order keeps naming it until a new attempt.
+            (Act::Return, Failed) if staff => {
+                step(Returned);
+                self.free(order.driver);
             }
             (Act::Cancel, Pending | Accepted) if customer || staff => step(Cancelled),
             (Act::Cancel, DriverAssigned) if staff => {
@@ -159,32 +216,46 @@ impl Model {
                 step(Cancelled);
                 self.free(order.driver);
             }
-            _ => return false,
+            (Act::Cancel, Returned) if staff => step(Cancelled),
+            _ => return Outcome::Refused,
         }
         self.orders[index] = next;
-        true
+        Outcome::Done
     }
 
     /// The party that usually takes `act` on order `index`.
     pub fn usual(&self, index: usize, act: Act) -> Who {
         let order = self.orders.get(index);
         match act {
-            Act::Accept | Act::Reject | Act::Assign(_) => Who::VendorA,
+            Act::Accept | Act::Reject | Act::Assign(_) | Act::Return => Who::VendorA,
             Act::Cancel => Who::Customer(order.map_or(0, |o| o.customer)),
             _ => Who::Driver(order.and_then(|o| o.driver).unwrap_or(0)),
         }
     }
 
-    /// The move that takes order `index` one step towards delivery.
+    /// The move that takes order `index` one step towards delivery. An order that needs the
+    /// handover code takes the long way on its first attempt: wrong codes until delivery locks,
+    /// a failure for the code, the return, and a new attempt that delivers.
     pub fn progress(&self, index: usize) -> Act {
-        match self.orders.get(index).map(|o| o.status) {
-            Some(OrderStatus::Accepted) => {
+        let Some(order) = self.orders.get(index) else {
+            return Act::Accept;
+        };
+        match order.status {
+            OrderStatus::Accepted => {
                 let free = (0..2).find(|&d| self.drivers[d].status == DriverStatus::Available);
                 Act::Assign(free.unwrap_or(0))
             }
-            Some(OrderStatus::DriverAssigned) => Act::PickUp,
-            Some(OrderStatus::PickedUp) => Act::StartDelivery,
-            Some(OrderStatus::OutForDelivery) => Act::Deliver,
+            OrderStatus::DriverAssigned => Act::PickUp,
+            OrderStatus::PickedUp => Act::StartDelivery,
+            OrderStatus::OutForDelivery if order.guarded && order.attempt == 1 => {
+                if order.wrong_codes < 5 {
+                    Act::WrongCode
+                } else {
+                    Act::Fail(FailureReason::HandoverCodeFailed)
+                }
+            }
+            OrderStatus::OutForDelivery => Act::Deliver,
+            OrderStatus::Failed => Act::Return,
             _ => Act::Accept,
         }
     }
@@ -200,7 +271,7 @@ impl Model {
 }
 
 /// Takes `act` on order `id` as `actor`, through the use cases (`parties` names the drivers an
-/// assignment may pick).
+/// assignment may pick, and the admin who looks the handover code up).
 pub async fn act(
     medex: &MedEx,
     actor: Actor,
@@ -234,9 +305,43 @@ pub async fn act(
         }
         Act::PickUp => status(OrderStatus::PickedUp).await,
         Act::StartDelivery => status(OrderStatus::OutForDelivery).await,
-        Act::Deliver => status(OrderStatus::Delivered).await,
+        Act::Deliver | Act::WrongCode => {
+            let code = medex
+                .get_order(&parties.admin, id)
+                .await?
+                .handover_code
+                .map(|c| c.as_str().to_owned())
+                .unwrap_or_else(|| "000000".into());
+            let code = if act == Act::WrongCode {
+                wrong(&code)
+            } else {
+                code
+            };
+            let delivered = Transition {
+                handover_code: Some(code),
+                ..Transition::to(OrderStatus::Delivered)
+            };
+            medex.transition(&actor, id, delivered).await
+        }
         Act::Cancel => medex.cancel_order(&actor, id, None).await,
+        Act::Fail(reason) => {
+            let failed = Transition {
+                reason: Some(reason.as_str().into()),
+                note: (reason == FailureReason::Other).then(|| "gate locked, no bell".into()),
+                ..Transition::to(OrderStatus::Failed)
+            };
+            medex.transition(&actor, id, failed).await
+        }
+        Act::Return => status(OrderStatus::Returned).await,
     }
+}
+
+/// Another six-digit code than `code`.
+fn wrong(code: &str) -> String {
+    let n: u32 = code.parse().unwrap_or(0);
+    let other = format!("{:06}", (n + 1) % 1_000_000);
+    debug_assert!(HandoverCode::parse(&other).is_ok());
+    other
 }
 
 /// Fails the run with a message when `condition` does not hold.
@@ -283,10 +388,18 @@ pub async fn run(
     let mut run = Run::default();
     for op in ops {
         match op {
-            Op::Create(_) if run.ids.len() >= max_orders => {}
-            Op::Create(c) => {
+            Op::Create(_) | Op::CreateGuarded(_) if run.ids.len() >= max_orders => {}
+            Op::Create(c) | Op::CreateGuarded(c) => {
+                let guarded = matches!(op, Op::CreateGuarded(_));
+                let new = NewOrder {
+                    requirements: Requirements {
+                        handover_code: guarded,
+                        ..Requirements::default()
+                    },
+                    ..new_order(world.vendor_a_id)
+                };
                 let order = medex
-                    .create_order(&world.customers[c], new_order(world.vendor_a_id))
+                    .create_order(&world.customers[c], new)
                     .await
                     .map_err(|e| format!("a valid order is refused: {e:?}"))?;
                 model.orders.push(ModelOrder {
@@ -294,6 +407,9 @@ pub async fn run(
                     status: OrderStatus::Pending,
                     driver: None,
                     history: 1,
+                    guarded,
+                    wrong_codes: 0,
+                    attempt: 1,
                 });
                 run.ids.push(order.id);
                 run.fees.push(order.delivery_fee);
@@ -314,18 +430,27 @@ pub async fn run(
                 if let Some(&id) = run.ids.get(index) {
                     let result = world.act(who, id, act).await;
                     ensure!(
-                        result.is_ok() == expected,
-                        "{who:?} {act:?} on order {index}: expected {}, got {:?}",
-                        if expected { "success" } else { "a refusal" },
+                        result.is_ok() == (expected == Outcome::Done),
+                        "{who:?} {act:?} on order {index}: expected {expected:?}, got {:?}",
                         result.err()
                     );
                     if result.is_err() {
-                        let unchanged =
+                        let mut unchanged =
                             medex.get_order(&world.admin, id).await.map_err(described)?;
-                        ensure!(
-                            unchanged == run.before[index],
-                            "a refused move changed order {index}"
-                        );
+                        let before = &run.before[index];
+                        if expected == Outcome::Counted {
+                            // A wrong handover code is counted, and nothing else changes.
+                            ensure!(
+                                unchanged.handover_failures == before.handover_failures + 1
+                                    && unchanged.version == before.version + 1
+                                    && unchanged.updated_at >= before.updated_at,
+                                "a wrong code on order {index} was not counted once"
+                            );
+                            unchanged.handover_failures = before.handover_failures;
+                            unchanged.version = before.version;
+                            unchanged.updated_at = before.updated_at;
+                        }
+                        ensure!(unchanged == *before, "a refused move changed order {index}");
                     }
                 }
             }
@@ -374,6 +499,24 @@ impl Run {
                 order.status_history.len() == expected.history,
                 "order {i}: one history entry per accepted move"
             );
+            ensure!(
+                (order.attempt, order.handover_failures)
+                    == (expected.attempt, expected.wrong_codes),
+                "order {i}: attempt {} with {} wrong codes, the model says {} with {}",
+                order.attempt,
+                order.handover_failures,
+                expected.attempt,
+                expected.wrong_codes
+            );
+            ensure!(
+                order.require_handover_code == expected.guarded && order.handover_code.is_some(),
+                "order {i}: its handover code and whether it is required"
+            );
+            let custody = medex
+                .custody_record(&world.admin, self.ids[i])
+                .await
+                .map_err(described)?;
+            ensure!(custody.verified, "order {i}: its chain of custody verifies");
             let driver_index = order
                 .driver_id
                 .and_then(|id| world.drivers.iter().position(|d| d.1 == id));
@@ -436,6 +579,13 @@ impl Run {
         let medex = &world.medex;
         for &id in &self.ids {
             let order = medex.get_order(&world.admin, id).await.map_err(described)?;
+            if order.status == OrderStatus::Failed {
+                // The parcel comes back before the order can end.
+                medex
+                    .change_status(&world.admin, id, OrderStatus::Returned, None)
+                    .await
+                    .map_err(|e| format!("an admin takes a failed parcel back: {e:?}"))?;
+            }
             if !order.status.is_terminal() {
                 medex
                     .cancel_order(&world.admin, id, None)

@@ -19,7 +19,7 @@ use crate::page::{listed, page};
 use crate::routes::dates::{DateRange, parse_offset};
 use crate::views::{
     DriverDoc, DriverStatusDoc, DriverStatusRequest, EarningsDoc, LocationRequest, LocationView,
-    OrderDoc, PatchDriverRequest, RegisterDriverRequest, RegisteredDriver,
+    OrderDoc, OrderView, PatchDriverRequest, RegisterDriverRequest, RegisteredDriver,
 };
 
 /// Filters and page of `GET /api/drivers`.
@@ -266,7 +266,7 @@ pub(crate) async fn deliveries(
         &uri,
         state.config.public_base_url.as_deref(),
         page.limit,
-        orders,
+        orders.iter().map(|o| OrderView::of(&actor, o)).collect(),
         last,
     ))
 }

@@ -3,6 +3,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod auth;
+pub(crate) mod custody;
 pub(crate) mod dates;
 pub(crate) mod drivers;
 pub(crate) mod meta;

@@ -1,11 +1,10 @@
 //! `/api/orders/*`: placing, listing, reading, moving, assigning and cancelling orders.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
-use medex_core::model::{DriverId, Order, OrderId, OrderStatus, VendorId};
-use medex_core::service::{AssignmentResponse, NewItem, NewOrder};
+use medex_core::model::{DriverId, OrderId, OrderStatus, VendorId};
+use medex_core::service::{AssignmentResponse, NewItem, NewOrder, Requirements, Transition};
 use medex_core::store::OrderQuery;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -17,7 +16,7 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery, Auth};
 use crate::page::{listed, page};
 use crate::views::{
     AssignDriverRequest, AssignmentAction, AssignmentRequest, CreateOrderRequest, OrderDoc,
-    OrderStatusDoc, PatchOrderRequest,
+    OrderStatusDoc, OrderView, PatchOrderRequest, order_answer,
 };
 
 /// Filters and page of `GET /api/orders`.
@@ -46,8 +45,9 @@ pub(crate) struct CancelQuery {
     reason: Option<String>,
 }
 
-/// Places an order. Pickup comes from the pharmacy; distance, fee, order number and tracking
-/// token are computed by the server.
+/// Places an order. Pickup comes from the pharmacy; distance, fee, order number, tracking token
+/// and handover code are computed by the server. `require_*` start from the pharmacy's policy;
+/// `true` raises one, `false` keeps the pharmacy's.
 #[utoipa::path(post, path = "/api/orders", tag = "orders", security(("bearer" = [])),
     request_body = CreateOrderRequest,
     responses(
@@ -58,7 +58,7 @@ pub(crate) async fn create_order(
     State(state): State<AppState>,
     Auth(actor): Auth,
     ApiJson(body): ApiJson<CreateOrderRequest>,
-) -> ApiResult<(StatusCode, Json<Order>)> {
+) -> ApiResult<Response> {
     let new = NewOrder {
         vendor_id: body.vendor_id,
         delivery_address: body.delivery_address,
@@ -76,9 +76,16 @@ pub(crate) async fn create_order(
             })
             .collect(),
         notes: body.notes,
+        requirements: Requirements {
+            proof_photo: body.require_proof_photo.unwrap_or(false),
+            signature: body.require_signature.unwrap_or(false),
+            handover_code: body.require_handover_code.unwrap_or(false),
+        },
     };
     let order = state.medex.create_order(&actor, new).await?;
-    Ok((StatusCode::CREATED, Json(order)))
+    let mut response = order_answer(&actor, &order);
+    *response.status_mut() = StatusCode::CREATED;
+    Ok(response)
 }
 
 /// Orders the caller may see, newest first: a customer's own, a pharmacy's, a driver's, all for
@@ -108,7 +115,7 @@ pub(crate) async fn list_orders(
         &uri,
         state.config.public_base_url.as_deref(),
         page.limit,
-        orders,
+        orders.iter().map(|o| OrderView::of(&actor, o)).collect(),
         last,
     ))
 }
@@ -124,13 +131,19 @@ pub(crate) async fn get_order(
     State(state): State<AppState>,
     Auth(actor): Auth,
     ApiPath(id): ApiPath<OrderId>,
-) -> ApiResult<Json<Order>> {
-    Ok(Json(state.medex.get_order(&actor, id).await?))
+) -> ApiResult<Response> {
+    let order = state.medex.get_order(&actor, id).await?;
+    Ok(order_answer(&actor, &order))
 }
 
-/// Moves an order along its lifecycle (`{"status", "reason"?}`), or sets the delivery location of
-/// a pending order that arrived without one (`{"delivery_latitude", "delivery_longitude",
-/// "delivery_address"?}`, its pharmacy only).
+/// Moves an order along its lifecycle (`{"status", "reason"?, "note"?, "handover_code"?}`), or
+/// sets the delivery location of a pending order that arrived without one
+/// (`{"delivery_latitude", "delivery_longitude", "delivery_address"?}`, its pharmacy only).
+///
+/// A failed attempt is `{"status": "failed", "reason": <code>, "note"?}` (the assigned driver;
+/// `note` required for `other`); the pharmacy confirms the parcel is back with `returned`, then
+/// dispatches it again with `accepted` (a new attempt) or ends it with `cancelled`. `delivered`
+/// carries `handover_code` when the order requires it.
 #[utoipa::path(patch, path = "/api/orders/{id}", tag = "orders", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Order id")),
     request_body = PatchOrderRequest,
@@ -138,14 +151,15 @@ pub(crate) async fn get_order(
         (status = 200, description = "The order after the change", body = OrderDoc),
         (status = 403, description = "Your role may never make this move", body = ErrorBody),
         (status = 404, description = "No such order, or not yours", body = ErrorBody),
-        (status = 409, description = "Not allowed now (code invalid_transition, reason_required, proof_missing, location_missing, concurrent_update, …)", body = ErrorBody),
+        (status = 409, description = "Not allowed now (code invalid_transition, reason_required, proof_missing, location_missing, handover_locked, concurrent_update, …)", body = ErrorBody),
+        (status = 422, description = "Invalid values (validation_failed: unknown reason code, missing note, malformed handover code), handover_code_required, handover_code_invalid (a wrong code; counted)", body = ErrorBody),
     ))]
 pub(crate) async fn patch_order(
     State(state): State<AppState>,
     Auth(actor): Auth,
     ApiPath(id): ApiPath<OrderId>,
     ApiJson(body): ApiJson<PatchOrderRequest>,
-) -> ApiResult<Json<Order>> {
+) -> ApiResult<Response> {
     let wants_location = body.delivery_latitude.is_some()
         || body.delivery_longitude.is_some()
         || body.delivery_address.is_some();
@@ -157,10 +171,13 @@ pub(crate) async fn patch_order(
             ));
         }
         (Some(status), false) => {
-            state
-                .medex
-                .change_status(&actor, id, status, body.reason)
-                .await?
+            let transition = Transition {
+                status,
+                reason: body.reason,
+                note: body.note,
+                handover_code: body.handover_code,
+            };
+            state.medex.transition(&actor, id, transition).await?
         }
         (None, true) => {
             let (Some(lat), Some(lon)) = (body.delivery_latitude, body.delivery_longitude) else {
@@ -181,7 +198,7 @@ pub(crate) async fn patch_order(
             ));
         }
     };
-    Ok(Json(order))
+    Ok(order_answer(&actor, &order))
 }
 
 /// Cancels an order, as the lifecycle allows the caller.
@@ -198,8 +215,9 @@ pub(crate) async fn cancel_order(
     Auth(actor): Auth,
     ApiPath(id): ApiPath<OrderId>,
     ApiQuery(q): ApiQuery<CancelQuery>,
-) -> ApiResult<Json<Order>> {
-    Ok(Json(state.medex.cancel_order(&actor, id, q.reason).await?))
+) -> ApiResult<Response> {
+    let order = state.medex.cancel_order(&actor, id, q.reason).await?;
+    Ok(order_answer(&actor, &order))
 }
 
 /// Assigns (or, before pickup, re-assigns) a driver of the pharmacy's fleet.
@@ -218,13 +236,12 @@ pub(crate) async fn assign_driver(
     Auth(actor): Auth,
     ApiPath(id): ApiPath<OrderId>,
     ApiJson(body): ApiJson<AssignDriverRequest>,
-) -> ApiResult<Json<Order>> {
-    Ok(Json(
-        state
-            .medex
-            .assign_driver(&actor, id, body.driver_id)
-            .await?,
-    ))
+) -> ApiResult<Response> {
+    let order = state
+        .medex
+        .assign_driver(&actor, id, body.driver_id)
+        .await?;
+    Ok(order_answer(&actor, &order))
 }
 
 /// The assigned driver accepts or declines (with a reason) its assignment.
@@ -242,15 +259,14 @@ pub(crate) async fn respond_to_assignment(
     Auth(actor): Auth,
     ApiPath(id): ApiPath<OrderId>,
     ApiJson(body): ApiJson<AssignmentRequest>,
-) -> ApiResult<Json<Order>> {
+) -> ApiResult<Response> {
     let response = match body.action {
         AssignmentAction::Accept => AssignmentResponse::Accept,
         AssignmentAction::Decline => AssignmentResponse::Decline,
     };
-    Ok(Json(
-        state
-            .medex
-            .respond_to_assignment(&actor, id, response, body.reason)
-            .await?,
-    ))
+    let order = state
+        .medex
+        .respond_to_assignment(&actor, id, response, body.reason)
+        .await?;
+    Ok(order_answer(&actor, &order))
 }

@@ -3,7 +3,8 @@
 //!
 //! Files are recognised by their first bytes (JPEG, PNG, WebP), never by name or declared type,
 //! and stored as `<order id>-<random>.<ext>` in the upload directory: the client's file name never
-//! reaches the file system, and the order id in the name is what access is checked against.
+//! reaches the file system, and the order id in the name is what access is checked against. Every
+//! upload is a new file, never one written over; the order lists each with its SHA-256.
 
 use std::path::Path;
 
@@ -11,7 +12,7 @@ use axum::Json;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use medex_core::model::OrderId;
+use medex_core::model::{OrderId, Sha256};
 use medex_core::permissions::Actor;
 use medex_core::service::ProofKind;
 use serde::Serialize;
@@ -162,6 +163,8 @@ pub(crate) struct UploadView {
     content_type: &'static str,
     /// Size in bytes.
     bytes: usize,
+    /// SHA-256 of the file, 64 lowercase hex digits, as listed in the order's `proofs`.
+    sha256: String,
     /// The order.
     order_id: Uuid,
 }
@@ -269,9 +272,10 @@ async fn upload(
         )
     })?;
     let url = format!("/api/uploads/{}", name.name);
+    let sha256 = Sha256::digest(&upload.bytes);
     if let Err(error) = state
         .medex
-        .attach_proof(&actor, upload.order, kind, url.clone())
+        .attach_proof(&actor, upload.order, kind, url.clone(), sha256)
         .await
     {
         let _ = tokio::fs::remove_file(dir.join(&name.name)).await;
@@ -283,13 +287,14 @@ async fn upload(
             url,
             content_type: image.mime(),
             bytes: upload.bytes.len(),
+            sha256: sha256.to_hex(),
             order_id: *upload.order.as_uuid(),
         }),
     ))
 }
 
-/// Uploads the proof photo of an order on its way (its assigned driver, or its pharmacy); it
-/// becomes the order's `proof_photo_url`.
+/// Uploads a proof photo of an order on its way (its assigned driver, or its pharmacy): added to
+/// the order's `proofs` with its SHA-256, and the order's `proof_photo_url` as the latest photo.
 #[utoipa::path(post, path = "/api/uploads/proof", tag = "uploads", security(("bearer" = [])),
     request_body(content((UploadForm = "multipart/form-data",
         encoding(("file" = (content_type = "image/jpeg, image/png, image/webp")))))),
@@ -297,8 +302,8 @@ async fn upload(
         (status = 201, description = "Stored and attached", body = UploadView),
         (status = 403, description = "Not the assigned driver", body = ErrorBody),
         (status = 404, description = "No such order, or not yours", body = ErrorBody),
-        (status = 409, description = "The order is not on its way; or changed by another request meanwhile (`concurrent_update`)", body = ErrorBody),
-        (status = 415, description = "Not a JPEG, PNG or WebP image", body = ErrorBody),
+        (status = 409, description = "The order is not on its way (not_in_delivery), keeps as many proofs as it can (too_many_proofs), or changed by another request meanwhile (concurrent_update)", body = ErrorBody),
+        (status = 415, description = "Not multipart, or not a JPEG/PNG/WebP image", body = ErrorBody),
         (status = 422, description = "Missing field or bad order id", body = ErrorBody),
         (status = 503, description = "The file could not be stored", body = ErrorBody),
     ))]
@@ -310,7 +315,8 @@ pub(crate) async fn upload_proof(
     upload(state, actor, req, ProofKind::Photo).await
 }
 
-/// Uploads the recipient's signature (an image); it becomes the order's `signature_url`.
+/// Uploads the recipient's signature (an image): added to the order's `proofs` with its SHA-256,
+/// and the order's `signature_url` as the latest signature.
 #[utoipa::path(post, path = "/api/uploads/signature", tag = "uploads", security(("bearer" = [])),
     request_body(content((UploadForm = "multipart/form-data",
         encoding(("file" = (content_type = "image/jpeg, image/png, image/webp")))))),
@@ -318,8 +324,8 @@ pub(crate) async fn upload_proof(
         (status = 201, description = "Stored and attached", body = UploadView),
         (status = 403, description = "Not the assigned driver", body = ErrorBody),
         (status = 404, description = "No such order, or not yours", body = ErrorBody),
-        (status = 409, description = "The order is not on its way; or changed by another request meanwhile (`concurrent_update`)", body = ErrorBody),
-        (status = 415, description = "Not a JPEG, PNG or WebP image", body = ErrorBody),
+        (status = 409, description = "The order is not on its way (not_in_delivery), keeps as many proofs as it can (too_many_proofs), or changed by another request meanwhile (concurrent_update)", body = ErrorBody),
+        (status = 415, description = "Not multipart, or not a JPEG/PNG/WebP image", body = ErrorBody),
         (status = 422, description = "Missing field or bad order id", body = ErrorBody),
         (status = 503, description = "The file could not be stored", body = ErrorBody),
     ))]

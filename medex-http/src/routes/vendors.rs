@@ -21,7 +21,8 @@ use crate::page::{listed, page};
 use crate::routes::dates::{parse_instant, parse_offset};
 use crate::schemas;
 use crate::views::{
-    ExportRequest, OrderDoc, OrderStatusDoc, PatchVendorRequest, RegisterVendorRequest, VendorView,
+    ExportRequest, OrderDoc, OrderStatusDoc, OrderView, PatchVendorRequest, RegisterVendorRequest,
+    VendorView,
 };
 
 /// A page of pharmacies.
@@ -172,6 +173,7 @@ pub(crate) async fn patch_vendor(
         location,
         require_proof_photo: body.require_proof_photo,
         require_signature: body.require_signature,
+        require_handover_code: body.require_handover_code,
         woocommerce_webhook_secret: body.woocommerce_webhook_secret,
         is_active: body.is_active,
     };
@@ -215,7 +217,7 @@ pub(crate) async fn vendor_orders(
         &uri,
         state.config.public_base_url.as_deref(),
         page.limit,
-        orders,
+        orders.iter().map(|o| OrderView::of(&actor, o)).collect(),
         last,
     ))
 }

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use medex_core::model::{Coordinates, VendorId};
+use medex_core::permissions::OrderFields;
 use medex_core::service::{ExternalOrder, NewItem};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -23,7 +24,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiQuery, body_bytes, is_json_content_type, parse_json};
-use crate::views::OrderDoc;
+use crate::views::{OrderDoc, OrderView};
 
 /// Which pharmacy the webhook belongs to.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -289,7 +290,9 @@ pub(crate) async fn woocommerce_order_created(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(order)).into_response())
+    // The shop sees the order as its pharmacy does: without the handover code.
+    let view = OrderView::with(OrderFields::WithoutHandoverCode, &order);
+    Ok((status, Json(view)).into_response())
 }
 
 #[cfg(test)]

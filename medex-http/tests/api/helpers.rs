@@ -223,6 +223,7 @@ impl App {
                 entropy: Arc::new(OsEntropy),
                 hasher: Arc::new(Argon2Hasher::insecure_fast()),
                 tokens: TokenKeys::new(&[7; 32], TokenLifetimes::default()).unwrap(),
+                custody: CustodyKeys::from_seed([8; 32]),
             },
             SystemConfig::default(),
         )
@@ -531,12 +532,37 @@ impl World {
             ],
             "rejected" => &["rejected"],
             "cancelled" => &["cancelled"],
+            "failed" => &[
+                "accepted",
+                "assign",
+                "picked_up",
+                "out_for_delivery",
+                "failed",
+            ],
+            "returned" => &[
+                "accepted",
+                "assign",
+                "picked_up",
+                "out_for_delivery",
+                "failed",
+                "returned",
+            ],
             other => panic!("no path to {other}"),
         };
         for step in steps {
             match *step {
-                "accepted" | "rejected" | "cancelled" => {
+                "accepted" | "rejected" | "cancelled" | "returned" => {
                     self.set_status(&order, &self.vendor.owner.token, step)
+                        .await
+                        .expect(200);
+                }
+                "failed" => {
+                    self.app
+                        .patch(
+                            &format!("/api/orders/{order}"),
+                            &self.driver.who.token,
+                            json!({"status": "failed", "reason": "recipient_absent"}),
+                        )
                         .await
                         .expect(200);
                 }

@@ -19,6 +19,8 @@ const CONTRACT: &[(&str, &str)] = &[
     ("delete", "/api/orders/{id}"),
     ("post", "/api/orders/{id}/assign-driver"),
     ("post", "/api/orders/{id}/assignment"),
+    ("get", "/api/orders/{id}/custody"),
+    ("get", "/api/custody/keys"),
     ("post", "/api/drivers/register"),
     ("get", "/api/drivers"),
     ("get", "/api/drivers/{id}"),

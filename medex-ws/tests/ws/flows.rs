@@ -97,6 +97,9 @@ async fn use_case_changes_arrive_on_the_right_sockets() {
     assert_eq!(created["order"]["id"], order.id.to_string());
     assert_eq!(created["order"]["status"], "pending");
     assert_eq!(created["order"]["customer_phone"], "+49 30 1234");
+    // The recipient gives the handover code at the door: no socket carries it.
+    assert!(created["order"].get("handover_code").is_none(), "{created}");
+    assert!(order.handover_code.is_some());
 
     let mut tracker = connect(&world.tracking_url(&order)).await;
     assert_eq!(next_json(&mut tracker).await["status"], "pending");
@@ -117,6 +120,8 @@ async fn use_case_changes_arrive_on_the_right_sockets() {
         keys(&public),
         [
             "accepted_at",
+            "attempt",
+            "attempt_failed",
             "cancelled_at",
             "delivered_at",
             "out_for_delivery_at",

@@ -118,6 +118,7 @@ impl World {
                     entropy: Arc::new(OsEntropy),
                     hasher: Arc::new(Argon2Hasher::insecure_fast()),
                     tokens: TokenKeys::new(&[7; 32], TokenLifetimes::default()).unwrap(),
+                    custody: CustodyKeys::from_seed([8; 32]),
                 },
                 SystemConfig::default(),
             )
@@ -204,6 +205,7 @@ impl World {
                         notes: None,
                     }],
                     notes: None,
+                    requirements: Default::default(),
                 },
             )
             .await

@@ -36,6 +36,13 @@ fn hostile(w: &World, scene: &Scene) -> Value {
         "proof_photo_url": "/api/uploads/forged.png",
         "signature_url": "http://127.0.0.1:9/forged.png",
         "status_history": [],
+        "proofs": [{"kind": "photo", "url": "/api/uploads/forged.png",
+                    "sha256": "00".repeat(32), "uploaded_at": "2000-01-01T00:00:00Z"}],
+        "handover_code": "123456",
+        "handover_failures": 99,
+        "attempt": 7,
+        "failure_reason": "refused",
+        "custody_seal": {"key_id": "forged", "signature": "Zm9yZ2Vk"},
         "external_ref": {"source": "woocommerce", "id": "1"},
         "has_woocommerce_webhook_secret": true,
         "email": "eve@evil.test",
@@ -144,6 +151,19 @@ async fn clients_cannot_set_server_owned_fields() {
     assert_ne!(order.order_number, "ORD-MINE0001");
     assert_eq!((order.proof_photo_url, order.signature_url), (None, None));
     assert_eq!((order.status_history.len(), order.version), (1, 1));
+    assert!(order.proofs.is_empty() && order.failure_reason.is_none());
+    assert_eq!((order.attempt, order.handover_failures), (1, 0));
+    let code = order.handover_code.as_ref().expect("a handover code");
+    assert_ne!(code.as_str(), "123456", "drawn by the server");
+    assert_eq!(
+        r.json["handover_code"],
+        code.as_str(),
+        "shown to the customer"
+    );
+    assert_ne!(
+        order.custody_seal.as_ref().map(|s| s.key_id.as_str()),
+        Some("forged")
+    );
     assert_eq!(order.external_ref, None);
     assert!(order.created_at.timestamp() > 1_700_000_000);
 
@@ -168,6 +188,7 @@ async fn clients_cannot_set_server_owned_fields() {
             order_key(&scene.pending),
             &[
                 "accepted_at",
+                "custody_seal",
                 "status",
                 "status_history",
                 "updated_at",
@@ -252,6 +273,7 @@ async fn clients_cannot_set_server_owned_fields() {
             (
                 order_key(&scene.accepted),
                 &[
+                    "custody_seal",
                     "driver_id",
                     "status",
                     "status_history",
@@ -535,6 +557,8 @@ async fn the_public_and_other_roles_see_only_their_fields() {
     .expect(200);
     let view_keys = [
         "accepted_at",
+        "attempt",
+        "attempt_failed",
         "cancelled_at",
         "created_at",
         "delivered_at",
@@ -605,6 +629,8 @@ async fn the_public_and_other_roles_see_only_their_fields() {
         keys(&status),
         [
             "accepted_at",
+            "attempt",
+            "attempt_failed",
             "cancelled_at",
             "delivered_at",
             "out_for_delivery_at",
@@ -669,6 +695,7 @@ async fn the_public_and_other_roles_see_only_their_fields() {
         "driver_ids",
         "require_proof_photo",
         "require_signature",
+        "require_handover_code",
         "has_woocommerce_webhook_secret",
         "woocommerce_webhook_secret",
     ];

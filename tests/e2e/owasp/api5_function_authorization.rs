@@ -108,6 +108,20 @@ async fn every_operation_by_every_role() {
             [401, 403, 409, 403, 409],
         ),
         (
+            "/api/orders/{id}/custody",
+            format!("{order}/custody"),
+            "GET",
+            none(),
+            [401, 200, 200, 200, 200],
+        ),
+        (
+            "/api/custody/keys",
+            "/api/custody/keys".into(),
+            "GET",
+            none(),
+            [200; 5],
+        ),
+        (
             "/api/orders/{id}/assign-driver",
             format!("{order}/assign-driver"),
             "POST",

@@ -328,6 +328,13 @@ fn rejection_needs_a_reason_and_proof_policy_blocks_delivery() {
             .update_vendor(&w.vendor_a, w.vendor_a_id, patch)
             .await
             .unwrap();
+        // The policy applies to orders placed from now on: each order keeps its own.
+        let order = w
+            .medex
+            .create_order(&w.customers[0], new_order(w.vendor_a_id))
+            .await
+            .unwrap();
+        assert!(order.require_proof_photo && order.require_signature);
         let (driver, driver_id) = w.drivers[0];
         w.medex
             .set_driver_status(&driver, driver_id, DriverStatus::Available)
@@ -363,6 +370,7 @@ fn rejection_needs_a_reason_and_proof_policy_blocks_delivery() {
                 order.id,
                 ProofKind::Photo,
                 "/api/uploads/p.jpg".into(),
+                Sha256::digest(b"photo"),
             )
             .await
             .unwrap();
@@ -372,6 +380,7 @@ fn rejection_needs_a_reason_and_proof_policy_blocks_delivery() {
                 order.id,
                 ProofKind::Signature,
                 "/api/uploads/s.png".into(),
+                Sha256::digest(b"signature"),
             )
             .await
             .unwrap();

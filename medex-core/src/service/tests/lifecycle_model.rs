@@ -33,6 +33,9 @@ fn act() -> impl Strategy<Value = Act> {
         3 => Just(Act::StartDelivery),
         3 => Just(Act::Deliver),
         1 => Just(Act::Cancel),
+        3 => prop::sample::select(FailureReason::ALL.to_vec()).prop_map(Act::Fail),
+        2 => Just(Act::Return),
+        2 => Just(Act::WrongCode),
     ]
 }
 
@@ -44,8 +47,9 @@ fn op() -> impl Strategy<Value = Op> {
     ];
     prop_oneof![
         1 => (0..2usize).prop_map(Op::Create),
+        1 => (0..2usize).prop_map(Op::CreateGuarded),
         8 => (who(), 0..3usize, act()).prop_map(|(w, o, a)| Op::Act(w, o, a)),
-        6 => (0..3usize).prop_map(Op::Progress),
+        8 => (0..3usize).prop_map(Op::Progress),
         2 => (0..3usize, status).prop_map(|(d, s)| Op::DriverStatus(d, s)),
         1 => (-30i64..120).prop_map(Op::Tick),
     ]
@@ -66,4 +70,65 @@ proptest! {
         })
         .map_err(TestCaseError::fail)?;
     }
+}
+
+/// Every row of DESIGN §10 in one scripted sequence through the same runner: the long way of an
+/// order that needs the handover code (five wrong codes lock delivery, only a failure for the
+/// code remains, the parcel comes back, a new attempt delivers), a retry on the same run, a
+/// return that ends in a cancellation, and the moves each party may not make.
+#[test]
+fn failed_attempts_returns_and_handover_codes_follow_the_model() {
+    use FailureReason::*;
+    let progress = |n: usize, times: usize| std::iter::repeat_n(Op::Progress(n), times);
+    let act = |who, n, act| Op::Act(who, n, act);
+    let mut ops = vec![
+        Op::DriverStatus(0, DriverStatus::Available),
+        Op::DriverStatus(1, DriverStatus::Available),
+        Op::CreateGuarded(0),
+        Op::Create(1),
+    ];
+    // Order 0 to out_for_delivery with driver 0, then five wrong codes: the fifth locks delivery.
+    ops.extend(progress(0, 4 + 5));
+    ops.extend([
+        act(Who::Driver(0), 0, Act::WrongCode),
+        act(Who::Driver(0), 0, Act::Deliver),
+        act(Who::Driver(0), 0, Act::Fail(RecipientAbsent)),
+    ]);
+    // Only the failure for the code remains; a failed parcel must come back before it ends.
+    ops.push(Op::Progress(0));
+    ops.extend([
+        act(Who::Admin, 0, Act::Cancel),
+        act(Who::Driver(0), 0, Act::Deliver),
+    ]);
+    // The return and a new attempt, which asks for the code afresh and delivers.
+    ops.extend(progress(0, 2));
+    ops.extend([
+        act(Who::Driver(0), 0, Act::PickUp),
+        act(Who::VendorB, 0, Act::Return),
+    ]);
+    ops.extend(progress(0, 4 + 1));
+    // Order 1: a failure with a note, a second try on the same run, another failure, the
+    // return confirmed by the pharmacy, and its end.
+    ops.extend(progress(1, 4));
+    ops.extend([
+        act(Who::Driver(1), 1, Act::Fail(Other)),
+        act(Who::Driver(0), 1, Act::Fail(Other)),
+        act(Who::Customer(1), 1, Act::Return),
+        act(Who::Driver(0), 1, Act::Return),
+        act(Who::Usual, 1, Act::Fail(Other)),
+        act(Who::Usual, 1, Act::Deliver),
+        act(Who::Usual, 1, Act::StartDelivery),
+        act(Who::Usual, 1, Act::Fail(UnsafeLocation)),
+        act(Who::Admin, 1, Act::Cancel),
+        act(Who::Admin, 1, Act::Return),
+        act(Who::Customer(1), 1, Act::Cancel),
+        act(Who::Driver(0), 1, Act::Accept),
+        act(Who::VendorA, 1, Act::Cancel),
+        act(Who::VendorA, 1, Act::Accept),
+    ]);
+    block_on(async {
+        let world = World::in_memory(43).await;
+        run(&world, ops, usize::MAX).await
+    })
+    .unwrap();
 }

@@ -67,3 +67,67 @@ fn tracking_view_shows_only_public_fields() {
         ));
     });
 }
+
+#[test]
+fn after_a_failed_attempt_the_public_learns_only_that_it_will_be_rescheduled() {
+    block_on(async {
+        let w = World::in_memory(8).await;
+        let (driver, driver_id) = w.drivers[0];
+        let order = w.order_in(OrderStatus::OutForDelivery).await;
+        w.medex
+            .record_location(
+                &driver,
+                driver_id,
+                FixInput {
+                    latitude: 52.51,
+                    longitude: 13.41,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let on_its_way = w
+            .medex
+            .tracking_view(&order.tracking_token, true)
+            .await
+            .unwrap();
+        assert!(on_its_way.driver.is_some() && !on_its_way.attempt_failed);
+        let failed = Transition {
+            reason: Some("other".into()),
+            note: Some("Mrs Smith next door says she is in hospital".into()),
+            ..Transition::to(OrderStatus::Failed)
+        };
+        w.medex.transition(&driver, order.id, failed).await.unwrap();
+        for status in [OrderStatus::Failed, OrderStatus::Returned] {
+            if status == OrderStatus::Returned {
+                w.medex
+                    .change_status(&w.vendor_a, order.id, status, None)
+                    .await
+                    .unwrap();
+            }
+            let view = w
+                .medex
+                .tracking_view(&order.tracking_token, true)
+                .await
+                .unwrap();
+            assert_eq!(view.status, status);
+            assert!(view.attempt_failed);
+            assert_eq!(view.attempt, 1);
+            assert!(view.driver.is_none() && view.eta_minutes.is_none() && view.trail.is_empty());
+            let json = serde_json::to_string(&view).unwrap();
+            for secret in ["other", "Smith", "hospital", "reason", "note"] {
+                assert!(!json.contains(secret), "{secret} in {json}");
+            }
+        }
+        w.medex
+            .change_status(&w.vendor_a, order.id, OrderStatus::Accepted, None)
+            .await
+            .unwrap();
+        let again = w
+            .medex
+            .tracking_view(&order.tracking_token, false)
+            .await
+            .unwrap();
+        assert_eq!((again.attempt, again.attempt_failed), (2, false));
+    });
+}
