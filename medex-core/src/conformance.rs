@@ -1,5 +1,12 @@
-//! The Store conformance kit: the storage contract of [`crate::store`] as executable checks. Any
-//! [`Store`] implementation runs [`run`] against a fresh, empty instance of itself:
+//! The Store conformance kit: the storage contract of [`crate::store`] as executable checks.
+//! Every [`Store`] implementation runs all of it against itself:
+//!
+//! - [`run`]: each rule of the contract once, on a fresh, empty store;
+//! - [`lists::order_pages_match_the_reference`]: every kind of order query, paged, against
+//!   [`MemoryStore`](crate::memory::MemoryStore) (fresh store);
+//! - [`races::run`]: racing writers, exactly one winner (any store, with a spawner);
+//! - [`model::check`]: random operations with `Reopen` steps against `MemoryStore`, from a
+//!   property test of the store's own (see [`model`]).
 //!
 //! ```
 //! # futures::executor::block_on(async {
@@ -16,6 +23,10 @@ use crate::store::*;
 
 pub mod fixtures;
 pub mod lifecycle_model;
+pub mod lists;
+pub mod model;
+pub mod numbered;
+pub mod races;
 
 use fixtures::{fix, t0};
 
