@@ -1,4 +1,5 @@
-//! The composed server: sled store, MedEx, HTTP API and WebSocket API on one port.
+//! The composed server: the store (sled, or PostgreSQL when `MEDEX_DATABASE_URL` is set), MedEx,
+//! HTTP API and WebSocket API on one port.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), medex::server::StartError> {
@@ -33,6 +34,7 @@ use medex_core::clock::{Entropy, OsEntropy, SystemClock};
 use medex_core::events::{Event, EventBus};
 use medex_core::service::{MedEx, Ports};
 use medex_core::store::Store;
+use medex_store_postgres::{PgOptions, PgStore};
 use medex_store_sled::SledStore;
 use medex_ws::{Hub, WsConfig, WsServer};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -59,6 +61,13 @@ pub enum StartError {
         /// Why.
         #[source]
         source: medex_store_sled::OpenError,
+    },
+    /// The PostgreSQL database could not be opened (unreachable, or a schema this build cannot use).
+    #[error("cannot open the PostgreSQL database of MEDEX_DATABASE_URL: {source}")]
+    Database {
+        /// Why.
+        #[source]
+        source: medex_store_postgres::OpenError,
     },
     /// A file in the data directory could not be read or written.
     #[error("{path}: {source}")]
@@ -243,17 +252,32 @@ async fn open(s: &Settings) -> Result<Core, StartError> {
         problem: e.to_string(),
     })?;
 
-    let db_dir = s.data_dir.join("db");
-    let store = SledStore::open(&db_dir).map_err(|source| StartError::Store {
-        path: db_dir.display().to_string(),
-        source,
-    })?;
-    // The sweep runs for the life of the runtime; its handle is not needed.
-    drop(store.spawn_retention(
-        chrono::Duration::days(i64::from(s.trail_retention_days)),
-        std::time::Duration::from_secs(3600),
-    ));
-    let store: Arc<dyn Store> = Arc::new(store);
+    let retention = chrono::Duration::days(i64::from(s.trail_retention_days));
+    let sweep_every = std::time::Duration::from_secs(3600);
+    // The retention sweeps run for the life of the runtime; their handles are not needed.
+    let store: Arc<dyn Store> = match &s.database_url {
+        Some(url) => {
+            let options = PgOptions {
+                pool_size: s.database_pool_size,
+                ..PgOptions::default()
+            };
+            let store = PgStore::connect_with(url.as_str(), options)
+                .await
+                .map_err(|source| StartError::Database { source })?;
+            drop(store.spawn_retention(retention, sweep_every));
+            tracing::info!("storage: PostgreSQL");
+            Arc::new(store)
+        }
+        None => {
+            let db_dir = s.data_dir.join("db");
+            let store = SledStore::open(&db_dir).map_err(|source| StartError::Store {
+                path: db_dir.display().to_string(),
+                source,
+            })?;
+            drop(store.spawn_retention(retention, sweep_every));
+            Arc::new(store)
+        }
+    };
     let hub = Arc::new(Hub::new());
     let medex = Arc::new(
         MedEx::new(

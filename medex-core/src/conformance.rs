@@ -74,6 +74,7 @@ pub async fn run(store: &dyn Store) {
     positions_come_from_the_newest_fix(store).await;
     refresh_sessions_are_single_use(store).await;
     config_round_trips(store).await;
+    the_ends_of_the_calendar_are_bounds_like_any_other(store).await;
     store.check().await.expect("check() on a healthy store");
     store.flush().await.expect("flush() on a healthy store");
 }
@@ -672,4 +673,52 @@ async fn config_round_trips(store: &dyn Store) {
     config.tariff.min_fee = Money::from_cents(499);
     store.save_system_config(&config).await.unwrap();
     assert_eq!(store.system_config().await.unwrap(), Some(config));
+}
+
+/// Range bounds at chrono's first and last instants (which some databases cannot store) answer
+/// as any bound would: everything is after the first and before the last.
+async fn the_ends_of_the_calendar_are_bounds_like_any_other(store: &dyn Store) {
+    let (first, last) = (DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC);
+    let all = store
+        .orders(&OrderQuery::default(), Page::first(1000))
+        .await
+        .unwrap();
+    assert!(!all.is_empty(), "the earlier checks left orders");
+    let everything = OrderQuery {
+        created_from: Some(first),
+        created_before: Some(last),
+        ..Default::default()
+    };
+    assert_eq!(
+        store.orders(&everything, Page::first(1000)).await.unwrap(),
+        all,
+        "every order is created between the ends of the calendar"
+    );
+    let nothing = OrderQuery {
+        created_before: Some(first),
+        ..Default::default()
+    };
+    assert!(
+        store
+            .orders(&nothing, Page::first(1000))
+            .await
+            .unwrap()
+            .is_empty(),
+        "no order is created before the first instant"
+    );
+    let driver = DriverId::from_uuid(id(72));
+    let trail = store
+        .trail(driver, t0(), t0() + Duration::days(1), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.trail(driver, first, last, 100).await.unwrap(),
+        trail,
+        "a trail between the ends of the calendar is the whole trail"
+    );
+    assert_eq!(
+        store.prune_trail(first).await.unwrap(),
+        0,
+        "nothing is recorded before the first instant"
+    );
 }

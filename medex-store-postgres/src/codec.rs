@@ -111,6 +111,21 @@ pub(crate) fn split_time(at: DateTime<Utc>) -> (DateTime<Utc>, i16) {
     (at - Duration::nanoseconds(i64::from(below)), below)
 }
 
+/// PostgreSQL's earliest `timestamptz`, 4714-11-24 BC (Julian day 0); chrono's latest time is
+/// before PostgreSQL's latest.
+fn earliest() -> DateTime<Utc> {
+    chrono::NaiveDate::from_ymd_opt(-4713, 11, 24)
+        .expect("a valid date")
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc()
+}
+
+/// [`split_time`] for a bound of a range query: a bound before PostgreSQL's earliest time becomes
+/// that time, which compares with every storable time as the bound would.
+pub(crate) fn split_bound(at: DateTime<Utc>) -> (DateTime<Utc>, i16) {
+    split_time(at.max(earliest()))
+}
+
 /// The time [`split_time`] split.
 pub(crate) fn join_time(cut: DateTime<Utc>, below: i16) -> DateTime<Utc> {
     cut + Duration::nanoseconds(i64::from(below))
@@ -153,6 +168,14 @@ mod tests {
         ));
         let ok = encode("text", &"fine".to_string()).unwrap();
         assert_eq!(ok.0, b"\x01\"fine\"");
+    }
+
+    #[test]
+    fn bounds_before_postgres_time_begins_are_raised_to_it() {
+        let (cut, below) = split_bound(DateTime::<Utc>::MIN_UTC);
+        assert_eq!((cut, below), (earliest(), 0));
+        let t = Utc.with_ymd_and_hms(2026, 5, 1, 8, 0, 0).unwrap();
+        assert_eq!(split_bound(t), split_time(t));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use crate::codec::{JsonText, decode, encode, join_time, limit, split_time};
+use crate::codec::{JsonText, decode, encode, join_time, limit, split_bound, split_time};
 use crate::errors::{from_pg, from_pool};
 
 pub(crate) async fn client(pool: &Pool) -> Result<Client, StoreError> {
@@ -250,7 +250,7 @@ impl Filter {
 
     /// Adds `(at, ns) <op> ($n, $n+1)` for a time kept as microseconds and nanoseconds.
     fn add_time(&mut self, columns: (&str, &str), op: &str, at: DateTime<Utc>) {
-        let (cut, below) = split_time(at);
+        let (cut, below) = split_bound(at);
         self.params.push(Box::new(cut));
         self.params.push(Box::new(below));
         let n = self.params.len();

@@ -75,9 +75,18 @@ impl TestDatabase {
     /// When the variable is set but the server cannot be reached or refuses: a test that was asked
     /// to use PostgreSQL does not silently skip.
     pub async fn create(test: &str) -> Option<Self> {
-        let server_url = server_url(test)?;
-        let server = Config::from_str(&server_url)
-            .unwrap_or_else(|e| panic!("{DATABASE_URL_VARIABLE} does not parse: {e}"));
+        Some(Self::create_on(&server_url(test)?, test).await)
+    }
+
+    /// Creates a fresh, empty database for `test` on the server of `server_url` (whose own
+    /// database is only used to create and drop this one).
+    ///
+    /// # Panics
+    ///
+    /// When the URL does not parse, or the server cannot be reached or refuses.
+    pub async fn create_on(server_url: &str, test: &str) -> Self {
+        let server = Config::from_str(server_url)
+            .unwrap_or_else(|e| panic!("{test}: the database URL does not parse: {e}"));
         let name = unique_name(test);
         let client = connect(&server)
             .await
@@ -87,7 +96,7 @@ impl TestDatabase {
             .await
             .unwrap_or_else(|e| panic!("{test}: cannot create database {name}: {e}"));
         let url = with_database(&server, &name);
-        Some(Self { name, url, server })
+        Self { name, url, server }
     }
 
     /// Its connection string, for `PgStore::connect` or `MEDEX_DATABASE_URL`.

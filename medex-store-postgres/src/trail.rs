@@ -29,7 +29,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use crate::codec::{join_time, limit, split_time};
+use crate::codec::{join_time, limit, split_bound, split_time};
 use crate::errors::{copy, from_pg};
 use crate::records::client;
 
@@ -366,8 +366,8 @@ pub(crate) async fn trail(
         )
         .await
         .map_err(from_pg)?;
-    let (from_at, from_ns) = split_time(from);
-    let (to_at, to_ns) = split_time(to);
+    let (from_at, from_ns) = split_bound(from);
+    let (to_at, to_ns) = split_bound(to);
     let rows = client
         .query(
             &statement,
@@ -406,7 +406,7 @@ pub(crate) async fn trail(
 /// partition in `trail_detached`, and the next sweep counts and drops it.
 pub(crate) async fn prune(pool: &Pool, before: DateTime<Utc>) -> Result<u64, StoreError> {
     let mut client = client(pool).await?;
-    let (cut, below) = split_time(before);
+    let (cut, below) = split_bound(before);
     // The partition of day D holds [D, D + 1): it is wholly before `before` when D + 1 is at or
     // before the day `before` falls in.
     let first_kept_day = cut.date_naive();

@@ -166,29 +166,38 @@ async fn accepting_and_cancelling_one_order_at_once_has_one_effect_each() {
         );
         let (a, c) = (tally(&accepts), tally(&cancels));
         let accepted = a.get(&200).copied().unwrap_or(0);
+        let cancelled = c.get(&200).copied().unwrap_or(0);
         assert!(accepted <= 1, "round {round}: {a:?}");
-        assert_eq!(
-            c.get(&200),
-            Some(&1),
-            "round {round}: exactly one cancellation: {c:?}"
+        assert!(
+            cancelled <= 1,
+            "round {round}: at most one cancellation: {c:?}"
+        );
+        // Either side may win the first commit. When an acceptance wins, the cancellations that
+        // read the pending order lose (409); one that read the accepted order may still cancel it.
+        assert!(
+            accepted + cancelled >= 1,
+            "round {round}: someone wins: {a:?} {c:?}"
         );
         assert_eq!(
             a.get(&409).copied().unwrap_or(0) + accepted,
             N / 2,
             "round {round}: {a:?}"
         );
+        assert_eq!(
+            c.get(&409).copied().unwrap_or(0) + cancelled,
+            N / 2,
+            "round {round}: {c:?}"
+        );
         let stored = s.stored_order(&order).await;
-        assert_eq!(stored.status, OrderStatus::Cancelled);
         let history: Vec<OrderStatus> = stored.status_history.iter().map(|c| c.status).collect();
-        let expected = if accepted == 1 {
-            vec![
-                OrderStatus::Pending,
-                OrderStatus::Accepted,
-                OrderStatus::Cancelled,
-            ]
-        } else {
-            vec![OrderStatus::Pending, OrderStatus::Cancelled]
-        };
+        let mut expected = vec![OrderStatus::Pending];
+        if accepted == 1 {
+            expected.push(OrderStatus::Accepted);
+        }
+        if cancelled == 1 {
+            expected.push(OrderStatus::Cancelled);
+        }
+        assert_eq!(stored.status, *expected.last().unwrap(), "round {round}");
         assert_eq!(history, expected, "round {round}");
         assert_eq!(stored.version, history.len() as u64);
     }
