@@ -6,5 +6,6 @@ mod support;
 
 mod crash;
 mod delivery;
+mod faults;
 mod owasp;
 mod races;
