@@ -133,7 +133,13 @@ impl Drop for Cluster {
                 None => Command::new(self.bin.join("pg_ctl")),
             };
             let _ = stop
-                .args(["-D", self.data().to_str().unwrap(), "stop", "-m", "immediate"])
+                .args([
+                    "-D",
+                    self.data().to_str().unwrap(),
+                    "stop",
+                    "-m",
+                    "immediate",
+                ])
                 .output();
         }
     }
@@ -190,7 +196,10 @@ fn wanted() -> Option<PathBuf> {
     let skip = |why: &str| {
         // Straight to the process's standard error: the test harness would hide a print.
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), "skipped postgres_stopped_under_load: {why}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped postgres_stopped_under_load: {why}"
+        );
         None
     };
     if std::env::var(E2E_DATABASE_URL).is_ok() {
@@ -224,7 +233,10 @@ async fn postgres_stopped_under_load_answers_503_and_recovers_without_losing_wri
     let url = cluster.url();
     let server = TestServer::start_with(&[
         ("MEDEX_DATABASE_URL", url.as_str()),
-        ("MEDEX_JWT_SECRET", "q8Vw3kZ1pT6xN0rL5yB9mC2hJ7dF4gS0aE8uW1iO"),
+        (
+            "MEDEX_JWT_SECRET",
+            "q8Vw3kZ1pT6xN0rL5yB9mC2hJ7dF4gS0aE8uW1iO",
+        ),
         // Requests wait at most this long for a connection while the database is away.
         ("MEDEX_DATABASE_POOL_SIZE", "8"),
     ])
@@ -242,7 +254,11 @@ async fn postgres_stopped_under_load_answers_503_and_recovers_without_losing_wri
                 while !stop.load(Ordering::Relaxed) {
                     let r = world
                         .server
-                        .post("/api/orders", Some(&world.customer.token), world.order_body())
+                        .post(
+                            "/api/orders",
+                            Some(&world.customer.token),
+                            world.order_body(),
+                        )
                         .await;
                     let status = r.status.as_u16();
                     {
@@ -279,7 +295,12 @@ async fn postgres_stopped_under_load_answers_503_and_recovers_without_losing_wri
             .await
             .unwrap_or_else(|_| panic!("round {round}: requests never noticed the outage"));
         let health = world.server.public("/api/health").await;
-        assert_eq!(health.status.as_u16(), 503, "round {round}: {}", health.text);
+        assert_eq!(
+            health.status.as_u16(),
+            503,
+            "round {round}: {}",
+            health.text
+        );
         assert_eq!(health.json["storage"], "unavailable", "{}", health.text);
         assert!(
             !["ok", "healthy"].contains(&health.json["status"].as_str().unwrap_or_default()),
