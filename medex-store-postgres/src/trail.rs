@@ -99,15 +99,18 @@ async fn run(pool: Pool, mut queue: mpsc::UnboundedReceiver<Job>) {
     loop {
         let first = match unsynced {
             Some(since) => tokio::select! {
-                job = queue.recv() => job,
+                // The deadline first: a steady stream of jobs must not put off the durable point.
+                biased;
                 () = tokio::time::sleep_until(since + SYNC_AFTER) => {
-                    // A failure is retried at the next batch or flush; PostgreSQL's own WAL
-                    // writer flushes meanwhile.
-                    if sync(&pool).await.is_ok() {
-                        unsynced = None;
-                    }
+                    unsynced = match sync(&pool).await {
+                        Ok(()) => None,
+                        // Tried again a moment later (not in a tight loop while the database is
+                        // away); PostgreSQL's own WAL writer flushes meanwhile.
+                        Err(_) => Some(Instant::now()),
+                    };
                     continue;
                 }
+                job = queue.recv() => job,
             },
             None => queue.recv().await,
         };
