@@ -75,6 +75,7 @@ pub async fn run(store: &dyn Store) {
     refresh_sessions_are_single_use(store).await;
     config_round_trips(store).await;
     the_ends_of_the_calendar_are_bounds_like_any_other(store).await;
+    text_is_kept_whatever_it_holds(store).await;
     store.check().await.expect("check() on a healthy store");
     store.flush().await.expect("flush() on a healthy store");
 }
@@ -721,4 +722,69 @@ async fn the_ends_of_the_calendar_are_bounds_like_any_other(store: &dyn Store) {
         0,
         "nothing is recorded before the first instant"
     );
+}
+
+/// Text is the client's: a NUL character or a noncharacter (which some databases cannot hold, or
+/// use themselves) is kept exactly, in records and in the keys they are found by.
+async fn text_is_kept_whatever_it_holds(store: &dyn Store) {
+    let odd = "nul \0 nonchar \u{FFFF} both \u{FFFF}0 \\u0000";
+    let mut u = user(100, "odd-text@example.com", Role::User);
+    u.full_name = odd.into();
+    let v = vendor(101, u.id);
+    let mut o = order(102, v.id, u.id, t0());
+    o.notes = Some(odd.into());
+    o.customer_name = "\0".into();
+    o.external_ref = Some(ExternalRef {
+        source: "shop\0".into(),
+        id: odd.into(),
+    });
+    store
+        .commit(vec![
+            Write::User(u.clone()),
+            Write::Vendor(v.clone()),
+            Write::Order(o.clone()),
+        ])
+        .await
+        .expect("any text can be stored");
+    assert_eq!(
+        store.user(u.id).await.unwrap(),
+        Some(u),
+        "text read back exactly"
+    );
+    assert_eq!(store.order(o.id).await.unwrap().as_ref(), Some(&o));
+    assert_eq!(
+        store
+            .order_by_external_ref(v.id, "shop\0", odd)
+            .await
+            .unwrap()
+            .map(|o| o.id),
+        Some(o.id),
+        "keys with odd text are found"
+    );
+    assert!(
+        store
+            .order_by_external_ref(v.id, "shop\u{FFFF}0", odd)
+            .await
+            .unwrap()
+            .is_none(),
+        "and only by their own text"
+    );
+    for token in ["\0", "\u{FFFF}", "token-\0"] {
+        assert!(
+            store
+                .order_by_tracking_token(token)
+                .await
+                .unwrap()
+                .is_none(),
+            "an odd token finds nothing: {token:?}"
+        );
+    }
+    assert!(
+        store
+            .user_by_email("odd\0@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.take_refresh_session("jti\0").await.unwrap().is_none());
 }

@@ -56,52 +56,110 @@ impl<'a> FromSql<'a> for JsonText<'a> {
     }
 }
 
-/// Encodes `value` for a `jsonb` column, refusing what would not read back: serde_json writes NaN
-/// and infinities as `null`, and PostgreSQL's text (so JSONB too) cannot hold a NUL character.
-/// Storing either would fail later, or leave a record that can never be read again.
+/// Encodes `value` for a `jsonb` column, refusing what would not read back (serde_json writes
+/// NaN and infinities as `null`): storing it would leave a record that can never be read again.
+/// Text that PostgreSQL cannot hold is protected (see [`protect`]).
 pub(crate) fn encode<T: Serialize + DeserializeOwned>(
     what: &str,
     value: &T,
 ) -> Result<Jsonb, StoreError> {
-    let mut out = Vec::with_capacity(512);
-    out.push(JSONB_FORMAT);
-    serde_json::to_writer(&mut out, value)
+    let mut json = Vec::with_capacity(512);
+    serde_json::to_writer(&mut json, value)
         .map_err(|e| StoreError::Corrupt(format!("cannot encode {what}: {e}")))?;
-    if has_nul_escape(&out[1..]) {
-        return Err(StoreError::Corrupt(format!(
-            "refusing to store {what} with a NUL character, which PostgreSQL text cannot hold"
-        )));
-    }
-    if let Err(e) = serde_json::from_slice::<T>(&out[1..]) {
+    if let Err(e) = serde_json::from_slice::<T>(&json) {
         return Err(StoreError::Corrupt(format!(
             "refusing to store {what} that would not read back: {e}"
         )));
     }
+    let mut out = Vec::with_capacity(json.len() + 1);
+    out.push(JSONB_FORMAT);
+    protect_json(&json, &mut out);
     Ok(Jsonb(out))
-}
-
-/// Whether JSON text written by serde_json holds the escape of a NUL character (`\u0000`), as
-/// opposed to an escaped backslash followed by `u0000`.
-fn has_nul_escape(json: &[u8]) -> bool {
-    let mut i = 0;
-    while i < json.len() {
-        if json[i] == b'\\' {
-            if json[i + 1..].starts_with(b"u0000") {
-                return true;
-            }
-            // Skip the escaped character, so that `\\` never starts another escape.
-            i += 2;
-        } else {
-            i += 1;
-        }
-    }
-    false
 }
 
 /// Decodes a record. Never panics: bad JSON is `Corrupt`.
 pub(crate) fn decode<T: DeserializeOwned>(what: &str, json: JsonText<'_>) -> Result<T, StoreError> {
-    serde_json::from_slice(json.0)
+    let restored = restore_json(json.0);
+    serde_json::from_slice(&restored)
         .map_err(|e| StoreError::Corrupt(format!("undecodable {what}: {e}")))
+}
+
+/// U+FFFF, a noncharacter: the escape of text PostgreSQL cannot hold.
+const MARK: &str = "\u{FFFF}";
+
+/// PostgreSQL text, and so JSONB, cannot hold the NUL character, which MedEx text may contain
+/// (a customer's note is the customer's). So NUL is kept as U+FFFF followed by `0`, and U+FFFF
+/// itself as U+FFFF followed by `1`: a reversible change that leaves all other text as it is.
+/// Key columns go through it too, so lookups compare like with like.
+pub(crate) fn protect(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(['\0', '\u{FFFF}']) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\0' => out.push_str("\u{FFFF}0"),
+            '\u{FFFF}' => out.push_str("\u{FFFF}1"),
+            c => out.push(c),
+        }
+    }
+    out.into()
+}
+
+/// [`protect`] on JSON text as serde_json writes it: NUL appears as the escape `\u0000` (never
+/// raw), U+FFFF raw. Appends the result to `out`.
+fn protect_json(json: &[u8], out: &mut Vec<u8>) {
+    let mark = MARK.as_bytes();
+    let mut i = 0;
+    while i < json.len() {
+        if json[i] == b'\\' {
+            if json[i + 1..].starts_with(b"u0000") {
+                out.extend_from_slice(mark);
+                out.push(b'0');
+                i += 6;
+            } else {
+                // The escaped character too, so that `\\` never starts another escape.
+                out.extend_from_slice(&json[i..(i + 2).min(json.len())]);
+                i += 2;
+            }
+        } else if json[i..].starts_with(mark) {
+            out.extend_from_slice(mark);
+            out.push(b'1');
+            i += mark.len();
+        } else {
+            out.push(json[i]);
+            i += 1;
+        }
+    }
+}
+
+/// Undoes [`protect_json`] on JSON text read back.
+fn restore_json(json: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let mark = MARK.as_bytes();
+    if !json.windows(mark.len()).any(|w| w == mark) {
+        return json.into();
+    }
+    let mut out = Vec::with_capacity(json.len());
+    let mut i = 0;
+    while i < json.len() {
+        if json[i..].starts_with(mark) {
+            match json.get(i + mark.len()) {
+                Some(b'0') => out.extend_from_slice(b"\\u0000"),
+                Some(b'1') => out.extend_from_slice(mark),
+                // Not written by `protect_json`: left as found.
+                _ => {
+                    out.extend_from_slice(mark);
+                    i += mark.len();
+                    continue;
+                }
+            }
+            i += mark.len() + 1;
+        } else {
+            out.push(json[i]);
+            i += 1;
+        }
+    }
+    out.into()
 }
 
 /// A time cut to PostgreSQL's microseconds, and the nanoseconds below them (0..1000), so that a
@@ -143,25 +201,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nul_characters_are_found_and_escaped_backslashes_are_not() {
-        let check = |text: &str, expected: bool| {
-            let json = serde_json::to_vec(&text).unwrap();
-            assert_eq!(has_nul_escape(&json), expected, "{text:?} as {json:?}");
-        };
-        check("plain", false);
-        check("a\0b", true);
-        check("\0", true);
-        check("\\u0000", false);
-        check("\\\0", true);
-        check("\u{1}\n\"", false);
+    fn text_postgres_cannot_hold_is_protected_and_restored() {
+        for text in [
+            "plain",
+            "a\0b",
+            "\0",
+            "\\u0000",
+            "\\\0",
+            "\u{FFFF}",
+            "\u{FFFF}0",
+            "\u{FFFF}1\0\u{FFFF}",
+            "\u{1}\n\"",
+        ] {
+            let encoded = encode("text", &text.to_string()).unwrap();
+            let json = &encoded.0[1..];
+            assert!(!has_nul(json), "{text:?} as {json:?}");
+            let back: String = decode("text", JsonText(json)).unwrap();
+            assert_eq!(back, text);
+            let key = protect(text);
+            assert!(!key.contains('\0'));
+            assert_eq!(key == text, !text.contains(['\0', '\u{FFFF}']));
+        }
+        assert_ne!(protect("\0"), protect("\u{FFFF}"));
+    }
+
+    /// Whether JSON text holds a NUL escape (an escaped backslash followed by `u0000` is not one).
+    fn has_nul(json: &[u8]) -> bool {
+        let text: String = serde_json::from_slice(json).unwrap();
+        text.contains('\0')
     }
 
     #[test]
     fn encode_refuses_what_would_not_read_back() {
-        assert!(matches!(
-            encode("text", &"a\0".to_string()),
-            Err(StoreError::Corrupt(_))
-        ));
         assert!(matches!(
             encode("number", &f64::NAN),
             Err(StoreError::Corrupt(_))

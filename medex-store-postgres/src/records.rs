@@ -9,7 +9,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use crate::codec::{JsonText, decode, encode, join_time, limit, split_bound, split_time};
+use crate::codec::{JsonText, decode, encode, join_time, limit, protect, split_bound, split_time};
 use crate::errors::{from_pg, from_pool};
 
 pub(crate) async fn client(pool: &Pool) -> Result<Client, StoreError> {
@@ -41,7 +41,7 @@ fn statement(write: &Write) -> Result<Statement, StoreError> {
                 vec![
                     boxed(*u.id.as_uuid()),
                     boxed(version(u.version)?),
-                    boxed(u.email.as_str().to_owned()),
+                    boxed(protect(u.email.as_str()).into_owned()),
                     boxed(u.role.as_str()),
                     boxed(u.is_active),
                     boxed(encode("user", u)?),
@@ -104,16 +104,16 @@ fn statement(write: &Write) -> Result<Statement, StoreError> {
                 vec![
                     boxed(*o.id.as_uuid()),
                     boxed(version(o.version)?),
-                    boxed(o.order_number.clone()),
-                    boxed(o.tracking_token.clone()),
+                    boxed(protect(&o.order_number).into_owned()),
+                    boxed(protect(&o.tracking_token).into_owned()),
                     boxed(*o.vendor_id.as_uuid()),
                     boxed(*o.user_id.as_uuid()),
                     boxed(o.driver_id.map(|d| *d.as_uuid())),
                     boxed(o.status.as_str()),
                     boxed(created_at),
                     boxed(created_ns),
-                    boxed(external.map(|r| r.source.clone())),
-                    boxed(external.map(|r| r.id.clone())),
+                    boxed(external.map(|r| protect(&r.source).into_owned())),
+                    boxed(external.map(|r| protect(&r.id).into_owned())),
                     boxed(encode("order", o)?),
                 ],
             )
@@ -303,7 +303,7 @@ pub(crate) async fn user_by_email(pool: &Pool, email: &str) -> Result<Option<Use
         pool,
         "user",
         "SELECT record FROM users WHERE email = $1",
-        &[&email],
+        &[&protect(email)],
     )
     .await
 }
@@ -435,7 +435,7 @@ pub(crate) async fn order_by_tracking_token(
         pool,
         "order",
         "SELECT record FROM orders WHERE tracking_token = $1",
-        &[&token],
+        &[&protect(token)],
     )
     .await
 }
@@ -451,7 +451,7 @@ pub(crate) async fn order_by_external_ref(
         "order",
         "SELECT record FROM orders
          WHERE vendor_id = $1 AND external_source = $2 AND external_id = $3",
-        &[vendor.as_uuid(), &source, &external_id],
+        &[vendor.as_uuid(), &protect(source), &protect(external_id)],
     )
     .await
 }
@@ -506,7 +506,7 @@ pub(crate) async fn put_refresh_session(
         .execute(
             &statement,
             &[
-                &session.id,
+                &protect(&session.id),
                 session.user_id.as_uuid(),
                 &split_time(session.expires_at).0,
                 &record,
@@ -527,7 +527,7 @@ pub(crate) async fn take_refresh_session(
         pool,
         "refresh session",
         "DELETE FROM refresh_sessions WHERE id = $1 RETURNING record",
-        &[&id],
+        &[&protect(id)],
     )
     .await
 }
