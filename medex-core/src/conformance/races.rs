@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use chrono::Duration;
 
 use super::fixtures::t0;
-use super::numbered::{order, user, vendor};
-use crate::model::OrderStatus;
+use super::numbered::{driver, order, user, vendor};
+use crate::model::{DriverStatus, OrderStatus};
 use crate::store::{RefreshSession, Store, StoreError, Write};
 
 const RACERS: usize = 16;
@@ -36,6 +36,7 @@ pub async fn run(store: Arc<dyn Store>, spawn: Spawn<'_>) {
     of_racing_commits_of_one_version_exactly_one_wins(&store, spawn).await;
     of_racing_takers_of_one_refresh_session_exactly_one_gets_it(&store, spawn).await;
     racing_inserts_of_one_e_mail_leave_exactly_one_account(&store, spawn).await;
+    crossed_commits_of_two_records_leave_exactly_one_winner(&store, spawn).await;
 }
 
 async fn of_racing_commits_of_one_version_exactly_one_wins(
@@ -159,6 +160,79 @@ async fn racing_inserts_of_one_e_mail_leave_exactly_one_account(
             .unwrap()
             .is_some()
     );
+}
+
+/// Two commits of one order and one driver, listing them in opposite orders (a database that
+/// locks rows as it writes them can deadlock on this): one wins, the other is a `Conflict`.
+async fn crossed_commits_of_two_records_leave_exactly_one_winner(
+    store: &Arc<dyn Store>,
+    spawn: Spawn<'_>,
+) {
+    let owner = user(70_200, "crossed@example.com");
+    let v = vendor(70_200, owner.id);
+    let d = driver(70_200, v.id, owner.id);
+    let o = order(70_200, v.id, owner.id);
+    store
+        .commit(vec![
+            Write::User(owner),
+            Write::Vendor(v),
+            Write::Driver(d.clone()),
+            Write::Order(o.clone()),
+        ])
+        .await
+        .unwrap();
+    for round in 2..5u64 {
+        let outcomes = Arc::new(Mutex::new(Vec::new()));
+        race(
+            spawn,
+            [false, true].into_iter().map(|crossed| {
+                let store = Arc::clone(store);
+                let outcomes = Arc::clone(&outcomes);
+                let mut next_order = o.clone();
+                next_order.version = round;
+                next_order.notes = Some(format!("crossed {crossed}"));
+                let mut next_driver = d.clone();
+                next_driver.version = round;
+                next_driver.status = if crossed {
+                    DriverStatus::OnBreak
+                } else {
+                    DriverStatus::Offline
+                };
+                let mut writes = vec![Write::Order(next_order), Write::Driver(next_driver)];
+                if crossed {
+                    writes.reverse();
+                }
+                Box::pin(async move {
+                    let outcome = store.commit(writes).await;
+                    lock(&outcomes).push((crossed, outcome));
+                }) as Racer
+            }),
+        )
+        .await;
+        let mut winners = Vec::new();
+        for (crossed, outcome) in lock(&outcomes).drain(..) {
+            match outcome {
+                Ok(()) => winners.push(crossed),
+                Err(StoreError::Conflict) => {}
+                Err(other) => panic!("a crossed commit failed with {other:?}, not Conflict"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: one crossed commit wins");
+        let (stored_order, stored_driver) = (
+            store.order(o.id).await.unwrap().unwrap(),
+            store.driver(d.id).await.unwrap().unwrap(),
+        );
+        assert_eq!(
+            (stored_order.version, stored_driver.version),
+            (round, round)
+        );
+        assert_eq!(
+            stored_order.notes,
+            Some(format!("crossed {}", winners[0])),
+            "both records come from the winner"
+        );
+        assert_eq!(stored_driver.status == DriverStatus::OnBreak, winners[0]);
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
