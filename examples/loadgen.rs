@@ -57,7 +57,9 @@ const CONNECTIONS_PER_SOURCE: usize = 4000;
     about = "Load generator for a MedEx server on this machine (loopback only)",
     after_help = "Rates are requests per second, 0 (off) or `max` (as fast as the \
                   --http-connections workers of that kind go). Start the server with \
-                  MEDEX_WS_MIN_FIX_INTERVAL_MS=0 when --fix-interval-ms is under 1000. \
+                  MEDEX_WS_MIN_FIX_INTERVAL_MS=0 when --fix-interval-ms is under 1000, and \
+                  MEDEX_REGISTRATIONS_PER_HOUR above --vendors (every account comes from one \
+                  address). \
                   See BENCHMARKS.md for the runs behind each performance target."
 )]
 struct Args {

@@ -46,11 +46,13 @@ impl OffloadedHasher {
 #[async_trait]
 impl PasswordHasher for OffloadedHasher {
     async fn hash(&self, password: String) -> String {
+        metrics::counter!("medex_password_hashes_total", "kind" => "hash").increment(1);
         self.run(move |a| a.hash_blocking(&password), String::new())
             .await
     }
 
     async fn verify(&self, password: String, hash: String) -> bool {
+        metrics::counter!("medex_password_hashes_total", "kind" => "verify").increment(1);
         self.run(move |a| a.verify_blocking(&password, &hash), false)
             .await
     }

@@ -6,11 +6,14 @@
 pub use medex_core as core;
 
 // Public behind the feature only for the separate cargo-fuzz crate in fuzz/; see the module.
+mod exposition;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hashing;
+mod listener;
 pub mod server;
 pub mod settings;
+#[cfg(test)]
+mod tidy;
 pub mod tracking_page;
-mod tracking_reads;

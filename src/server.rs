@@ -10,41 +10,36 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::HashSet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, MatchedPath, Request};
-use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::extract::ConnectInfo;
 use base64::Engine as _;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use medex_core::auth::{Argon2Hasher, TokenKeys, TokenLifetimes};
 use medex_core::clock::{Entropy, OsEntropy, SystemClock};
 use medex_core::events::{Event, EventBus};
 use medex_core::service::{MedEx, Ports};
 use medex_core::store::Store;
+use medex_http::TrackingReads;
 use medex_store_postgres::{PgOptions, PgStore};
 use medex_store_sled::SledStore;
 use medex_ws::{Hub, WsConfig, WsServer};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt as _;
 
+use crate::exposition::Exposition;
 use crate::hashing::OffloadedHasher;
 use crate::settings::{SecretSource, Settings, SettingsError};
-use crate::tracking_reads::TrackingReads;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -132,21 +127,6 @@ fn generated_secret(data_dir: &Path) -> Result<Vec<u8>, StartError> {
     Ok(secret.into_bytes())
 }
 
-/// The process-wide Prometheus recorder (a recorder can be installed only once per process).
-fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
-            let handle = recorder.handle();
-            // Fails only if another recorder is installed; then our handle renders nothing new,
-            // which is the embedding program's choice.
-            let _ = metrics::set_global_recorder(recorder);
-            handle
-        })
-        .clone()
-}
-
 /// Counts events on their way to the WebSocket hub.
 struct MeteredBus(Arc<Hub>);
 
@@ -167,68 +147,6 @@ impl EventBus for MeteredBus {
     }
 }
 
-/// Records requests by matched route and status, and their latency.
-async fn track_requests(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| interned(p.as_str()));
-    let method = method_label(request.method());
-    let response = next.run(request).await;
-    let status = interned(response.status().as_str());
-    count_request(method, route, status, started);
-    response
-}
-
-/// Counts one answered request, started at `started`, in the HTTP metrics.
-pub(crate) fn count_request(
-    method: &'static str,
-    route: &'static str,
-    status: &'static str,
-    started: Instant,
-) {
-    let labels = [("method", method), ("route", route), ("status", status)];
-    metrics::counter!("medex_http_requests_total", &labels).increment(1);
-    metrics::histogram!("medex_http_request_duration_seconds", &labels[..2])
-        .record(started.elapsed().as_secs_f64());
-}
-
-/// The method as a metric label; methods outside the standard ones share one label, so a client
-/// cannot mint new time series.
-fn method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
-    }
-}
-
-/// One `'static` copy of each label value from a small closed set (route templates, status
-/// codes), so that counting a request allocates no label strings.
-fn interned(value: &str) -> &'static str {
-    static SEEN: LazyLock<RwLock<HashSet<&'static str>>> = LazyLock::new(Default::default);
-    if let Some(seen) = SEEN
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(value)
-    {
-        return seen;
-    }
-    let mut all = SEEN.write().unwrap_or_else(PoisonError::into_inner);
-    if let Some(seen) = all.get(value) {
-        return seen;
-    }
-    let kept: &'static str = Box::leak(value.into());
-    all.insert(kept);
-    kept
-}
-
 /// The store, the hub and the use cases over them.
 struct Core {
     store: Arc<dyn Store>,
@@ -236,9 +154,37 @@ struct Core {
     medex: Arc<MedEx>,
 }
 
+/// Creates `dir` if needed and keeps it and everything in it to this account: directories 0700,
+/// files 0600. The data directory holds password hashes, webhook secrets, the signing secret and
+/// patients' proof photos.
+fn private_tree(dir: &Path) -> Result<(), StartError> {
+    std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(dir) = pending.pop() {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(io_error(&dir))?;
+            for entry in std::fs::read_dir(&dir).map_err(io_error(&dir))?.flatten() {
+                let path = entry.path();
+                match entry.file_type() {
+                    Ok(kind) if kind.is_dir() => pending.push(path),
+                    Ok(kind) if kind.is_file() => {
+                        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                            .map_err(io_error(&path))?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn open(s: &Settings) -> Result<Core, StartError> {
-    std::fs::create_dir_all(&s.data_dir).map_err(io_error(&s.data_dir))?;
-    std::fs::create_dir_all(&s.upload_dir).map_err(io_error(&s.upload_dir))?;
+    private_tree(&s.data_dir)?;
+    private_tree(&s.upload_dir)?;
     let secret = match &s.jwt_secret {
         SecretSource::Configured(secret) => secret.clone(),
         SecretSource::GeneratedInDataDir => generated_secret(&s.data_dir)?,
@@ -274,6 +220,8 @@ async fn open(s: &Settings) -> Result<Core, StartError> {
                 path: db_dir.display().to_string(),
                 source,
             })?;
+            // sled made its files with the process's umask; they are ours only from now on.
+            private_tree(&db_dir)?;
             drop(store.spawn_retention(retention, sweep_every));
             Arc::new(store)
         }
@@ -323,6 +271,7 @@ pub struct Server {
 /// A started server.
 pub struct Running {
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     medex: Arc<MedEx>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -359,38 +308,55 @@ impl Server {
             max_body_bytes: s.max_body_bytes,
             upload_dir: s.upload_dir.clone(),
             max_upload_bytes: s.max_upload_bytes,
+            login_throttle: medex_http::LoginThrottle {
+                max_registrations_per_address_per_hour: s.registrations_per_hour,
+                ..medex_http::LoginThrottle::default()
+            },
             ..medex_http::HttpConfig::default()
         };
-        let metrics = metrics_handle();
         let open_sockets = Arc::new(AtomicUsize::new(0));
-        let router = {
-            let ws = ws.clone();
-            let open_sockets = open_sockets.clone();
-            medex_http::router(medex.clone(), http_config)
-                .merge(crate::tracking_page::routes_with(
-                    medex.clone(),
-                    s.tile_layer.clone(),
-                ))
-                .route(
-                    "/metrics",
-                    axum::routing::get(move || {
-                        let ws = ws.clone();
-                        let open_sockets = open_sockets.clone();
-                        async move {
-                            metrics::gauge!("medex_open_connections", "kind" => "tcp")
-                                .set(open_sockets.load(Ordering::Relaxed) as f64);
-                            metrics::gauge!("medex_open_connections", "kind" => "websocket")
-                                .set(ws.open_connections() as f64);
-                            (
-                                [("content-type", "text/plain; version=0.0.4")],
-                                metrics.render(),
-                            )
-                                .into_response()
-                        }
-                    }),
-                )
-                .layer(axum::middleware::from_fn(track_requests))
+        let exposition = Exposition {
+            handle: crate::exposition::handle(),
+            ws: ws.clone(),
+            open_sockets: open_sockets.clone(),
+            token_digest: s.metrics_token.as_deref().map(Exposition::digest),
         };
+        let mut router = medex_http::router(medex.clone(), http_config.clone()).merge(
+            crate::tracking_page::routes_with(medex.clone(), s.tile_layer.clone()),
+        );
+        let (stop, stopped) = watch::channel(false);
+        let metrics_addr = match s.metrics_addr {
+            None => {
+                router = router.merge(exposition.routes());
+                None
+            }
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?;
+                let addr = listener
+                    .local_addr()
+                    .map_err(|source| StartError::Bind { addr, source })?;
+                let mut stopped = stopped.clone();
+                let app = exposition.routes();
+                tokio::spawn(async move {
+                    let stop = async move {
+                        let _ = stopped.changed().await;
+                    };
+                    if let Err(error) = axum::serve(listener, app)
+                        .with_graceful_shutdown(stop)
+                        .await
+                    {
+                        tracing::error!(%error, "the metrics listener failed");
+                    }
+                });
+                tracing::info!(metrics = %format!("http://{addr}/metrics"), "metrics on their own address");
+                Some(addr)
+            }
+        };
+        let router = router.layer(axum::middleware::from_fn(
+            medex_http::metrics::track_requests,
+        ));
 
         let listener = TcpListener::bind(s.addr)
             .await
@@ -402,19 +368,19 @@ impl Server {
             addr: s.addr,
             source,
         })?;
-        let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(serve(
             listener,
             router,
-            // CORS answers vary by origin: with CORS configured, tracking reads keep the router.
-            s.cors_origins
-                .is_empty()
-                .then(|| TrackingReads::new(medex.clone())),
+            TrackingReads::new(medex.clone(), &http_config),
             ws,
             store,
             open_sockets,
             stopped,
-            s.shutdown_grace,
+            ConnectionRules {
+                header_timeout: s.header_timeout,
+                max_connections: s.max_connections,
+                shutdown_grace: s.shutdown_grace,
+            },
         ));
         tracing::info!(
             api = %format!("http://{local_addr}/api"),
@@ -424,11 +390,19 @@ impl Server {
         );
         Ok(Running {
             local_addr,
+            metrics_addr,
             medex,
             stop,
             task,
         })
     }
+}
+
+/// How the accept loop treats connections (see `crate::listener`).
+struct ConnectionRules {
+    header_timeout: std::time::Duration,
+    max_connections: usize,
+    shutdown_grace: std::time::Duration,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -440,9 +414,11 @@ async fn serve(
     store: Arc<dyn Store>,
     open_sockets: Arc<AtomicUsize>,
     mut stopped: watch::Receiver<bool>,
-    grace: std::time::Duration,
+    rules: ConnectionRules,
 ) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let grace = rules.shutdown_grace;
+    let builder = crate::listener::builder(rules.header_timeout);
+    let limit = crate::listener::ConnectionLimit::new(rules.max_connections);
     let graceful = GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -456,6 +432,10 @@ async fn serve(
                 }
             },
             _ = stopped.changed() => break,
+        };
+        let Some(admitted) = limit.admit() else {
+            tokio::spawn(crate::listener::refuse(stream));
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
@@ -471,9 +451,8 @@ async fn serve(
                 }
                 if let Some(reads) = &tracking_reads
                     && let Some(token) = TrackingReads::token(&request)
-                    && let Some(response) = reads.answer(token, &request).await
                 {
-                    return Ok(response);
+                    return Ok(reads.answer(token, &request).await);
                 }
                 request.extensions_mut().insert(ConnectInfo(peer));
                 router.oneshot(request.map(Body::new)).await
@@ -491,6 +470,7 @@ async fn serve(
                 tracing::debug!(%error, %peer, "connection ended with an error");
             }
             open_sockets.fetch_sub(1, Ordering::Relaxed);
+            drop(admitted);
         });
     }
     drop(listener);
@@ -519,6 +499,11 @@ impl Running {
     /// Where it listens (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where `/metrics` is served when it has an address of its own (`MEDEX_METRICS_ADDR`).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The use cases, for embedding programs and tests.

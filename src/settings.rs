@@ -106,6 +106,19 @@ pub struct Settings {
     pub hash_concurrency: usize,
     /// `MEDEX_SHUTDOWN_GRACE_SECS`, default 10: how long in-flight requests may finish.
     pub shutdown_grace: Duration,
+    /// `MEDEX_HEADER_TIMEOUT_SECS`, default 10: time to send a request's headers, and the longest
+    /// a kept-alive connection may sit idle between requests.
+    pub header_timeout: Duration,
+    /// `MEDEX_REGISTRATIONS_PER_HOUR`, default 20: account registrations (customers and
+    /// pharmacies) one client address may make per hour.
+    pub registrations_per_hour: u32,
+    /// `MEDEX_METRICS_TOKEN`: when set, `/metrics` needs `Authorization: Bearer <token>`.
+    pub metrics_token: Option<String>,
+    /// `MEDEX_METRICS_ADDR`: when set, `/metrics` is served there only, not on `MEDEX_ADDR`.
+    pub metrics_addr: Option<SocketAddr>,
+    /// `MEDEX_MAX_CONNECTIONS`, default 16384: open connections (WebSockets included) at once;
+    /// one more is answered 503 and closed.
+    pub max_connections: usize,
     /// `MEDEX_TILE_URL` (a template like `https://tile.openstreetmap.org/{z}/{x}/{y}.png`) and
     /// `MEDEX_TILE_ATTRIBUTION`: map tiles under the public tracking page. Default none: the
     /// page draws its map from the coordinates alone and works offline.
@@ -235,6 +248,31 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "time in-flight requests get to finish on shutdown",
     ),
     (
+        "MEDEX_HEADER_TIMEOUT_SECS",
+        "10",
+        "time to send a request's headers; also the idle limit of kept-alive connections",
+    ),
+    (
+        "MEDEX_MAX_CONNECTIONS",
+        "16384",
+        "open connections at once (WebSockets included); more are answered 503 and closed",
+    ),
+    (
+        "MEDEX_REGISTRATIONS_PER_HOUR",
+        "20",
+        "account registrations one client address may make per hour",
+    ),
+    (
+        "MEDEX_METRICS_TOKEN",
+        "unset (public)",
+        "bearer token /metrics requires (at least 16 characters)",
+    ),
+    (
+        "MEDEX_METRICS_ADDR",
+        "unset (on MEDEX_ADDR)",
+        "serve /metrics on this address only, e.g. 127.0.0.1:9100",
+    ),
+    (
         "MEDEX_TILE_URL",
         "unset (no tiles)",
         "map tiles of the tracking page, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png",
@@ -327,9 +365,6 @@ fn check_secret(secret: &[u8], dev_mode: bool) -> Result<(), SettingsError> {
         });
     }
     let lower = String::from_utf8_lossy(secret).to_lowercase();
-    let mut distinct: Vec<u8> = secret.to_vec();
-    distinct.sort_unstable();
-    distinct.dedup();
     let placeholder = [
         "secret",
         "changeme",
@@ -341,7 +376,7 @@ fn check_secret(secret: &[u8], dev_mode: bool) -> Result<(), SettingsError> {
     ]
     .iter()
     .any(|word| lower.contains(word));
-    if !dev_mode && (placeholder || distinct.len() < 10) {
+    if !dev_mode && (placeholder || medex_core::auth::looks_guessable(secret)) {
         return Err(SettingsError {
             variable,
             problem: "looks like a placeholder or is too repetitive; use a random value \
@@ -497,6 +532,30 @@ impl Settings {
                 10,
                 0..=600,
             )?),
+            header_timeout: Duration::from_secs(r.ranged(
+                "MEDEX_HEADER_TIMEOUT_SECS",
+                10,
+                1..=600,
+            )?),
+            max_connections: r.ranged("MEDEX_MAX_CONNECTIONS", 16_384, 1..=1_000_000)?,
+            registrations_per_hour: r.ranged("MEDEX_REGISTRATIONS_PER_HOUR", 20, 1..=1_000_000)?,
+            metrics_token: match r.raw("MEDEX_METRICS_TOKEN") {
+                Some(token) if token.chars().count() < 16 => {
+                    return Err(SettingsError {
+                        variable: "MEDEX_METRICS_TOKEN",
+                        problem: "must be at least 16 characters".into(),
+                    });
+                }
+                token => token,
+            },
+            metrics_addr: match r.raw("MEDEX_METRICS_ADDR") {
+                None => None,
+                Some(_) => Some(r.parse(
+                    "MEDEX_METRICS_ADDR",
+                    SocketAddr::from(([127, 0, 0, 1], 9100)),
+                    "an address like 127.0.0.1:9100",
+                )?),
+            },
             tile_layer,
         })
     }

@@ -12,8 +12,46 @@ use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 
-use crate::error::AuthFailure;
 use crate::model::{Role, UserId};
+
+/// Why a request could not be authenticated. Transports answer all of them alike (401), so a
+/// client learns nothing about which accounts exist; the detail is for logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No token, or not a token MedEx issued (bad signature, wrong algorithm, malformed).
+    InvalidToken,
+    /// Past its expiry.
+    Expired,
+    /// A refresh token where an access token belongs, or the reverse.
+    WrongTokenType,
+    /// A refresh token already used or revoked.
+    Revoked,
+    /// Unknown e-mail or wrong password.
+    BadCredentials,
+    /// The account was deactivated.
+    Deactivated,
+}
+
+/// Whether a shared secret is too regular to be random: fewer than 10 distinct bytes (16 × `a`,
+/// a short pattern repeated), or under 64 bits by the Shannon estimate of its byte frequencies.
+/// A heuristic against secrets typed by hand, not a proof of randomness.
+pub fn looks_guessable(secret: &[u8]) -> bool {
+    let mut counts = [0usize; 256];
+    for &byte in secret {
+        counts[usize::from(byte)] += 1;
+    }
+    let distinct = counts.iter().filter(|&&n| n > 0).count();
+    let len = secret.len() as f64;
+    let bits_per_byte: f64 = counts
+        .iter()
+        .filter(|&&n| n > 0)
+        .map(|&n| {
+            let p = n as f64 / len;
+            -p * p.log2()
+        })
+        .sum();
+    distinct < 10 || bits_per_byte * len < 64.0
+}
 
 /// Hashes and checks passwords. Implementations for servers run the work off the async threads.
 #[async_trait]
@@ -357,5 +395,14 @@ mod tests {
             k.verify("garbage", TokenType::Access, now()),
             Err(AuthFailure::InvalidToken)
         );
+    }
+
+    #[test]
+    fn guessable_secrets_are_recognised() {
+        assert!(looks_guessable(b"aaaaaaaaaaaaaaaa"));
+        assert!(looks_guessable(b"abcdabcdabcdabcd"));
+        assert!(looks_guessable(b"0123456789"));
+        assert!(!looks_guessable(b"wc-shared-secret-0123456789"));
+        assert!(!looks_guessable(b"q8Vw3kZ1pT6xN0rL"));
     }
 }

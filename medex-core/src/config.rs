@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, FieldError};
+use crate::fields::{FieldErrors, Invalid};
 use crate::model::{Money, VehicleType};
 
 /// How delivery fees are computed: `max(min_fee, base_fee + per_km × km)`, rounded to the cent.
@@ -112,15 +112,15 @@ impl Default for SystemConfig {
 
 impl SystemConfig {
     /// Checks the values make sense: fees not negative, speeds in (0, 300], road factor in [1, 5].
-    pub fn validate(&self) -> Result<(), Error> {
-        let mut errors = Vec::new();
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let mut errors = FieldErrors::new();
         for (field, money) in [
             ("tariff.base_fee", self.tariff.base_fee),
             ("tariff.per_km", self.tariff.per_km),
             ("tariff.min_fee", self.tariff.min_fee),
         ] {
             if money < Money::ZERO || money > Money::from_cents(10_000_000) {
-                errors.push(FieldError::new(field, "must be between 0 and 100000"));
+                errors.push(field, "must be between 0 and 100000");
             }
         }
         let s = &self.vehicle_speeds;
@@ -131,20 +131,13 @@ impl SystemConfig {
             ("vehicle_speeds.van", s.van),
         ] {
             if !(speed.is_finite() && speed > 0.0 && speed <= 300.0) {
-                errors.push(FieldError::new(
-                    field,
-                    "must be a speed in km/h above 0 and at most 300",
-                ));
+                errors.push(field, "must be a speed in km/h above 0 and at most 300");
             }
         }
         if !(self.road_factor.is_finite() && (1.0..=5.0).contains(&self.road_factor)) {
-            errors.push(FieldError::new("road_factor", "must be between 1 and 5"));
+            errors.push("road_factor", "must be between 1 and 5");
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Invalid(errors))
-        }
+        errors.finish()
     }
 }
 
@@ -181,7 +174,7 @@ mod tests {
         c.vehicle_speeds.car = 0.0;
         c.road_factor = f64::NAN;
         c.tariff.per_km = Money::from_cents(-1);
-        let Err(Error::Invalid(errors)) = c.validate() else {
+        let Err(Invalid(errors)) = c.validate() else {
             panic!("expected invalid")
         };
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();

@@ -22,7 +22,6 @@ use crate::model::*;
 use crate::store::*;
 
 pub mod fixtures;
-pub mod lifecycle_model;
 pub mod lists;
 pub mod model;
 pub mod numbered;

@@ -1,72 +1,28 @@
-//! Errors of the use cases. Each variant maps to one HTTP status in the transports; the mapping
-//! lives there, the meaning lives here.
+//! The umbrella error of the use cases, [`Error`], over the leaf errors raised beside their code
+//! ([`ValueError`] in the model, [`Invalid`] fields, [`AuthFailure`] of tokens and passwords,
+//! [`Denial`] of permissions, [`TransitionError`] of the lifecycle, [`StoreError`] of stores).
+//! Leaves never import this module; it imports them.
+//!
+//! Each variant answers with one status, the same over HTTP and WebSocket handshakes
+//! ([`Error::status`]):
+//!
+//! | variant | status |
+//! |---|---|
+//! | `Invalid` | 422, with the fields |
+//! | `Unauthenticated` | 401 |
+//! | `Forbidden` | 403 |
+//! | `NotFound` | 404 |
+//! | `Conflict` | 409, `code` names the conflict (`proof_missing`, `invalid_transition`, …) |
+//! | `Storage` | 503; the source is for logs, never for clients |
 
+use std::borrow::Cow;
+
+pub use crate::auth::AuthFailure;
+pub use crate::fields::{FieldError, Invalid};
 use crate::lifecycle::TransitionError;
+pub use crate::model::ValueError;
+pub use crate::permissions::Denial;
 use crate::store::StoreError;
-
-/// A value that failed its invariant at construction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ValueError {
-    /// Not a UUID.
-    #[error("not a valid id")]
-    Id,
-    /// Not an e-mail address.
-    #[error("not a valid e-mail address")]
-    Email,
-    /// Latitude outside −90..=90 or not finite.
-    #[error("latitude must be a finite number between -90 and 90")]
-    Latitude,
-    /// Longitude outside −180..=180 or not finite.
-    #[error("longitude must be a finite number between -180 and 180")]
-    Longitude,
-    /// More than two decimals, or not finite, or absurdly large.
-    #[error("amount must be finite with at most two decimals")]
-    Money,
-    /// Unknown role name.
-    #[error("unknown role")]
-    Role,
-    /// Unknown order status name.
-    #[error("unknown order status")]
-    Status,
-}
-
-/// One invalid field of a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// The field, in the request's own naming (`items[2].quantity`).
-    pub field: String,
-    /// What is wrong, for a person.
-    pub message: String,
-}
-
-impl FieldError {
-    /// Builds one.
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-/// Why a request could not be authenticated. Transports answer all of them alike (401), so a
-/// client learns nothing about which accounts exist; the detail is for logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthFailure {
-    /// No token, or not a token MedEx issued (bad signature, wrong algorithm, malformed).
-    InvalidToken,
-    /// Past its expiry.
-    Expired,
-    /// A refresh token where an access token belongs, or the reverse.
-    WrongTokenType,
-    /// A refresh token already used or revoked.
-    Revoked,
-    /// Unknown e-mail or wrong password.
-    BadCredentials,
-    /// The account was deactivated.
-    Deactivated,
-}
 
 /// A request that is well-formed but collides with the current state.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -149,6 +105,40 @@ impl Error {
         Error::Invalid(vec![FieldError::new(field, message)])
     }
 
+    /// The HTTP status this error answers with, the same in the HTTP API and in WebSocket
+    /// handshakes (see the table of the module).
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::Invalid(_) => 422,
+            Error::Unauthenticated(_) => 401,
+            Error::Forbidden => 403,
+            Error::NotFound => 404,
+            Error::Conflict(_) => 409,
+            Error::Storage(_) => 503,
+        }
+    }
+
+    /// What a client may be told, for people. Never a storage detail: that is only for logs.
+    pub fn public_detail(&self) -> Cow<'static, str> {
+        match self {
+            Error::Invalid(fields) => match fields.as_slice() {
+                [one] => format!("{}: {}", one.field, one.message).into(),
+                _ => "some values are invalid".into(),
+            },
+            Error::Unauthenticated(failure) => match failure {
+                AuthFailure::BadCredentials => "wrong e-mail or password",
+                AuthFailure::Expired => "the token has expired",
+                AuthFailure::Deactivated => "the account is deactivated",
+                _ => "the token is missing, invalid or revoked",
+            }
+            .into(),
+            Error::Forbidden => "your role may not do this".into(),
+            Error::NotFound => "not found".into(),
+            Error::Conflict(conflict) => conflict.to_string().into(),
+            Error::Storage(_) => "storage is unavailable; try again later".into(),
+        }
+    }
+
     /// Stable machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
@@ -179,6 +169,27 @@ impl From<StoreError> for Error {
     }
 }
 
+impl From<Invalid> for Error {
+    fn from(Invalid(fields): Invalid) -> Self {
+        Error::Invalid(fields)
+    }
+}
+
+impl From<FieldError> for Error {
+    fn from(error: FieldError) -> Self {
+        Error::Invalid(vec![error])
+    }
+}
+
+impl From<Denial> for Error {
+    fn from(denial: Denial) -> Self {
+        match denial {
+            Denial::Forbidden => Error::Forbidden,
+            Denial::Hidden => Error::NotFound,
+        }
+    }
+}
+
 impl From<TransitionError> for Error {
     fn from(e: TransitionError) -> Self {
         Error::Conflict(Conflict::Transition(e))
@@ -187,3 +198,44 @@ impl From<TransitionError> for Error {
 
 /// Shorthand for use case results.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_variant_has_one_status_and_a_public_detail() {
+        let check = |error: Error, status: u16, code: &str| {
+            assert_eq!((error.status(), error.code()), (status, code), "{error:?}");
+            assert!(!error.public_detail().is_empty());
+        };
+        check(Error::invalid("email", "bad"), 422, "validation_failed");
+        check(
+            Error::Unauthenticated(AuthFailure::Expired),
+            401,
+            "token_expired",
+        );
+        check(Error::Forbidden, 403, "forbidden");
+        check(Error::NotFound, 404, "not_found");
+        check(Conflict::EmailTaken.into(), 409, "email_taken");
+        check(
+            Error::Storage(StoreError::Unavailable("disk /var/secret full".into())),
+            503,
+            "storage_unavailable",
+        );
+    }
+
+    #[test]
+    fn storage_details_stay_out_of_what_clients_see() {
+        let error = Error::Storage(StoreError::Unavailable("disk /var/secret full".into()));
+        assert!(!error.public_detail().contains("secret"));
+    }
+
+    #[test]
+    fn one_invalid_field_is_named_in_the_detail() {
+        assert_eq!(
+            Error::invalid("email", "is bad").public_detail(),
+            "email: is bad"
+        );
+    }
+}

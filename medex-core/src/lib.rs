@@ -77,6 +77,7 @@ pub mod config;
 pub mod conformance;
 pub mod error;
 pub mod events;
+pub mod fields;
 pub mod lifecycle;
 pub mod memory;
 pub mod model;
@@ -85,6 +86,8 @@ pub mod reports;
 pub mod routing;
 pub mod service;
 pub mod store;
+#[cfg(any(test, feature = "conformance"))]
+pub mod testkit;
 pub mod timestamp;
 pub mod tracking;
 

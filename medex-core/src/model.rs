@@ -10,7 +10,32 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
-use crate::error::ValueError;
+/// A value that failed its invariant at construction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValueError {
+    /// Not a UUID.
+    #[error("not a valid id")]
+    Id,
+    /// Not an e-mail address.
+    #[error("not a valid e-mail address")]
+    Email,
+    /// Latitude outside −90..=90 or not finite.
+    #[error("latitude must be a finite number between -90 and 90")]
+    Latitude,
+    /// Longitude outside −180..=180 or not finite.
+    #[error("longitude must be a finite number between -180 and 180")]
+    Longitude,
+    /// More than two decimals, or not finite, or absurdly large.
+    #[error("amount must be finite with at most two decimals")]
+    Money,
+    /// Unknown role name.
+    #[error("unknown role")]
+    Role,
+    /// Unknown order status name.
+    #[error("unknown order status")]
+    Status,
+}
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
@@ -72,11 +97,14 @@ id_type!(
 pub struct Email(String);
 
 impl Email {
-    /// Accepts `local@domain.tld`-shaped addresses of at most 254 bytes, without spaces.
+    /// Accepts `local@domain.tld`-shaped addresses of at most 254 bytes made of visible ASCII
+    /// characters only: no spaces, no invisible characters (zero-width spaces and joiners) and
+    /// no letters from other scripts that look like Latin ones (Cyrillic `а` for `a`), so that
+    /// no account can pass for another. Internationalised domains are written in punycode.
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
         let email = raw.trim().to_lowercase();
         let valid = email.len() <= 254
-            && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+            && email.chars().all(|c| c.is_ascii_graphic())
             && match email.split_once('@') {
                 Some((local, domain)) => {
                     !local.is_empty()
@@ -697,6 +725,14 @@ mod tests {
         check("a@b@c.com", None);
         check("a@.com", None);
         check(&format!("{}@example.com", "x".repeat(250)), None);
+        // Look-alikes and invisible characters.
+        check("\u{430}nn@example.com", None); // Cyrillic a
+        check("ann\u{200b}@example.com", None); // zero-width space
+        check("ann@exa\u{200d}mple.com", None); // zero-width joiner
+        check(
+            "ann@xn--bcher-kva.example",
+            Some("ann@xn--bcher-kva.example"),
+        );
     }
 
     #[test]

@@ -1,10 +1,14 @@
-//! Who may see and do what: the one place that decides.
+//! Who may see and do what: the one place that decides. Use cases and transports ask here and
+//! translate the answer; no other code branches on an actor's role.
 //!
 //! Two questions are asked in order. May this *role* ever do this (no: 403)? May this actor
 //! touch *this record* (no: 404, so that nobody learns what exists beyond their reach)?
+//!
+//! A leaf module: it knows the model and nothing above it; its refusals are [`Denial`]s, which the
+//! use cases' umbrella error turns into 403 and 404.
 
-use crate::error::Error;
 use crate::model::{Driver, DriverId, Order, Role, User, UserId, Vendor, VendorId};
+use crate::store::{DriverQuery, OrderQuery};
 
 /// The authenticated caller of a use case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +133,8 @@ pub enum Permission<'a> {
     ViewDriver(&'a Driver),
     /// Change a driver's profile or availability.
     EditDriver(&'a Driver),
+    /// Take a driver out of (or back into) service.
+    ChangeDriverActive(&'a Driver),
     /// Report the driver's own position.
     ReportLocation(&'a Driver),
     /// Add a driver to a fleet.
@@ -154,13 +160,24 @@ pub enum Access {
     Hidden,
 }
 
+/// A refused [`Permission`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Denial {
+    /// The role may not do this at all (HTTP 403).
+    #[error("not allowed")]
+    Forbidden,
+    /// The record is out of the actor's reach and must look absent (HTTP 404).
+    #[error("not found")]
+    Hidden,
+}
+
 impl Access {
-    /// `Ok` when granted, else the matching use case error.
-    pub fn require(self) -> Result<(), Error> {
+    /// `Ok` when granted, else the refusal.
+    pub fn require(self) -> Result<(), Denial> {
         match self {
             Access::Granted => Ok(()),
-            Access::Denied => Err(Error::Forbidden),
-            Access::Hidden => Err(Error::NotFound),
+            Access::Denied => Err(Denial::Forbidden),
+            Access::Hidden => Err(Denial::Hidden),
         }
     }
 }
@@ -211,6 +228,11 @@ pub fn access(actor: &Actor, permission: Permission<'_>) -> Access {
             Role::Driver => granted_if(actor.is_driver(driver.id), Hidden),
             Role::User | Role::Admin => Denied,
         },
+        Permission::ChangeDriverActive(driver) => match actor.role {
+            Role::Vendor => granted_if(actor.is_vendor(driver.vendor_id), Hidden),
+            Role::Driver => granted_if(!actor.is_driver(driver.id), Denied).hide_if_granted(),
+            Role::User | Role::Admin => Denied,
+        },
         Permission::ReportLocation(driver) => match actor.role {
             Role::Driver => granted_if(actor.is_driver(driver.id), Hidden),
             Role::Vendor => {
@@ -226,6 +248,92 @@ pub fn access(actor: &Actor, permission: Permission<'_>) -> Access {
             granted_if(vendor.is_active || actor.is_vendor(vendor.id), Hidden)
         }
         Permission::ChangeVendorActive | Permission::Administer => Denied,
+    }
+}
+
+/// The fleet a new driver joins when `actor` registers one and names `asked` (or none): a vendor's
+/// own (naming another pharmacy looks like naming none that exists), the one an admin names.
+/// `Ok(None)`: an admin named none, which the caller reports as an invalid field.
+pub fn fleet_for_new_driver(
+    actor: &Actor,
+    asked: Option<VendorId>,
+) -> Result<Option<VendorId>, Denial> {
+    match (actor.role, asked, actor.vendor_id) {
+        (Role::Vendor, Some(asked), Some(own)) if asked != own => Err(Denial::Hidden),
+        (Role::Vendor, _, Some(own)) => Ok(Some(own)),
+        (Role::Admin, asked, _) => Ok(asked),
+        _ => Err(Denial::Forbidden),
+    }
+}
+
+/// Narrows a driver list to what `actor` may list: a vendor's own fleet unless it named one
+/// (which [`Permission::ListDrivers`] then checks).
+pub fn scope_driver_query(actor: &Actor, mut query: DriverQuery) -> Result<DriverQuery, Denial> {
+    if actor.role == Role::Vendor {
+        query.vendor_id = Some(
+            query
+                .vendor_id
+                .or(actor.vendor_id)
+                .ok_or(Denial::Forbidden)?,
+        );
+    }
+    access(actor, Permission::ListDrivers(query.vendor_id)).require()?;
+    Ok(query)
+}
+
+/// Narrows an order list to the orders `actor` may see: a vendor's, a driver's or a customer's
+/// own. `None` when the actor asked for someone else's orders: the answer is then an empty list,
+/// as if they did not exist.
+pub fn scope_order_query(actor: &Actor, mut query: OrderQuery) -> Option<OrderQuery> {
+    /// The actor's own id when it asked for none or for its own; `None` when it asked for
+    /// someone else's.
+    fn own<T: PartialEq + Copy>(asked: Option<T>, own: Option<T>) -> Option<T> {
+        match asked {
+            Some(asked) if Some(asked) != own => None,
+            _ => own,
+        }
+    }
+    let scoped = match actor.role {
+        Role::Admin => true,
+        Role::Vendor => {
+            query.vendor_id = own(query.vendor_id, actor.vendor_id);
+            query.vendor_id.is_some()
+        }
+        Role::Driver => {
+            query.driver_id = own(query.driver_id, actor.driver_id);
+            query.driver_id.is_some()
+        }
+        Role::User => {
+            query.user_id = Some(actor.user_id);
+            true
+        }
+    };
+    scoped.then_some(query)
+}
+
+/// The driver profile an actor connects to the driver socket as: its own; other roles may not.
+pub fn own_driver(actor: &Actor) -> Result<DriverId, Denial> {
+    match (actor.role, actor.driver_id) {
+        (Role::Driver, Some(driver)) => Ok(driver),
+        _ => Err(Denial::Forbidden),
+    }
+}
+
+/// How much of a pharmacy's record an actor sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VendorFields {
+    /// Everything but secrets: its staff and admins.
+    Full,
+    /// What customers and drivers need to see.
+    Public,
+}
+
+/// Which [`VendorFields`] `actor` sees of `vendor`.
+pub fn vendor_fields(actor: &Actor, vendor: &Vendor) -> VendorFields {
+    if actor.is_admin() || actor.is_vendor(vendor.id) {
+        VendorFields::Full
+    } else {
+        VendorFields::Public
     }
 }
 
@@ -332,6 +440,7 @@ mod tests {
             (Permission::ListDrivers(None),     [G,   D,   D,    D,    D,    D,   D]),
             (Permission::ViewDriver(d),         [G,   D,   D,    G,    H,    G,   H]),
             (Permission::EditDriver(d),         [G,   D,   D,    G,    H,    G,   H]),
+            (Permission::ChangeDriverActive(d), [G,   D,   D,    G,    H,    D,   H]),
             (Permission::ReportLocation(d),     [G,   D,   D,    D,    H,    G,   H]),
             (Permission::RegisterDriver(vid),   [G,   D,   D,    G,    H,    D,   D]),
             (Permission::ManageVendor(vid),     [G,   D,   D,    G,    H,    D,   D]),

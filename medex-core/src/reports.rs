@@ -2,10 +2,86 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::fields::FieldError;
 use crate::model::{Driver, DriverId, Money, Order, OrderStatus};
+
+/// The span a report, a statistic or an export covers: the UTC instants `[start, end)`, at most
+/// [`Period::MAX_DAYS`] days long, so that one request cannot ask for unbounded work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+}
+
+impl Period {
+    /// The longest period a request may ask for.
+    pub const MAX_DAYS: i64 = 366;
+
+    /// Local days `from..=to` at `offset`. Refused (naming the field `to`) when `to` is before
+    /// `from` or more than [`Period::MAX_DAYS`] days later.
+    pub fn local_days(
+        from: NaiveDate,
+        to: NaiveDate,
+        offset: FixedOffset,
+    ) -> Result<Self, FieldError> {
+        if from > to || (to - from).num_days() > Self::MAX_DAYS {
+            return Err(FieldError::new(
+                "to",
+                "must not be before from, at most 366 days later",
+            ));
+        }
+        let (start, end) = days_bounds(from, to, offset);
+        Ok(Self { start, end })
+    }
+
+    /// One local day at `offset`.
+    pub fn local_day(date: NaiveDate, offset: FixedOffset) -> Self {
+        let (start, end) = day_bounds(date, offset);
+        Self { start, end }
+    }
+
+    /// The instants `[from, to)`. Refused (naming the field `to`) when `to` is not after `from`
+    /// or more than [`Period::MAX_DAYS`] days later.
+    pub fn between(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Self, FieldError> {
+        if from >= to || to - from > Duration::days(Self::MAX_DAYS) {
+            return Err(FieldError::new(
+                "to",
+                "must be after from, at most 366 days later",
+            ));
+        }
+        Ok(Self {
+            start: from,
+            end: to,
+        })
+    }
+
+    /// The first instant.
+    pub fn start(&self) -> DateTime<Utc> {
+        self.start
+    }
+
+    /// The first instant after it.
+    pub fn end(&self) -> DateTime<Utc> {
+        self.end
+    }
+
+    /// `(start, end)`.
+    pub fn bounds(&self) -> (DateTime<Utc>, DateTime<Utc>) {
+        (self.start, self.end)
+    }
+
+    /// Where to start looking for orders that may have been delivered within the period: a week
+    /// before it (orders placed that long before can still be delivered in it), or the first
+    /// instant there is. Deliveries that took longer than a week do not count.
+    pub fn earliest_placement(&self) -> DateTime<Utc> {
+        self.start
+            .checked_sub_signed(Duration::days(7))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+}
 
 /// The UTC instants `[start, end)` of local day `date` at `offset`.
 pub fn day_bounds(date: NaiveDate, offset: FixedOffset) -> (DateTime<Utc>, DateTime<Utc>) {
@@ -276,17 +352,34 @@ impl From<&Order> for OrderRow {
     }
 }
 
-/// Cells that a spreadsheet would run as a formula are prefixed with `'` (CSV injection).
+/// A text cell no spreadsheet will run as a formula (CSV injection): `'` goes before every `=`,
+/// `+`, `-` or `@` that starts the cell or follows a character a spreadsheet may split cells on
+/// (`,` `;` `|` tab, line breaks; spaces in between are skipped), and before a leading tab or
+/// carriage return. `Ann;=1+1;Patient` becomes `Ann;'=1+1;Patient`, harmless however the
+/// spreadsheet splits it.
 fn inert(cell: &str) -> String {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{cell}")
-    } else {
-        cell.to_owned()
+    let mut out = String::with_capacity(cell.len() + 1);
+    let mut cell_starts = true;
+    for c in cell.chars() {
+        let formula = matches!(c, '=' | '+' | '-' | '@');
+        if cell_starts && (formula || (out.is_empty() && matches!(c, '\t' | '\r'))) {
+            out.push('\'');
+        }
+        out.push(c);
+        cell_starts = match c {
+            ',' | ';' | '|' | '\t' | '\n' | '\r' => true,
+            ' ' => cell_starts,
+            _ => false,
+        };
     }
+    out
 }
 
+/// Every field quoted, so that no spreadsheet splits a cell on a character inside it.
 fn write_csv<R: Serialize>(rows: impl IntoIterator<Item = R>) -> String {
-    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut writer = csv::WriterBuilder::new()
+        .quote_style(csv::QuoteStyle::Always)
+        .from_writer(Vec::new());
     for row in rows {
         // Writing plain structs into memory cannot fail.
         let _ = writer.serialize(row);
@@ -484,7 +577,21 @@ mod tests {
         o.customer_name = "=HYPERLINK(\"http://evil\")".into();
         let csv = orders_csv(&[o]);
         assert!(csv.contains("'=HYPERLINK"), "{csv}");
-        assert!(csv.starts_with("order_number,status,created_at"));
+        assert!(csv.starts_with("\"order_number\",\"status\",\"created_at\""));
+    }
+
+    #[test]
+    fn formulas_are_neutralised_after_any_delimiter() {
+        let check = |cell: &str, expect: &str| assert_eq!(inert(cell), expect, "{cell:?}");
+        check("Ann;=1+1;Patient", "Ann;'=1+1;Patient");
+        check("=SUM(A1)", "'=SUM(A1)");
+        check("a, +1", "a, '+1");
+        check("x|@cmd", "x|'@cmd");
+        check("line\n-2+3", "line\n'-2+3");
+        check("\tTab", "'\tTab");
+        check("Main St - Apt 3", "Main St - Apt 3");
+        check("e-mail@example.com", "e-mail@example.com");
+        check("", "");
     }
 
     proptest! {

@@ -1,16 +1,10 @@
 //! The one error format of the API and the one mapping from use case errors to HTTP statuses.
 //!
 //! Every error answer is `{"detail": "...", "code": "..."}`, plus `"errors": [{"field",
-//! "message"}]` for validation failures. Status by [`medex_core::error::Error`] variant:
-//!
-//! | variant | status |
-//! |---|---|
-//! | `Invalid` | 422, with `errors` |
-//! | `Unauthenticated` | 401, with `WWW-Authenticate: Bearer` |
-//! | `Forbidden` | 403 |
-//! | `NotFound` | 404 |
-//! | `Conflict` | 409, `code` names the conflict (`proof_missing`, `invalid_transition`, …) |
-//! | `Storage` | 503; the source is logged, never sent |
+//! "message"}]` for validation failures (422). The status of each [`medex_core::error::Error`]
+//! variant is decided by medex-core's one table (`Error::status`), shared with the WebSocket
+//! handshake; this module adds what is HTTP's own: `WWW-Authenticate: Bearer` on 401,
+//! `Retry-After` on 429, and the errors that never reach a use case (400 malformed body, 413, 415).
 
 use std::borrow::Cow;
 
@@ -128,60 +122,25 @@ impl ApiError {
 }
 
 impl From<Error> for ApiError {
+    /// The one mapping of use case errors to answers: status and detail come from
+    /// [`Error::status`] and [`Error::public_detail`], the table the WebSocket handshake uses too.
     fn from(error: Error) -> Self {
-        let code = error.code();
-        match error {
-            Error::Invalid(fields) => {
-                let mut e = Self::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    code,
-                    match fields.as_slice() {
-                        [one] => format!("{}: {}", one.field, one.message),
-                        _ => "some values are invalid".to_owned(),
-                    },
-                );
-                e.errors = fields
-                    .into_iter()
-                    .map(|f| FieldErrorBody {
-                        field: f.field,
-                        message: f.message,
-                    })
-                    .collect();
-                e
-            }
-            Error::Unauthenticated(_) => Self::new(
-                StatusCode::UNAUTHORIZED,
-                code,
-                match code {
-                    "bad_credentials" => "wrong e-mail or password",
-                    "token_expired" => "the token has expired",
-                    "account_inactive" => "the account is deactivated",
-                    _ => "the token is missing, invalid or revoked",
-                },
-            ),
-            Error::Forbidden => Self::new(StatusCode::FORBIDDEN, code, "your role may not do this"),
-            Error::NotFound => Self::new(StatusCode::NOT_FOUND, code, "not found"),
-            Error::Conflict(conflict) => {
-                Self::new(StatusCode::CONFLICT, code, conflict.to_string())
-            }
-            Error::Storage(source) => {
-                tracing::error!(error = %source, "storage failure");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    code,
-                    "storage is unavailable; try again later",
-                )
-            }
-            // `Error` is non-exhaustive: a variant added later is a server fault until mapped.
-            other => {
-                tracing::error!(error = %other, "unmapped use case error");
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "internal error",
-                )
-            }
+        if let Error::Storage(source) = &error {
+            tracing::error!(error = %source, "storage failure");
         }
+        let status =
+            StatusCode::from_u16(error.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        let mut e = Self::new(status, error.code(), error.public_detail());
+        if let Error::Invalid(fields) = error {
+            e.errors = fields
+                .into_iter()
+                .map(|f| FieldErrorBody {
+                    field: f.field,
+                    message: f.message,
+                })
+                .collect();
+        }
+        e
     }
 }
 

@@ -55,13 +55,19 @@ use utoipa_swagger_ui::SwaggerUi;
 
 mod error;
 mod extract;
+pub mod metrics;
 mod page;
 mod routes;
 mod throttle;
+mod tracking_reads;
 mod views;
 
 pub use error::{ErrorBody, FieldErrorBody};
-pub use throttle::LoginThrottle;
+pub use throttle::{CountsUnavailable, FailureCounts, LoginThrottle, MemoryCounts};
+pub use tracking_reads::TrackingReads;
+
+/// The request id header: set on every request that lacks one, echoed on every answer.
+pub(crate) const REQUEST_ID: &str = "x-request-id";
 
 use crate::error::ApiError;
 use crate::routes::{admin, auth, drivers, meta, orders, reports, uploads, vendors, webhooks};
@@ -107,6 +113,9 @@ pub(crate) struct AppState {
     pub(crate) medex: Arc<MedEx>,
     pub(crate) config: Arc<HttpConfig>,
     pub(crate) throttle: Arc<Throttle>,
+    /// A random secret the webhook checks signatures against when a pharmacy has none (or does
+    /// not exist), so that those answers take as long as a wrong signature's.
+    pub(crate) webhook_decoy: Arc<str>,
 }
 
 #[derive(OpenApi)]
@@ -262,27 +271,47 @@ async fn no_store_by_default(mut response: Response) -> Response {
 
 /// The request span: method, route template (not the raw path: tracking tokens and file names
 /// are secrets of their links) and request id. Headers are never recorded.
-fn request_span(request: &Request<Body>) -> tracing::Span {
+pub(crate) fn request_span(method: &Method, route: &str, request_id: &str) -> tracing::Span {
+    tracing::info_span!("request", method = %method, route, request_id)
+}
+
+fn span_of(request: &Request<Body>) -> tracing::Span {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or("<no route>", MatchedPath::as_str);
     let request_id = request
         .headers()
-        .get("x-request-id")
+        .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    tracing::info_span!("request", method = %request.method(), route, request_id)
+    request_span(request.method(), route, request_id)
 }
 
 /// The whole API as one axum router (state applied), ready to be served or merged with other
-/// routes (the WebSocket routes of the server, for example).
+/// routes (the WebSocket routes of the server, for example). Throttling counts are kept in this
+/// process; see [`router_with_counts`] for several instances.
 pub fn router(medex: Arc<MedEx>, config: HttpConfig) -> Router {
-    let throttle = Arc::new(Throttle::new(config.login_throttle));
+    let mut key = [0u8; 32];
+    key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    router_with_counts(medex, config, Arc::new(MemoryCounts::default()), key)
+}
+
+/// [`router`] with throttling counts kept in `counts` (shared by several instances, say) under
+/// keys hashed with `key` (the same on every instance that shares them).
+pub fn router_with_counts(
+    medex: Arc<MedEx>,
+    config: HttpConfig,
+    counts: Arc<dyn FailureCounts>,
+    key: [u8; 32],
+) -> Router {
+    let throttle = Arc::new(Throttle::new(config.login_throttle, counts, key));
     let state = AppState {
         medex,
         config: Arc::new(config),
         throttle,
+        webhook_decoy: uuid::Uuid::new_v4().simple().to_string().into(),
     };
     let (routes, doc) = api(state.config.max_upload_bytes).split_for_parts();
     let cors_layer =
@@ -298,7 +327,7 @@ pub fn router(medex: Arc<MedEx>, config: HttpConfig) -> Router {
         .layer(tower::util::option_layer(cors_layer))
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(request_span)
+                .make_span_with(span_of)
                 .on_request(())
                 .on_response(
                     DefaultOnResponse::new()

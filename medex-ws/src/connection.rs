@@ -11,8 +11,9 @@ use bytes::Bytes;
 use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
 use medex_core::MedEx;
-use medex_core::error::Error;
-use medex_core::model::{Coordinates, DriverId};
+use medex_core::error::{Error, FieldError, Invalid};
+use medex_core::fields::FieldErrors;
+use medex_core::model::DriverId;
 use medex_core::permissions::Actor;
 use medex_core::service::FixInput;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -27,7 +28,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use crate::config::WsConfig;
 use crate::hub::{End, Subscription};
 use crate::messages::{self, ClientMessage, FieldProblem};
-use crate::server::OpenConnection;
+use crate::open::OpenConnection;
 
 /// Outgoing messages longer than the write buffer are sent in fragments of its size, at least
 /// this long.
@@ -425,23 +426,16 @@ where
                 .await;
             }
             // Bad coordinates are refused at once, not after waiting for the interval.
-            if let Err(e) = Coordinates::new(latitude, longitude) {
-                let field = if e == medex_core::error::ValueError::Latitude {
-                    "latitude"
-                } else {
-                    "longitude"
-                };
-                let problem = FieldProblem {
-                    field: field.into(),
-                    message: e.to_string(),
-                };
+            let mut errors = FieldErrors::new();
+            errors.coordinates("", latitude, longitude);
+            if let Err(Invalid(fields)) = errors.finish() {
                 return invalid(
                     ws,
                     config,
                     reader,
                     "validation_failed",
                     "invalid location",
-                    vec![problem],
+                    problems(fields),
                 )
                 .await;
             }
@@ -468,6 +462,16 @@ where
     }
 }
 
+fn problems(fields: Vec<FieldError>) -> Vec<FieldProblem> {
+    fields
+        .into_iter()
+        .map(|f| FieldProblem {
+            field: f.field,
+            message: f.message,
+        })
+        .collect()
+}
+
 /// Runs the fix through the use case (the same pipeline as the HTTP fallback), which stores it
 /// and publishes it to the hub.
 async fn record<S>(
@@ -489,24 +493,18 @@ where
             Ok(())
         }
         Err(Error::Invalid(fields)) => {
-            let problems = fields
-                .into_iter()
-                .map(|f| FieldProblem {
-                    field: f.field,
-                    message: f.message,
-                })
-                .collect();
             invalid(
                 ws,
                 config,
                 reader,
                 "validation_failed",
                 "invalid location",
-                problems,
+                problems(fields),
             )
             .await
         }
-        Err(e @ (Error::Forbidden | Error::NotFound | Error::Unauthenticated(_))) => {
+        // Refused as a request would be (401, 403, 404): this socket may not report.
+        Err(e) if matches!(e.status(), 401 | 403 | 404) => {
             let message = messages::error(
                 e.code(),
                 "this driver may not report locations",

@@ -43,6 +43,7 @@ mod config;
 mod connection;
 mod hub;
 mod messages;
+mod open;
 mod server;
 
 pub use config::WsConfig;

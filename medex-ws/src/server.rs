@@ -1,8 +1,8 @@
 //! The `/ws/` endpoints: the handshake over hyper's upgrade, who may connect, and what the first
 //! message is.
 
+use std::borrow::Cow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use chrono::Utc;
@@ -16,9 +16,8 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use medex_core::MedEx;
 use medex_core::error::Error;
-use medex_core::model::{Role, VendorId};
-use medex_core::permissions::Actor;
-use tokio::sync::{Notify, watch};
+use medex_core::model::VendorId;
+use medex_core::permissions::{self, Actor, Permission, access};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -28,6 +27,7 @@ use crate::config::WsConfig;
 use crate::connection::{self, Connection, Peer};
 use crate::hub::{Hub, Subscription, Topic};
 use crate::messages;
+use crate::open::Connections;
 
 /// Tracking tokens are 22 characters; longer ones cannot exist and are refused before any work.
 const MAX_TRACKING_TOKEN: usize = 64;
@@ -41,36 +41,7 @@ pub struct WsServer {
     medex: Arc<MedEx>,
     hub: Arc<Hub>,
     config: Arc<WsConfig>,
-    lifecycle: Arc<Lifecycle>,
-}
-
-/// Open connections and the shutdown signal.
-struct Lifecycle {
-    closing: watch::Sender<bool>,
-    open: AtomicUsize,
-    drained: Notify,
-}
-
-/// Counts a connection as open until dropped.
-pub(crate) struct OpenConnection {
-    lifecycle: Arc<Lifecycle>,
-    closing: watch::Receiver<bool>,
-}
-
-impl OpenConnection {
-    /// Resolves when the server shuts down.
-    pub(crate) async fn shutdown(&mut self) {
-        // An error means the server is gone: shutting down as well.
-        let _ = self.closing.wait_for(|closing| *closing).await;
-    }
-}
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        if self.lifecycle.open.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.lifecycle.drained.notify_waiters();
-        }
-    }
+    connections: Arc<Connections>,
 }
 
 impl std::fmt::Debug for WsServer {
@@ -190,52 +161,28 @@ impl Head {
 struct Refusal {
     status: StatusCode,
     code: &'static str,
-    detail: &'static str,
+    detail: Cow<'static, str>,
 }
 
 fn refuse(status: StatusCode, code: &'static str, detail: &'static str) -> Refusal {
     Refusal {
         status,
         code,
-        detail,
+        detail: detail.into(),
     }
 }
 
+/// Use case errors answer a handshake as they answer an HTTP request: the status, code and
+/// detail come from medex-core's one table.
 impl From<Error> for Refusal {
     fn from(e: Error) -> Self {
-        let code = e.code();
-        match e {
-            Error::Unauthenticated(_) => Refusal {
-                status: StatusCode::UNAUTHORIZED,
-                code,
-                detail: "missing, invalid or expired access token",
-            },
-            Error::Forbidden => Refusal {
-                status: StatusCode::FORBIDDEN,
-                code,
-                detail: "not allowed",
-            },
-            Error::NotFound => Refusal {
-                status: StatusCode::NOT_FOUND,
-                code,
-                detail: "not found",
-            },
-            Error::Storage(source) => {
-                tracing::warn!(error = %source, "storage failed during a WebSocket handshake");
-                Refusal {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    code,
-                    detail: "storage unavailable",
-                }
-            }
-            other => {
-                tracing::warn!(error = %other, "unexpected error during a WebSocket handshake");
-                Refusal {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    code: "internal",
-                    detail: "internal error",
-                }
-            }
+        if let Error::Storage(source) = &e {
+            tracing::warn!(error = %source, "storage failed during a WebSocket handshake");
+        }
+        Refusal {
+            status: StatusCode::from_u16(e.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            code: e.code(),
+            detail: e.public_detail(),
         }
     }
 }
@@ -251,7 +198,7 @@ fn json_response(status: StatusCode, code: &str, detail: &str) -> Response<Full<
 
 impl Refusal {
     fn into_response(self) -> Response<Full<Bytes>> {
-        let mut response = json_response(self.status, self.code, self.detail);
+        let mut response = json_response(self.status, self.code, &self.detail);
         let headers = response.headers_mut();
         match self.status {
             StatusCode::UNAUTHORIZED => {
@@ -286,11 +233,7 @@ impl WsServer {
             medex,
             hub,
             config: Arc::new(config),
-            lifecycle: Arc::new(Lifecycle {
-                closing: watch::Sender::new(false),
-                open: AtomicUsize::new(0),
-                drained: Notify::new(),
-            }),
+            connections: Connections::new(),
         }
     }
 
@@ -306,7 +249,7 @@ impl WsServer {
 
     /// Upgraded connections still open.
     pub fn open_connections(&self) -> usize {
-        self.lifecycle.open.load(Ordering::Acquire)
+        self.connections.count()
     }
 
     /// Refuses new handshakes (503) and closes every open connection with 1001 ("going away"),
@@ -314,16 +257,7 @@ impl WsServer {
     /// unresponsive: each connection gives up on its close handshake after
     /// [`WsConfig::close_timeout`], or after [`WsConfig::write_timeout`] if blocked writing.
     pub async fn shutdown(&self) {
-        self.lifecycle.closing.send_replace(true);
-        loop {
-            let drained = self.lifecycle.drained.notified();
-            tokio::pin!(drained);
-            drained.as_mut().enable();
-            if self.open_connections() == 0 {
-                return;
-            }
-            drained.await;
-        }
+        self.connections.close_all().await;
     }
 
     /// Answers a request for a path under `/ws/`: `101 Switching Protocols` and a spawned
@@ -355,7 +289,7 @@ impl WsServer {
                 "origin not allowed",
             ));
         }
-        if *self.lifecycle.closing.borrow() {
+        if self.connections.closing() {
             return Err(refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting_down",
@@ -403,13 +337,7 @@ impl WsServer {
 
     async fn accept_driver(&self, head: &Head) -> Result<Accepted, Refusal> {
         let actor = self.actor(head).await?;
-        let (Role::Driver, Some(driver_id)) = (actor.role, actor.driver_id) else {
-            return Err(refuse(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "only drivers connect to /ws/driver",
-            ));
-        };
+        let driver_id = permissions::own_driver(&actor).map_err(Error::from)?;
         // Subscribe before reading the state the first message shows: nothing published in
         // between is lost (a duplicate is possible, a gap is not).
         let subscription = self
@@ -436,18 +364,10 @@ impl WsServer {
 
     async fn accept_vendor(&self, head: &Head, vendor: VendorId) -> Result<Accepted, Refusal> {
         let actor = self.actor(head).await?;
-        if !(actor.is_admin() || actor.is_vendor(vendor)) {
-            // As the HTTP API: another pharmacy looks absent, other roles are refused.
-            return Err(if actor.role == Role::Vendor {
-                refuse(StatusCode::NOT_FOUND, "not_found", "not found")
-            } else {
-                refuse(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    "only the pharmacy's staff and admins connect here",
-                )
-            });
-        }
+        // As the HTTP API: another pharmacy looks absent, other roles are refused.
+        access(&actor, Permission::ManageVendor(vendor))
+            .require()
+            .map_err(Error::from)?;
         let subscription = self
             .hub
             .subscribe(Topic::Vendor(vendor), self.config.status_queue);
@@ -478,11 +398,7 @@ impl WsServer {
     }
 
     fn spawn(&self, on_upgrade: OnUpgrade, accepted: Accepted) {
-        self.lifecycle.open.fetch_add(1, Ordering::AcqRel);
-        let open = OpenConnection {
-            lifecycle: self.lifecycle.clone(),
-            closing: self.lifecycle.closing.subscribe(),
-        };
+        let open = self.connections.open();
         let connection = Connection {
             medex: self.medex.clone(),
             config: self.config.clone(),

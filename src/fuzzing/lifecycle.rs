@@ -1,17 +1,14 @@
-//! The `lifecycle` target: moves decoded from bytes, run through the use cases and through a
-//! reference model that re-states DESIGN §2's table as plain `match` arms, independently of
-//! `medex_core::lifecycle`. After every move the service must agree with the model and keep the
-//! invariants.
+//! The `lifecycle` target: moves decoded from bytes, played by the test kit's lifecycle runner
+//! (`medex_core::testkit::lifecycle_model::run`, the one the property test uses) through the use
+//! cases and through a reference model that re-states DESIGN §2's table as plain `match` arms.
+//! After every move the service must agree with the model and keep the invariants.
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::Arc;
 
-use chrono::{Duration, TimeZone, Utc};
-use medex_core::conformance::lifecycle_model::{
-    Act, Model, ModelDriver, ModelOrder, Op, Parties, Who,
-};
-use medex_core::prelude::*;
+use medex_core::model::DriverStatus;
+use medex_core::testkit::lifecycle_model::{self, Act, Op};
+use medex_core::testkit::{Who, World};
 
 /// Moves read from one input at most: the invariants are checked after each.
 const MAX_MOVES: usize = 64;
@@ -24,12 +21,12 @@ const MAX_ORDERS: usize = 4;
 const FLEET_LIFETIME: u32 = 64;
 
 thread_local! {
-    static FLEET: RefCell<Option<(Rc<Fleet>, u32)>> = const { RefCell::new(None) };
+    static FLEET: RefCell<Option<(Rc<World>, u32)>> = const { RefCell::new(None) };
 }
 
 /// This thread's fleet: accounts are expensive to set up (password hashing), so one fleet serves
 /// many inputs, each with its own orders; [`run`] leaves its drivers as it found them.
-async fn fleet() -> Rc<Fleet> {
+async fn fleet() -> Rc<World> {
     let current = FLEET.with(|cell| match cell.borrow_mut().as_mut() {
         Some((fleet, runs)) if *runs < FLEET_LIFETIME => {
             *runs += 1;
@@ -40,7 +37,7 @@ async fn fleet() -> Rc<Fleet> {
     if let Some(fleet) = current {
         return fleet;
     }
-    let fleet = Rc::new(Fleet::new().await);
+    let fleet = Rc::new(World::in_memory(42).await);
     FLEET.with(|cell| *cell.borrow_mut() = Some((fleet.clone(), 1)));
     fleet
 }
@@ -116,226 +113,11 @@ fn decode(data: &[u8]) -> Vec<Op> {
         .collect()
 }
 
-/// A pharmacy "A" with two drivers, a pharmacy "B" with one, two customers and an admin.
-struct Fleet {
-    medex: MedEx,
-    clock: Arc<ManualClock>,
-    parties: Parties,
-}
-
-/// `w.admin`, `w.drivers[0]`, …: the fleet's accounts read as its own fields.
-impl std::ops::Deref for Fleet {
-    type Target = Parties;
-    fn deref(&self) -> &Parties {
-        &self.parties
-    }
-}
-
-impl Fleet {
-    async fn new() -> Fleet {
-        let clock = Arc::new(ManualClock::new(
-            Utc.with_ymd_and_hms(2026, 6, 1, 9, 0, 0).unwrap(),
-        ));
-        let medex = MedEx::new(
-            Ports {
-                store: Arc::new(MemoryStore::new()),
-                bus: Arc::new(NullBus),
-                clock: clock.clone(),
-                entropy: Arc::new(SeededEntropy::new(42)),
-                hasher: Arc::new(Argon2Hasher::insecure_fast()),
-                tokens: TokenKeys::new(&[9; 32], TokenLifetimes::default()).unwrap(),
-            },
-            SystemConfig::default(),
-        )
-        .await
-        .expect("the service starts");
-        let parties = Parties::register(&medex).await;
-        Fleet {
-            medex,
-            clock,
-            parties,
-        }
-    }
-}
-
-fn new_order(vendor: VendorId) -> NewOrder {
-    NewOrder {
-        vendor_id: vendor,
-        delivery_address: "9 Elm St".into(),
-        delivery_latitude: 52.52,
-        delivery_longitude: 13.42,
-        customer_name: "Ann Patient".into(),
-        customer_phone: "+49 30 1234".into(),
-        items: vec![NewItem {
-            name: "Insulin pen".into(),
-            quantity: 2,
-            notes: None,
-        }],
-        notes: None,
-    }
-}
-
-/// Runs the moves `data` encodes against a fresh service and the model; panics at the first
+/// Runs the moves `data` encodes against this thread's world and the model; panics at the first
 /// difference.
 pub(super) async fn run(data: &[u8]) {
-    let ops = decode(data);
-    let w = fleet().await;
-    let mut model = Model::default();
-    for (_, id) in w.drivers {
-        let driver = w.medex.get_driver(&w.admin, id).await.unwrap();
-        model.drivers.push(ModelDriver {
-            status: driver.status,
-            order: None,
-            deliveries: driver.total_deliveries,
-            earned_before: driver.total_earnings,
-            earned_orders: vec![],
-        });
-    }
-    let mut ids: Vec<OrderId> = Vec::new();
-    let mut fees: Vec<Money> = Vec::new();
-    let mut before: Vec<Order> = Vec::new();
-    for op in ops {
-        match op {
-            Op::Create(_) if ids.len() >= MAX_ORDERS => {}
-            Op::Create(c) => {
-                let order = w
-                    .medex
-                    .create_order(&w.customers[c], new_order(w.vendor_a_id))
-                    .await
-                    .expect("a valid order is placed");
-                model.orders.push(ModelOrder {
-                    customer: c,
-                    status: OrderStatus::Pending,
-                    driver: None,
-                    history: 1,
-                });
-                ids.push(order.id);
-                fees.push(order.delivery_fee);
-                before.push(order);
-            }
-            Op::Progress(_) | Op::Act(..) => {
-                let (who, index, act) = match op {
-                    Op::Progress(index) => (Who::Usual, index, model.progress(index)),
-                    Op::Act(who, index, act) => (who, index, act),
-                    _ => unreachable!(),
-                };
-                let who = if who == Who::Usual {
-                    model.usual(index, act)
-                } else {
-                    who
-                };
-                let expected = model.act(who, index, act);
-                if let Some(&id) = ids.get(index) {
-                    let result = w.parties.act(&w.medex, who, id, act).await;
-                    assert_eq!(
-                        result.is_ok(),
-                        expected,
-                        "{who:?} {act:?} on order {index}: {:?}",
-                        result.err()
-                    );
-                    if result.is_err() {
-                        let unchanged = w.medex.get_order(&w.admin, id).await.unwrap();
-                        assert_eq!(
-                            &unchanged, &before[index],
-                            "a refused move leaves the order unchanged"
-                        );
-                    }
-                }
-            }
-            Op::DriverStatus(d, status) => {
-                let expected = model.set_driver_status(d, status);
-                let (actor, id) = w.drivers[d];
-                let result = w.medex.set_driver_status(&actor, id, status).await;
-                assert_eq!(
-                    result.is_ok(),
-                    expected,
-                    "driver {d} to {status:?}: {result:?}"
-                );
-            }
-            Op::Tick(seconds) => w.clock.advance(Duration::seconds(seconds)),
-        }
-        check(&w, &model, &ids, &fees, &mut before).await;
-    }
-
-    // Leave the fleet as the next input expects it: no open order, every driver offline.
-    for &id in &ids {
-        let order = w.medex.get_order(&w.admin, id).await.unwrap();
-        if !order.status.is_terminal() {
-            w.medex
-                .cancel_order(&w.admin, id, None)
-                .await
-                .expect("an admin cancels any open order");
-        }
-    }
-    for (actor, id) in w.drivers {
-        w.medex
-            .set_driver_status(&actor, id, DriverStatus::Offline)
-            .await
-            .expect("a driver without an order goes offline");
-    }
-}
-
-/// The world matches the model, and the invariants hold.
-async fn check(w: &Fleet, model: &Model, ids: &[OrderId], fees: &[Money], before: &mut [Order]) {
-    let mut active_per_driver = [0usize; 3];
-    for (i, expected) in model.orders.iter().enumerate() {
-        let order = w.medex.get_order(&w.admin, ids[i]).await.unwrap();
-        assert_eq!(order.status, expected.status, "order {i} status");
-        assert_eq!(
-            order.status_history.len(),
-            expected.history,
-            "order {i}: one history entry per accepted move"
-        );
-        let driver_index = order
-            .driver_id
-            .map(|id| w.drivers.iter().position(|d| d.1 == id).unwrap());
-        if !order.status.is_terminal() {
-            assert_eq!(driver_index, expected.driver, "order {i} driver");
-        }
-        assert_eq!(
-            order.status_history.last().map(|c| c.status),
-            Some(order.status),
-            "order {i}: the history ends in the status"
-        );
-        assert!(
-            order.status_history.windows(2).all(|w| w[0].at <= w[1].at),
-            "order {i}: the history goes forward in time"
-        );
-        assert!(
-            order.status_history.len() >= before[i].status_history.len(),
-            "history only grows"
-        );
-        assert_eq!(
-            &order.status_history[..before[i].status_history.len()],
-            &before[i].status_history[..],
-            "order {i}: the history is never rewritten"
-        );
-        if before[i].status.is_terminal() {
-            assert_eq!(&order, &before[i], "terminal orders never change");
-        }
-        if order.status.has_driver_at_work() {
-            let d = driver_index.expect("an order at work has a driver");
-            active_per_driver[d] += 1;
-        }
-        before[i] = order;
-    }
-    for (d, expected) in model.drivers.iter().enumerate() {
-        let driver = w.medex.get_driver(&w.admin, w.drivers[d].1).await.unwrap();
-        assert!(active_per_driver[d] <= 1, "driver {d} on two active orders");
-        assert_eq!(driver.status, expected.status, "driver {d} status");
-        assert_eq!(
-            driver.total_deliveries, expected.deliveries,
-            "driver {d} deliveries"
-        );
-        let earned = expected
-            .earned_orders
-            .iter()
-            .fold(expected.earned_before, |sum, &i| {
-                sum.saturating_add(fees[i])
-            });
-        assert_eq!(
-            driver.total_earnings, earned,
-            "driver {d}: earnings credited once per delivery"
-        );
+    let world = fleet().await;
+    if let Err(difference) = lifecycle_model::run(&world, decode(data), MAX_ORDERS).await {
+        panic!("{difference}");
     }
 }

@@ -254,6 +254,24 @@ async fn one_delivery_seen_by_every_party_and_by_nobody_else() {
         metrics.text
     );
 
+    // An unknown token is answered on the same path, in the API's error format, and counted.
+    let unknown = s.public("/api/tracking/NoSuchToken00000000000").await;
+    unknown.expect(404);
+    assert_eq!(unknown.json["code"], "not_found");
+    assert_eq!(unknown.header("cache-control"), Some("no-store"));
+    assert!(unknown.header("x-request-id").is_some());
+    let metrics = s.public("/metrics").await;
+    assert!(
+        metrics
+            .text
+            .lines()
+            .any(|line| line.starts_with("medex_http_requests_total")
+                && line.contains(r#"route="/api/tracking/{token}""#)
+                && line.contains(r#"status="404""#)),
+        "{}",
+        metrics.text
+    );
+
     // 9. Delivered: everyone hears it, the tracker is closed normally.
     let r = w.set_status(&order, &w.driver.who.token, "delivered").await;
     r.expect(200);

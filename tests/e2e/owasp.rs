@@ -16,6 +16,7 @@ mod api4_resource_consumption;
 mod api5_function_authorization;
 mod api7_ssrf;
 mod api8_misconfiguration;
+mod attack_round;
 
 use serde_json::json;
 

@@ -99,6 +99,8 @@ pub(crate) fn base_variables(data_dir: &str) -> HashMap<String, String> {
         ("MEDEX_WS_MIN_FIX_INTERVAL_MS", "0"),
         ("MEDEX_HASH_CONCURRENCY", "2"),
         ("MEDEX_SHUTDOWN_GRACE_SECS", "2"),
+        // Every client of these suites is 127.0.0.1, and scenes register many accounts.
+        ("MEDEX_REGISTRATIONS_PER_HOUR", "10000"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -142,6 +144,11 @@ impl TestServer {
             http: http_client(),
             storage,
         }
+    }
+
+    /// Where `/metrics` has an address of its own, if it has.
+    pub(crate) fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.running.as_ref().expect("running").metrics_addr()
     }
 
     /// The use cases of the running server (reads go straight to its store).

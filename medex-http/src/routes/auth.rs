@@ -1,7 +1,5 @@
 //! `/api/auth/*`: register, login (throttled), refresh, logout, me.
 
-use std::time::Instant;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,6 +10,7 @@ use medex_core::service::NewAccount;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Auth, ClientIp};
+use crate::throttle::Verdict;
 use crate::views::{LoginRequest, RefreshRequest, RegisterRequest, SessionView, UserView};
 
 /// Creates a customer account and signs it in. Only the `user` role registers itself.
@@ -26,8 +25,14 @@ use crate::views::{LoginRequest, RefreshRequest, RegisterRequest, SessionView, U
     ))]
 pub(crate) async fn register(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<SessionView>)> {
+    state
+        .throttle
+        .registration(ip)
+        .await
+        .map_err(ApiError::too_many_attempts)?;
     if let Some(role) = body.role.as_deref() {
         match role.parse::<Role>() {
             Ok(Role::User) => {}
@@ -53,8 +58,9 @@ pub(crate) async fn register(
     Ok((StatusCode::CREATED, Json(session.into())))
 }
 
-/// Signs in. Repeated failures lock the account (and the client address) for a while: 429 with
-/// `Retry-After`.
+/// Signs in. Repeated failures for one account from one address, or from one address for any
+/// accounts, refuse that address for a while (429 with `Retry-After`); failures for one account
+/// from anywhere slow its logins down without locking its owner out.
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth",
     request_body = LoginRequest,
     responses(
@@ -68,17 +74,18 @@ pub(crate) async fn login(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<SessionView>> {
-    state
-        .throttle
-        .check(&body.email, ip, Instant::now())
-        .map_err(ApiError::too_many_attempts)?;
+    match state.throttle.before_login(&body.email, ip).await {
+        Verdict::Refuse(retry_after) => return Err(ApiError::too_many_attempts(retry_after)),
+        Verdict::Proceed(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
+        Verdict::Proceed(_) => {}
+    }
     match state.medex.login(&body.email, &body.password).await {
         Ok(session) => {
-            state.throttle.succeeded(&body.email);
+            state.throttle.login_succeeded(&body.email, ip).await;
             Ok(Json(session.into()))
         }
         Err(e @ Error::Unauthenticated(_)) => {
-            state.throttle.failed(&body.email, ip, Instant::now());
+            state.throttle.login_failed(&body.email, ip).await;
             Err(e.into())
         }
         Err(e) => Err(e.into()),

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use medex_core::MedEx;
 use medex_core::tracking::TrackingView;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -79,5 +80,15 @@ pub(crate) async fn tracking(
     ApiPath(token): ApiPath<String>,
     ApiQuery(q): ApiQuery<TrackingQuery>,
 ) -> ApiResult<Json<TrackingView>> {
-    Ok(Json(state.medex.tracking_view(&token, q.trail).await?))
+    tracking_answer(&state.medex, &token, q.trail).await
+}
+
+/// The tracking route's answer, shared with the short path for plain reads
+/// ([`crate::TrackingReads`]).
+pub(crate) async fn tracking_answer(
+    medex: &MedEx,
+    token: &str,
+    trail: bool,
+) -> ApiResult<Json<TrackingView>> {
+    Ok(Json(medex.tracking_view(token, trail).await?))
 }

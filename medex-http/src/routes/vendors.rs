@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 use medex_core::model::{OrderId, OrderStatus, VendorId};
-use medex_core::permissions::Actor;
+use medex_core::permissions::{self, Actor, VendorFields};
 use medex_core::reports::day_bounds;
 use medex_core::service::{NewVendor, VendorPatch};
 use medex_core::store::OrderQuery;
@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, ApiPath, ApiQuery, Auth, OptionalJson};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Auth, ClientIp, OptionalJson};
 use crate::page::{listed, page};
 use crate::routes::dates::{parse_instant, parse_offset};
 use crate::views::{
@@ -51,10 +51,9 @@ pub(crate) struct VendorOrdersQuery {
 }
 
 fn view_for(actor: &Actor, vendor: &medex_core::model::Vendor) -> VendorView {
-    if actor.is_admin() || actor.is_vendor(vendor.id) {
-        VendorView::full(vendor)
-    } else {
-        VendorView::public(vendor)
+    match permissions::vendor_fields(actor, vendor) {
+        VendorFields::Full => VendorView::full(vendor),
+        VendorFields::Public => VendorView::public(vendor),
     }
 }
 
@@ -69,8 +68,14 @@ fn view_for(actor: &Actor, vendor: &medex_core::model::Vendor) -> VendorView {
     ))]
 pub(crate) async fn register_vendor(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<RegisterVendorRequest>,
 ) -> ApiResult<(StatusCode, Json<VendorView>)> {
+    state
+        .throttle
+        .registration(ip)
+        .await
+        .map_err(ApiError::too_many_attempts)?;
     let (vendor, _user) = state
         .medex
         .register_vendor(NewVendor {

@@ -175,7 +175,7 @@ async fn deactivation_stops_tokens_at_once() {
 }
 
 #[tokio::test]
-async fn repeated_failures_are_throttled_per_account() {
+async fn repeated_failures_are_throttled_per_account_and_address() {
     let app = App::new().await;
     app.customer("ann@example.test").await;
     for _ in 0..5 {
@@ -183,7 +183,8 @@ async fn repeated_failures_are_throttled_per_account() {
         r.expect(401);
         assert_eq!(r.code(), "bad_credentials");
     }
-    // Locked now, even with the right password, and whatever the case of the address.
+    // This client is refused for this account now, even with the right password, and whatever
+    // the case of the address (the router here sees no peer address: every client is one).
     for email in ["ann@example.test", "ANN@example.test"] {
         let r = app.login(email, PASSWORD).await;
         r.expect(429);
@@ -200,9 +201,10 @@ async fn repeated_failures_are_throttled_per_account() {
 async fn the_lock_ends_with_its_window() {
     let app = App::with_config(medex_http::HttpConfig {
         login_throttle: medex_http::LoginThrottle {
-            max_failures_per_account: 1,
+            max_failures_per_account_and_address: 1,
             max_failures_per_address: 100,
             window: Duration::from_millis(200),
+            ..Default::default()
         },
         ..Default::default()
     })

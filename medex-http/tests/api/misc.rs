@@ -337,7 +337,7 @@ async fn serves_over_a_real_socket_and_shuts_down_gracefully() {
     // With a peer address, the per-address limit applies across accounts.
     let app = App::with_config(medex_http::HttpConfig {
         login_throttle: medex_http::LoginThrottle {
-            max_failures_per_account: 100,
+            max_failures_per_account_and_address: 100,
             max_failures_per_address: 3,
             ..Default::default()
         },

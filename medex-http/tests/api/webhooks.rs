@@ -122,9 +122,10 @@ async fn coordinates_in_meta_data_are_used() {
 async fn bad_signatures_are_401_and_create_nothing() {
     let w = World::new().await;
     let body = FIXTURE.as_bytes();
-    // No secret configured yet.
+    // No secret configured yet: answered as a wrong signature is.
     let r = w.deliver(body, Some(&sign(SECRET, body))).await;
     r.expect(401);
+    let no_secret = r.text.clone();
     w.with_secret().await;
     let good = sign(SECRET, body);
     let mut changed = body.to_vec();
@@ -145,7 +146,8 @@ async fn bad_signatures_are_401_and_create_nothing() {
         assert_eq!(r.code(), "invalid_signature");
     }
     assert!(w.vendor_orders().await.is_empty());
-    // Unknown or malformed vendor.
+    // An unknown pharmacy is answered as a wrong signature is, so that pharmacies cannot be
+    // enumerated; a malformed id is a malformed request.
     let r = w
         .app
         .raw(
@@ -156,7 +158,8 @@ async fn bad_signatures_are_401_and_create_nothing() {
             FIXTURE,
         )
         .await;
-    r.expect(404);
+    r.expect(401);
+    assert_eq!(r.text, no_secret);
     let r = w
         .app
         .raw(

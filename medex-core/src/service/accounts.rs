@@ -1,0 +1,226 @@
+//! Accounts: registration of customers, sign-in, token refresh and logout, and the operators' admin accounts.
+
+use super::*;
+
+/// A signed-in session: what login, register and refresh return.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Bearer token for API calls.
+    pub access_token: String,
+    /// Single-use token for a new pair.
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// The account.
+    pub user: User,
+}
+
+/// A new customer account.
+#[derive(Debug, Clone, Default)]
+pub struct NewAccount {
+    /// Login e-mail.
+    pub email: String,
+    /// At least 8 characters.
+    pub password: String,
+    /// Display name.
+    pub full_name: String,
+    /// Contact number.
+    pub phone: Option<String>,
+}
+
+impl MedEx {
+    pub(super) async fn session(&self, user: User) -> Result<Session> {
+        let now = self.clock.now();
+        let (access_token, _) = self.tokens.issue(
+            user.id,
+            user.role,
+            TokenType::Access,
+            self.entropy.token(),
+            now,
+        );
+        let (refresh_token, claims) = self.tokens.issue(
+            user.id,
+            user.role,
+            TokenType::Refresh,
+            self.entropy.token(),
+            now,
+        );
+        let expires_at = DateTime::from_timestamp(claims.exp, 0).unwrap_or(now);
+        self.store
+            .put_refresh_session(RefreshSession {
+                id: claims.jti,
+                user_id: user.id,
+                expires_at,
+            })
+            .await?;
+        Ok(Session {
+            access_token,
+            refresh_token,
+            expires_in: self.tokens.lifetimes().access.num_seconds(),
+            user,
+        })
+    }
+
+    /// Who holds this access token. Inactive or deleted accounts fail at once, whatever the
+    /// token's expiry.
+    pub async fn authenticate(&self, access_token: &str) -> Result<Actor> {
+        let claims = self
+            .tokens
+            .verify(access_token, TokenType::Access, self.clock.now())
+            .map_err(Error::Unauthenticated)?;
+        let user = self
+            .store
+            .user(claims.sub)
+            .await?
+            .ok_or(Error::Unauthenticated(AuthFailure::InvalidToken))?;
+        if !user.is_active {
+            return Err(Error::Unauthenticated(AuthFailure::Deactivated));
+        }
+        Ok(Actor::of(&user))
+    }
+
+    pub(super) async fn new_user(
+        &self,
+        errors: &mut FieldErrors,
+        account: &NewAccount,
+        role: Role,
+    ) -> Option<(User, String)> {
+        let email = errors.email("email", &account.email);
+        errors.password(&account.password);
+        let full_name = errors.text("full_name", &account.full_name, 200);
+        let phone = errors.optional_text("phone", account.phone.as_deref(), 40);
+        let email = email?;
+        if !errors.is_empty() {
+            return None;
+        }
+        let now = self.clock.now();
+        let user = User {
+            id: UserId::from_uuid(self.new_id()),
+            email,
+            full_name,
+            phone,
+            role,
+            is_active: true,
+            password_hash: String::new(),
+            vendor_id: None,
+            driver_id: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        Some((user, account.password.clone()))
+    }
+
+    /// The new account with its password hashed, unless its e-mail is taken: that is checked
+    /// first, so that a taken address costs no hash (the commit still enforces uniqueness
+    /// against a registration racing this one).
+    pub(super) async fn hashed(&self, (mut user, password): (User, String)) -> Result<User> {
+        if self
+            .store
+            .user_by_email(user.email.as_str())
+            .await?
+            .is_some()
+        {
+            return Err(Conflict::EmailTaken.into());
+        }
+        user.password_hash = self.hasher.hash(password).await;
+        Ok(user)
+    }
+
+    /// Creates a customer account and signs it in. Only customers register themselves.
+    pub async fn register_customer(&self, account: NewAccount) -> Result<Session> {
+        let mut errors = FieldErrors::new();
+        let pending = self.new_user(&mut errors, &account, Role::User).await;
+        errors.finish()?;
+        let user = self
+            .hashed(pending.ok_or(Error::invalid("email", "invalid"))?)
+            .await?;
+        self.commit(vec![Write::User(user.clone())]).await?;
+        self.session(user).await
+    }
+
+    /// Signs in with e-mail and password. A deactivated account is refused as a wrong password
+    /// is, so that the answer never confirms a password.
+    pub async fn login(&self, email: &str, password: &str) -> Result<Session> {
+        let user = match Email::parse(email) {
+            Ok(email) => self.store.user_by_email(email.as_str()).await?,
+            Err(_) => None,
+        };
+        let hash = user
+            .as_ref()
+            .map_or_else(|| self.decoy_hash.clone(), |u| u.password_hash.clone());
+        let matches = self.hasher.verify(password.to_owned(), hash).await;
+        match user {
+            Some(user) if matches && user.is_active => self.session(user).await,
+            _ => Err(Error::Unauthenticated(AuthFailure::BadCredentials)),
+        }
+    }
+
+    /// Trades a refresh token for a new pair. The old refresh token stops working.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Session> {
+        let claims = self
+            .tokens
+            .verify(refresh_token, TokenType::Refresh, self.clock.now())
+            .map_err(Error::Unauthenticated)?;
+        let live = self.store.take_refresh_session(&claims.jti).await?;
+        if live.is_none_or(|s| s.user_id != claims.sub) {
+            return Err(Error::Unauthenticated(AuthFailure::Revoked));
+        }
+        let user = self
+            .store
+            .user(claims.sub)
+            .await?
+            .ok_or(Error::Unauthenticated(AuthFailure::InvalidToken))?;
+        if !user.is_active {
+            return Err(Error::Unauthenticated(AuthFailure::Deactivated));
+        }
+        self.session(user).await
+    }
+
+    /// Revokes a refresh token. Revoking one already revoked is not an error.
+    pub async fn logout(&self, refresh_token: &str) -> Result<()> {
+        let claims = self
+            .tokens
+            .verify(refresh_token, TokenType::Refresh, self.clock.now())
+            .map_err(Error::Unauthenticated)?;
+        self.store.take_refresh_session(&claims.jti).await?;
+        Ok(())
+    }
+
+    /// The actor's own account.
+    pub async fn me(&self, actor: &Actor) -> Result<User> {
+        self.store.user(actor.user_id).await?.ok_or(Error::NotFound)
+    }
+
+    /// Creates an admin account. For operators (first start, command line), not for the API.
+    pub async fn create_admin(&self, email: &str, password: &str, full_name: &str) -> Result<User> {
+        let mut errors = FieldErrors::new();
+        let account = NewAccount {
+            email: email.into(),
+            password: password.into(),
+            full_name: full_name.into(),
+            phone: None,
+        };
+        let pending = self.new_user(&mut errors, &account, Role::Admin).await;
+        errors.finish()?;
+        let user = self
+            .hashed(pending.ok_or(Error::invalid("email", "invalid"))?)
+            .await?;
+        self.commit(vec![Write::User(user.clone())]).await?;
+        Ok(user)
+    }
+
+    /// Creates the first admin unless an admin exists already. Returns the new account, if any.
+    pub async fn ensure_admin(&self, email: &str, password: &str) -> Result<Option<User>> {
+        let query = UserQuery {
+            role: Some(Role::Admin),
+            is_active: None,
+        };
+        if !self.store.users(&query, Page::first(1)).await?.is_empty() {
+            return Ok(None);
+        }
+        self.create_admin(email, password, "Administrator")
+            .await
+            .map(Some)
+    }
+}

@@ -1,0 +1,92 @@
+//! Administration: accounts, the system configuration in force, and health.
+
+use super::*;
+
+impl MedEx {
+    /// All accounts (admins only).
+    pub async fn list_users(
+        &self,
+        actor: &Actor,
+        query: UserQuery,
+        page: Page<UserId>,
+    ) -> Result<Vec<User>> {
+        access(actor, Permission::Administer).require()?;
+        Ok(self.store.users(&query, clamp_page(page)).await?)
+    }
+
+    /// Activates or deactivates an account (admins only). A deactivated account's tokens stop
+    /// working on their next use.
+    pub async fn set_user_active(&self, actor: &Actor, id: UserId, active: bool) -> Result<User> {
+        access(actor, Permission::Administer).require()?;
+        if id == actor.user_id && !active {
+            return Err(Error::invalid(
+                "is_active",
+                "an admin cannot deactivate itself",
+            ));
+        }
+        let mut user = self.store.user(id).await?.ok_or(Error::NotFound)?;
+        if user.is_active == active {
+            return Ok(user);
+        }
+        user.is_active = active;
+        user.updated_at = self.clock.now();
+        bump(&mut user, |u| &mut u.version);
+        self.commit(vec![Write::User(user.clone())]).await?;
+        Ok(user)
+    }
+
+    /// The configuration in force (admins only).
+    pub fn system_config(&self, actor: &Actor) -> Result<Arc<SystemConfig>> {
+        access(actor, Permission::Administer).require()?;
+        Ok(self.config())
+    }
+
+    /// Replaces the configuration (admins only), persisting it first. Conflicts with a change
+    /// being saved at the same time, as [`MedEx::update_system_config_from`].
+    pub async fn update_system_config(
+        &self,
+        actor: &Actor,
+        config: SystemConfig,
+    ) -> Result<Arc<SystemConfig>> {
+        let base = self.config();
+        self.update_system_config_from(actor, &base, config).await
+    }
+
+    /// Replaces `base`, the configuration the caller read and derived `config` from (a merge
+    /// patch, say), persisting it first (admins only). If the configuration changed since
+    /// `base` was read, or another change is being saved, nothing is written and the answer is
+    /// [`Conflict::ConcurrentUpdate`]: of two changes at once one wins and the other is retried,
+    /// instead of one silently undoing the other.
+    pub async fn update_system_config_from(
+        &self,
+        actor: &Actor,
+        base: &Arc<SystemConfig>,
+        config: SystemConfig,
+    ) -> Result<Arc<SystemConfig>> {
+        /// Clears the flag however the change ends: saved, failed, or abandoned mid-save.
+        struct Saving<'a>(&'a AtomicBool);
+        impl Drop for Saving<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        access(actor, Permission::Administer).require()?;
+        config.validate()?;
+        if self.config_saving.swap(true, Ordering::Acquire) {
+            return Err(Conflict::ConcurrentUpdate.into());
+        }
+        let _saving = Saving(&self.config_saving);
+        if !Arc::ptr_eq(&self.config(), base) {
+            return Err(Conflict::ConcurrentUpdate.into());
+        }
+        self.store.save_system_config(&config).await?;
+        let config = Arc::new(config);
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = config.clone();
+        Ok(config)
+    }
+
+    /// Whether storage works now.
+    pub async fn health(&self) -> Result<()> {
+        Ok(self.store.check().await?)
+    }
+}

@@ -1,0 +1,311 @@
+//! Orders: placing them (API and external shops), reading and listing them, and setting the destination of one that arrived without it.
+
+use super::*;
+
+/// One line of a new order.
+#[derive(Debug, Clone)]
+pub struct NewItem {
+    /// Product.
+    pub name: String,
+    /// 1 to 1000.
+    pub quantity: i64,
+    /// Free text.
+    pub notes: Option<String>,
+}
+
+/// A new order placed through the API.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    /// The pharmacy.
+    pub vendor_id: VendorId,
+    /// Street address.
+    pub delivery_address: String,
+    /// Destination.
+    pub delivery_latitude: f64,
+    /// Destination.
+    pub delivery_longitude: f64,
+    /// Recipient.
+    pub customer_name: String,
+    /// Recipient's number.
+    pub customer_phone: String,
+    /// Lines, 1 to 100.
+    pub items: Vec<NewItem>,
+    /// Free text.
+    pub notes: Option<String>,
+}
+
+/// An order taken in from an external shop (WooCommerce).
+#[derive(Debug, Clone)]
+pub struct ExternalOrder {
+    /// The system, e.g. `woocommerce`.
+    pub source: String,
+    /// Its id there.
+    pub external_id: String,
+    /// Recipient.
+    pub customer_name: String,
+    /// Recipient's number.
+    pub customer_phone: String,
+    /// Street address.
+    pub delivery_address: String,
+    /// Destination, when the shop knows it; otherwise the vendor sets it before accepting.
+    pub delivery: Option<Coordinates>,
+    /// Lines.
+    pub items: Vec<NewItem>,
+    /// Free text.
+    pub notes: Option<String>,
+}
+
+/// The lines of a new order: 1 to 100, each with a name and a quantity of 1 to 1000.
+fn items(errors: &mut FieldErrors, items: &[NewItem]) -> Vec<OrderItem> {
+    if items.is_empty() || items.len() > 100 {
+        errors.push("items", "must have between 1 and 100 items");
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            if !(1..=1000).contains(&item.quantity) {
+                errors.push(format!("items[{i}].quantity"), "must be between 1 and 1000");
+            }
+            OrderItem {
+                name: errors.text(&format!("items[{i}].name"), &item.name, 200),
+                quantity: item.quantity.clamp(1, 1000) as u32,
+                notes: errors.optional_text(
+                    &format!("items[{i}].notes"),
+                    item.notes.as_deref(),
+                    500,
+                ),
+            }
+        })
+        .collect()
+}
+
+impl MedEx {
+    pub(super) async fn insert_order(&self, mut order: Order) -> Result<Order> {
+        // Order numbers and tracking tokens are random; on the rare collision, draw again.
+        for _ in 0..5 {
+            match self.store.commit(vec![Write::Order(order.clone())]).await {
+                Ok(()) => {
+                    self.bus
+                        .publish(Event::OrderCreated(Arc::new(order.clone())));
+                    return Ok(order);
+                }
+                Err(StoreError::Duplicate(UniqueKey::OrderNumber | UniqueKey::TrackingToken)) => {
+                    order.order_number = self.entropy.order_number();
+                    order.tracking_token = self.entropy.token();
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Storage(StoreError::Duplicate(
+            UniqueKey::OrderNumber,
+        )))
+    }
+
+    pub(super) fn draft_order(
+        &self,
+        vendor: &Vendor,
+        placed_by: Signature,
+        destination: Option<Coordinates>,
+    ) -> Order {
+        let now = self.clock.now();
+        let distance = destination
+            .map(|to| (routing::distance_km(vendor.location, to) * 100.0).round() / 100.0);
+        let fee = distance
+            .map(|km| self.config().tariff.fee(km))
+            .unwrap_or(Money::ZERO);
+        Order {
+            id: OrderId::from_uuid(self.new_id()),
+            order_number: self.entropy.order_number(),
+            user_id: placed_by.actor_id,
+            vendor_id: vendor.id,
+            driver_id: None,
+            tracking_token: self.entropy.token(),
+            status: OrderStatus::Pending,
+            pickup_address: vendor.address.clone(),
+            pickup_latitude: vendor.location.latitude(),
+            pickup_longitude: vendor.location.longitude(),
+            delivery_address: String::new(),
+            delivery_latitude: destination.map(|c| c.latitude()),
+            delivery_longitude: destination.map(|c| c.longitude()),
+            customer_name: String::new(),
+            customer_phone: String::new(),
+            items: vec![],
+            notes: None,
+            estimated_distance_km: distance,
+            actual_distance_km: None,
+            delivery_fee: fee,
+            proof_photo_url: None,
+            signature_url: None,
+            accepted_at: None,
+            driver_accepted_at: None,
+            picked_up_at: None,
+            out_for_delivery_at: None,
+            delivered_at: None,
+            cancelled_at: None,
+            cancel_reason: None,
+            reject_reason: None,
+            status_history: vec![StatusChange {
+                status: OrderStatus::Pending,
+                at: now,
+                actor_id: placed_by.actor_id,
+                actor_role: placed_by.actor_role,
+                reason: None,
+            }],
+            external_ref: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+
+    /// Places an order. Pickup comes from the pharmacy; distance, fee, number and tracking token
+    /// are computed here.
+    pub async fn create_order(&self, actor: &Actor, new: NewOrder) -> Result<Order> {
+        access(actor, Permission::CreateOrder).require()?;
+        let mut errors = FieldErrors::new();
+        let delivery_address = errors.text("delivery_address", &new.delivery_address, 500);
+        let destination =
+            errors.coordinates("delivery_", new.delivery_latitude, new.delivery_longitude);
+        let customer_name = errors.text("customer_name", &new.customer_name, 200);
+        let customer_phone = errors.text("customer_phone", &new.customer_phone, 40);
+        let items = items(&mut errors, &new.items);
+        let notes = errors.optional_text("notes", new.notes.as_deref(), 2000);
+        let vendor = self
+            .store
+            .vendor(new.vendor_id)
+            .await?
+            .filter(|v| v.is_active);
+        if vendor.is_none() {
+            errors.push("vendor_id", "no such pharmacy");
+        }
+        errors.finish()?;
+        let vendor = vendor.ok_or(Error::NotFound)?;
+        let by = Signature {
+            actor_id: actor.user_id,
+            actor_role: actor.role,
+        };
+        let mut order = self.draft_order(&vendor, by, destination);
+        order.delivery_address = delivery_address;
+        order.customer_name = customer_name;
+        order.customer_phone = customer_phone;
+        order.items = items;
+        order.notes = notes;
+        self.insert_order(order).await
+    }
+
+    /// Takes in an order from an external shop, idempotently: the same external id for the same
+    /// pharmacy returns the order already taken in, with `false`.
+    pub async fn intake_external_order(
+        &self,
+        vendor: VendorId,
+        new: ExternalOrder,
+    ) -> Result<(Order, bool)> {
+        let vendor = self.vendor_for_webhook(vendor).await?;
+        if let Some(existing) = self
+            .store
+            .order_by_external_ref(vendor.id, &new.source, &new.external_id)
+            .await?
+        {
+            return Ok((existing, false));
+        }
+        let mut errors = FieldErrors::new();
+        let external_id = errors.text("id", &new.external_id, 100);
+        let customer_name = errors.text("customer_name", &new.customer_name, 200);
+        let customer_phone = errors
+            .optional_text("customer_phone", Some(&new.customer_phone), 40)
+            .unwrap_or_default();
+        let delivery_address = errors.text("delivery_address", &new.delivery_address, 500);
+        let items = items(&mut errors, &new.items);
+        let notes = errors.optional_text("notes", new.notes.as_deref(), 2000);
+        errors.finish()?;
+        let by = Signature {
+            actor_id: vendor.user_id,
+            actor_role: Role::Vendor,
+        };
+        let mut order = self.draft_order(&vendor, by, new.delivery);
+        order.delivery_address = delivery_address;
+        order.customer_name = customer_name;
+        order.customer_phone = customer_phone;
+        order.items = items;
+        order.notes = notes;
+        order.external_ref = Some(ExternalRef {
+            source: new.source.clone(),
+            id: external_id,
+        });
+        match self.insert_order(order).await {
+            Ok(order) => Ok((order, true)),
+            // A concurrent delivery of the same webhook got there first.
+            Err(Error::Storage(StoreError::Duplicate(UniqueKey::ExternalOrder))) => {
+                let existing = self
+                    .store
+                    .order_by_external_ref(vendor.id, &new.source, &new.external_id)
+                    .await?;
+                existing
+                    .map(|o| (o, false))
+                    .ok_or(Error::Conflict(Conflict::ConcurrentUpdate))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(super) async fn load_order(&self, actor: &Actor, id: OrderId) -> Result<Order> {
+        let order = self.store.order(id).await?.ok_or(Error::NotFound)?;
+        access(actor, Permission::ViewOrder(&order)).require()?;
+        Ok(order)
+    }
+
+    /// One order with its history, for the parties of the order.
+    pub async fn get_order(&self, actor: &Actor, id: OrderId) -> Result<Order> {
+        self.load_order(actor, id).await
+    }
+
+    /// Orders visible to the actor, narrowed by `query`, newest first.
+    pub async fn list_orders(
+        &self,
+        actor: &Actor,
+        query: OrderQuery,
+        page: Page<OrderId>,
+    ) -> Result<Vec<Order>> {
+        // Asking for someone else's orders finds none, as if they did not exist.
+        let Some(query) = permissions::scope_order_query(actor, query) else {
+            return Ok(vec![]);
+        };
+        Ok(self.store.orders(&query, clamp_page(page)).await?)
+    }
+
+    /// Sets the destination of a pending order that arrived without one (external shops).
+    pub async fn set_delivery_location(
+        &self,
+        actor: &Actor,
+        id: OrderId,
+        address: Option<String>,
+        latitude: f64,
+        longitude: f64,
+    ) -> Result<Order> {
+        let order = self.load_order(actor, id).await?;
+        access(actor, Permission::EditOrderLocation(&order)).require()?;
+        if order.status != OrderStatus::Pending {
+            return Err(Conflict::NotEditable.into());
+        }
+        let mut errors = FieldErrors::new();
+        let destination = errors.coordinates("delivery_", latitude, longitude);
+        let address = errors.optional_text("delivery_address", address.as_deref(), 500);
+        errors.finish()?;
+        let destination = destination.ok_or(Error::NotFound)?;
+        let vendor = self.load_vendor(order.vendor_id).await?;
+        let km = (routing::distance_km(vendor.location, destination) * 100.0).round() / 100.0;
+        let mut next = order;
+        if let Some(address) = address {
+            next.delivery_address = address;
+        }
+        next.delivery_latitude = Some(destination.latitude());
+        next.delivery_longitude = Some(destination.longitude());
+        next.estimated_distance_km = Some(km);
+        next.delivery_fee = self.config().tariff.fee(km);
+        next.updated_at = self.clock.now().max(next.updated_at);
+        bump(&mut next, |o| &mut o.version);
+        self.commit(vec![Write::Order(next.clone())]).await?;
+        Ok(next)
+    }
+}

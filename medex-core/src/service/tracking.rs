@@ -1,0 +1,121 @@
+//! Live tracking: drivers' positions in, the public view of an order out.
+
+use super::*;
+
+/// A position report from a driver's device.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FixInput {
+    /// Degrees.
+    pub latitude: f64,
+    /// Degrees.
+    pub longitude: f64,
+    /// km/h, 0 to 400.
+    pub speed: Option<f64>,
+    /// Degrees, 0 to 360.
+    pub heading: Option<f64>,
+    /// Metres, 0 to 100 000.
+    pub accuracy: Option<f64>,
+    /// When measured; the server's time if absent or implausible.
+    pub recorded_at: Option<DateTime<Utc>>,
+}
+
+impl MedEx {
+    /// Records a position from the driver's device: validates it, appends it to the trail,
+    /// computes the ETA of the order the driver is on, and publishes it.
+    pub async fn record_location(
+        &self,
+        actor: &Actor,
+        driver_id: DriverId,
+        input: FixInput,
+    ) -> Result<Arc<DriverLocation>> {
+        let driver = self.load_driver(driver_id).await?;
+        access(actor, Permission::ReportLocation(&driver)).require()?;
+        let mut errors = FieldErrors::new();
+        errors.coordinates("", input.latitude, input.longitude);
+        let in_range =
+            |v: Option<f64>, max: f64| v.is_none_or(|v| v.is_finite() && (0.0..=max).contains(&v));
+        if !in_range(input.speed, 400.0) {
+            errors.push("speed", "must be between 0 and 400 km/h");
+        }
+        if !in_range(input.heading, 360.0) {
+            errors.push("heading", "must be between 0 and 360 degrees");
+        }
+        if !in_range(input.accuracy, 100_000.0) {
+            errors.push("accuracy", "must be between 0 and 100000 metres");
+        }
+        errors.finish()?;
+        if !driver.is_active {
+            return Err(Error::Forbidden);
+        }
+        let now = self.clock.now();
+        // Devices' clocks drift: a time from the future or from long ago is replaced by ours.
+        let recorded_at = input
+            .recorded_at
+            .filter(|t| *t <= now + Duration::seconds(30) && *t >= now - Duration::hours(1))
+            .unwrap_or(now);
+        let fix = LocationFix {
+            driver_id,
+            latitude: input.latitude,
+            longitude: input.longitude,
+            speed: input.speed,
+            heading: input.heading,
+            accuracy: input.accuracy,
+            recorded_at,
+        };
+        self.store.append_fixes(&[fix]).await?;
+        let order = match driver.active_order_id {
+            Some(id) => self.store.order(id).await?.filter(is_active_order),
+            None => None,
+        };
+        let here = fix.coordinates();
+        let eta = match (&order, here) {
+            (Some(order), Some(here)) => {
+                routing::eta_minutes(order, here, driver.vehicle_type, &self.config())
+            }
+            _ => None,
+        };
+        let location = Arc::new(DriverLocation {
+            driver_id,
+            vendor_id: driver.vendor_id,
+            fix,
+            order_id: order.as_ref().map(|o| o.id),
+            tracking_token: order.as_ref().map(|o| o.tracking_token.clone()),
+            order_status: order.as_ref().map(|o| o.status),
+            eta_minutes: eta.map(|m| (m * 10.0).round() / 10.0),
+        });
+        self.bus.publish(Event::DriverLocation(location.clone()));
+        Ok(location)
+    }
+
+    /// The public view of an order by its tracking token. `with_trail` adds the driver's recent
+    /// path while the order is on its way (for maps; costs a trail read).
+    pub async fn tracking_view(&self, token: &str, with_trail: bool) -> Result<TrackingView> {
+        // Tokens are 22 characters; anything else cannot match and is not worth a lookup.
+        if token.is_empty() || token.len() > 64 {
+            return Err(Error::NotFound);
+        }
+        let order = self
+            .store
+            .order_by_tracking_token(token)
+            .await?
+            .ok_or(Error::NotFound)?;
+        let vendor = self.store.vendor(order.vendor_id).await?;
+        let driver = match order.driver_id {
+            Some(id) if order.status.has_driver_at_work() => self.store.driver(id).await?,
+            _ => None,
+        };
+        let mut view = TrackingView::new(&order, vendor.as_ref(), driver.as_ref(), &self.config());
+        if with_trail
+            && let (Some(driver), Some(at)) = (&driver, order.entered(OrderStatus::DriverAssigned))
+        {
+            let now = self.clock.now();
+            let from = at.max(now - Duration::hours(2));
+            let trail = self
+                .store
+                .trail(driver.id, from, now + Duration::seconds(1), 2000)
+                .await?;
+            view.set_trail(&trail);
+        }
+        Ok(view)
+    }
+}

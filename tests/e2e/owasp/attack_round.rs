@@ -1,0 +1,362 @@
+//! The findings of a black-box attack round against the example server, one test each, named
+//! after its finding (numbered as reported). Each was written to fail before its fix.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use crate::support::*;
+
+/// Reads until the server closes the connection (or `HANG` passes: then it never did).
+async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(HANG, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return seen,
+            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("the server kept the connection open past {HANG:?}"),
+        }
+    }
+}
+
+/// A complete request on a new connection; the answer's status line.
+async fn status_line(s: &TestServer, request: &str) -> String {
+    let mut stream = TcpStream::connect(s.addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let answer = read_until_closed(&mut stream).await;
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_01_slow_connections_are_closed_and_open_connections_are_capped() {
+    // Half a request line, then nothing: closed once the header timeout passes.
+    let s = TestServer::start_with(&[("MEDEX_HEADER_TIMEOUT_SECS", "1")]).await;
+    let mut slow = TcpStream::connect(s.addr).await.unwrap();
+    slow.write_all(b"GET /api/hea").await.unwrap();
+    read_until_closed(&mut slow).await;
+    // A kept-alive connection that goes quiet after its request is closed alike.
+    let mut idle = TcpStream::connect(s.addr).await.unwrap();
+    idle.write_all(b"GET /api/health HTTP/1.1\r\nHost: e2e\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut idle).await;
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"),
+        "the request itself is answered"
+    );
+    s.stop().await;
+
+    // With three connections open, a fourth is answered 503 in the error format and closed.
+    let s = TestServer::start_with(&[("MEDEX_MAX_CONNECTIONS", "3")]).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut stream = TcpStream::connect(s.addr).await.unwrap();
+        stream
+            .write_all(b"GET /api/health HTTP/1.1\r\nHost: e2e\r\n\r\n")
+            .await
+            .unwrap();
+        let mut first = [0u8; 12];
+        stream.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"HTTP/1.1 200", "within the limit");
+        held.push(stream);
+    }
+    let mut over = TcpStream::connect(s.addr).await.unwrap();
+    let refusal = String::from_utf8_lossy(&read_until_closed(&mut over).await).into_owned();
+    assert!(refusal.starts_with("HTTP/1.1 503"), "{refusal}");
+    let body = refusal.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let json: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+    assert_eq!(json["code"], "server_busy");
+    // When one leaves, a new connection is served again.
+    held.pop();
+    let mut waited = Duration::ZERO;
+    loop {
+        let line = status_line(
+            &s,
+            "GET /api/health HTTP/1.1\r\nHost: e2e\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        if line.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(line.starts_with("HTTP/1.1 503"), "{line}");
+        assert!(waited < HANG, "the freed place was never given again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += Duration::from_millis(20);
+    }
+    drop(held);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_15_data_files_are_private_to_the_server_account() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let s = TestServer::start().await;
+    // Something in every kind of file: the database, the generated secret.
+    s.public("/api/health").await.expect(200);
+    let mut pending = vec![s.dir.path().to_path_buf()];
+    let mut files = 0;
+    while let Some(dir) = pending.pop() {
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{} is {mode:o}", dir.display());
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else {
+                files += 1;
+                let mode = meta.permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{} is {mode:o}", entry.path().display());
+            }
+        }
+    }
+    assert!(files >= 2, "the database and the secret were checked");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_19_metrics_can_need_a_token_or_move_to_their_own_address() {
+    let token = "metrics-token-0123456789";
+    let s = TestServer::start_with(&[("MEDEX_METRICS_TOKEN", token)]).await;
+    let anonymous = s.public("/metrics").await;
+    anonymous.expect(401);
+    assert_eq!(anonymous.json["code"], "unauthenticated");
+    s.get("/metrics", "a-wrong-token-of-some-length")
+        .await
+        .expect(401);
+    let metrics = s.get("/metrics", token).await;
+    metrics.expect(200);
+    assert!(metrics.text.contains("medex_http_requests_total"));
+    s.stop().await;
+
+    let s = TestServer::start_with(&[("MEDEX_METRICS_ADDR", "127.0.0.1:0")]).await;
+    s.public("/metrics").await.expect(404);
+    let own = s.metrics_addr().expect("a metrics address");
+    let metrics = http_client()
+        .get(format!("http://{own}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(
+        metrics
+            .text()
+            .await
+            .unwrap()
+            .contains("medex_http_requests_total")
+    );
+    s.stop().await;
+}
+
+/// Every cell of a CSV answer as a spreadsheet splitting on any of `,;|` and tabs would see it.
+fn cells_split_every_way(csv: &str) -> Vec<String> {
+    csv.split([',', ';', '|', '\t', '\n'])
+        .map(|cell| cell.trim().trim_matches('"').trim().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_04_csv_cells_cannot_start_a_formula_after_any_delimiter() {
+    let w = World::new().await;
+    let s = &w.server;
+    let mut body = w.order_body();
+    body["customer_name"] = serde_json::json!("Ann;=1+1;Patient");
+    body["delivery_address"] = serde_json::json!("Torstrasse 1|@SUM(A1), Berlin");
+    body["items"] = serde_json::json!([{"name": "Aspirin\t+cmd", "quantity": 1}]);
+    s.post("/api/orders", Some(&w.customer.token), body)
+        .await
+        .expect(201);
+    let today = chrono::Utc::now().date_naive();
+    let tomorrow = today.succ_opt().unwrap();
+    let export = s
+        .raw(
+            "POST",
+            &format!(
+                "/api/vendors/{}/export-csv?from={today}T00:00:00Z&to={tomorrow}T00:00:00Z",
+                w.vendor.id
+            ),
+            Some(&w.vendor.owner.token),
+            &[],
+            None,
+        )
+        .await;
+    export.expect(200);
+    assert!(export.text.contains("Ann;'=1+1;Patient"), "{}", export.text);
+    for cell in cells_split_every_way(&export.text) {
+        assert!(
+            !cell.starts_with(['=', '+', '-', '@']),
+            "a spreadsheet would run {cell:?} in {}",
+            export.text
+        );
+    }
+    // Every field is quoted, so no spreadsheet splits a cell on a character inside it.
+    let header = export.text.lines().next().unwrap();
+    assert!(
+        header.starts_with("\"order_number\",\"status\""),
+        "{header}"
+    );
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_12_look_alike_and_invisible_e_mail_addresses_are_refused() {
+    let s = TestServer::start().await;
+    s.customer("anna@example.test", "Anna", "+1 555").await;
+    for lookalike in [
+        "\u{430}nna@example.test",   // Cyrillic а
+        "anna\u{200b}@example.test", // zero-width space
+        "an\u{200d}na@example.test", // zero-width joiner
+        "anna@ex\u{430}mple.test",   // Cyrillic а in the domain
+        "anna@example.test\u{feff}", // byte order mark
+    ] {
+        let r = s
+            .post(
+                "/api/auth/register",
+                None,
+                serde_json::json!({"email": lookalike, "password": PASSWORD, "full_name": "Mallory"}),
+            )
+            .await;
+        r.expect(422);
+        assert_eq!(r.json["errors"][0]["field"], "email", "{lookalike:?}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_13_answers_do_not_tell_which_pharmacies_exist_or_confirm_passwords() {
+    let w = World::new().await;
+    let s = &w.server;
+    // The webhook: an unknown pharmacy, one without a secret and a wrong signature alike.
+    let body = WC_ORDER.as_bytes();
+    let unknown = s
+        .webhook(
+            "01890000-0000-7000-8000-000000000000",
+            "any-secret-0123456789",
+            body,
+        )
+        .await;
+    let no_secret = s.webhook(&w.vendor.id, "any-secret-0123456789", body).await;
+    s.webhook_secret(&w.vendor, "Wq8v3kZ1pT6xN0rL5yB9").await;
+    let wrong = s
+        .webhook(&w.vendor.id, "another-secret-0123456789", body)
+        .await;
+    for reply in [&unknown, &no_secret, &wrong] {
+        reply.expect(401);
+        assert_eq!(reply.text, wrong.text, "answered alike");
+    }
+    // Login: the right password of a deactivated account is refused as a wrong one is.
+    s.patch(
+        &format!("/api/admin/users/{}", w.other_customer.user_id),
+        &w.admin.token,
+        serde_json::json!({"is_active": false}),
+    )
+    .await
+    .expect(200);
+    let right = s.login(&w.other_customer.email, PASSWORD).await;
+    let wrong = s.login(&w.other_customer.email, "not-the-password").await;
+    right.expect(401);
+    wrong.expect(401);
+    assert_eq!(
+        right.text, wrong.text,
+        "the answer never confirms a password"
+    );
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_17_guessable_webhook_secrets_are_refused() {
+    let w = World::new().await;
+    let s = &w.server;
+    for weak in ["aaaaaaaaaaaaaaaa", "abcdabcdabcdabcd", "0123456789012345"] {
+        let r = s
+            .patch(
+                &format!("/api/vendors/{}", w.vendor.id),
+                &w.vendor.owner.token,
+                serde_json::json!({"woocommerce_webhook_secret": weak}),
+            )
+            .await;
+        r.expect(422);
+        assert_eq!(r.json["errors"][0]["field"], "woocommerce_webhook_secret");
+    }
+    s.webhook_secret(&w.vendor, "Wq8v3kZ1pT6xN0rL5yB9").await;
+    w.server.stop().await;
+}
+
+/// An HTTP client whose connections come from `address` (any 127.x.y.z reaches the server).
+fn client_from(address: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .local_address(std::net::IpAddr::from(address))
+        .timeout(HANG)
+        .build()
+        .unwrap()
+}
+
+async fn login_from(client: &reqwest::Client, s: &TestServer, email: &str, password: &str) -> u16 {
+    client
+        .post(s.url("/api/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_02_a_guessing_address_is_refused_without_locking_the_owner_out() {
+    let w = World::new().await;
+    let s = &w.server;
+    let attacker = client_from([127, 0, 0, 2]);
+    let owner = client_from([127, 0, 0, 3]);
+    for victim in [&w.customer, &w.other_customer] {
+        for _ in 0..5 {
+            assert_eq!(
+                login_from(&attacker, s, &victim.email, "guess-guess").await,
+                401
+            );
+        }
+        // The guessing address is refused for that account, even with the right password…
+        assert_eq!(login_from(&attacker, s, &victim.email, PASSWORD).await, 429);
+        // …while the owner, from its own address, still signs in.
+        assert_eq!(login_from(&owner, s, &victim.email, PASSWORD).await, 200);
+    }
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_03_registration_checks_before_it_hashes_and_is_throttled_per_address() {
+    let s = TestServer::start_with(&[("MEDEX_REGISTRATIONS_PER_HOUR", "4")]).await;
+    // That a taken address costs no password hash is medex-core's test
+    // (`service::tests::accounts::a_taken_address_costs_no_hash`).
+    s.customer("ann@example.test", "Ann", "+1 555").await;
+    for _ in 0..3 {
+        let r = s
+            .post(
+                "/api/auth/register",
+                None,
+                serde_json::json!({"email": "ANN@example.test", "password": PASSWORD, "full_name": "Copy"}),
+            )
+            .await;
+        r.expect(409);
+        assert_eq!(r.code(), "email_taken");
+    }
+    // Four registrations from this address this hour (taken addresses count too): the fifth waits.
+    let r = s
+        .post(
+            "/api/vendors/register",
+            None,
+            serde_json::json!({"email": "new@pharmacy.test", "password": PASSWORD,
+                "business_name": "New", "address": "1 Main St", "latitude": 52.5, "longitude": 13.4}),
+        )
+        .await;
+    r.expect(429);
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&retry), "{retry}");
+    s.stop().await;
+}
