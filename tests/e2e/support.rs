@@ -43,8 +43,8 @@ pub(crate) const E2E_DATABASE_URL: &str = "MEDEX_E2E_DATABASE_URL";
 
 /// Where a test server keeps its records.
 pub(crate) struct Storage {
-    /// The PostgreSQL database, or `None` for sled; held so that it is dropped with the server.
-    _database: Option<medex_store_postgres::testing::TestDatabase>,
+    /// The PostgreSQL database, or `None` for sled; dropped with the server.
+    database: Option<medex_store_postgres::testing::TestDatabase>,
     /// The settings that select it.
     variables: Vec<(String, String)>,
 }
@@ -58,7 +58,7 @@ impl Storage {
             .filter(|u| !u.is_empty())
         else {
             return Self {
-                _database: None,
+                database: None,
                 variables: vec![],
             };
         };
@@ -78,9 +78,14 @@ impl Storage {
             ("MEDEX_DATABASE_POOL_SIZE".to_owned(), "8".to_owned()),
         ];
         Self {
-            _database: Some(database),
+            database: Some(database),
             variables,
         }
+    }
+
+    /// Whether the records are in PostgreSQL (else sled, in the data directory).
+    pub(crate) fn is_postgres(&self) -> bool {
+        self.database.is_some()
     }
 
     /// The settings that select this storage, to add to [`base_variables`].
@@ -169,6 +174,11 @@ impl TestServer {
 
     pub(crate) fn ws_url(&self, path: &str) -> String {
         format!("ws://{}{path}", self.addr)
+    }
+
+    /// Whether this server keeps its records in PostgreSQL rather than sled.
+    pub(crate) fn uses_postgres(&self) -> bool {
+        self.storage.is_postgres()
     }
 
     /// The JWT signing secret: the configured one with PostgreSQL, else the one the server
