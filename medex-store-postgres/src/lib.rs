@@ -103,8 +103,8 @@ impl Default for PgOptions {
 
 /// The PostgreSQL implementation of [`medex_core::store::Store`].
 ///
-/// Cheap to share behind an `Arc`; dropping it ends its appender (after the fixes it holds are
-/// written) and closes the pool's connections.
+/// Share it behind an `Arc`. Dropping it ends its appender, which writes the fixes it holds,
+/// makes them durable, then closes the pool's connections.
 pub struct PgStore {
     pool: Pool,
     appender: Appender,

@@ -115,10 +115,12 @@ async fn run(pool: Pool, mut queue: mpsc::UnboundedReceiver<Job>) {
             None => queue.recv().await,
         };
         let Some(first) = first else {
-            // The store was dropped: make what was written durable, then end.
+            // The store was dropped: make what was written durable, then close the pool (a
+            // retention sweep holding it fails its next round and ends).
             if unsynced.is_some() {
                 let _ = sync(&pool).await;
             }
+            pool.close();
             return;
         };
         let mut fixes = Vec::new();
