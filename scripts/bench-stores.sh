@@ -41,7 +41,7 @@ SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
 start() { # store run
   local store=$1 run=$2
   local vars=(MEDEX_ADDR=127.0.0.1:$PORT MEDEX_DATA_DIR="$work/$run" MEDEX_LOG=warn
-    MEDEX_JWT_SECRET="$SECRET")
+    MEDEX_JWT_SECRET="$SECRET" MEDEX_REGISTRATIONS_PER_HOUR=100000)
   if [ "$store" = postgres ]; then
     database "$run"
     vars+=(MEDEX_DATABASE_URL="$DATABASE_URL")
