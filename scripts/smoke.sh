@@ -14,7 +14,7 @@ MEDEX_DATA_DIR=$data MEDEX_ADDR=127.0.0.1:$port MEDEX_LOG=warn \
   MEDEX_ADMIN_EMAIL=admin@example.com MEDEX_ADMIN_PASSWORD=admin-password-1 $server &
 pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/api/health" >/dev/null && break; sleep 0.2; done
-curl -sf "http://127.0.0.1:$port/api/health" | jq -e '.status == "ok"' >/dev/null
+curl -sf "http://127.0.0.1:$port/api/health" | jq -e '.status == "healthy"' >/dev/null
 
 scripts/walkthrough.sh "http://127.0.0.1:$port" >/dev/null
 echo "smoke: walkthrough passed"

@@ -105,7 +105,8 @@ pub(crate) fn json_depth(json: &[u8]) -> usize {
     deepest
 }
 
-/// Parses a JSON document: too deep or malformed → 400, wrong values → 422 naming the field.
+/// Parses a JSON object: too deep or malformed → 400; not an object, or wrong values → 422
+/// naming the field.
 pub(crate) fn parse_json<T: DeserializeOwned>(
     bytes: &[u8],
     max_depth: usize,
@@ -121,6 +122,11 @@ pub(crate) fn parse_json<T: DeserializeOwned>(
     // some wrong types (a number where an enum belongs) as syntax errors.
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::malformed(format!("malformed JSON: {e}")))?;
+    // Every body of the API is an object. serde would also read a struct from an array, field
+    // by field in declaration order, so `[null, null]` would pass for an empty patch.
+    if !value.is_object() {
+        return Err(ApiError::invalid("body", "must be a JSON object"));
+    }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." { "body" } else { path.as_str() };
@@ -242,6 +248,8 @@ mod tests {
         check(r#"{"items": [{"quantity": -1}]}"#, 422, "validation_failed");
         check(r#"{"items": "many"}"#, 422, "validation_failed");
         check(r#"{"items": [[[[[]]]]]}"#, 400, "json_too_deep");
+        check(r#"[[{"quantity": 2}]]"#, 422, "validation_failed");
+        check("null", 422, "validation_failed");
         assert!(parse_json::<Body>(br#"{"items": [{"quantity": 2}]}"#, 4).is_ok());
     }
 

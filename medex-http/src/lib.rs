@@ -47,7 +47,6 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::router::UtoipaMethodRouterExt;
 use utoipa_axum::routes;
@@ -56,8 +55,10 @@ use utoipa_swagger_ui::SwaggerUi;
 mod error;
 mod extract;
 pub mod metrics;
+mod openapi;
 mod page;
 mod routes;
+mod schemas;
 mod throttle;
 mod tracking_reads;
 mod views;
@@ -118,47 +119,6 @@ pub(crate) struct AppState {
     pub(crate) webhook_decoy: Arc<str>,
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "MedEx API",
-        description = "Last-mile delivery for pharmacies. Errors are `{\"detail\", \"code\"}` \
-            (+ `errors` for 422). Lists are JSON arrays paginated with `limit` and `cursor`; a \
-            full page announces the next in a `Link: <…>; rel=\"next\"` header."
-    ),
-    modifiers(&BearerAuth),
-    tags(
-        (name = "auth", description = "Accounts and tokens"),
-        (name = "orders", description = "Orders and their lifecycle"),
-        (name = "drivers", description = "Fleets and drivers"),
-        (name = "vendors", description = "Pharmacies"),
-        (name = "tracking", description = "Public tracking"),
-        (name = "reports", description = "Reports"),
-        (name = "uploads", description = "Proof of delivery"),
-        (name = "webhooks", description = "Shop integrations"),
-        (name = "admin", description = "Administration"),
-        (name = "meta", description = "Health and discovery"),
-    )
-)]
-struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
-
 /// Room for the multipart framing around an upload's file.
 const MULTIPART_OVERHEAD: usize = 64 * 1024;
 
@@ -166,7 +126,7 @@ const MULTIPART_OVERHEAD: usize = 64 * 1024;
 /// each route's path and method from the handler's `#[utoipa::path]`.
 fn api(max_upload_bytes: usize) -> OpenApiRouter<AppState> {
     let upload_limit = DefaultBodyLimit::max(max_upload_bytes.saturating_add(MULTIPART_OVERHEAD));
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(meta::index))
         .routes(routes!(meta::health))
         .routes(routes!(meta::tracking))
@@ -206,11 +166,16 @@ fn api(max_upload_bytes: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::woocommerce_order_created))
 }
 
+/// The routes and their completed document.
+fn parts(max_upload_bytes: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (routes, mut doc) = api(max_upload_bytes).split_for_parts();
+    openapi::complete(&mut doc);
+    (routes, doc)
+}
+
 /// The OpenAPI document of the API, as served at `/api/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api(HttpConfig::default().max_upload_bytes)
-        .split_for_parts()
-        .1
+    parts(HttpConfig::default().max_upload_bytes).1
 }
 
 async fn route_not_found() -> Response {
@@ -313,7 +278,7 @@ pub fn router_with_counts(
         throttle,
         webhook_decoy: uuid::Uuid::new_v4().simple().to_string().into(),
     };
-    let (routes, doc) = api(state.config.max_upload_bytes).split_for_parts();
+    let (routes, doc) = parts(state.config.max_upload_bytes);
     let cors_layer =
         (!state.config.cors_origins.is_empty()).then(|| cors(&state.config.cors_origins));
     routes

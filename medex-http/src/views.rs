@@ -8,6 +8,10 @@ use medex_core::model::{
 use medex_core::service::Session;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
+use utoipa::openapi::Ref;
+use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+
+use crate::schemas;
 
 // ---------------------------------------------------------------------------------------------
 // Schema-only types: how core enums and records look on the wire, for the OpenAPI document.
@@ -195,9 +199,99 @@ free_form! {
         deliveries, distance_km, earnings, average_delivery_minutes.";
     EarningsDoc = "Earnings", "Earnings: total_deliveries, total_earnings, total_distance_km, \
         days[{date, deliveries, earnings}].";
-    ConfigDoc = "SystemConfig", "System configuration: tariff {base_fee, per_km, min_fee}, \
-        vehicle_speeds {bike, scooter, car, van}, road_factor, default_require_proof_photo, \
-        default_require_signature. PATCH takes any subset and merges it.";
+}
+
+/// The fees of deliveries: amounts with at most two decimals, 0 to 100000 each.
+#[derive(ToSchema)]
+#[schema(as = Tariff)]
+#[allow(dead_code)]
+pub(crate) struct TariffDoc {
+    /// Added to every delivery.
+    #[schema(minimum = 0, maximum = 100000)]
+    base_fee: f64,
+    /// Per estimated kilometre.
+    #[schema(minimum = 0, maximum = 100000)]
+    per_km: f64,
+    /// The lowest fee.
+    #[schema(minimum = 0, maximum = 100000)]
+    min_fee: f64,
+}
+
+/// Speeds used for ETAs, km/h, above 0 and at most 300.
+#[derive(ToSchema)]
+#[schema(as = VehicleSpeeds)]
+#[allow(dead_code)]
+pub(crate) struct VehicleSpeedsDoc {
+    #[schema(exclusive_minimum = 0, maximum = 300)]
+    bike: f64,
+    #[schema(exclusive_minimum = 0, maximum = 300)]
+    scooter: f64,
+    #[schema(exclusive_minimum = 0, maximum = 300)]
+    car: f64,
+    #[schema(exclusive_minimum = 0, maximum = 300)]
+    van: f64,
+}
+
+/// The system configuration in force.
+#[derive(ToSchema)]
+#[schema(as = SystemConfig)]
+#[allow(dead_code)]
+pub(crate) struct ConfigDoc {
+    tariff: TariffDoc,
+    vehicle_speeds: VehicleSpeedsDoc,
+    /// Straight-line distance times this is the road distance, 1 to 5.
+    #[schema(minimum = 1, maximum = 5)]
+    road_factor: f64,
+    /// Whether new pharmacies require a proof photo.
+    default_require_proof_photo: bool,
+    /// Whether new pharmacies require a signature.
+    default_require_signature: bool,
+}
+
+/// Changes to the tariff; absent fields stay.
+#[derive(ToSchema)]
+#[schema(as = TariffPatch)]
+#[allow(dead_code)]
+pub(crate) struct TariffPatchDoc {
+    #[schema(required = false, minimum = 0, maximum = 100000)]
+    base_fee: f64,
+    #[schema(required = false, minimum = 0, maximum = 100000)]
+    per_km: f64,
+    #[schema(required = false, minimum = 0, maximum = 100000)]
+    min_fee: f64,
+}
+
+/// Changes to the vehicle speeds; absent fields stay.
+#[derive(ToSchema)]
+#[schema(as = VehicleSpeedsPatch)]
+#[allow(dead_code)]
+pub(crate) struct VehicleSpeedsPatchDoc {
+    #[schema(required = false, exclusive_minimum = 0, maximum = 300)]
+    bike: f64,
+    #[schema(required = false, exclusive_minimum = 0, maximum = 300)]
+    scooter: f64,
+    #[schema(required = false, exclusive_minimum = 0, maximum = 300)]
+    car: f64,
+    #[schema(required = false, exclusive_minimum = 0, maximum = 300)]
+    van: f64,
+}
+
+/// Any subset of the configuration, merged into the one in force (nested objects key by key);
+/// `null` is not a value of any field.
+#[derive(ToSchema)]
+#[schema(as = SystemConfigPatch)]
+#[allow(dead_code)]
+pub(crate) struct ConfigPatchDoc {
+    #[schema(required = false)]
+    tariff: TariffPatchDoc,
+    #[schema(required = false)]
+    vehicle_speeds: VehicleSpeedsPatchDoc,
+    #[schema(required = false, minimum = 1, maximum = 5)]
+    road_factor: f64,
+    #[schema(required = false)]
+    default_require_proof_photo: bool,
+    #[schema(required = false)]
+    default_require_signature: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -388,13 +482,33 @@ pub(crate) struct LocationView {
     pub(crate) eta_minutes: Option<f64>,
 }
 
+/// Whether the server can serve requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Health {
+    /// Everything answers.
+    Healthy,
+    /// Something the server needs fails (the storage); requests will get 503.
+    Unhealthy,
+}
+
+/// The state of the storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum StorageHealth {
+    /// Reads and writes work.
+    Ok,
+    /// The storage fails.
+    Unavailable,
+}
+
 /// `GET /api/health`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct HealthView {
-    /// `ok` or `degraded`.
-    pub(crate) status: &'static str,
-    /// `ok` or `unavailable`.
-    pub(crate) storage: &'static str,
+    /// `healthy`, or `unhealthy` (with 503).
+    pub(crate) status: Health,
+    /// `ok`, or `unavailable` (with 503).
+    pub(crate) storage: StorageHealth,
     /// The server's version.
     pub(crate) version: &'static str,
 }
@@ -422,16 +536,25 @@ fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
+// The limits below are medex-core's (its validation is the one that answers 422); the schemas
+// only state them. Unknown fields in a body are ignored, so no schema forbids them.
+
 /// A new customer account.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct RegisterRequest {
+    #[schema(schema_with = schemas::email)]
     pub(crate) email: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub(crate) password: String,
+    #[schema(schema_with = schemas::text_200)]
     pub(crate) full_name: String,
     #[serde(default)]
+    #[schema(schema_with = schemas::optional_text_40)]
     pub(crate) phone: Option<String>,
     /// Only `user` is accepted; any other role is refused (403).
     #[serde(default)]
+    #[schema(value_type = Option<RoleDoc>)]
     pub(crate) role: Option<String>,
 }
 
@@ -451,10 +574,13 @@ pub(crate) struct RefreshRequest {
 /// One line of a new order.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct ItemRequest {
+    #[schema(schema_with = schemas::text_200)]
     pub(crate) name: String,
     /// 1 to 1000.
+    #[schema(minimum = 1, maximum = 1000)]
     pub(crate) quantity: i64,
     #[serde(default)]
+    #[schema(schema_with = schemas::optional_text_500)]
     pub(crate) notes: Option<String>,
 }
 
@@ -462,16 +588,39 @@ pub(crate) struct ItemRequest {
 /// server; such fields in the body are ignored.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct CreateOrderRequest {
+    /// An active pharmacy (another id is 422).
     #[schema(value_type = uuid::Uuid)]
     pub(crate) vendor_id: VendorId,
+    #[schema(schema_with = schemas::text_500)]
     pub(crate) delivery_address: String,
+    #[schema(minimum = -90, maximum = 90)]
     pub(crate) delivery_latitude: f64,
+    #[schema(minimum = -180, maximum = 180)]
     pub(crate) delivery_longitude: f64,
+    #[schema(schema_with = schemas::text_200)]
     pub(crate) customer_name: String,
+    #[schema(schema_with = schemas::text_40)]
     pub(crate) customer_phone: String,
+    /// 1 to 100 lines.
+    #[schema(min_items = 1, max_items = 100)]
     pub(crate) items: Vec<ItemRequest>,
     #[serde(default)]
+    #[schema(schema_with = schemas::optional_text_2000)]
     pub(crate) notes: Option<String>,
+}
+
+/// A status that `PATCH /api/orders/{id}` may move an order to (`driver_assigned` is reached
+/// through assign-driver, `pending` never again).
+#[derive(ToSchema)]
+#[schema(as = OrderStatusChange)]
+#[allow(non_camel_case_types, dead_code)]
+pub(crate) enum SettableOrderStatusDoc {
+    accepted,
+    rejected,
+    picked_up,
+    out_for_delivery,
+    delivered,
+    cancelled,
 }
 
 /// A status change (`status`, `reason`) or, for the vendor of a pending order that arrived
@@ -480,21 +629,26 @@ pub(crate) struct CreateOrderRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct PatchOrderRequest {
     #[serde(default)]
-    #[schema(value_type = Option<OrderStatusDoc>)]
+    #[schema(value_type = Option<SettableOrderStatusDoc>)]
     pub(crate) status: Option<OrderStatus>,
+    /// Why; required (non-blank) to reject.
     #[serde(default)]
     pub(crate) reason: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = schemas::optional_text_500)]
     pub(crate) delivery_address: Option<String>,
     #[serde(default)]
+    #[schema(minimum = -90, maximum = 90)]
     pub(crate) delivery_latitude: Option<f64>,
     #[serde(default)]
+    #[schema(minimum = -180, maximum = 180)]
     pub(crate) delivery_longitude: Option<f64>,
 }
 
 /// Which driver to assign.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct AssignDriverRequest {
+    /// A driver of the order's pharmacy (another id is 422).
     #[schema(value_type = uuid::Uuid)]
     pub(crate) driver_id: DriverId,
 }
@@ -524,100 +678,143 @@ pub(crate) struct RegisterDriverRequest {
     #[serde(default)]
     #[schema(value_type = Option<uuid::Uuid>)]
     pub(crate) vendor_id: Option<VendorId>,
+    #[schema(schema_with = schemas::email)]
     pub(crate) email: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub(crate) password: String,
+    #[schema(schema_with = schemas::text_200)]
     pub(crate) full_name: String,
     #[serde(default)]
+    #[schema(schema_with = schemas::optional_text_40)]
     pub(crate) phone: Option<String>,
     #[schema(value_type = VehicleTypeDoc)]
     pub(crate) vehicle_type: VehicleType,
     #[serde(default)]
+    #[schema(schema_with = schemas::optional_text_40)]
     pub(crate) vehicle_number: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = schemas::optional_text_60)]
     pub(crate) license_number: Option<String>,
 }
 
-/// Profile changes; absent fields stay.
+/// Profile changes; absent (or `null`) fields stay, blank optional ones are removed.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct PatchDriverRequest {
     #[serde(default)]
+    #[schema(schema_with = schemas::text_200_or_null)]
     pub(crate) full_name: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = schemas::optional_text_40)]
     pub(crate) phone: Option<String>,
     #[serde(default)]
     #[schema(value_type = Option<VehicleTypeDoc>)]
     pub(crate) vehicle_type: Option<VehicleType>,
     #[serde(default)]
+    #[schema(schema_with = schemas::optional_text_40)]
     pub(crate) vehicle_number: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = schemas::optional_text_60)]
     pub(crate) license_number: Option<String>,
     /// The driver's vendor or an admin only.
     #[serde(default)]
     pub(crate) is_active: Option<bool>,
 }
 
+/// The availability a driver may choose (`busy` is the system's).
+#[derive(ToSchema)]
+#[schema(as = DriverStatusChange)]
+#[allow(non_camel_case_types, dead_code)]
+pub(crate) enum SettableDriverStatusDoc {
+    offline,
+    available,
+    on_break,
+}
+
 /// `available`, `offline` or `on_break`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct DriverStatusRequest {
-    #[schema(value_type = DriverStatusDoc)]
+    #[schema(value_type = SettableDriverStatusDoc)]
     pub(crate) status: DriverStatus,
 }
 
 /// A position report (the WebSocket `location` message's fields).
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct LocationRequest {
+    #[schema(minimum = -90, maximum = 90)]
     pub(crate) latitude: f64,
+    #[schema(minimum = -180, maximum = 180)]
     pub(crate) longitude: f64,
-    /// km/h.
+    /// km/h, 0 to 400.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 400)]
     pub(crate) speed: Option<f64>,
-    /// Degrees.
+    /// Degrees, 0 to 360.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 360)]
     pub(crate) heading: Option<f64>,
-    /// Metres.
+    /// Metres, 0 to 100000.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 100000)]
     pub(crate) accuracy: Option<f64>,
+    /// When measured; the server's time replaces one from the future or long ago.
     #[serde(default)]
+    #[schema(schema_with = schemas::date_time_or_null)]
     pub(crate) recorded_at: Option<DateTime<Utc>>,
 }
 
 /// A new pharmacy and its owner account.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct RegisterVendorRequest {
+    #[schema(schema_with = schemas::email)]
     pub(crate) email: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub(crate) password: String,
+    /// The owner's name; blank or absent takes the business name.
     #[serde(default)]
+    #[schema(schema_with = schemas::optional_text_200)]
     pub(crate) full_name: Option<String>,
+    #[schema(schema_with = schemas::text_200)]
     pub(crate) business_name: String,
     #[serde(default)]
+    #[schema(schema_with = schemas::optional_text_40)]
     pub(crate) phone: Option<String>,
+    #[schema(schema_with = schemas::text_500)]
     pub(crate) address: String,
+    #[schema(minimum = -90, maximum = 90)]
     pub(crate) latitude: f64,
+    #[schema(minimum = -180, maximum = 180)]
     pub(crate) longitude: f64,
 }
 
-/// Pharmacy changes; absent fields stay. `woocommerce_webhook_secret: null` removes the secret.
+/// Pharmacy changes; absent (or `null`) fields stay. `woocommerce_webhook_secret: null` removes
+/// the secret.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct PatchVendorRequest {
     #[serde(default)]
+    #[schema(schema_with = schemas::text_200_or_null)]
     pub(crate) business_name: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = schemas::optional_text_40)]
     pub(crate) phone: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = schemas::text_500_or_null)]
     pub(crate) address: Option<String>,
     /// With `longitude`.
     #[serde(default)]
+    #[schema(minimum = -90, maximum = 90)]
     pub(crate) latitude: Option<f64>,
     /// With `latitude`.
     #[serde(default)]
+    #[schema(minimum = -180, maximum = 180)]
     pub(crate) longitude: Option<f64>,
     #[serde(default)]
     pub(crate) require_proof_photo: Option<bool>,
     #[serde(default)]
     pub(crate) require_signature: Option<bool>,
-    /// Write-only, 16 to 256 characters.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = schemas::webhook_secret)]
     pub(crate) woocommerce_webhook_secret: Option<Option<String>>,
     /// Admins only.
     #[serde(default)]
@@ -625,14 +822,19 @@ pub(crate) struct PatchVendorRequest {
 }
 
 /// The export period (dates `YYYY-MM-DD` or RFC 3339 times); also accepted as query parameters.
+/// `from` must come before `to`, at most 366 days before.
 #[derive(Debug, Default, Deserialize, ToSchema, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ExportRequest {
     /// Start, inclusive. Default: 30 days before `to`.
     #[serde(default)]
+    #[schema(schema_with = schemas::date_or_time_or_null)]
+    #[param(schema_with = schemas::date_or_time)]
     pub(crate) from: Option<String>,
     /// End: a date includes that whole day (UTC). Default: now.
     #[serde(default)]
+    #[schema(schema_with = schemas::date_or_time_or_null)]
+    #[param(schema_with = schemas::date_or_time)]
     pub(crate) to: Option<String>,
 }
 
@@ -640,4 +842,46 @@ pub(crate) struct ExportRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct PatchUserRequest {
     pub(crate) is_active: bool,
+}
+
+/// Rules between the fields of a body, which the derived schemas cannot state: the component
+/// named first must also match the schema beside it.
+pub(crate) fn refinements() -> Vec<(&'static str, Schema)> {
+    let object = || ObjectBuilder::new().schema_type(Type::Object);
+    let number = |min: i32, max: i32| {
+        ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .minimum(Some(min))
+            .maximum(Some(max))
+    };
+    // A status change, or a delivery location: never both, never neither.
+    let status_change = object()
+        .title(Some("status change"))
+        .property("status", Ref::from_schema_name("OrderStatusChange"))
+        .required("status")
+        .property("delivery_address", schemas::null())
+        .property("delivery_latitude", schemas::null())
+        .property("delivery_longitude", schemas::null());
+    let location = object()
+        .title(Some("delivery location"))
+        .property("status", schemas::null())
+        .property("delivery_latitude", number(-90, 90))
+        .property("delivery_longitude", number(-180, 180))
+        .required("delivery_latitude")
+        .required("delivery_longitude");
+    let patch_order = OneOfBuilder::new().item(status_change).item(location);
+    // A pharmacy's location: both coordinates, or neither.
+    let moved = object()
+        .property("latitude", number(-90, 90))
+        .property("longitude", number(-180, 180))
+        .required("latitude")
+        .required("longitude");
+    let stays = object()
+        .property("latitude", schemas::null())
+        .property("longitude", schemas::null());
+    let patch_vendor = AnyOfBuilder::new().item(moved).item(stays);
+    vec![
+        ("PatchOrderRequest", patch_order.into()),
+        ("PatchVendorRequest", patch_vendor.into()),
+    ]
 }

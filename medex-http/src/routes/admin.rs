@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Auth};
 use crate::page::{listed, page};
-use crate::views::{ConfigDoc, PatchUserRequest, RoleDoc, UserView};
+use crate::views::{ConfigDoc, ConfigPatchDoc, PatchUserRequest, RoleDoc, UserView};
 
 /// Filters and page of `GET /api/admin/users`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -28,6 +28,7 @@ pub(crate) struct UserListQuery {
     /// Only active (or inactive) accounts.
     is_active: Option<bool>,
     /// Page length, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
     /// The id of the last account of the previous page.
     cursor: Option<Uuid>,
@@ -38,7 +39,6 @@ pub(crate) struct UserListQuery {
     params(UserListQuery),
     responses(
         (status = 200, description = "One page", body = [UserView]),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Admins only", body = ErrorBody),
     ))]
 pub(crate) async fn list_users(
@@ -70,9 +70,9 @@ pub(crate) async fn list_users(
     request_body = PatchUserRequest,
     responses(
         (status = 200, description = "The account", body = UserView),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Admins only", body = ErrorBody),
         (status = 404, description = "No such account", body = ErrorBody),
+        (status = 409, description = "Changed by another request meanwhile (`concurrent_update`); read and retry", body = ErrorBody),
         (status = 422, description = "An admin cannot deactivate itself", body = ErrorBody),
     ))]
 pub(crate) async fn patch_user(
@@ -92,7 +92,6 @@ pub(crate) async fn patch_user(
 #[utoipa::path(get, path = "/api/admin/config", tag = "admin", security(("bearer" = [])),
     responses(
         (status = 200, description = "The configuration", body = ConfigDoc),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Admins only", body = ErrorBody),
     ))]
 pub(crate) async fn get_config(
@@ -105,13 +104,12 @@ pub(crate) async fn get_config(
 /// Changes the configuration at run time: the body (any subset, nested objects merged) is merged
 /// into the configuration in force, validated and persisted.
 #[utoipa::path(patch, path = "/api/admin/config", tag = "admin", security(("bearer" = [])),
-    request_body = ConfigDoc,
+    request_body = ConfigPatchDoc,
     responses(
         (status = 200, description = "The new configuration", body = ConfigDoc),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Admins only", body = ErrorBody),
         (status = 409, description = "Changed by someone else meanwhile; read and retry", body = ErrorBody),
-        (status = 422, description = "Invalid values", body = ErrorBody),
+        (status = 422, description = "Values out of range, or a body that is not an object", body = ErrorBody),
     ))]
 pub(crate) async fn patch_config(
     State(state): State<AppState>,

@@ -18,10 +18,11 @@ use crate::views::{LoginRequest, RefreshRequest, RegisterRequest, SessionView, U
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Account created, signed in", body = SessionView),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 403, description = "A role other than user was asked for", body = ErrorBody),
         (status = 409, description = "E-mail taken", body = ErrorBody),
-        (status = 422, description = "Invalid values", body = ErrorBody),
+        (status = 429, description = "Too many registrations from this address this hour", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Storage unavailable", body = ErrorBody),
     ))]
 pub(crate) async fn register(
     State(state): State<AppState>,
@@ -68,6 +69,7 @@ pub(crate) async fn register(
         (status = 401, description = "Wrong e-mail or password", body = ErrorBody),
         (status = 429, description = "Too many failures", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Storage unavailable", body = ErrorBody),
     ))]
 pub(crate) async fn login(
     State(state): State<AppState>,
@@ -98,6 +100,7 @@ pub(crate) async fn login(
     responses(
         (status = 200, description = "New tokens", body = SessionView),
         (status = 401, description = "Invalid, used or revoked refresh token", body = ErrorBody),
+        (status = 503, description = "Storage unavailable", body = ErrorBody),
     ))]
 pub(crate) async fn refresh(
     State(state): State<AppState>,
@@ -112,6 +115,7 @@ pub(crate) async fn refresh(
     responses(
         (status = 204, description = "Revoked"),
         (status = 401, description = "Not a refresh token", body = ErrorBody),
+        (status = 503, description = "Storage unavailable", body = ErrorBody),
     ))]
 pub(crate) async fn logout(
     State(state): State<AppState>,
@@ -125,7 +129,6 @@ pub(crate) async fn logout(
 #[utoipa::path(get, path = "/api/auth/me", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 200, description = "The account", body = UserView),
-        (status = 401, description = "Not signed in", body = ErrorBody),
     ))]
 pub(crate) async fn me(
     State(state): State<AppState>,

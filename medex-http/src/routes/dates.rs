@@ -17,7 +17,7 @@ pub(crate) enum Format {
     Csv,
 }
 
-/// A range of local dates.
+/// A range of local dates: `from` not after `to`, at most 366 days before it.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct DateRange {
@@ -26,6 +26,7 @@ pub(crate) struct DateRange {
     /// Last day, inclusive (default: today).
     pub(crate) to: Option<NaiveDate>,
     /// UTC offset of the days, `+02:00` (default `Z`).
+    #[param(schema_with = crate::schemas::utc_offset)]
     pub(crate) tz: Option<String>,
     /// `json` (default) or `csv`.
     #[param(inline)]
@@ -53,8 +54,9 @@ impl DateRange {
     }
 }
 
-/// A UTC offset: `Z`, `UTC`, `+02:00`, `-0530`. A `+` decoded to a space from a query string
-/// (`tz=+02:00` unencoded) is read as `+`.
+/// A UTC offset: `Z` or `UTC` (any case), `±HH:MM` or `±HHMM` up to 14 hours, surrounding white
+/// space ignored. A `+` decoded to a space from a query string (`tz=+02:00` unencoded) is read as
+/// `+`. `schemas::utc_offset` states the same rule for the document.
 pub(crate) fn parse_offset(raw: Option<&str>) -> Result<FixedOffset, ApiError> {
     let bad = || ApiError::invalid("tz", "must be a UTC offset like +02:00, -05:30 or Z");
     let Some(raw) = raw else {
@@ -70,12 +72,15 @@ pub(crate) fn parse_offset(raw: Option<&str>) -> Result<FixedOffset, ApiError> {
         Some(b'0'..=b'9') if raw.starts_with(' ') => (1, trimmed),
         _ => return Err(bad()),
     };
-    let digits: String = rest.chars().filter(|c| *c != ':').collect();
-    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) || rest.len() > 5 {
+    let digits = match *rest.as_bytes() {
+        [h1, h2, b':', m1, m2] | [h1, h2, m1, m2] => [h1, h2, m1, m2],
+        _ => return Err(bad()),
+    };
+    if !digits.iter().all(u8::is_ascii_digit) {
         return Err(bad());
     }
-    let hours: i32 = digits[..2].parse().map_err(|_| bad())?;
-    let minutes: i32 = digits[2..].parse().map_err(|_| bad())?;
+    let number = |tens: u8, ones: u8| i32::from(tens - b'0') * 10 + i32::from(ones - b'0');
+    let (hours, minutes) = (number(digits[0], digits[1]), number(digits[2], digits[3]));
     if minutes >= 60 || hours > 14 {
         return Err(bad());
     }
@@ -122,6 +127,40 @@ mod tests {
         assert_eq!(secs(Some("+02:60")), None);
         assert_eq!(secs(Some("Europe/Berlin")), None);
         assert_eq!(secs(Some("+")), None);
+        // The colon, if any, separates hours from minutes; nowhere else.
+        assert_eq!(secs(Some("+0:200")), None);
+        assert_eq!(secs(Some("+0200:")), None);
+        assert_eq!(secs(Some("+:0200")), None);
+        assert_eq!(secs(Some(" utc ")), Some(0));
+        assert_eq!(secs(Some("-1400")), Some(-50400));
+    }
+
+    /// The document's pattern for `tz` accepts exactly what `parse_offset` accepts.
+    #[test]
+    fn the_documented_pattern_is_the_parser() {
+        let schema = crate::schemas::utc_offset();
+        let pattern = regex::Regex::new(schema.pattern.as_deref().unwrap()).unwrap();
+        let pieces = [
+            "", " ", "\t", "\u{3000}", "+", "-", ":", "0", "2", "00", "14", "15", "59", "60", "z",
+            "UTC", "utc", "x",
+        ];
+        // Every string of up to four pieces: signs, colons, digits at the limits, white space.
+        let mut candidates = vec![String::new()];
+        for _ in 0..4 {
+            candidates = candidates
+                .iter()
+                .flat_map(|c| pieces.iter().map(move |p| format!("{c}{p}")))
+                .collect();
+        }
+        let accepted = candidates
+            .iter()
+            .filter(|raw| {
+                let documented = pattern.is_match(raw);
+                assert_eq!(documented, parse_offset(Some(raw)).is_ok(), "{raw:?}");
+                documented
+            })
+            .count();
+        assert!(accepted > 1000, "{accepted}");
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub(crate) struct DriverListQuery {
     /// The fleet (admins; a vendor sees only its own).
     vendor_id: Option<Uuid>,
     /// Page length, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
     /// The id of the last driver of the previous page.
     cursor: Option<Uuid>,
@@ -42,6 +43,7 @@ pub(crate) struct DriverListQuery {
 #[into_params(parameter_in = Query)]
 pub(crate) struct PageQuery {
     /// Page length, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
     /// The id of the last item of the previous page.
     cursor: Option<Uuid>,
@@ -53,11 +55,9 @@ pub(crate) struct PageQuery {
     request_body = RegisterDriverRequest,
     responses(
         (status = 201, description = "Driver and account created; `driver_id` and `user_id` keys", body = DriverDoc),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Only vendors and admins", body = ErrorBody),
         (status = 404, description = "Another vendor's fleet", body = ErrorBody),
-        (status = 409, description = "E-mail taken", body = ErrorBody),
-        (status = 422, description = "Invalid values", body = ErrorBody),
+        (status = 409, description = "E-mail taken; or changed by another request meanwhile (`concurrent_update`)", body = ErrorBody),
     ))]
 pub(crate) async fn register_driver(
     State(state): State<AppState>,
@@ -92,7 +92,6 @@ pub(crate) async fn register_driver(
     params(DriverListQuery),
     responses(
         (status = 200, description = "One page", body = [DriverDoc]),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Only vendors and admins", body = ErrorBody),
         (status = 404, description = "Another vendor's fleet", body = ErrorBody),
     ))]
@@ -123,7 +122,6 @@ pub(crate) async fn list_drivers(
     params(("id" = Uuid, Path, description = "Driver id")),
     responses(
         (status = 200, description = "The driver", body = DriverDoc),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Customers see no drivers", body = ErrorBody),
         (status = 404, description = "No such driver, or not yours", body = ErrorBody),
     ))]
@@ -141,11 +139,9 @@ pub(crate) async fn get_driver(
     request_body = PatchDriverRequest,
     responses(
         (status = 200, description = "The driver", body = DriverDoc),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not allowed for your role", body = ErrorBody),
         (status = 404, description = "No such driver, or not yours", body = ErrorBody),
-        (status = 409, description = "Deactivating a driver on an active order", body = ErrorBody),
-        (status = 422, description = "Invalid values", body = ErrorBody),
+        (status = 409, description = "Deactivating a driver on an active order; or changed by another request meanwhile (`concurrent_update`)", body = ErrorBody),
     ))]
 pub(crate) async fn patch_driver(
     State(state): State<AppState>,
@@ -170,9 +166,9 @@ pub(crate) async fn patch_driver(
     request_body = DriverStatusRequest,
     responses(
         (status = 200, description = "The driver", body = DriverDoc),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such driver, or not yours", body = ErrorBody),
-        (status = 409, description = "The driver has an active order", body = ErrorBody),
+        (status = 403, description = "Customers see no drivers", body = ErrorBody),
+        (status = 409, description = "The driver has an active order; or changed by another request meanwhile (`concurrent_update`)", body = ErrorBody),
         (status = 422, description = "busy or unknown status", body = ErrorBody),
     ))]
 pub(crate) async fn set_driver_status(
@@ -195,10 +191,8 @@ pub(crate) async fn set_driver_status(
     request_body = LocationRequest,
     responses(
         (status = 200, description = "Recorded", body = LocationView),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Only the driver itself", body = ErrorBody),
         (status = 404, description = "No such driver, or not you", body = ErrorBody),
-        (status = 422, description = "Invalid values", body = ErrorBody),
     ))]
 pub(crate) async fn record_location(
     State(state): State<AppState>,
@@ -230,7 +224,7 @@ pub(crate) async fn record_location(
     params(("id" = Uuid, Path, description = "Driver id"), DateRange),
     responses(
         (status = 200, description = "Earnings", body = EarningsDoc),
-        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Customers see no drivers", body = ErrorBody),
         (status = 404, description = "No such driver, or not yours", body = ErrorBody),
         (status = 422, description = "Bad dates", body = ErrorBody),
     ))]
@@ -255,7 +249,7 @@ pub(crate) async fn earnings(
     params(("id" = Uuid, Path, description = "Driver id"), PageQuery),
     responses(
         (status = 200, description = "One page", body = [OrderDoc]),
-        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Customers see no drivers", body = ErrorBody),
         (status = 404, description = "No such driver, or not yours", body = ErrorBody),
     ))]
 pub(crate) async fn deliveries(

@@ -11,7 +11,7 @@ use utoipa::IntoParams;
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery};
-use crate::views::{HealthView, IndexView, TrackingDoc};
+use crate::views::{Health, HealthView, IndexView, StorageHealth, TrackingDoc};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -31,16 +31,16 @@ pub(crate) async fn index() -> Json<IndexView> {
 /// Whether the server and its storage work.
 #[utoipa::path(get, path = "/api/health", tag = "meta",
     responses(
-        (status = 200, description = "All well", body = HealthView),
-        (status = 503, description = "Storage unavailable", body = HealthView),
+        (status = 200, description = "`healthy`: all well", body = HealthView),
+        (status = 503, description = "`unhealthy`: the storage fails", body = HealthView),
     ))]
 pub(crate) async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthView>) {
     match state.medex.health().await {
         Ok(()) => (
             StatusCode::OK,
             Json(HealthView {
-                status: "ok",
-                storage: "ok",
+                status: Health::Healthy,
+                storage: StorageHealth::Ok,
                 version: VERSION,
             }),
         ),
@@ -49,8 +49,8 @@ pub(crate) async fn health(State(state): State<AppState>) -> (StatusCode, Json<H
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(HealthView {
-                    status: "degraded",
-                    storage: "unavailable",
+                    status: Health::Unhealthy,
+                    storage: StorageHealth::Unavailable,
                     version: VERSION,
                 }),
             )
@@ -64,6 +64,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> (StatusCode, Json<H
 pub(crate) struct TrackingQuery {
     /// Add the driver's recent path while the order is on its way.
     #[serde(default)]
+    #[param(default = false)]
     trail: bool,
 }
 
@@ -74,6 +75,7 @@ pub(crate) struct TrackingQuery {
     responses(
         (status = 200, description = "The tracking view", body = TrackingDoc),
         (status = 404, description = "No such token", body = ErrorBody),
+        (status = 503, description = "Storage unavailable", body = ErrorBody),
     ))]
 pub(crate) async fn tracking(
     State(state): State<AppState>,

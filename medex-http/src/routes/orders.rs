@@ -32,6 +32,7 @@ pub(crate) struct OrderListQuery {
     /// Only orders assigned to this driver.
     driver_id: Option<Uuid>,
     /// Page length, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
     /// The id of the last order of the previous page.
     cursor: Option<Uuid>,
@@ -51,12 +52,7 @@ pub(crate) struct CancelQuery {
     request_body = CreateOrderRequest,
     responses(
         (status = 201, description = "Placed", body = OrderDoc),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Only customers and admins order", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Invalid values", body = ErrorBody),
     ))]
 pub(crate) async fn create_order(
     State(state): State<AppState>,
@@ -91,7 +87,6 @@ pub(crate) async fn create_order(
     params(OrderListQuery),
     responses(
         (status = 200, description = "One page; `Link: <…>; rel=\"next\"` when full", body = [OrderDoc]),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 422, description = "Bad filter or limit", body = ErrorBody),
     ))]
 pub(crate) async fn list_orders(
@@ -123,7 +118,6 @@ pub(crate) async fn list_orders(
     params(("id" = Uuid, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = OrderDoc),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such order, or not yours", body = ErrorBody),
     ))]
 pub(crate) async fn get_order(
@@ -142,12 +136,9 @@ pub(crate) async fn get_order(
     request_body = PatchOrderRequest,
     responses(
         (status = 200, description = "The order after the change", body = OrderDoc),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Your role may never make this move", body = ErrorBody),
         (status = 404, description = "No such order, or not yours", body = ErrorBody),
-        (status = 409, description = "Not allowed now (code invalid_transition, reason_required, proof_missing, location_missing, …)", body = ErrorBody),
-        (status = 422, description = "Invalid values", body = ErrorBody),
+        (status = 409, description = "Not allowed now (code invalid_transition, reason_required, proof_missing, location_missing, concurrent_update, …)", body = ErrorBody),
     ))]
 pub(crate) async fn patch_order(
     State(state): State<AppState>,
@@ -198,10 +189,9 @@ pub(crate) async fn patch_order(
     params(("id" = Uuid, Path, description = "Order id"), CancelQuery),
     responses(
         (status = 200, description = "The cancelled order", body = OrderDoc),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Your role may not cancel", body = ErrorBody),
         (status = 404, description = "No such order, or not yours", body = ErrorBody),
-        (status = 409, description = "Not cancellable by you now", body = ErrorBody),
+        (status = 409, description = "Not cancellable by you now; or changed by another request meanwhile (`concurrent_update`)", body = ErrorBody),
     ))]
 pub(crate) async fn cancel_order(
     State(state): State<AppState>,
@@ -218,10 +208,9 @@ pub(crate) async fn cancel_order(
     request_body = AssignDriverRequest,
     responses(
         (status = 200, description = "Assigned", body = OrderDoc),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Only the pharmacy or an admin assigns", body = ErrorBody),
         (status = 404, description = "No such order, or not yours", body = ErrorBody),
-        (status = 409, description = "Driver not available, or order not assignable now", body = ErrorBody),
+        (status = 409, description = "Driver not available, or order not assignable now; or changed by another request meanwhile (`concurrent_update`)", body = ErrorBody),
         (status = 422, description = "No such driver in the fleet", body = ErrorBody),
     ))]
 pub(crate) async fn assign_driver(
@@ -244,10 +233,9 @@ pub(crate) async fn assign_driver(
     request_body = AssignmentRequest,
     responses(
         (status = 200, description = "The order after the answer", body = OrderDoc),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not the assigned driver", body = ErrorBody),
         (status = 404, description = "No such order, or not yours", body = ErrorBody),
-        (status = 409, description = "Not assigned now", body = ErrorBody),
+        (status = 409, description = "Not assigned now; or changed by another request meanwhile (`concurrent_update`)", body = ErrorBody),
     ))]
 pub(crate) async fn respond_to_assignment(
     State(state): State<AppState>,

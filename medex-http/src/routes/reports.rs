@@ -23,6 +23,7 @@ pub(crate) struct DailyQuery {
     /// `YYYY-MM-DD` (default: today in `tz`).
     date: Option<NaiveDate>,
     /// UTC offset, `+02:00` (default `Z`).
+    #[param(schema_with = crate::schemas::utc_offset)]
     tz: Option<String>,
     /// `json` (default) or `csv`.
     #[param(inline)]
@@ -36,7 +37,6 @@ pub(crate) struct DailyQuery {
     responses(
         (status = 200, description = "The report (JSON, or CSV with format=csv)",
             content((DailyReportDoc = "application/json"), (String = "text/csv"))),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Only the pharmacy and admins", body = ErrorBody),
         (status = 404, description = "Not your pharmacy", body = ErrorBody),
         (status = 422, description = "Bad date or offset", body = ErrorBody),
@@ -68,7 +68,6 @@ pub(crate) async fn vendor_daily(
     responses(
         (status = 200, description = "Figures per driver (JSON, or CSV with format=csv)",
             content(([DriverFiguresDoc] = "application/json"), (String = "text/csv"))),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Only the pharmacy and admins", body = ErrorBody),
         (status = 404, description = "Not your pharmacy", body = ErrorBody),
         (status = 422, description = "Bad dates or offset", body = ErrorBody),

@@ -17,6 +17,8 @@ use medex_core::service::ProofKind;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -112,16 +114,44 @@ impl StoredName {
     }
 }
 
-/// The multipart form of an upload.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct UploadForm {
-    /// JPEG, PNG or WebP, recognised by content; at most the configured size (default 5 MiB).
-    #[schema(value_type = String, format = Binary)]
-    file: Vec<u8>,
-    /// The order on its way that the proof belongs to.
-    order_id: Uuid,
+/// The multipart form of an upload, for the document: `file` and `order_id`. Other parts are
+/// read and dropped, but a part's name travels in a header, where control characters (tab
+/// aside) make the form malformed (400); the schema says so with `propertyNames`.
+pub(crate) struct UploadForm;
+
+impl utoipa::PartialSchema for UploadForm {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .description(Some("The multipart form of an upload."))
+            .property(
+                "file",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+                    .description(Some(
+                        "JPEG, PNG or WebP, recognised by content; at most the configured size \
+                         (default 5 MiB).",
+                    )),
+            )
+            .required("file")
+            .property(
+                "order_id",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+                    .description(Some("The order on its way that the proof belongs to.")),
+            )
+            .required("order_id")
+            .property_names(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(r"^[^\u0000-\u0008\u000A-\u001F\u007F]*$")),
+            ))
+            .into()
+    }
 }
+
+impl ToSchema for UploadForm {}
 
 /// What an upload answers.
 #[derive(Debug, Serialize, ToSchema)]
@@ -261,16 +291,16 @@ async fn upload(
 /// Uploads the proof photo of an order on its way (its assigned driver, or its pharmacy); it
 /// becomes the order's `proof_photo_url`.
 #[utoipa::path(post, path = "/api/uploads/proof", tag = "uploads", security(("bearer" = [])),
-    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    request_body(content((UploadForm = "multipart/form-data",
+        encoding(("file" = (content_type = "image/jpeg, image/png, image/webp")))))),
     responses(
         (status = 201, description = "Stored and attached", body = UploadView),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not the assigned driver", body = ErrorBody),
         (status = 404, description = "No such order, or not yours", body = ErrorBody),
-        (status = 409, description = "The order is not on its way", body = ErrorBody),
-        (status = 413, description = "File too large", body = ErrorBody),
-        (status = 415, description = "Not multipart, or not a JPEG/PNG/WebP image", body = ErrorBody),
+        (status = 409, description = "The order is not on its way; or changed by another request meanwhile (`concurrent_update`)", body = ErrorBody),
+        (status = 415, description = "Not a JPEG, PNG or WebP image", body = ErrorBody),
         (status = 422, description = "Missing field or bad order id", body = ErrorBody),
+        (status = 503, description = "The file could not be stored", body = ErrorBody),
     ))]
 pub(crate) async fn upload_proof(
     State(state): State<AppState>,
@@ -282,16 +312,16 @@ pub(crate) async fn upload_proof(
 
 /// Uploads the recipient's signature (an image); it becomes the order's `signature_url`.
 #[utoipa::path(post, path = "/api/uploads/signature", tag = "uploads", security(("bearer" = [])),
-    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    request_body(content((UploadForm = "multipart/form-data",
+        encoding(("file" = (content_type = "image/jpeg, image/png, image/webp")))))),
     responses(
         (status = 201, description = "Stored and attached", body = UploadView),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not the assigned driver", body = ErrorBody),
         (status = 404, description = "No such order, or not yours", body = ErrorBody),
-        (status = 409, description = "The order is not on its way", body = ErrorBody),
-        (status = 413, description = "File too large", body = ErrorBody),
-        (status = 415, description = "Not multipart, or not a JPEG/PNG/WebP image", body = ErrorBody),
+        (status = 409, description = "The order is not on its way; or changed by another request meanwhile (`concurrent_update`)", body = ErrorBody),
+        (status = 415, description = "Not a JPEG, PNG or WebP image", body = ErrorBody),
         (status = 422, description = "Missing field or bad order id", body = ErrorBody),
+        (status = 503, description = "The file could not be stored", body = ErrorBody),
     ))]
 pub(crate) async fn upload_signature(
     State(state): State<AppState>,
@@ -307,8 +337,8 @@ pub(crate) async fn upload_signature(
     responses(
         (status = 200, description = "The image",
             content((Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "image/webp"))),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such file, or not yours", body = ErrorBody),
+        (status = 503, description = "The file could not be read", body = ErrorBody),
     ))]
 pub(crate) async fn get_upload(
     State(state): State<AppState>,

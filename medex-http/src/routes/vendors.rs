@@ -19,6 +19,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Auth, ClientIp, OptionalJson};
 use crate::page::{listed, page};
 use crate::routes::dates::{parse_instant, parse_offset};
+use crate::schemas;
 use crate::views::{
     ExportRequest, OrderDoc, OrderStatusDoc, PatchVendorRequest, RegisterVendorRequest, VendorView,
 };
@@ -28,6 +29,7 @@ use crate::views::{
 #[into_params(parameter_in = Query)]
 pub(crate) struct VendorListQuery {
     /// Page length, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
     /// The id of the last pharmacy of the previous page.
     cursor: Option<Uuid>,
@@ -43,8 +45,10 @@ pub(crate) struct VendorOrdersQuery {
     /// Only orders placed on this local date, `YYYY-MM-DD`.
     date: Option<chrono::NaiveDate>,
     /// UTC offset of `date` (default `Z`).
+    #[param(schema_with = schemas::utc_offset)]
     tz: Option<String>,
     /// Page length, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
     /// The id of the last order of the previous page.
     cursor: Option<Uuid>,
@@ -62,9 +66,10 @@ fn view_for(actor: &Actor, vendor: &medex_core::model::Vendor) -> VendorView {
     request_body = RegisterVendorRequest,
     responses(
         (status = 201, description = "Created; `vendor_id` and `user_id` keys", body = VendorView),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 409, description = "E-mail taken", body = ErrorBody),
-        (status = 422, description = "Invalid values", body = ErrorBody),
+        (status = 429, description = "Too many registrations from this address this hour", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Storage unavailable", body = ErrorBody),
     ))]
 pub(crate) async fn register_vendor(
     State(state): State<AppState>,
@@ -97,7 +102,6 @@ pub(crate) async fn register_vendor(
     params(VendorListQuery),
     responses(
         (status = 200, description = "One page", body = [VendorView]),
-        (status = 401, description = "Not signed in", body = ErrorBody),
     ))]
 pub(crate) async fn list_vendors(
     State(state): State<AppState>,
@@ -123,7 +127,6 @@ pub(crate) async fn list_vendors(
     params(("id" = Uuid, Path, description = "Vendor id")),
     responses(
         (status = 200, description = "The pharmacy", body = VendorView),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such (active) pharmacy", body = ErrorBody),
     ))]
 pub(crate) async fn get_vendor(
@@ -142,10 +145,9 @@ pub(crate) async fn get_vendor(
     request_body = PatchVendorRequest,
     responses(
         (status = 200, description = "The pharmacy", body = VendorView),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not allowed for your role", body = ErrorBody),
         (status = 404, description = "Not your pharmacy", body = ErrorBody),
-        (status = 422, description = "Invalid values", body = ErrorBody),
+        (status = 409, description = "Changed by another request meanwhile (`concurrent_update`); read and retry", body = ErrorBody),
     ))]
 pub(crate) async fn patch_vendor(
     State(state): State<AppState>,
@@ -182,7 +184,6 @@ pub(crate) async fn patch_vendor(
     params(("id" = Uuid, Path, description = "Vendor id"), VendorOrdersQuery),
     responses(
         (status = 200, description = "One page", body = [OrderDoc]),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Only the pharmacy and admins", body = ErrorBody),
         (status = 404, description = "Not your pharmacy", body = ErrorBody),
     ))]
@@ -228,10 +229,9 @@ pub(crate) async fn vendor_orders(
     responses(
         (status = 200, description = "CSV download", content_type = "text/csv", body = String,
             headers(("Content-Disposition" = String, description = "attachment; filename=..."))),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Only the pharmacy and admins", body = ErrorBody),
         (status = 404, description = "Not your pharmacy", body = ErrorBody),
-        (status = 422, description = "Bad period", body = ErrorBody),
+        (status = 422, description = "A time that does not parse, or `from` not before `to` or more than 366 days before it", body = ErrorBody),
     ))]
 pub(crate) async fn export_csv(
     State(state): State<AppState>,

@@ -37,11 +37,33 @@ pub(crate) struct WebhookQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct PingView {
     /// Always `ok`.
+    #[schema(value_type = String, pattern = "^ok$")]
     status: &'static str,
 }
 
+/// A 200 answer: the order taken in before (a replay), or the ping's answer.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+pub(crate) enum ReplayOrPing {
+    /// The order, as first taken in.
+    Replay(Box<OrderDoc>),
+    /// `{"status": "ok"}`.
+    Ping(PingView),
+}
+
+/// The ping WooCommerce sends when a webhook is saved.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct WcPing {
+    /// The webhook's id in the shop. Only the key is read: any value will do.
+    #[schema(value_type = Value)]
+    webhook_id: (),
+}
+
 /// A WooCommerce order (the fields MedEx reads; everything else is ignored), as in the
-/// WooCommerce REST API's order properties.
+/// WooCommerce REST API's order properties. The recipient's name and address come from
+/// `shipping`, else `billing`; both must be found.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct WcOrder {
     /// The shop's order id.
@@ -50,7 +72,9 @@ pub(crate) struct WcOrder {
     billing: WcAddress,
     #[serde(default)]
     shipping: WcAddress,
+    /// 1 to 100 lines.
     #[serde(default)]
+    #[schema(required = true, min_items = 1, max_items = 100)]
     line_items: Vec<WcLineItem>,
     #[serde(default)]
     customer_note: Option<String>,
@@ -78,7 +102,9 @@ pub(crate) struct WcAddress {
 /// One product line.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct WcLineItem {
+    #[schema(schema_with = crate::schemas::text_200)]
     name: String,
+    #[schema(minimum = 1, maximum = 1000)]
     quantity: i64,
 }
 
@@ -206,14 +232,15 @@ fn unauthorized() -> ApiError {
 /// 200 with the existing one for a replay. The creation ping is answered 200 and creates nothing.
 #[utoipa::path(post, path = "/api/webhooks/wc/order-created", tag = "webhooks",
     params(WebhookQuery,
-        ("X-WC-Webhook-Signature" = String, Header, description = "base64(HMAC-SHA256(secret, raw body))")),
-    request_body(content = WcOrder, description = "The WooCommerce order JSON, or the ping's form body webhook_id=N"),
+        ("X-WC-Webhook-Signature" = Option<String>, Header, description = "base64(HMAC-SHA256(secret, raw body)); absent on the ping")),
+    request_body(description = "The WooCommerce order JSON (signed), or the ping's form body webhook_id=N (unsigned)",
+        content((WcOrder = "application/json"), (WcPing = "application/x-www-form-urlencoded"))),
     responses(
         (status = 201, description = "Order taken in", body = OrderDoc),
-        (status = 200, description = "Replay (the order taken in before), or the ping", body = OrderDoc),
+        (status = 200, description = "Replay (the order taken in before), or the ping's answer", body = ReplayOrPing),
         (status = 401, description = "Missing or wrong signature, no secret configured, or no such active pharmacy: answered alike", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 422, description = "Not a usable order", body = ErrorBody),
+        (status = 422, description = "Not a usable order: no recipient name, address or lines", body = ErrorBody),
+        (status = 503, description = "Storage unavailable", body = ErrorBody),
     ))]
 pub(crate) async fn woocommerce_order_created(
     State(state): State<AppState>,

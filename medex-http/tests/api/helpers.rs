@@ -14,16 +14,23 @@ use medex_http::HttpConfig;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-/// The in-memory store with a switch that makes every call fail, for 503 paths.
+/// The in-memory store with a switch that makes every call fail, for 503 paths, and one that
+/// makes every change to an existing record lose a race (`Conflict`, as if another request had
+/// written it first; a new record cannot lose one).
 #[derive(Default)]
 pub(crate) struct FlakyStore {
     inner: MemoryStore,
     down: AtomicBool,
+    losing: AtomicBool,
 }
 
 impl FlakyStore {
     pub(crate) fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+
+    pub(crate) fn set_losing_races(&self, losing: bool) {
+        self.losing.store(losing, Ordering::SeqCst);
     }
 
     fn up(&self) -> Result<(), StoreError> {
@@ -41,6 +48,15 @@ impl FlakyStore {
 impl Store for FlakyStore {
     async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         self.up()?;
+        let changes_a_record = writes.iter().any(|w| match w {
+            Write::User(r) => r.version > 1,
+            Write::Vendor(r) => r.version > 1,
+            Write::Driver(r) => r.version > 1,
+            Write::Order(r) => r.version > 1,
+        });
+        if changes_a_record && self.losing.load(Ordering::SeqCst) {
+            return Err(StoreError::Conflict);
+        }
         self.inner.commit(writes).await
     }
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {

@@ -8,6 +8,7 @@ mod lifecycle;
 mod lists;
 mod misc;
 mod openapi;
+mod statuses;
 mod uploads;
 mod validation;
 mod webhooks;

@@ -12,13 +12,14 @@ async fn health_reports_storage_and_never_leaks_its_errors() {
     let w = World::new().await;
     let r = w.app.call("GET", "/api/health", None, None).await;
     r.expect(200);
-    assert_eq!(r.json["status"], "ok");
+    assert_eq!(r.json["status"], "healthy");
     assert_eq!(r.json["storage"], "ok");
     assert!(r.json["version"].is_string());
 
     w.app.store.set_down(true);
     let r = w.app.call("GET", "/api/health", None, None).await;
     assert_eq!(r.status.as_u16(), 503);
+    assert_eq!(r.json["status"], "unhealthy");
     assert_eq!(r.json["storage"], "unavailable");
     let r = w.app.get("/api/orders", &w.admin.token).await;
     r.expect(503);

@@ -1,6 +1,6 @@
 //! The OpenAPI document and the router describe the same API.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::access::concrete;
 use crate::helpers::*;
@@ -155,4 +155,90 @@ async fn documented_schemas_match_the_served_records() {
         .get(&format!("/api/vendors/{}", w.vendor.id), &w.admin.token)
         .await;
     assert_eq!(keys(&served_vendor.json), schema("VendorView"));
+}
+
+/// The pattern the document gives a field, resolved through `allOf`.
+fn field_pattern(doc: &Value, schema: &str, field: &str) -> regex::Regex {
+    let component = &doc["components"]["schemas"][schema];
+    let parts = component["allOf"].as_array().cloned().unwrap_or_default();
+    let property = std::iter::once(component)
+        .chain(parts.iter())
+        .map(|s| &s["properties"][field])
+        .find(|p| p["pattern"].is_string())
+        .unwrap_or_else(|| panic!("{schema}.{field} has no pattern"));
+    regex::Regex::new(property["pattern"].as_str().unwrap()).unwrap()
+}
+
+/// Every string of up to `count` pieces.
+fn strings(pieces: &[&str], count: usize) -> Vec<String> {
+    let mut all = vec![String::new()];
+    let mut last = vec![String::new()];
+    for _ in 0..count {
+        last = last
+            .iter()
+            .flat_map(|s| pieces.iter().map(move |p| format!("{s}{p}")))
+            .collect();
+        all.extend(last.iter().cloned());
+    }
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// The document's patterns for free text and e-mail addresses accept exactly what medex-core's
+/// validation accepts: white space trimmed first, control characters refused, lengths counted
+/// on the trimmed text.
+#[tokio::test]
+async fn documented_patterns_are_the_validation() {
+    let w = World::new().await;
+    let doc = serde_json::to_value(medex_http::openapi()).unwrap();
+    let driver = format!("/api/drivers/{}", w.driver.id);
+    let token = &w.driver.who.token;
+    let pieces = [
+        "a", "é", " ", "\t", "\n", "\r", "\u{0}", "\u{85}", "\u{3000}", "\u{1f}",
+    ];
+    let mut texts = strings(&pieces, 3);
+    for n in [39, 40, 41, 199, 200, 201] {
+        let long = "x".repeat(n);
+        texts.extend([long.clone(), format!("  {long}\t"), format!("{long}\u{7f}")]);
+    }
+    let mut accepted = 0;
+    for (field, schema) in [
+        ("full_name", "PatchDriverRequest"),
+        ("phone", "PatchDriverRequest"),
+    ] {
+        let pattern = field_pattern(&doc, schema, field);
+        for text in &texts {
+            let r = w.app.patch(&driver, token, json!({ field: text })).await;
+            let ok = match r.status.as_u16() {
+                200 => true,
+                422 => false,
+                other => panic!("{field} {text:?}: {other} {}", r.text),
+            };
+            assert_eq!(pattern.is_match(text), ok, "{field} {text:?}: {}", r.text);
+            accepted += usize::from(ok);
+        }
+    }
+    assert!(accepted > 100, "{accepted}");
+
+    let pattern = field_pattern(&doc, "RegisterRequest", "email");
+    let pieces = ["a", "@", ".", " ", "\t", "\u{0}", "É"];
+    for (n, local) in strings(&pieces, 4).iter().enumerate() {
+        // A unique tail keeps addresses apart; the candidate's shape stays in front of it.
+        let email = format!("{local}{n}");
+        let r = w
+            .app
+            .post(
+                "/api/auth/register",
+                None,
+                json!({"email": email, "password": PASSWORD, "full_name": "Ann"}),
+            )
+            .await;
+        let ok = match r.status.as_u16() {
+            201 | 409 => true,
+            422 => false,
+            other => panic!("{email:?}: {other} {}", r.text),
+        };
+        assert_eq!(pattern.is_match(&email), ok, "{email:?}: {}", r.text);
+    }
 }

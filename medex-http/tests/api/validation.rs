@@ -34,7 +34,7 @@ async fn every_json_body_is_checked_before_use() {
     for (method, path) in &ops {
         let url = concrete(path, &w, &order, "t");
         let token = Some(w.admin.token.as_str());
-        let cases: [(&str, Option<&str>, String, u16); 6] = [
+        let cases: [(&str, Option<&str>, String, u16); 7] = [
             (
                 "malformed",
                 Some("application/json"),
@@ -48,6 +48,13 @@ async fn every_json_body_is_checked_before_use() {
                 400,
             ),
             ("too deep", Some("application/json"), deep.clone(), 400),
+            // serde reads a struct from an array too; a body must be an object.
+            (
+                "an array",
+                Some("application/json"),
+                "[null, null]".into(),
+                422,
+            ),
             ("text/plain", Some("text/plain"), "{\"a\": 1}".into(), 415),
             (
                 "form",

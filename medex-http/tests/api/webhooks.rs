@@ -7,17 +7,17 @@ use sha2::Sha256;
 
 use crate::helpers::*;
 
-const SECRET: &str = "wc-shared-secret-0123456789";
+pub(crate) const SECRET: &str = "wc-shared-secret-0123456789";
 const FIXTURE: &str = include_str!("../fixtures/woocommerce-order.json");
 
-fn sign(secret: &str, body: &[u8]) -> String {
+pub(crate) fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
 impl World {
-    async fn with_secret(&self) {
+    pub(crate) async fn with_secret(&self) {
         self.app
             .patch(
                 &format!("/api/vendors/{}", self.vendor.id),
@@ -38,6 +38,24 @@ impl World {
         .header("x-wc-webhook-source", "https://shop.example/");
         if let Some(signature) = signature {
             request = request.header("x-wc-webhook-signature", signature);
+        }
+        self.app
+            .send(request.body(axum::body::Body::from(body.to_vec())).unwrap())
+            .await
+    }
+
+    /// A signed delivery to `url` (which names the pharmacy) with any content type.
+    pub(crate) async fn deliver_to(
+        &self,
+        url: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+        signature: &str,
+    ) -> Reply {
+        let mut request =
+            axum::http::Request::post(url).header("x-wc-webhook-signature", signature);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
         }
         self.app
             .send(request.body(axum::body::Body::from(body.to_vec())).unwrap())
