@@ -123,3 +123,57 @@ async fn partitions(db: &medex_store_postgres::testing::TestDatabase) -> i64 {
         .unwrap()
         .get(0)
 }
+
+/// A sweep interrupted between detaching a day and dropping it leaves the day in
+/// `trail_detached`: the next sweep counts its fixes and drops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_sweep_is_finished_by_the_next() {
+    let Some((db, store)) = fresh("interrupted_sweep").await else {
+        return;
+    };
+    let day = |d: u32, h: u32| Utc.with_ymd_and_hms(2026, 5, d, h, 0, 0).unwrap();
+    store
+        .append_fixes(&[
+            fix(1, day(1, 8), 1.0),
+            fix(1, day(1, 9), 1.1),
+            fix(1, day(2, 8), 2.0),
+        ])
+        .await
+        .unwrap();
+    let (client, connection) = tokio_postgres::connect(db.url(), NoTls).await.unwrap();
+    tokio::spawn(connection);
+    // What the first half of a sweep does, with the second half never run.
+    client
+        .batch_execute(
+            "DO $$
+             DECLARE partition text;
+             BEGIN
+                 DELETE FROM trail_partitions WHERE day = '2026-05-01' RETURNING name INTO partition;
+                 EXECUTE format('ALTER TABLE trail DETACH PARTITION %I', partition);
+                 INSERT INTO trail_detached (name) VALUES (partition);
+             END $$",
+        )
+        .await
+        .unwrap();
+    assert_eq!(partitions(&db).await, 1);
+    // A sweep that prunes nothing attached still counts the detached day's two fixes.
+    assert_eq!(store.prune_trail(day(1, 0)).await.unwrap(), 2);
+    let left: i64 = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM trail_detached)
+                  + (SELECT count(*) FROM pg_class WHERE relname LIKE 'trail\\_20260501\\_%')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "the detached day is gone");
+    let trail = store
+        .trail(driver_id(1), day(1, 0), day(3, 0), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        trail.iter().map(|f| f.latitude).collect::<Vec<_>>(),
+        vec![2.0]
+    );
+}
