@@ -1,4 +1,5 @@
-//! The composed server: sled store, MedEx, HTTP API and WebSocket API on one port.
+//! The composed server: the store (sled, or PostgreSQL when `MEDEX_DATABASE_URL` is set), MedEx,
+//! HTTP API and WebSocket API on one port.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), medex::server::StartError> {
@@ -30,6 +31,7 @@ use medex_core::events::{Event, EventBus};
 use medex_core::service::{MedEx, Ports};
 use medex_core::store::Store;
 use medex_http::TrackingReads;
+use medex_store_postgres::{PgOptions, PgStore};
 use medex_store_sled::SledStore;
 use medex_ws::{Hub, WsConfig, WsServer};
 use tokio::net::TcpListener;
@@ -55,6 +57,13 @@ pub enum StartError {
         /// Why.
         #[source]
         source: medex_store_sled::OpenError,
+    },
+    /// The PostgreSQL database could not be opened (unreachable, or a schema this build cannot use).
+    #[error("cannot open the PostgreSQL database of MEDEX_DATABASE_URL: {source}")]
+    Database {
+        /// Why.
+        #[source]
+        source: medex_store_postgres::OpenError,
     },
     /// A file in the data directory could not be read or written.
     #[error("{path}: {source}")]
@@ -341,19 +350,34 @@ async fn open(s: &Settings) -> Result<Core, StartError> {
     })?;
     let custody = custody_keys(s)?;
 
-    let db_dir = s.data_dir.join("db");
-    let store = SledStore::open(&db_dir).map_err(|source| StartError::Store {
-        path: db_dir.display().to_string(),
-        source,
-    })?;
-    // sled made its files with the process's umask; they are ours only from now on.
-    private_tree(&db_dir)?;
-    // The sweep runs for the life of the runtime; its handle is not needed.
-    drop(store.spawn_retention(
-        chrono::Duration::days(i64::from(s.trail_retention_days)),
-        std::time::Duration::from_secs(3600),
-    ));
-    let store: Arc<dyn Store> = Arc::new(store);
+    let retention = chrono::Duration::days(i64::from(s.trail_retention_days));
+    let sweep_every = std::time::Duration::from_secs(3600);
+    // The retention sweeps run for the life of the runtime; their handles are not needed.
+    let store: Arc<dyn Store> = match &s.database_url {
+        Some(url) => {
+            let options = PgOptions {
+                pool_size: s.database_pool_size,
+                ..PgOptions::default()
+            };
+            let store = PgStore::connect_with(url.as_str(), options)
+                .await
+                .map_err(|source| StartError::Database { source })?;
+            drop(store.spawn_retention(retention, sweep_every));
+            tracing::info!("storage: PostgreSQL");
+            Arc::new(store)
+        }
+        None => {
+            let db_dir = s.data_dir.join("db");
+            let store = SledStore::open(&db_dir).map_err(|source| StartError::Store {
+                path: db_dir.display().to_string(),
+                source,
+            })?;
+            // sled made its files with the process's umask; they are ours only from now on.
+            private_tree(&db_dir)?;
+            drop(store.spawn_retention(retention, sweep_every));
+            Arc::new(store)
+        }
+    };
     let hub = Arc::new(Hub::new());
     let medex = Arc::new(
         MedEx::new(

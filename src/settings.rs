@@ -51,6 +51,24 @@ pub enum CustodyKeySource {
     GeneratedInDataDir,
 }
 
+/// `MEDEX_DATABASE_URL`: a PostgreSQL connection string. Its `Debug` hides it, since it may hold
+/// a password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The connection string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(..)")
+    }
+}
+
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -60,6 +78,11 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `MEDEX_UPLOAD_DIR`, default `<data dir>/uploads`.
     pub upload_dir: PathBuf,
+    /// `MEDEX_DATABASE_URL`: PostgreSQL instead of sled in the data directory. Requires
+    /// `MEDEX_JWT_SECRET`, since several instances must share one secret.
+    pub database_url: Option<DatabaseUrl>,
+    /// `MEDEX_DATABASE_POOL_SIZE`, default 16: connections each instance keeps to PostgreSQL.
+    pub database_pool_size: usize,
     /// `MEDEX_JWT_SECRET` (at least 32 bytes), else generated in the data directory.
     pub jwt_secret: SecretSource,
     /// `MEDEX_DEV_MODE`, default false: allows a weak-looking configured secret.
@@ -128,7 +151,17 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "MEDEX_DATA_DIR",
         "./medex-data",
-        "sled database, generated secret, uploads",
+        "sled database (unless MEDEX_DATABASE_URL), generated secret, uploads",
+    ),
+    (
+        "MEDEX_DATABASE_URL",
+        "unset (sled in the data directory)",
+        "PostgreSQL connection string, e.g. postgres://medex:pw@db:5432/medex; requires MEDEX_JWT_SECRET",
+    ),
+    (
+        "MEDEX_DATABASE_POOL_SIZE",
+        "16",
+        "connections to PostgreSQL per instance",
     ),
     (
         "MEDEX_UPLOAD_DIR",
@@ -448,6 +481,23 @@ impl Settings {
                     .collect()
             })
             .unwrap_or_default();
+        let database_url = r.raw("MEDEX_DATABASE_URL").map(DatabaseUrl);
+        if database_url.is_some() && jwt_secret == SecretSource::GeneratedInDataDir {
+            return Err(SettingsError {
+                variable: "MEDEX_JWT_SECRET",
+                problem: "is required with MEDEX_DATABASE_URL: every instance on one database \
+                          must sign and check tokens with the same secret, so none is generated"
+                    .into(),
+            });
+        }
+        if database_url.is_some() && matches!(custody_key, CustodyKeySource::GeneratedInDataDir) {
+            return Err(SettingsError {
+                variable: "MEDEX_CUSTODY_KEY",
+                problem: "is required with MEDEX_DATABASE_URL: every instance on one database \
+                          must sign custody records with the same key, so none is generated"
+                    .into(),
+            });
+        }
         let first_admin = match (r.raw("MEDEX_ADMIN_EMAIL"), r.raw("MEDEX_ADMIN_PASSWORD")) {
             (Some(email), Some(password)) => Some((email, password)),
             (None, None) => None,
@@ -504,6 +554,8 @@ impl Settings {
             addr,
             data_dir,
             upload_dir,
+            database_url,
+            database_pool_size: r.ranged("MEDEX_DATABASE_POOL_SIZE", 16, 2..=1000)?,
             jwt_secret,
             dev_mode,
             custody_key,
@@ -686,6 +738,35 @@ mod tests {
         };
         assert_eq!(keys.seed(), seed);
         assert_eq!(s.custody_former_keys, ["a", "b"]);
+    }
+
+    #[test]
+    fn postgres_needs_a_configured_secret_and_custody_key() {
+        let url = ("MEDEX_DATABASE_URL", "postgres://medex@127.0.0.1/medex");
+        let refused = settings(&[url]).expect_err("no generated secret with PostgreSQL");
+        assert_eq!(refused.variable, "MEDEX_JWT_SECRET");
+        assert!(refused.problem.contains("MEDEX_DATABASE_URL"), "{refused}");
+        let secret = (
+            "MEDEX_JWT_SECRET",
+            "q8Vw3kZ1pT6xN0rL5yB9mC2hJ7dF4gS0aE8uW1iO",
+        );
+        let refused = settings(&[url, secret]).expect_err("no generated custody key either");
+        assert_eq!(refused.variable, "MEDEX_CUSTODY_KEY");
+        let custody = (
+            "MEDEX_CUSTODY_KEY",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        );
+        let s = settings(&[url, secret, custody]).unwrap();
+        assert_eq!(
+            s.database_url.as_ref().map(DatabaseUrl::as_str),
+            Some(url.1)
+        );
+        assert!(
+            !format!("{s:?}").contains("postgres://"),
+            "the URL stays out of logs"
+        );
+        assert_eq!(s.database_pool_size, 16);
+        assert!(settings(&[]).unwrap().database_url.is_none());
     }
 
     #[test]

@@ -1,5 +1,12 @@
-//! The Store conformance kit: the storage contract of [`crate::store`] as executable checks. Any
-//! [`Store`] implementation runs [`run`] against a fresh, empty instance of itself:
+//! The Store conformance kit: the storage contract of [`crate::store`] as executable checks.
+//! Every [`Store`] implementation runs all of it against itself:
+//!
+//! - [`run`]: each rule of the contract once, on a fresh, empty store;
+//! - [`lists::order_pages_match_the_reference`]: every kind of order query, paged, against
+//!   [`MemoryStore`](crate::memory::MemoryStore) (fresh store);
+//! - [`races::run`]: racing writers, exactly one winner (any store, with a spawner);
+//! - [`model::check`]: random operations with `Reopen` steps against `MemoryStore`, from a
+//!   property test of the store's own (see [`model`]).
 //!
 //! ```
 //! # futures::executor::block_on(async {
@@ -16,6 +23,10 @@ use crate::store::*;
 
 mod custody;
 pub mod fixtures;
+pub mod lists;
+pub mod model;
+pub mod numbered;
+pub mod races;
 
 use fixtures::{fix, t0};
 
@@ -64,6 +75,8 @@ pub async fn run(store: &dyn Store) {
     refresh_sessions_are_single_use(store).await;
     config_round_trips(store).await;
     custody::records_keep_their_chain_of_custody(store).await;
+    the_ends_of_the_calendar_are_bounds_like_any_other(store).await;
+    text_is_kept_whatever_it_holds(store).await;
     store.check().await.expect("check() on a healthy store");
     store.flush().await.expect("flush() on a healthy store");
 }
@@ -662,4 +675,117 @@ async fn config_round_trips(store: &dyn Store) {
     config.tariff.min_fee = Money::from_cents(499);
     store.save_system_config(&config).await.unwrap();
     assert_eq!(store.system_config().await.unwrap(), Some(config));
+}
+
+/// Range bounds at chrono's first and last instants (which some databases cannot store) answer
+/// as any bound would: everything is after the first and before the last.
+async fn the_ends_of_the_calendar_are_bounds_like_any_other(store: &dyn Store) {
+    let (first, last) = (DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC);
+    let all = store
+        .orders(&OrderQuery::default(), Page::first(1000))
+        .await
+        .unwrap();
+    assert!(!all.is_empty(), "the earlier checks left orders");
+    let everything = OrderQuery {
+        created_from: Some(first),
+        created_before: Some(last),
+        ..Default::default()
+    };
+    assert_eq!(
+        store.orders(&everything, Page::first(1000)).await.unwrap(),
+        all,
+        "every order is created between the ends of the calendar"
+    );
+    let nothing = OrderQuery {
+        created_before: Some(first),
+        ..Default::default()
+    };
+    assert!(
+        store
+            .orders(&nothing, Page::first(1000))
+            .await
+            .unwrap()
+            .is_empty(),
+        "no order is created before the first instant"
+    );
+    let driver = DriverId::from_uuid(id(72));
+    let trail = store
+        .trail(driver, t0(), t0() + Duration::days(1), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.trail(driver, first, last, 100).await.unwrap(),
+        trail,
+        "a trail between the ends of the calendar is the whole trail"
+    );
+    assert_eq!(
+        store.prune_trail(first).await.unwrap(),
+        0,
+        "nothing is recorded before the first instant"
+    );
+}
+
+/// Text is the client's: a NUL character or a noncharacter (which some databases cannot hold, or
+/// use themselves) is kept exactly, in records and in the keys they are found by.
+async fn text_is_kept_whatever_it_holds(store: &dyn Store) {
+    let odd = "nul \0 nonchar \u{FFFF} both \u{FFFF}0 \\u0000";
+    let mut u = user(100, "odd-text@example.com", Role::User);
+    u.full_name = odd.into();
+    let v = vendor(101, u.id);
+    let mut o = order(102, v.id, u.id, t0());
+    o.notes = Some(odd.into());
+    o.customer_name = "\0".into();
+    o.external_ref = Some(ExternalRef {
+        source: "shop\0".into(),
+        id: odd.into(),
+    });
+    store
+        .commit(vec![
+            Write::User(u.clone()),
+            Write::Vendor(v.clone()),
+            Write::Order(o.clone()),
+        ])
+        .await
+        .expect("any text can be stored");
+    assert_eq!(
+        store.user(u.id).await.unwrap(),
+        Some(u),
+        "text read back exactly"
+    );
+    assert_eq!(store.order(o.id).await.unwrap().as_ref(), Some(&o));
+    assert_eq!(
+        store
+            .order_by_external_ref(v.id, "shop\0", odd)
+            .await
+            .unwrap()
+            .map(|o| o.id),
+        Some(o.id),
+        "keys with odd text are found"
+    );
+    assert!(
+        store
+            .order_by_external_ref(v.id, "shop\u{FFFF}0", odd)
+            .await
+            .unwrap()
+            .is_none(),
+        "and only by their own text"
+    );
+    for token in ["\0", "\u{FFFF}", "token-\0"] {
+        assert!(
+            store
+                .order_by_tracking_token(token)
+                .await
+                .unwrap()
+                .is_none(),
+            "an odd token finds nothing: {token:?}"
+        );
+    }
+    assert!(
+        store
+            .user_by_email("odd\0@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.take_refresh_session("jti\0").await.unwrap().is_none());
 }

@@ -388,8 +388,39 @@ impl Store for MemoryStore {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use crate::conformance::{self, model, races};
+    use crate::store::Store;
+
+    use super::MemoryStore;
+
     #[test]
     fn memory_store_keeps_the_store_contract() {
-        futures::executor::block_on(crate::conformance::run(&super::MemoryStore::new()));
+        futures::executor::block_on(async {
+            conformance::run(&MemoryStore::new()).await;
+            conformance::lists::order_pages_match_the_reference(&MemoryStore::new()).await;
+            // One thread: the racers run one after the other, which a mutex makes no different.
+            races::run(Arc::new(MemoryStore::new()), &|racer| racer).await;
+        });
+    }
+
+    /// Memory is not durable: reopening hands out the same store again.
+    struct Reopen(Arc<MemoryStore>);
+
+    #[async_trait::async_trait]
+    impl model::Reopen for Reopen {
+        async fn open(&mut self) -> Arc<dyn Store> {
+            self.0.clone()
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 32, ..Default::default() })]
+
+        #[test]
+        fn memory_store_answers_like_the_reference_store(ops in model::ops()) {
+            futures::executor::block_on(model::check(Reopen(Arc::default()), ops));
+        }
     }
 }

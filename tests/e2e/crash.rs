@@ -1,6 +1,6 @@
 //! Crashes: the example server runs as a child process while clients write through it, and is
 //! killed with SIGKILL at arbitrary moments, several times, then restarted on the same data
-//! directory. Every write that was answered 2xx must be there with at least that state (the
+//! directory (and, with `MEDEX_E2E_DATABASE_URL`, the same PostgreSQL database). Every write that was answered 2xx must be there with at least that state (the
 //! one request in flight at the kill may or may not have landed), the indexes must agree with
 //! the records (tracking token, pharmacy and customer order lists, status filters), drivers'
 //! totals must match their delivered orders, and a rotated refresh token must stay revoked.
@@ -76,7 +76,7 @@ struct Process {
 }
 
 impl Process {
-    fn start(dir: &Path, round: u64) -> Self {
+    fn start(dir: &Path, storage: &Storage, round: u64) -> Self {
         let stdout = dir.join(format!("stdout-{round}.log"));
         let stderr = dir.join(format!("stderr-{round}.log"));
         let mut command = Command::new(server_binary());
@@ -87,6 +87,9 @@ impl Process {
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap());
         for (k, v) in base_variables(dir.join("data").to_str().unwrap()) {
+            command.env(k, v);
+        }
+        for (k, v) in storage.variables() {
             command.env(k, v);
         }
         command.env("MEDEX_LOG", "warn");
@@ -573,9 +576,11 @@ async fn check(
 async fn acknowledged_writes_survive_sigkill() {
     server_binary();
     let dir = tempfile::tempdir().unwrap();
+    // One database for every round: the restarted server finds what the killed one wrote.
+    let storage = Storage::new().await;
     let mut dice = Dice(0x9E37_79B9_7F4A_7C15);
     let ledger: Ledger = Arc::default();
-    let mut process = Process::start(dir.path(), 0);
+    let mut process = Process::start(dir.path(), &storage, 0);
     let mut client = Client {
         http: http_client(),
         base: format!("http://{}", process.addr),
@@ -608,7 +613,7 @@ async fn acknowledged_writes_survive_sigkill() {
         }
         let (rotated, current, in_flight) = rotation.await.unwrap();
 
-        process = Process::start(dir.path(), round + 1);
+        process = Process::start(dir.path(), &storage, round + 1);
         client.base = format!("http://{}", process.addr);
         let known = ledger.lock().unwrap().clone();
         assert!(

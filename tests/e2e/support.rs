@@ -26,12 +26,79 @@ pub(crate) const ADMIN_EMAIL: &str = "root@medex.test";
 /// The longest wait for something the server should do at once; reached only when it does not.
 pub(crate) const HANG: Duration = Duration::from_secs(30);
 
-/// The composed server (sled in a fresh directory, HTTP and WebSocket on one port 0).
+/// The composed server (HTTP and WebSocket on one port 0, data in a fresh directory, records in
+/// sled there or in a fresh PostgreSQL database: see [`Storage`]).
 pub(crate) struct TestServer {
     running: Option<Running>,
     pub(crate) addr: SocketAddr,
     pub(crate) dir: tempfile::TempDir,
     pub(crate) http: reqwest::Client,
+    storage: Storage,
+}
+
+/// The variable that runs the end-to-end suites against PostgreSQL: a server URL such as
+/// `postgres://postgres@127.0.0.1:5432/test`, on which every test server gets a fresh database
+/// of its own. Unset: sled in each server's data directory. The same suites run either way.
+pub(crate) const E2E_DATABASE_URL: &str = "MEDEX_E2E_DATABASE_URL";
+
+/// Where a test server keeps its records.
+pub(crate) struct Storage {
+    /// The PostgreSQL database, or `None` for sled; dropped with the server.
+    database: Option<medex_store_postgres::testing::TestDatabase>,
+    /// The settings that select it.
+    variables: Vec<(String, String)>,
+}
+
+impl Storage {
+    /// Sled, or a fresh PostgreSQL database when [`E2E_DATABASE_URL`] is set. PostgreSQL needs
+    /// a configured JWT secret: a random one per server.
+    pub(crate) async fn new() -> Self {
+        let Some(server) = std::env::var(E2E_DATABASE_URL)
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            return Self {
+                database: None,
+                variables: vec![],
+            };
+        };
+        let database = medex_store_postgres::testing::TestDatabase::create_on(&server, "e2e").await;
+        let secret: String = {
+            use rand::Rng as _;
+            let mut rng = rand::rng();
+            (0..48)
+                .map(|_| {
+                    char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)])
+                })
+                .collect()
+        };
+        // Instances on one database share their custody key too: one is drawn for this database.
+        let custody_key = {
+            use base64::Engine as _;
+            let seed: [u8; 32] = rand::random();
+            base64::engine::general_purpose::STANDARD.encode(seed)
+        };
+        let variables = vec![
+            ("MEDEX_DATABASE_URL".to_owned(), database.url().to_owned()),
+            ("MEDEX_JWT_SECRET".to_owned(), secret),
+            ("MEDEX_CUSTODY_KEY".to_owned(), custody_key),
+            ("MEDEX_DATABASE_POOL_SIZE".to_owned(), "8".to_owned()),
+        ];
+        Self {
+            database: Some(database),
+            variables,
+        }
+    }
+
+    /// Whether the records are in PostgreSQL (else sled, in the data directory).
+    pub(crate) fn is_postgres(&self) -> bool {
+        self.database.is_some()
+    }
+
+    /// The settings that select this storage, to add to [`base_variables`].
+    pub(crate) fn variables(&self) -> &[(String, String)] {
+        &self.variables
+    }
 }
 
 /// The settings every test server starts from: see [`TestServer::start_with`].
@@ -70,7 +137,9 @@ impl TestServer {
     /// A server with the base settings, some of them replaced or added.
     pub(crate) async fn start_with(extra: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
+        let storage = Storage::new().await;
         let mut variables = base_variables(dir.path().to_str().expect("a UTF-8 path"));
+        variables.extend(storage.variables().iter().cloned());
         for (k, v) in extra {
             variables.insert((*k).to_owned(), (*v).to_owned());
         }
@@ -85,6 +154,7 @@ impl TestServer {
             running: Some(running),
             dir,
             http: http_client(),
+            storage,
         }
     }
 
@@ -93,13 +163,14 @@ impl TestServer {
         self.running.as_ref().expect("running").metrics_addr()
     }
 
-    /// Stops gracefully and starts again on the same data directory, with the base settings
-    /// and `extra` (what is kept in the data directory, secrets and keys, carries over).
+    /// Stops gracefully and starts again on the same data directory and storage, with the base
+    /// settings and `extra` (what is kept in the data directory, secrets and keys, carries over).
     pub(crate) async fn restart(&mut self, extra: &[(&str, &str)]) {
         if let Some(running) = self.running.take() {
             running.shutdown().await;
         }
         let mut variables = base_variables(self.dir.path().to_str().expect("a UTF-8 path"));
+        variables.extend(self.storage.variables().iter().cloned());
         for (k, v) in extra {
             variables.insert((*k).to_owned(), (*v).to_owned());
         }
@@ -133,8 +204,22 @@ impl TestServer {
         format!("ws://{}{path}", self.addr)
     }
 
-    /// The generated JWT signing secret, as the server reads it from its data directory.
+    /// Whether this server keeps its records in PostgreSQL rather than sled.
+    pub(crate) fn uses_postgres(&self) -> bool {
+        self.storage.is_postgres()
+    }
+
+    /// The JWT signing secret: the configured one with PostgreSQL, else the one the server
+    /// generated in its data directory.
     pub(crate) fn jwt_secret(&self) -> Vec<u8> {
+        if let Some((_, secret)) = self
+            .storage
+            .variables()
+            .iter()
+            .find(|(k, _)| k == "MEDEX_JWT_SECRET")
+        {
+            return secret.as_bytes().to_vec();
+        }
         let raw = std::fs::read_to_string(self.dir.path().join("jwt-secret")).expect("jwt-secret");
         raw.trim().as_bytes().to_vec()
     }

@@ -1,6 +1,9 @@
-//! The shared Store contract, on a temporary store and on a store in a directory that is closed
-//! and reopened in between.
+//! The conformance kit: the Store contract on a temporary store and on a store in a directory
+//! that is closed and reopened in between, order pages against the reference, racing writers.
 
+use std::sync::Arc;
+
+use medex_core::conformance::{lists, races};
 use medex_core::model::OrderStatus;
 use medex_core::store::{OrderQuery, Page, Store, Write};
 use medex_store_sled::SledStore;
@@ -11,6 +14,20 @@ use crate::fixtures::{order, user, vendor};
 async fn sled_store_keeps_the_store_contract() {
     let store = SledStore::temporary().unwrap();
     medex_core::conformance::run(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sled_store_pages_orders_like_the_reference() {
+    lists::order_pages_match_the_reference(&SledStore::temporary().unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_racing_sled_writers_exactly_one_wins() {
+    let store = Arc::new(SledStore::temporary().unwrap());
+    races::run(store, &|racer| {
+        Box::pin(async { tokio::spawn(racer).await.unwrap() })
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

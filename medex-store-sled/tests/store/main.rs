@@ -1,12 +1,11 @@
-//! Integration tests of the sled store, in one binary: the shared Store contract, a model test
-//! against the in-memory reference store, races, crash safety, and opening directories that are
-//! locked, foreign, damaged or from a newer MedEx.
+//! Integration tests of the sled store, in one binary: the whole conformance kit (the Store
+//! contract, order pages and a model test with `Reopen` steps against the in-memory reference
+//! store, racing writers), crash safety, and opening directories that are locked, foreign,
+//! damaged or from a newer MedEx.
 
-mod concurrency;
 mod conformance;
 mod crash;
 mod fixtures;
-mod lists;
 mod model;
 mod open;
 mod retention;

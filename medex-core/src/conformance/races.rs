@@ -1,0 +1,240 @@
+//! Racing writers: of sixteen writers of one version, one session or one e-mail, exactly one wins.
+//!
+//! The kit has no runtime of its own: the store's test passes a [`Spawn`] that starts each racer
+//! as a task (on a multi-threaded runtime, so that they really run at once), and waits for it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chrono::Duration;
+
+use super::fixtures::t0;
+use super::numbered::{driver, order, user, vendor};
+use crate::model::{DriverStatus, OrderStatus};
+use crate::store::{RefreshSession, Store, StoreError, Write};
+
+const RACERS: usize = 16;
+
+/// A racer, as a task to start.
+pub type Racer = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Starts a racer at once and returns a future that ends when it has; e.g. on Tokio
+/// `|racer| Box::pin(async { tokio::spawn(racer).await.unwrap() })`.
+pub type Spawn<'a> = &'a (dyn Fn(Racer) -> Racer + Sync);
+
+/// Starts every racer, then waits for all.
+async fn race(spawn: Spawn<'_>, racers: impl Iterator<Item = Racer>) {
+    let started: Vec<Racer> = racers.map(spawn).collect();
+    for racer in started {
+        racer.await;
+    }
+}
+
+/// Every race, on `store` (which may hold data of other checks: these use records of their own).
+pub async fn run(store: Arc<dyn Store>, spawn: Spawn<'_>) {
+    of_racing_commits_of_one_version_exactly_one_wins(&store, spawn).await;
+    of_racing_takers_of_one_refresh_session_exactly_one_gets_it(&store, spawn).await;
+    racing_inserts_of_one_e_mail_leave_exactly_one_account(&store, spawn).await;
+    crossed_commits_of_two_records_leave_exactly_one_winner(&store, spawn).await;
+}
+
+async fn of_racing_commits_of_one_version_exactly_one_wins(
+    store: &Arc<dyn Store>,
+    spawn: Spawn<'_>,
+) {
+    let owner = user(70_001, "race@example.com");
+    let v = vendor(70_001, owner.id);
+    let o = order(70_001, v.id, owner.id);
+    store
+        .commit(vec![
+            Write::User(owner),
+            Write::Vendor(v),
+            Write::Order(o.clone()),
+        ])
+        .await
+        .unwrap();
+
+    for round in 2..6u64 {
+        let outcomes = Arc::new(Mutex::new(Vec::new()));
+        race(
+            spawn,
+            (0..RACERS).map(|i| {
+                let store = Arc::clone(store);
+                let outcomes = Arc::clone(&outcomes);
+                let mut next = o.clone();
+                next.version = round;
+                next.notes = Some(format!("racer {i}"));
+                next.status = OrderStatus::Accepted;
+                Box::pin(async move {
+                    let outcome = store.commit(vec![Write::Order(next)]).await;
+                    lock(&outcomes).push((i, outcome));
+                }) as Racer
+            }),
+        )
+        .await;
+        let mut winners = Vec::new();
+        for (i, outcome) in lock(&outcomes).drain(..) {
+            match outcome {
+                Ok(()) => winners.push(i),
+                Err(StoreError::Conflict) => {}
+                Err(other) => panic!("a racing commit failed with {other:?}, not Conflict"),
+            }
+        }
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: exactly one racing commit wins, not {winners:?}"
+        );
+        let stored = store.order(o.id).await.unwrap().unwrap();
+        assert_eq!(stored.version, round);
+        assert_eq!(stored.notes, Some(format!("racer {}", winners[0])));
+    }
+}
+
+async fn of_racing_takers_of_one_refresh_session_exactly_one_gets_it(
+    store: &Arc<dyn Store>,
+    spawn: Spawn<'_>,
+) {
+    for round in 0..4 {
+        let session = RefreshSession {
+            id: format!("race-jti-{round}"),
+            user_id: user(70_002, "a@example.com").id,
+            expires_at: t0() + Duration::days(7),
+        };
+        store.put_refresh_session(session.clone()).await.unwrap();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        race(
+            spawn,
+            (0..RACERS).map(|_| {
+                let store = Arc::clone(store);
+                let got = Arc::clone(&got);
+                let id = session.id.clone();
+                Box::pin(async move {
+                    let taken = store.take_refresh_session(&id).await.unwrap();
+                    lock(&got).extend(taken);
+                }) as Racer
+            }),
+        )
+        .await;
+        assert_eq!(
+            *lock(&got),
+            vec![session],
+            "exactly one racing taker gets the session"
+        );
+    }
+}
+
+async fn racing_inserts_of_one_e_mail_leave_exactly_one_account(
+    store: &Arc<dyn Store>,
+    spawn: Spawn<'_>,
+) {
+    let outcomes = Arc::new(Mutex::new(Vec::new()));
+    race(
+        spawn,
+        (0..RACERS as u64).map(|n| {
+            let store = Arc::clone(store);
+            let outcomes = Arc::clone(&outcomes);
+            Box::pin(async move {
+                let outcome = store
+                    .commit(vec![Write::User(user(70_100 + n, "contested@example.com"))])
+                    .await;
+                lock(&outcomes).push(outcome);
+            }) as Racer
+        }),
+    )
+    .await;
+    let mut created = 0;
+    for outcome in lock(&outcomes).drain(..) {
+        match outcome {
+            Ok(()) => created += 1,
+            Err(StoreError::Duplicate(_)) => {}
+            Err(other) => panic!("a racing insert failed with {other:?}, not Duplicate"),
+        }
+    }
+    assert_eq!(created, 1, "exactly one account takes a contested e-mail");
+    assert!(
+        store
+            .user_by_email("contested@example.com")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+/// Two commits of one order and one driver, listing them in opposite orders (a database that
+/// locks rows as it writes them can deadlock on this): one wins, the other is a `Conflict`.
+async fn crossed_commits_of_two_records_leave_exactly_one_winner(
+    store: &Arc<dyn Store>,
+    spawn: Spawn<'_>,
+) {
+    let owner = user(70_200, "crossed@example.com");
+    let v = vendor(70_200, owner.id);
+    let d = driver(70_200, v.id, owner.id);
+    let o = order(70_200, v.id, owner.id);
+    store
+        .commit(vec![
+            Write::User(owner),
+            Write::Vendor(v),
+            Write::Driver(d.clone()),
+            Write::Order(o.clone()),
+        ])
+        .await
+        .unwrap();
+    for round in 2..5u64 {
+        let outcomes = Arc::new(Mutex::new(Vec::new()));
+        race(
+            spawn,
+            [false, true].into_iter().map(|crossed| {
+                let store = Arc::clone(store);
+                let outcomes = Arc::clone(&outcomes);
+                let mut next_order = o.clone();
+                next_order.version = round;
+                next_order.notes = Some(format!("crossed {crossed}"));
+                let mut next_driver = d.clone();
+                next_driver.version = round;
+                next_driver.status = if crossed {
+                    DriverStatus::OnBreak
+                } else {
+                    DriverStatus::Offline
+                };
+                let mut writes = vec![Write::Order(next_order), Write::Driver(next_driver)];
+                if crossed {
+                    writes.reverse();
+                }
+                Box::pin(async move {
+                    let outcome = store.commit(writes).await;
+                    lock(&outcomes).push((crossed, outcome));
+                }) as Racer
+            }),
+        )
+        .await;
+        let mut winners = Vec::new();
+        for (crossed, outcome) in lock(&outcomes).drain(..) {
+            match outcome {
+                Ok(()) => winners.push(crossed),
+                Err(StoreError::Conflict) => {}
+                Err(other) => panic!("a crossed commit failed with {other:?}, not Conflict"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: one crossed commit wins");
+        let (stored_order, stored_driver) = (
+            store.order(o.id).await.unwrap().unwrap(),
+            store.driver(d.id).await.unwrap().unwrap(),
+        );
+        assert_eq!(
+            (stored_order.version, stored_driver.version),
+            (round, round)
+        );
+        assert_eq!(
+            stored_order.notes,
+            Some(format!("crossed {}", winners[0])),
+            "both records come from the winner"
+        );
+        assert_eq!(stored_driver.status == DriverStatus::OnBreak, winners[0]);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,119 @@
+//! [`Store`] for [`PgStore`]: each method is one of the queries in `records` or `trail`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use medex_core::config::SystemConfig;
+use medex_core::model::{
+    Driver, DriverId, LocationFix, Order, OrderId, User, UserId, Vendor, VendorId,
+};
+use medex_core::store::{
+    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, UserQuery, Write,
+};
+
+use crate::{PgStore, records, trail};
+
+#[async_trait]
+impl Store for PgStore {
+    async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        records::commit(&self.pool, &writes).await
+    }
+
+    async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        records::user(&self.pool, id).await
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        records::user_by_email(&self.pool, email).await
+    }
+
+    async fn users(&self, query: &UserQuery, page: Page<UserId>) -> Result<Vec<User>, StoreError> {
+        records::users(&self.pool, query, page).await
+    }
+
+    async fn vendor(&self, id: VendorId) -> Result<Option<Vendor>, StoreError> {
+        records::vendor(&self.pool, id).await
+    }
+
+    async fn vendors(&self, page: Page<VendorId>) -> Result<Vec<Vendor>, StoreError> {
+        records::vendors(&self.pool, page).await
+    }
+
+    async fn driver(&self, id: DriverId) -> Result<Option<Driver>, StoreError> {
+        records::driver(&self.pool, id).await
+    }
+
+    async fn drivers(
+        &self,
+        query: &DriverQuery,
+        page: Page<DriverId>,
+    ) -> Result<Vec<Driver>, StoreError> {
+        records::drivers(&self.pool, query, page).await
+    }
+
+    async fn order(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+        records::order(&self.pool, id).await
+    }
+
+    async fn order_by_tracking_token(&self, token: &str) -> Result<Option<Order>, StoreError> {
+        records::order_by_tracking_token(&self.pool, token).await
+    }
+
+    async fn order_by_external_ref(
+        &self,
+        vendor: VendorId,
+        source: &str,
+        external_id: &str,
+    ) -> Result<Option<Order>, StoreError> {
+        records::order_by_external_ref(&self.pool, vendor, source, external_id).await
+    }
+
+    async fn orders(
+        &self,
+        query: &OrderQuery,
+        page: Page<OrderId>,
+    ) -> Result<Vec<Order>, StoreError> {
+        records::orders(&self.pool, query, page).await
+    }
+
+    async fn append_fixes(&self, fixes: &[LocationFix]) -> Result<(), StoreError> {
+        self.appender.append(fixes).await
+    }
+
+    async fn trail(
+        &self,
+        driver: DriverId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<LocationFix>, StoreError> {
+        trail::trail(&self.pool, driver, from, to, limit).await
+    }
+
+    async fn prune_trail(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        trail::prune(&self.pool, before).await
+    }
+
+    async fn put_refresh_session(&self, session: RefreshSession) -> Result<(), StoreError> {
+        records::put_refresh_session(&self.pool, &session).await
+    }
+
+    async fn take_refresh_session(&self, id: &str) -> Result<Option<RefreshSession>, StoreError> {
+        records::take_refresh_session(&self.pool, id).await
+    }
+
+    async fn system_config(&self) -> Result<Option<SystemConfig>, StoreError> {
+        records::system_config(&self.pool).await
+    }
+
+    async fn save_system_config(&self, config: &SystemConfig) -> Result<(), StoreError> {
+        records::save_system_config(&self.pool, config).await
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        records::check(&self.pool).await
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.appender.flush().await
+    }
+}
