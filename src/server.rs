@@ -289,6 +289,7 @@ impl EventBus for MeteredBus {
             Event::DriverAssigned { .. } => "driver_assigned",
             Event::DriverLocation(_) => "driver_location",
             Event::DriverStatusChanged { .. } => "driver_status",
+            Event::SessionsEnded { .. } => "sessions_ended",
         };
         metrics::counter!("medex_events_published_total", "kind" => kind).increment(1);
         if kind == "driver_location" {

@@ -204,6 +204,7 @@ fn lifecycle_transition(c: &mut Criterion) {
         role: Role::Driver,
         vendor_id: None,
         driver_id: Some(courier.id),
+        session: None,
     };
     let now = start() + Duration::hours(1);
     let keys = keys();
@@ -246,12 +247,14 @@ fn permission_check(c: &mut Criterion) {
         role: Role::Vendor,
         vendor_id: Some(other_vendor),
         driver_id: None,
+        session: None,
     };
     let assigned = Actor {
         user_id: courier.user_id,
         role: Role::Driver,
         vendor_id: None,
         driver_id: Some(courier.id),
+        session: None,
     };
     c.bench_function("permissions_view_order_granted", |b| {
         b.iter(|| {

@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Role, UserId};
+use crate::model::{Role, SessionId, UserId};
 
 /// Why a request could not be authenticated. Transports answer all of them alike (401), so a
 /// client learns nothing about which accounts exist; the detail is for logs.
@@ -149,6 +149,25 @@ pub struct Claims {
     pub exp: i64,
     /// Unique id; refresh tokens are tracked by it.
     pub jti: String,
+    /// The session (one login and its refreshes) the token belongs to.
+    #[serde(default)]
+    pub sid: Option<SessionId>,
+    /// The account's token generation when issued (see [`crate::model::Sessions`]).
+    #[serde(default)]
+    pub generation: u32,
+}
+
+/// Whom a token is for: the account, its role, its session and its token generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject {
+    /// The account.
+    pub user: UserId,
+    /// Its role.
+    pub role: Role,
+    /// The session.
+    pub session: SessionId,
+    /// The account's token generation.
+    pub generation: u32,
 }
 
 /// Token lifetimes.
@@ -216,11 +235,10 @@ impl TokenKeys {
         self.lifetimes
     }
 
-    /// Signs a token of `typ` for `user`, valid from `now`; returns it with its claims.
+    /// Signs a token of `typ` for `subject`, valid from `now`; returns it with its claims.
     pub fn issue(
         &self,
-        user: UserId,
-        role: Role,
+        subject: Subject,
         typ: TokenType,
         jti: String,
         now: DateTime<Utc>,
@@ -230,12 +248,14 @@ impl TokenKeys {
             TokenType::Refresh => self.lifetimes.refresh,
         };
         let claims = Claims {
-            sub: user,
-            role,
+            sub: subject.user,
+            role: subject.role,
             typ,
             iat: now.timestamp(),
             exp: (now + ttl).timestamp(),
             jti,
+            sid: Some(subject.session),
+            generation: subject.generation,
         };
         let token = jsonwebtoken::encode(
             &Header::new(jsonwebtoken::Algorithm::HS256),
@@ -291,6 +311,15 @@ mod tests {
         UserId::from_uuid(uuid::Uuid::from_u128(42))
     }
 
+    fn subject(role: Role) -> Subject {
+        Subject {
+            user: user(),
+            role,
+            session: SessionId::from_uuid(uuid::Uuid::from_u128(7)),
+            generation: 3,
+        }
+    }
+
     #[test]
     fn passwords_verify_only_when_right() {
         let h = Argon2Hasher::insecure_fast();
@@ -314,7 +343,7 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_expire() {
         let k = keys();
-        let (token, claims) = k.issue(user(), Role::Driver, TokenType::Access, "j".into(), now());
+        let (token, claims) = k.issue(subject(Role::Driver), TokenType::Access, "j".into(), now());
         assert_eq!(k.verify(&token, TokenType::Access, now()), Ok(claims));
         let later = now() + Duration::minutes(15);
         assert_eq!(
@@ -326,7 +355,7 @@ mod tests {
     #[test]
     fn refresh_is_not_access() {
         let k = keys();
-        let (token, _) = k.issue(user(), Role::User, TokenType::Refresh, "j".into(), now());
+        let (token, _) = k.issue(subject(Role::User), TokenType::Refresh, "j".into(), now());
         assert_eq!(
             k.verify(&token, TokenType::Access, now()),
             Err(AuthFailure::WrongTokenType)
@@ -337,7 +366,7 @@ mod tests {
     #[test]
     fn forged_tokens_are_refused() {
         let k = keys();
-        let (token, _) = k.issue(user(), Role::User, TokenType::Access, "j".into(), now());
+        let (token, _) = k.issue(subject(Role::User), TokenType::Access, "j".into(), now());
         let other = TokenKeys::new(
             b"another-secret-another-secret-xx",
             TokenLifetimes::default(),

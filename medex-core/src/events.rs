@@ -5,7 +5,9 @@
 
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::model::{DriverId, DriverStatus, LocationFix, Order, OrderId, OrderStatus, VendorId};
+use crate::model::{
+    DriverId, DriverStatus, LocationFix, Order, OrderId, OrderStatus, SessionId, UserId, VendorId,
+};
 
 /// A driver's new position, with what subscribers need to route and show it.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +49,15 @@ pub enum Event {
     },
     /// A driver reported a position.
     DriverLocation(Arc<DriverLocation>),
+    /// Tokens of an account stopped working: one session (`Some`: a logout, a refresh token used
+    /// twice) or all of them (`None`: deactivation, a password change, "log out everywhere").
+    /// Live connections opened with them close.
+    SessionsEnded {
+        /// Whose.
+        user_id: UserId,
+        /// Which session, or every one.
+        session: Option<SessionId>,
+    },
     /// A driver's availability changed.
     DriverStatusChanged {
         /// Whose.

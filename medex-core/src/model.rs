@@ -102,6 +102,10 @@ id_type!(
     /// Identifies an order.
     OrderId
 );
+id_type!(
+    /// Identifies a signed-in session: one login, and every token pair refreshed from it.
+    SessionId
+);
 
 /// An e-mail address, trimmed and lower-cased so that lookups are case-insensitive.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -322,12 +326,56 @@ pub struct User {
     pub vendor_id: Option<VendorId>,
     /// The driver profile of this account, for driver accounts.
     pub driver_id: Option<DriverId>,
+    /// Which of the account's tokens still work.
+    #[serde(default)]
+    pub sessions: Sessions,
     /// When created.
     pub created_at: DateTime<Utc>,
     /// When last changed.
     pub updated_at: DateTime<Utc>,
     /// Optimistic concurrency: the number of committed writes of this record.
     pub version: u64,
+}
+
+/// Which of an account's tokens still work. Every token carries the account's generation when
+/// it was issued and its session; a token of an older generation (before a deactivation, a
+/// password change or "log out everywhere") or of an ended session no longer works.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sessions {
+    /// Raised to end every token issued so far.
+    pub generation: u32,
+    /// Sessions ended one by one (logout, a refresh token used twice), each kept until no token
+    /// of it can be valid any more.
+    pub ended: Vec<EndedSession>,
+}
+
+/// A session that ended before its tokens expire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndedSession {
+    /// Which.
+    pub id: SessionId,
+    /// When its last token expires: the entry may go then.
+    pub until: DateTime<Utc>,
+}
+
+impl Sessions {
+    /// Whether a token of `generation` and `session` still works.
+    pub fn admit(&self, generation: u32, session: Option<SessionId>) -> bool {
+        generation == self.generation
+            && session.is_none_or(|s| !self.ended.iter().any(|e| e.id == s))
+    }
+
+    /// Ends `session` (until `until`), forgetting entries that expired by `now`.
+    pub fn end(&mut self, session: SessionId, until: DateTime<Utc>, now: DateTime<Utc>) {
+        self.ended.retain(|e| e.until > now && e.id != session);
+        self.ended.push(EndedSession { id: session, until });
+    }
+
+    /// Ends every token issued so far.
+    pub fn end_all(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+        self.ended.clear();
+    }
 }
 
 /// A pharmacy.
@@ -1091,5 +1139,26 @@ mod tests {
             assert_eq!(status.as_str().parse::<OrderStatus>(), Ok(status));
             assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
         }
+    }
+
+    #[test]
+    fn ended_sessions_and_older_generations_are_refused() {
+        let at = |h: i64| DateTime::<Utc>::from_timestamp(h * 3600, 0).unwrap();
+        let (a, b) = (
+            SessionId::from_uuid(Uuid::from_u128(1)),
+            SessionId::from_uuid(Uuid::from_u128(2)),
+        );
+        let mut sessions = Sessions::default();
+        assert!(sessions.admit(0, Some(a)) && sessions.admit(0, None));
+        sessions.end(a, at(10), at(1));
+        assert!(!sessions.admit(0, Some(a)));
+        assert!(sessions.admit(0, Some(b)));
+        // Entries whose tokens have all expired are forgotten at the next change.
+        sessions.end(b, at(30), at(20));
+        assert_eq!(sessions.ended.len(), 1);
+        sessions.end_all();
+        assert!(!sessions.admit(0, Some(b)) && !sessions.admit(0, None));
+        assert!(sessions.admit(1, Some(a)));
+        assert!(sessions.ended.is_empty());
     }
 }

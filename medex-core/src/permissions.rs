@@ -7,7 +7,7 @@
 //! A leaf module: it knows the model and nothing above it; its refusals are [`Denial`]s, which the
 //! use cases' umbrella error turns into 403 and 404.
 
-use crate::model::{Driver, DriverId, Order, Role, User, UserId, Vendor, VendorId};
+use crate::model::{Driver, DriverId, Order, Role, SessionId, User, UserId, Vendor, VendorId};
 use crate::store::{DriverQuery, OrderQuery};
 
 /// The authenticated caller of a use case.
@@ -21,6 +21,8 @@ pub struct Actor {
     pub vendor_id: Option<VendorId>,
     /// For driver accounts: their driver profile.
     pub driver_id: Option<DriverId>,
+    /// The session its token belongs to, when it came with one.
+    pub session: Option<SessionId>,
 }
 
 impl Actor {
@@ -31,6 +33,7 @@ impl Actor {
             role: user.role,
             vendor_id: user.vendor_id,
             driver_id: user.driver_id,
+            session: None,
         }
     }
 
@@ -401,6 +404,7 @@ mod tests {
             role,
             vendor_id: vendor.map(|v| VendorId::from_uuid(uuid(v))),
             driver_id: driver.map(|d| DriverId::from_uuid(uuid(d))),
+            session: None,
         }
     }
 

@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
 
-use crate::auth::{PasswordHasher, TokenKeys, TokenType};
+use crate::auth::{PasswordHasher, Subject, TokenKeys, TokenType};
 use crate::clock::{Clock, Entropy};
 use crate::config::SystemConfig;
 use crate::custody::CustodyKeys;

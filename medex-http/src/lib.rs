@@ -137,6 +137,8 @@ fn api(max_upload_bytes: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))
+        .routes(routes!(auth::logout_all))
+        .routes(routes!(auth::change_password))
         .routes(routes!(auth::me))
         .routes(routes!(orders::create_order, orders::list_orders))
         .routes(routes!(

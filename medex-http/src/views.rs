@@ -802,6 +802,15 @@ pub(crate) struct LoginRequest {
     pub(crate) password: String,
 }
 
+/// The current password and the new one.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct ChangePasswordRequest {
+    pub(crate) current_password: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
+    pub(crate) new_password: String,
+}
+
 /// A refresh token (for refresh and logout).
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct RefreshRequest {

@@ -707,6 +707,7 @@ mod tests {
             password_hash: "$argon2id$test".into(),
             vendor_id: None,
             driver_id: None,
+            sessions: Default::default(),
             created_at: at,
             updated_at: at,
             version,

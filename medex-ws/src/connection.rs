@@ -219,6 +219,9 @@ where
                 if batch.end == Some(End::Overflow) {
                     return Stop::Close(CloseCode::Again, "too slow: reconnect for a fresh state");
                 }
+                if batch.end == Some(End::SignedOut) {
+                    return Stop::Close(CloseCode::Policy, "signed out: the token no longer works");
+                }
                 let messages = batch.events.into_iter().chain(batch.locations);
                 if let Err(stop) = send_all(ws, messages, &config).await {
                     return stop;

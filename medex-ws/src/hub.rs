@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use chrono::Utc;
 use medex_core::events::{Event, EventBus};
-use medex_core::model::{DriverId, VendorId};
+use medex_core::model::{DriverId, SessionId, UserId, VendorId};
+use medex_core::permissions::Actor;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
@@ -31,6 +32,9 @@ pub(crate) enum End {
     /// The subject reached its end (a tracked order's terminal status): deliver what is queued,
     /// then close with 1000.
     Finished,
+    /// The tokens the connection was opened with stopped working (logout, deactivation, a
+    /// password change): close with 1008 at once, delivering nothing more.
+    SignedOut,
 }
 
 /// What a connection's task takes out of its outbox in one go.
@@ -127,6 +131,16 @@ impl Outbox {
         if was_empty {
             self.notify.notify_one();
         }
+    }
+
+    /// Ends the outbox at once, dropping what waits: the reader may see nothing more.
+    fn sign_out(&self) {
+        let mut pending = self.lock();
+        pending.end = Some(End::SignedOut);
+        pending.events = VecDeque::new();
+        pending.locations = HashMap::new();
+        drop(pending);
+        self.notify.notify_one();
     }
 
     /// Whether it takes no more messages.
@@ -277,7 +291,13 @@ pub struct Hub {
     vendors: Topics<VendorId>,
     trackers: Topics<Box<str>>,
     drivers: Topics<DriverId>,
+    /// Every signed-in connection's outbox by account, with the session it was opened in: for
+    /// closing them when their tokens stop working.
+    accounts: RwLock<HashMap<UserId, Vec<SignedIn>>>,
 }
+
+/// A signed-in connection's outbox, with the session it was opened in.
+type SignedIn = (Option<SessionId>, Arc<Outbox>);
 
 impl Default for Hub {
     fn default() -> Self {
@@ -300,6 +320,7 @@ impl Hub {
             vendors: Topics::new(),
             trackers: Topics::new(),
             drivers: Topics::new(),
+            accounts: RwLock::new(HashMap::new()),
         }
     }
 
@@ -309,26 +330,61 @@ impl Hub {
         self.vendors.count() + self.trackers.count() + self.drivers.count()
     }
 
-    /// Starts delivering `topic`'s messages to a new outbox of `capacity` status events.
-    pub(crate) fn subscribe(self: &Arc<Self>, topic: Topic, capacity: usize) -> Subscription {
+    /// Starts delivering `topic`'s messages to a new outbox of `capacity` status events. A
+    /// connection signed in as `actor` is also closed when that actor's tokens stop working.
+    pub(crate) fn subscribe(
+        self: &Arc<Self>,
+        topic: Topic,
+        capacity: usize,
+        actor: Option<&Actor>,
+    ) -> Subscription {
         let outbox = Arc::new(Outbox::new(capacity));
         match &topic {
             Topic::Vendor(id) => self.vendors.add(*id, outbox.clone()),
             Topic::Tracking(token) => self.trackers.add(token.clone(), outbox.clone()),
             Topic::Driver(id) => self.drivers.add(*id, outbox.clone()),
         }
+        let account = actor.map(|a| a.user_id);
+        if let Some(actor) = actor {
+            self.accounts
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(actor.user_id)
+                .or_default()
+                .push((actor.session, outbox.clone()));
+        }
         Subscription {
             hub: self.clone(),
             topic,
+            account,
             outbox,
         }
     }
 
-    fn unsubscribe(&self, topic: &Topic, outbox: &Arc<Outbox>) {
+    fn unsubscribe(&self, topic: &Topic, account: Option<UserId>, outbox: &Arc<Outbox>) {
         match topic {
             Topic::Vendor(id) => self.vendors.remove(id, outbox),
             Topic::Tracking(token) => self.trackers.remove(&**token, outbox),
             Topic::Driver(id) => self.drivers.remove(id, outbox),
+        }
+        if let Some(user) = account {
+            let mut accounts = self.accounts.write().unwrap_or_else(|e| e.into_inner());
+            if let Some(list) = accounts.get_mut(&user) {
+                list.retain(|(_, o)| !Arc::ptr_eq(o, outbox));
+                if list.is_empty() {
+                    accounts.remove(&user);
+                }
+            }
+        }
+    }
+
+    /// Closes the connections of `user` opened in `session` (every session when `None`).
+    fn sign_out(&self, user: UserId, session: Option<SessionId>) {
+        let accounts = self.accounts.read().unwrap_or_else(|e| e.into_inner());
+        for (opened_in, outbox) in accounts.get(&user).into_iter().flatten() {
+            if session.is_none() || *opened_in == session {
+                outbox.sign_out();
+            }
         }
     }
 }
@@ -337,6 +393,7 @@ impl EventBus for Hub {
     fn publish(&self, event: Event) {
         let now = Utc::now();
         match event {
+            Event::SessionsEnded { user_id, session } => self.sign_out(user_id, session),
             Event::DriverLocation(loc) => {
                 self.vendors.deliver(
                     &loc.vendor_id,
@@ -422,6 +479,7 @@ impl EventBus for Hub {
 pub(crate) struct Subscription {
     hub: Arc<Hub>,
     topic: Topic,
+    account: Option<UserId>,
     outbox: Arc<Outbox>,
 }
 
@@ -434,7 +492,8 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.hub.unsubscribe(&self.topic, &self.outbox);
+        self.hub
+            .unsubscribe(&self.topic, self.account, &self.outbox);
     }
 }
 
@@ -498,9 +557,9 @@ mod tests {
     #[test]
     fn overflowing_subscribers_leave_the_topic_and_others_keep_receiving() {
         let hub = Arc::new(Hub::new());
-        let slow = hub.subscribe(Topic::Vendor(vendor(1)), 2);
-        let fast = hub.subscribe(Topic::Vendor(vendor(1)), 2);
-        let other = hub.subscribe(Topic::Vendor(vendor(2)), 2);
+        let slow = hub.subscribe(Topic::Vendor(vendor(1)), 2, None);
+        let fast = hub.subscribe(Topic::Vendor(vendor(1)), 2, None);
+        let other = hub.subscribe(Topic::Vendor(vendor(2)), 2, None);
         assert_eq!(hub.subscriber_count(), 3);
         let mut serialized = 0;
         for i in 0..10 {
@@ -531,5 +590,36 @@ mod tests {
             || unreachable!("nobody listens"),
             Delivery::Event,
         );
+    }
+
+    #[test]
+    fn ending_a_session_closes_its_connections_only() {
+        let hub = Arc::new(Hub::new());
+        let user: UserId = id(9);
+        let (one, two): (SessionId, SessionId) = (id(1), id(2));
+        let actor = |session| Actor {
+            user_id: user,
+            role: medex_core::model::Role::Vendor,
+            vendor_id: Some(vendor(1)),
+            driver_id: None,
+            session: Some(session),
+        };
+        let first = hub.subscribe(Topic::Vendor(vendor(1)), 4, Some(&actor(one)));
+        let second = hub.subscribe(Topic::Vendor(vendor(1)), 4, Some(&actor(two)));
+        let anonymous = hub.subscribe(Topic::Tracking("t".into()), 4, None);
+        hub.publish(Event::SessionsEnded {
+            user_id: user,
+            session: Some(one),
+        });
+        assert_eq!(first.outbox().take().end, Some(End::SignedOut));
+        assert_eq!(second.outbox().take().end, None);
+        hub.publish(Event::SessionsEnded {
+            user_id: user,
+            session: None,
+        });
+        assert_eq!(second.outbox().take().end, Some(End::SignedOut));
+        assert_eq!(anonymous.outbox().take().end, None);
+        drop((first, second, anonymous));
+        assert!(hub.accounts.read().unwrap().is_empty());
     }
 }

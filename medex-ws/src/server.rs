@@ -340,9 +340,13 @@ impl WsServer {
         let driver_id = permissions::own_driver(&actor).map_err(Error::from)?;
         // Subscribe before reading the state the first message shows: nothing published in
         // between is lost (a duplicate is possible, a gap is not).
-        let subscription = self
-            .hub
-            .subscribe(Topic::Driver(driver_id), self.config.status_queue);
+        let subscription = self.hub.subscribe(
+            Topic::Driver(driver_id),
+            self.config.status_queue,
+            Some(&actor),
+        );
+        // Signed out between the first check and the subscription: the hub would not close it.
+        self.actor(head).await?;
         let driver = self.medex.get_driver(&actor, driver_id).await?;
         let active_order = match driver.active_order_id {
             Some(order) => match self.medex.get_order(&actor, order).await {
@@ -368,9 +372,12 @@ impl WsServer {
         access(&actor, Permission::ManageVendor(vendor))
             .require()
             .map_err(Error::from)?;
-        let subscription = self
-            .hub
-            .subscribe(Topic::Vendor(vendor), self.config.status_queue);
+        let subscription = self.hub.subscribe(
+            Topic::Vendor(vendor),
+            self.config.status_queue,
+            Some(&actor),
+        );
+        self.actor(head).await?;
         let fleet = self.medex.vendor_live_state(&actor, vendor).await?;
         let first = messages::vendor_initial_state(vendor, &fleet, Utc::now());
         Ok(Accepted {
@@ -385,6 +392,7 @@ impl WsServer {
         let subscription = self.hub.subscribe(
             Topic::Tracking(token.clone().into_boxed_str()),
             self.config.status_queue,
+            None,
         );
         let view = self.medex.tracking_view(&token, true).await?;
         let first = messages::tracker_initial_state(&view, Utc::now());

@@ -23,6 +23,7 @@ pub fn user(id: UserId, email: &str, role: Role) -> User {
         password_hash: "$argon2id$stub".into(),
         vendor_id: None,
         driver_id: None,
+        sessions: Default::default(),
         created_at: t0(),
         updated_at: t0(),
         version: 1,

@@ -29,22 +29,27 @@ pub struct NewAccount {
 }
 
 impl MedEx {
+    /// A new session for `user`: a fresh session id, then its first token pair.
     pub(super) async fn session(&self, user: User) -> Result<Session> {
+        let session = SessionId::from_uuid(self.new_id());
+        self.session_pair(user, session).await
+    }
+
+    /// A token pair of `session` for `user`, the refresh token recorded as live.
+    async fn session_pair(&self, user: User, session: SessionId) -> Result<Session> {
         let now = self.clock.now();
-        let (access_token, _) = self.tokens.issue(
-            user.id,
-            user.role,
-            TokenType::Access,
-            self.entropy.token(),
-            now,
-        );
-        let (refresh_token, claims) = self.tokens.issue(
-            user.id,
-            user.role,
-            TokenType::Refresh,
-            self.entropy.token(),
-            now,
-        );
+        let subject = Subject {
+            user: user.id,
+            role: user.role,
+            session,
+            generation: user.sessions.generation,
+        };
+        let (access_token, _) =
+            self.tokens
+                .issue(subject, TokenType::Access, self.entropy.token(), now);
+        let (refresh_token, claims) =
+            self.tokens
+                .issue(subject, TokenType::Refresh, self.entropy.token(), now);
         let expires_at = DateTime::from_timestamp(claims.exp, 0).unwrap_or(now);
         self.store
             .put_refresh_session(RefreshSession {
@@ -62,7 +67,7 @@ impl MedEx {
     }
 
     /// Who holds this access token. Inactive or deleted accounts fail at once, whatever the
-    /// token's expiry.
+    /// token's expiry, as do tokens of an ended session or of an earlier generation.
     pub async fn authenticate(&self, access_token: &str) -> Result<Actor> {
         let claims = self
             .tokens
@@ -76,7 +81,50 @@ impl MedEx {
         if !user.is_active {
             return Err(Error::Unauthenticated(AuthFailure::Deactivated));
         }
-        Ok(Actor::of(&user))
+        if !user.sessions.admit(claims.generation, claims.sid) {
+            return Err(Error::Unauthenticated(AuthFailure::Revoked));
+        }
+        Ok(Actor {
+            session: claims.sid,
+            ..Actor::of(&user)
+        })
+    }
+
+    /// Changes the account with `change` (ending `session`, or every session when `None`) and
+    /// commits, re-reading the account when another write of it came first; then tells live
+    /// connections.
+    async fn end_sessions(
+        &self,
+        user_id: UserId,
+        session: Option<SessionId>,
+        change: impl Fn(&mut User, DateTime<Utc>),
+    ) -> Result<User> {
+        for _ in 0..5 {
+            let mut user = self.store.user(user_id).await?.ok_or(Error::NotFound)?;
+            let now = self.clock.now();
+            change(&mut user, now);
+            user.updated_at = now.max(user.updated_at);
+            bump(&mut user, |u| &mut u.version);
+            match self.store.commit(vec![Write::User(user.clone())]).await {
+                Ok(()) => {
+                    self.bus.publish(Event::SessionsEnded { user_id, session });
+                    return Ok(user);
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Conflict::ConcurrentUpdate.into())
+    }
+
+    /// Ends one session of `user_id`, for as long as any of its tokens could be valid.
+    async fn end_session(&self, user_id: UserId, session: SessionId) -> Result<()> {
+        let refresh = self.tokens.lifetimes().refresh;
+        self.end_sessions(user_id, Some(session), move |user, now| {
+            user.sessions.end(session, now + refresh, now);
+        })
+        .await
+        .map(drop)
     }
 
     pub(super) async fn new_user(
@@ -104,6 +152,7 @@ impl MedEx {
             password_hash: String::new(),
             vendor_id: None,
             driver_id: None,
+            sessions: Sessions::default(),
             created_at: now,
             updated_at: now,
             version: 1,
@@ -156,7 +205,9 @@ impl MedEx {
         }
     }
 
-    /// Trades a refresh token for a new pair. The old refresh token stops working.
+    /// Trades a refresh token for a new pair of the same session. The old refresh token stops
+    /// working. A refresh token presented again after it was used is taken as stolen: its whole
+    /// session ends, the newer tokens refreshed from it included.
     pub async fn refresh(&self, refresh_token: &str) -> Result<Session> {
         let claims = self
             .tokens
@@ -164,6 +215,13 @@ impl MedEx {
             .map_err(Error::Unauthenticated)?;
         let live = self.store.take_refresh_session(&claims.jti).await?;
         if live.is_none_or(|s| s.user_id != claims.sub) {
+            if let Some(session) = claims.sid {
+                // A genuine, unexpired token that was used already: someone else has its pair.
+                match self.end_session(claims.sub, session).await {
+                    Ok(()) | Err(Error::NotFound) => {}
+                    Err(e) => return Err(e),
+                }
+            }
             return Err(Error::Unauthenticated(AuthFailure::Revoked));
         }
         let user = self
@@ -174,17 +232,78 @@ impl MedEx {
         if !user.is_active {
             return Err(Error::Unauthenticated(AuthFailure::Deactivated));
         }
-        self.session(user).await
+        if !user.sessions.admit(claims.generation, claims.sid) {
+            return Err(Error::Unauthenticated(AuthFailure::Revoked));
+        }
+        match claims.sid {
+            Some(session) => self.session_pair(user, session).await,
+            None => self.session(user).await,
+        }
     }
 
-    /// Revokes a refresh token. Revoking one already revoked is not an error.
+    /// Ends the session of a refresh token: the refresh token and the session's access tokens
+    /// stop working at once. Ending one already ended is not an error.
     pub async fn logout(&self, refresh_token: &str) -> Result<()> {
         let claims = self
             .tokens
             .verify(refresh_token, TokenType::Refresh, self.clock.now())
             .map_err(Error::Unauthenticated)?;
         self.store.take_refresh_session(&claims.jti).await?;
+        if let Some(session) = claims.sid {
+            match self.end_session(claims.sub, session).await {
+                Ok(()) | Err(Error::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
         Ok(())
+    }
+
+    /// "Log out everywhere": every token of the actor's account stops working at once.
+    pub async fn logout_everywhere(&self, actor: &Actor) -> Result<()> {
+        self.end_sessions(actor.user_id, None, |user, _| user.sessions.end_all())
+            .await
+            .map(drop)
+    }
+
+    /// Changes the actor's password, given the current one; every token issued before stops
+    /// working, and the answer is a new session for the caller.
+    pub async fn change_password(
+        &self,
+        actor: &Actor,
+        current_password: &str,
+        new_password: &str,
+    ) -> Result<Session> {
+        let mut errors = FieldErrors::new();
+        errors.password(new_password);
+        if let Err(crate::fields::Invalid(mut fields)) = errors.finish() {
+            for f in &mut fields {
+                f.field = "new_password".into();
+            }
+            return Err(Error::Invalid(fields));
+        }
+        let user = self
+            .store
+            .user(actor.user_id)
+            .await?
+            .ok_or(Error::NotFound)?;
+        if !self
+            .hasher
+            .verify(current_password.to_owned(), user.password_hash.clone())
+            .await
+        {
+            return Err(Error::invalid(
+                "current_password",
+                "is not the account's password",
+            ));
+        }
+        let hash = self.hasher.hash(new_password.to_owned()).await;
+        let user = self
+            .end_sessions(actor.user_id, None, move |user, _| {
+                user.password_hash = hash.clone();
+                user.sessions.end_all();
+            })
+            .await?;
+        self.session(user).await
     }
 
     /// The actor's own account.

@@ -15,7 +15,8 @@ impl MedEx {
     }
 
     /// Activates or deactivates an account (admins only). A deactivated account's tokens stop
-    /// working on their next use.
+    /// working at once, for good (a reactivated account signs in again), and its live
+    /// connections close.
     pub async fn set_user_active(&self, actor: &Actor, id: UserId, active: bool) -> Result<User> {
         access(actor, Permission::Administer).require()?;
         if id == actor.user_id && !active {
@@ -29,9 +30,19 @@ impl MedEx {
             return Ok(user);
         }
         user.is_active = active;
+        if !active {
+            // Tokens issued before a deactivation must not come back to life with a reactivation.
+            user.sessions.end_all();
+        }
         user.updated_at = self.clock.now();
         bump(&mut user, |u| &mut u.version);
         self.commit(vec![Write::User(user.clone())]).await?;
+        if !active {
+            self.bus.publish(Event::SessionsEnded {
+                user_id: user.id,
+                session: None,
+            });
+        }
         Ok(user)
     }
 

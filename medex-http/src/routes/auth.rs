@@ -11,7 +11,9 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Auth, ClientIp};
 use crate::throttle::Verdict;
-use crate::views::{LoginRequest, RefreshRequest, RegisterRequest, SessionView, UserView};
+use crate::views::{
+    ChangePasswordRequest, LoginRequest, RefreshRequest, RegisterRequest, SessionView, UserView,
+};
 
 /// Creates a customer account and signs it in. Only the `user` role registers itself.
 #[utoipa::path(post, path = "/api/auth/register", tag = "auth",
@@ -99,7 +101,8 @@ pub(crate) async fn login(
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "New tokens", body = SessionView),
-        (status = 401, description = "Invalid, used or revoked refresh token", body = ErrorBody),
+        (status = 401, description = "Invalid, used or revoked refresh token (one used twice ends its session)", body = ErrorBody),
+        (status = 409, description = "The account changed meanwhile (`concurrent_update`); retry", body = ErrorBody),
         (status = 503, description = "Storage unavailable", body = ErrorBody),
     ))]
 pub(crate) async fn refresh(
@@ -109,12 +112,50 @@ pub(crate) async fn refresh(
     Ok(Json(state.medex.refresh(&body.refresh_token).await?.into()))
 }
 
-/// Revokes a refresh token.
+/// Ends every session of the caller's account: all its tokens stop working at once, and its
+/// live connections close.
+#[utoipa::path(post, path = "/api/auth/logout-all", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Every session ended"),
+        (status = 409, description = "The account changed meanwhile (`concurrent_update`); retry", body = ErrorBody),
+    ))]
+pub(crate) async fn logout_all(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+) -> ApiResult<StatusCode> {
+    state.medex.logout_everywhere(&actor).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Changes the caller's password, given the current one. Every token issued before stops
+/// working; the answer is a new session.
+#[utoipa::path(post, path = "/api/auth/password", tag = "auth", security(("bearer" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 200, description = "Changed; a new session", body = SessionView),
+        (status = 409, description = "The account changed meanwhile (`concurrent_update`); retry", body = ErrorBody),
+        (status = 422, description = "The current password is wrong, or the new one is not 8 to 128 characters", body = ErrorBody),
+    ))]
+pub(crate) async fn change_password(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    ApiJson(body): ApiJson<ChangePasswordRequest>,
+) -> ApiResult<Json<SessionView>> {
+    let session = state
+        .medex
+        .change_password(&actor, &body.current_password, &body.new_password)
+        .await?;
+    Ok(Json(session.into()))
+}
+
+/// Ends the session of a refresh token: it and the access tokens of its session stop working at
+/// once.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth",
     request_body = RefreshRequest,
     responses(
         (status = 204, description = "Revoked"),
         (status = 401, description = "Not a refresh token", body = ErrorBody),
+        (status = 409, description = "The account changed meanwhile (`concurrent_update`); retry", body = ErrorBody),
         (status = 503, description = "Storage unavailable", body = ErrorBody),
     ))]
 pub(crate) async fn logout(

@@ -54,7 +54,7 @@ fn implied(op: &Value) -> Vec<&'static str> {
 fn every_operation_lists_what_its_inputs_imply_with_the_error_body() {
     let doc = document();
     let ops = operations(&doc);
-    assert_eq!(ops.len(), 41, "operations: {}", ops.len());
+    assert_eq!(ops.len(), 43, "operations: {}", ops.len());
     for (method, path, op) in &ops {
         let responses = op["responses"].as_object().unwrap();
         for status in implied(op) {
@@ -156,12 +156,13 @@ const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
 
 /// A plausible request for each operation that takes a body: what a client following the
 /// document would send. `n` makes e-mail addresses unique.
-fn plausible(w: &World, op: &Value, order: &str, n: usize) -> Option<Body> {
+fn plausible(w: &World, op: &Value, order: &str, n: usize, refresh: &str) -> Option<Body> {
     let email = format!("new{n}@example.test");
     let body = match op["operationId"].as_str().unwrap() {
         "register" => json!({"email": email, "password": PASSWORD, "full_name": "New"}),
         "login" => json!({"email": w.customer.email, "password": PASSWORD}),
-        "refresh" | "logout" => json!({"refresh_token": w.customer.refresh}),
+        "refresh" | "logout" => json!({"refresh_token": refresh}),
+        "change_password" => json!({"current_password": PASSWORD, "new_password": PASSWORD}),
         "create_order" => w.order_body(),
         "patch_order" => json!({"status": "accepted"}),
         "assign_driver" => json!({"driver_id": w.driver.id}),
@@ -227,10 +228,35 @@ async fn every_role_meets_only_listed_statuses_with_storage_up_or_down() {
         w.app.store.set_down(down);
         w.app.store.set_losing_races(losing);
         for (method, path, op) in operations(&doc) {
+            // Operations that end sessions (or use a refresh token up) get a session of their
+            // own, so that the identities' tokens keep working for the rest of the walk.
+            let ends_sessions = matches!(
+                op["operationId"].as_str(),
+                Some("refresh" | "logout" | "logout_all" | "change_password")
+            );
             for token in identities {
                 n += 1;
+                let own = if ends_sessions {
+                    let session = w.app.login(&w.customer.email, PASSWORD).await;
+                    (session.status.as_u16() == 200).then(|| {
+                        (
+                            session.json["access_token"].as_str().unwrap().to_owned(),
+                            session.json["refresh_token"].as_str().unwrap().to_owned(),
+                        )
+                    })
+                } else {
+                    None
+                };
+                let refresh = own
+                    .as_ref()
+                    .map_or("not-a-refresh-token", |(_, r)| r.as_str());
+                let token = match (&own, token) {
+                    (Some((access, _)), Some(_)) => Some(access.as_str()),
+                    _ => token,
+                };
                 let url = url(&w, &path, &op, &order, &tracking);
-                let (content_type, body) = plausible(&w, &op, &order, n).unwrap_or_default();
+                let (content_type, body) =
+                    plausible(&w, &op, &order, n, refresh).unwrap_or_default();
                 let r = w
                     .app
                     .raw(&method.to_uppercase(), &url, token, content_type, body)

@@ -536,7 +536,8 @@ async fn clients_cannot_set_server_owned_fields() {
         200,
         &[(
             format!("user {}", w.other_customer.user_id),
-            &["is_active", "updated_at", "version"],
+            // Deactivation also ends the account's sessions (its token generation).
+            &["is_active", "sessions", "updated_at", "version"],
         )],
     )
     .await;

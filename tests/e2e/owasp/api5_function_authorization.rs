@@ -76,6 +76,15 @@ async fn every_operation_by_every_role() {
             [401, 200, 200, 200, 200],
         ),
         (
+            "/api/auth/password",
+            "/api/auth/password".into(),
+            "POST",
+            json_body(
+                json!({"current_password": "not-the-password", "new_password": "a new password"}),
+            ),
+            [401, 422, 422, 422, 422],
+        ),
+        (
             "/api/orders",
             "/api/orders".into(),
             "POST",
@@ -306,13 +315,21 @@ async fn every_operation_by_every_role() {
             json_body(json!({"id": 1})),
             [401; 5],
         ),
-        // Last: the admin's cancellation ends the order the rows above use.
+        // Last: the admin's cancellation ends the order the rows above use…
         (
             "/api/orders/{id}",
             order.clone(),
             "DELETE",
             none(),
             [401, 409, 409, 403, 200],
+        ),
+        // …and logging out everywhere ends every role's tokens.
+        (
+            "/api/auth/logout-all",
+            "/api/auth/logout-all".into(),
+            "POST",
+            none(),
+            [401, 204, 204, 204, 204],
         ),
     ];
 
@@ -341,27 +358,7 @@ async fn every_operation_by_every_role() {
         ("driver", Some(&w.driver.who.token)),
         ("admin", Some(&w.admin.token)),
     ];
-    let mut refusals = 0;
-    for (documented, path, method, body, expected) in &rows {
-        for ((role, token), status) in roles.iter().zip(expected) {
-            let case = format!("{role}: {method} {documented}");
-            if *status == 401 || *status == 403 {
-                let r = s
-                    .refused(&case, method, path, *token, body.clone(), *status)
-                    .await;
-                if *status == 403 {
-                    assert_eq!(r.code(), "forbidden", "{case}");
-                    refusals += 1;
-                }
-            } else {
-                let r = s.send(method, path, *token, body.clone()).await;
-                assert_eq!(r.status.as_u16(), *status, "{case}: {}", r.text);
-            }
-        }
-    }
-    assert!(refusals >= 40, "{refusals} role refusals");
-
-    // The WebSocket endpoints, by the same roles.
+    // The sockets first: the table's last row ends every role's tokens.
     let sockets: [(String, Expect); 3] = [
         ("/ws/driver".into(), [401, 403, 403, UPGRADED, 403]),
         (
@@ -385,5 +382,26 @@ async fn every_operation_by_every_role() {
             }
         }
     }
+    let mut refusals = 0;
+    for (documented, path, method, body, expected) in &rows {
+        for ((role, token), status) in roles.iter().zip(expected) {
+            let case = format!("{role}: {method} {documented}");
+            if *status == 401 || *status == 403 {
+                let r = s
+                    .refused(&case, method, path, *token, body.clone(), *status)
+                    .await;
+                if *status == 403 {
+                    assert_eq!(r.code(), "forbidden", "{case}");
+                    refusals += 1;
+                }
+            } else {
+                let r = s.send(method, path, *token, body.clone()).await;
+                assert_eq!(r.status.as_u16(), *status, "{case}: {}", r.text);
+            }
+        }
+    }
+    assert!(refusals >= 40, "{refusals} role refusals");
+
+    // The WebSocket endpoints, by the same roles.
     scene.w.server.stop().await;
 }

@@ -364,3 +364,170 @@ async fn finding_03_registration_checks_before_it_hashes_and_is_throttled_per_ad
     assert!((1..=3600).contains(&retry), "{retry}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_07_tokens_do_not_outlive_their_session() {
+    let w = World::new().await;
+    let s = &w.server;
+    let ann = &w.customer;
+    // Logout ends the session's access token at once, not at its expiry.
+    let r = s
+        .post(
+            "/api/auth/logout",
+            None,
+            serde_json::json!({"refresh_token": ann.refresh}),
+        )
+        .await;
+    r.expect(204);
+    s.get("/api/auth/me", &ann.token).await.expect(401);
+    // Another session of the account is not affected.
+    let other = s.signed_in(&ann.email).await;
+    s.get("/api/auth/me", &other.token).await.expect(200);
+
+    // A rotated refresh token presented again is theft: the newer tokens of its chain die too.
+    let stolen = other.refresh.clone();
+    let rotated = s
+        .post(
+            "/api/auth/refresh",
+            None,
+            serde_json::json!({"refresh_token": stolen}),
+        )
+        .await;
+    rotated.expect(200);
+    s.post(
+        "/api/auth/refresh",
+        None,
+        serde_json::json!({"refresh_token": stolen}),
+    )
+    .await
+    .expect(401);
+    s.get("/api/auth/me", &rotated.str("access_token"))
+        .await
+        .expect(401);
+    s.post(
+        "/api/auth/refresh",
+        None,
+        serde_json::json!({"refresh_token": rotated.str("refresh_token")}),
+    )
+    .await
+    .expect(401);
+
+    // Deactivating and reactivating an account does not revive its old tokens.
+    let before = s.signed_in(&w.other_customer.email).await;
+    for active in [false, true] {
+        s.patch(
+            &format!("/api/admin/users/{}", w.other_customer.user_id),
+            &w.admin.token,
+            serde_json::json!({"is_active": active}),
+        )
+        .await
+        .expect(200);
+    }
+    s.get("/api/auth/me", &before.token).await.expect(401);
+    s.post(
+        "/api/auth/refresh",
+        None,
+        serde_json::json!({"refresh_token": before.refresh}),
+    )
+    .await
+    .expect(401);
+
+    // "Log out everywhere" ends every session; a password change too, and signs the caller in.
+    let (first, second) = (s.signed_in(&ann.email).await, s.signed_in(&ann.email).await);
+    s.post(
+        "/api/auth/logout-all",
+        Some(&first.token),
+        serde_json::json!({}),
+    )
+    .await
+    .expect(204);
+    for gone in [&first, &second] {
+        s.get("/api/auth/me", &gone.token).await.expect(401);
+    }
+    let current = s.signed_in(&ann.email).await;
+    let elsewhere = s.signed_in(&ann.email).await;
+    let wrong = s
+        .post(
+            "/api/auth/password",
+            Some(&current.token),
+            serde_json::json!({"current_password": "not it", "new_password": "a brand new one"}),
+        )
+        .await;
+    wrong.expect(422);
+    assert_eq!(wrong.json["errors"][0]["field"], "current_password");
+    let changed = s
+        .post(
+            "/api/auth/password",
+            Some(&current.token),
+            serde_json::json!({"current_password": PASSWORD, "new_password": "a brand new one"}),
+        )
+        .await;
+    changed.expect(200);
+    s.get("/api/auth/me", &elsewhere.token).await.expect(401);
+    s.get("/api/auth/me", &current.token).await.expect(401);
+    s.get("/api/auth/me", &changed.str("access_token"))
+        .await
+        .expect(200);
+    s.login(&ann.email, PASSWORD).await.expect(401);
+    s.login(&ann.email, "a brand new one").await.expect(200);
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_08_sockets_close_when_their_tokens_stop_working() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    let w = World::new().await;
+    let s = &w.server;
+    // A driver's socket closes at the deactivation itself (not at the next keep-alive ping,
+    // 20 s later): the close arrives well within the test's bound, driven by the event.
+    let mut driver = Socket::connect(
+        &s.ws_url(&format!("/ws/driver?token={}", w.driver.who.token)),
+        "driver",
+    )
+    .await;
+    driver.expect("connected").await;
+    s.patch(
+        &format!("/api/admin/users/{}", w.driver.who.user_id),
+        &w.admin.token,
+        serde_json::json!({"is_active": false}),
+    )
+    .await
+    .expect(200);
+    let (code, _) = driver.closed().await;
+    assert_eq!(code, CloseCode::Policy);
+    // A dashboard closes when its session is logged out; another session's stays.
+    let other_session = s.signed_in(&w.vendor.owner.email).await;
+    let mut ended = Socket::connect(
+        &s.ws_url(&format!(
+            "/ws/vendor/{}?token={}",
+            w.vendor.id, w.vendor.owner.token
+        )),
+        "dashboard",
+    )
+    .await;
+    let mut kept = Socket::connect(
+        &s.ws_url(&format!(
+            "/ws/vendor/{}?token={}",
+            w.vendor.id, other_session.token
+        )),
+        "other dashboard",
+    )
+    .await;
+    ended.expect("initial_state").await;
+    kept.expect("initial_state").await;
+    s.post(
+        "/api/auth/logout",
+        None,
+        serde_json::json!({"refresh_token": w.vendor.owner.refresh}),
+    )
+    .await
+    .expect(204);
+    let (code, _) = ended.closed().await;
+    assert_eq!(code, CloseCode::Policy);
+    // The other dashboard still hears its pharmacy.
+    s.post("/api/orders", Some(&w.customer.token), w.order_body())
+        .await
+        .expect(201);
+    kept.expect("order_created").await;
+    w.server.stop().await;
+}
