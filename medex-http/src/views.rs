@@ -888,8 +888,9 @@ pub(crate) struct PatchOrderRequest {
     pub(crate) status: Option<OrderStatus>,
     /// Why; required (non-blank) to reject; for `failed` one of `recipient_absent`,
     /// `address_not_found`, `refused`, `handover_code_failed`, `unsafe_location`, `damaged`,
-    /// `other`.
+    /// `other`. At most 500 characters.
     #[serde(default)]
+    #[schema(schema_with = schemas::optional_text_500)]
     pub(crate) reason: Option<String>,
     /// For `failed`: the driver's note, required with reason `other` (at most 500 characters).
     #[serde(default)]

@@ -62,11 +62,16 @@ pub(super) struct Details {
 }
 
 impl Details {
-    pub(super) fn reason(reason: Option<String>) -> Self {
-        Self {
+    /// A free-text reason (a rejection's, a cancellation's): at most 500 characters, no
+    /// control characters.
+    pub(super) fn reason(reason: Option<String>) -> Result<Self> {
+        let mut errors = FieldErrors::new();
+        let reason = errors.optional_text("reason", reason.as_deref(), 500);
+        errors.finish()?;
+        Ok(Self {
             reason,
             ..Self::default()
-        }
+        })
     }
 
     /// Reads a client's status change: a failed attempt needs a known reason code (and a note
@@ -74,6 +79,12 @@ impl Details {
     fn read(t: Transition) -> Result<Self> {
         let mut errors = FieldErrors::new();
         let note = errors.optional_text("note", t.note.as_deref(), 500);
+        // A failed attempt's reason is a code, read below; any other is free text.
+        let free_reason = if t.status == OrderStatus::Failed {
+            None
+        } else {
+            errors.optional_text("reason", t.reason.as_deref(), 500)
+        };
         let mut failure = None;
         if t.status == OrderStatus::Failed {
             match t.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
@@ -102,7 +113,7 @@ impl Details {
         };
         errors.finish()?;
         Ok(Self {
-            reason: failure.map(|r| r.as_str().to_owned()).or(t.reason),
+            reason: failure.map(|r| r.as_str().to_owned()).or(free_reason),
             note,
             failure,
             handover_code,
@@ -160,7 +171,7 @@ impl MedEx {
             actor,
             id,
             Target::Action(Action::Cancel),
-            Details::reason(reason),
+            Details::reason(reason)?,
         )
         .await
     }
@@ -192,6 +203,11 @@ impl MedEx {
             || driver.status != DriverStatus::Available
             || driver.active_order_id.is_some()
         {
+            return Err(Conflict::DriverNotAvailable.into());
+        }
+        // A driver whose account was deactivated cannot sign in to take the order.
+        let signed_in = self.store.user(driver.user_id).await?;
+        if !signed_in.is_some_and(|u| u.is_active) {
             return Err(Conflict::DriverNotAvailable.into());
         }
         let now = self.clock.now();
@@ -245,7 +261,7 @@ impl MedEx {
                     actor,
                     id,
                     Target::Action(Action::DeclineAssignment),
-                    Details::reason(reason),
+                    Details::reason(reason)?,
                 )
                 .await
             }

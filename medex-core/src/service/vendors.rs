@@ -177,7 +177,7 @@ impl MedEx {
         if let Some(secret) = &patch.woocommerce_webhook_secret {
             vendor.woocommerce_webhook_secret = match secret.as_deref().map(str::trim) {
                 None | Some("") => None,
-                Some(s) if s.len() < 16 || s.len() > 256 => {
+                Some(s) if !(16..=256).contains(&s.chars().count()) => {
                     errors.push("woocommerce_webhook_secret", "must be 16 to 256 characters");
                     None
                 }

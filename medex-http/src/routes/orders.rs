@@ -41,7 +41,8 @@ pub(crate) struct OrderListQuery {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct CancelQuery {
-    /// Why, optional.
+    /// Why, optional: at most 500 characters, no control characters.
+    #[param(max_length = 500)]
     reason: Option<String>,
 }
 

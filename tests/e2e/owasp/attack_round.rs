@@ -531,3 +531,26 @@ async fn finding_08_sockets_close_when_their_tokens_stop_working() {
     kept.expect("order_created").await;
     w.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_18_a_driver_whose_account_is_deactivated_cannot_be_assigned() {
+    let w = World::new().await;
+    let s = &w.server;
+    s.available(&w.driver).await;
+    s.patch(
+        &format!("/api/admin/users/{}", w.driver.who.user_id),
+        &w.admin.token,
+        serde_json::json!({"is_active": false}),
+    )
+    .await
+    .expect(200);
+    let (order, _) = w.order_in("accepted", &w.driver).await;
+    let r = w.assign(&order, &w.driver).await;
+    r.expect(409);
+    assert_eq!(r.code(), "driver_not_available");
+    assert_eq!(s.stored_order(&order).await.driver_id, None);
+    // Another driver of the fleet still can be.
+    s.available(&w.second_driver).await;
+    w.assign(&order, &w.second_driver).await.expect(200);
+    w.server.stop().await;
+}

@@ -390,3 +390,28 @@ fn rejection_needs_a_reason_and_proof_policy_blocks_delivery() {
             .unwrap();
     });
 }
+
+#[test]
+fn free_text_reasons_are_bounded_and_visible_text_only() {
+    block_on(async {
+        let w = World::in_memory(31).await;
+        let order = w.order_in(OrderStatus::Pending).await;
+        for bad in ["x".repeat(501), "out of\u{7}stock".to_owned()] {
+            let refused = w
+                .medex
+                .change_status(&w.vendor_a, order.id, OrderStatus::Rejected, Some(bad))
+                .await;
+            let Err(Error::Invalid(fields)) = refused else {
+                panic!("{refused:?}")
+            };
+            assert_eq!(fields[0].field, "reason");
+            let cancelled = w
+                .medex
+                .cancel_order(&w.customers[0], order.id, Some("\u{1b}[2J".into()))
+                .await;
+            assert!(matches!(cancelled, Err(Error::Invalid(_))), "{cancelled:?}");
+        }
+        let unchanged = w.medex.get_order(&w.admin, order.id).await.unwrap();
+        assert_eq!(unchanged.status, OrderStatus::Pending);
+    });
+}
