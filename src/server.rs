@@ -285,6 +285,7 @@ impl EventBus for MeteredBus {
     fn publish(&self, event: Event) {
         let kind = match &event {
             Event::OrderCreated(_) => "order_created",
+            Event::OrderUpdated(_) => "order_updated",
             Event::OrderStatusChanged { .. } => "order_status",
             Event::DriverAssigned { .. } => "driver_assigned",
             Event::DriverLocation(_) => "driver_location",

@@ -237,6 +237,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "false",
         "signature required by default for new pharmacies",
     ),
+    (
+        "MEDEX_DELIVERY_RADIUS_KM",
+        "30",
+        "how far from a pharmacy it delivers unless it sets its own radius",
+    ),
+    (
+        "MEDEX_TRACKING_LINK_DAYS",
+        "7",
+        "days a tracking link keeps working after its order ended",
+    ),
     ("MEDEX_MAX_BODY_BYTES", "65536", "largest JSON request body"),
     (
         "MEDEX_MAX_UPLOAD_BYTES",
@@ -536,6 +546,8 @@ impl Settings {
             road_factor: r.ranged("MEDEX_ROAD_FACTOR", 1.3, 1.0..=5.0)?,
             default_require_proof_photo: r.bool("MEDEX_REQUIRE_PROOF_PHOTO")?,
             default_require_signature: r.bool("MEDEX_REQUIRE_SIGNATURE")?,
+            default_delivery_radius_km: r.ranged("MEDEX_DELIVERY_RADIUS_KM", 30.0, 0.5..=1000.0)?,
+            tracking_link_days: r.ranged("MEDEX_TRACKING_LINK_DAYS", 7, 1..=3650)?,
         };
         let tile_layer = match r.raw("MEDEX_TILE_URL") {
             Some(url) => Some(

@@ -144,6 +144,7 @@ fn vendor(id: VendorId, owner: UserId) -> Vendor {
         require_proof_photo: false,
         require_signature: false,
         require_handover_code: false,
+        delivery_radius_km: None,
         woocommerce_webhook_secret: None,
         created_at: start(),
         updated_at: start(),

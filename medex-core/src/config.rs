@@ -83,6 +83,9 @@ impl VehicleSpeeds {
     }
 }
 
+/// The delivery radii a pharmacy may have, km.
+pub const DELIVERY_RADIUS_KM: std::ops::RangeInclusive<f64> = 0.5..=1000.0;
+
 /// Everything an admin can tune at run time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SystemConfig {
@@ -96,6 +99,20 @@ pub struct SystemConfig {
     pub default_require_proof_photo: bool,
     /// Signature required by default for new pharmacies.
     pub default_require_signature: bool,
+    /// How far from a pharmacy it delivers unless it says otherwise, km.
+    #[serde(default = "default_delivery_radius_km")]
+    pub default_delivery_radius_km: f64,
+    /// How long a tracking link keeps working after its order ended, days.
+    #[serde(default = "default_tracking_link_days")]
+    pub tracking_link_days: u32,
+}
+
+fn default_delivery_radius_km() -> f64 {
+    30.0
+}
+
+fn default_tracking_link_days() -> u32 {
+    7
 }
 
 impl Default for SystemConfig {
@@ -106,6 +123,8 @@ impl Default for SystemConfig {
             road_factor: 1.3,
             default_require_proof_photo: false,
             default_require_signature: false,
+            default_delivery_radius_km: default_delivery_radius_km(),
+            tracking_link_days: default_tracking_link_days(),
         }
     }
 }
@@ -136,6 +155,15 @@ impl SystemConfig {
         }
         if !(self.road_factor.is_finite() && (1.0..=5.0).contains(&self.road_factor)) {
             errors.push("road_factor", "must be between 1 and 5");
+        }
+        if !DELIVERY_RADIUS_KM.contains(&self.default_delivery_radius_km) {
+            errors.push(
+                "default_delivery_radius_km",
+                "must be between 0.5 and 1000 km",
+            );
+        }
+        if !(1..=3650).contains(&self.tracking_link_days) {
+            errors.push("tracking_link_days", "must be between 1 and 3650 days");
         }
         errors.finish()
     }

@@ -50,6 +50,9 @@ pub enum Conflict {
     /// The order can no longer be edited (only pending orders can).
     #[error("only pending orders can be edited")]
     NotEditable,
+    /// The order has its destination already; only one that arrived without it can be given one.
+    #[error("the order has its destination; only one that arrived without it can be given one")]
+    DestinationSet,
     /// Proof can only be attached to an order on its way.
     #[error("proof can only be attached while the order is on its way")]
     NotInDelivery,
@@ -79,6 +82,7 @@ impl Conflict {
             Conflict::ProofMissing(_) => "proof_missing",
             Conflict::LocationMissing => "location_missing",
             Conflict::NotEditable => "not_editable",
+            Conflict::DestinationSet => "destination_already_set",
             Conflict::NotInDelivery => "not_in_delivery",
             Conflict::ConcurrentUpdate => "concurrent_update",
             Conflict::HandoverLocked => "handover_locked",

@@ -40,6 +40,8 @@ pub enum Event {
         /// The status before.
         previous: OrderStatus,
     },
+    /// An order changed without changing status (its destination was given).
+    OrderUpdated(Arc<Order>),
     /// A driver was assigned to an order (the driver's `assignment` message).
     DriverAssigned {
         /// The order after assignment.

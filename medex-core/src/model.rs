@@ -406,6 +406,9 @@ pub struct Vendor {
     /// Delivery needs the recipient's handover code.
     #[serde(default)]
     pub require_handover_code: bool,
+    /// How far from its pickup point it delivers, km; `None`: the system's default.
+    #[serde(default)]
+    pub delivery_radius_km: Option<f64>,
     /// Shared secret of its WooCommerce webhook; write-only on the wire.
     pub woocommerce_webhook_secret: Option<String>,
     /// When created.

@@ -99,6 +99,33 @@ fn point(latitude: Option<f64>, longitude: Option<f64>) -> Option<MapPoint> {
     })
 }
 
+/// The statuses the order went through, each once per stay (history entries that record a change
+/// within a status, such as a destination given, are not steps for the public).
+fn timeline(order: &Order) -> Vec<TimelineEntry> {
+    let mut steps: Vec<TimelineEntry> = Vec::with_capacity(order.status_history.len());
+    for change in &order.status_history {
+        if steps.last().is_none_or(|last| last.status != change.status) {
+            steps.push(TimelineEntry {
+                status: change.status,
+                at: change.at,
+            });
+        }
+    }
+    steps
+}
+
+/// When a tracking link stops working: `days` after its order ended (never while it runs).
+pub fn link_expires(order: &Order, days: u32) -> Option<DateTime<Utc>> {
+    if !order.status.is_terminal() {
+        return None;
+    }
+    let ended = order
+        .status_history
+        .last()
+        .map_or(order.updated_at, |c| c.at);
+    ended.checked_add_signed(chrono::Duration::days(i64::from(days)))
+}
+
 /// Whether the public is told "this attempt failed and will be rescheduled".
 pub fn attempt_failed(status: OrderStatus) -> bool {
     matches!(status, OrderStatus::Failed | OrderStatus::Returned)
@@ -129,18 +156,13 @@ impl TrackingView {
             out_for_delivery_at: order.out_for_delivery_at,
             delivered_at: order.delivered_at,
             cancelled_at: order.cancelled_at,
-            timeline: order
-                .status_history
-                .iter()
-                .map(|c| TimelineEntry {
-                    status: c.status,
-                    at: c.at,
-                })
-                .collect(),
+            timeline: timeline(order),
             attempt: order.attempt,
             attempt_failed: attempt_failed(order.status),
             pickup: point(Some(order.pickup_latitude), Some(order.pickup_longitude)),
-            destination: point(order.delivery_latitude, order.delivery_longitude),
+            // Once the order ended the link shows the outcome, not where the customer lives.
+            destination: point(order.delivery_latitude, order.delivery_longitude)
+                .filter(|_| !order.status.is_terminal()),
             driver: driver.map(|d| PublicDriver {
                 first_name: d.first_name().to_owned(),
                 vehicle_type: d.vehicle_type,

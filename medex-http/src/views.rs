@@ -362,6 +362,12 @@ pub(crate) struct ConfigDoc {
     default_require_proof_photo: bool,
     /// Whether new pharmacies require a signature.
     default_require_signature: bool,
+    /// How far from a pharmacy it delivers unless it set its own radius, km.
+    #[schema(minimum = 0.5, maximum = 1000)]
+    default_delivery_radius_km: f64,
+    /// How long a tracking link works after its order ended, days.
+    #[schema(minimum = 1, maximum = 3650)]
+    tracking_link_days: u32,
 }
 
 /// Changes to the tariff; absent fields stay.
@@ -408,6 +414,10 @@ pub(crate) struct ConfigPatchDoc {
     default_require_proof_photo: bool,
     #[schema(required = false)]
     default_require_signature: bool,
+    #[schema(required = false, minimum = 0.5, maximum = 1000)]
+    default_delivery_radius_km: f64,
+    #[schema(required = false, minimum = 1, maximum = 3650)]
+    tracking_link_days: u32,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -654,6 +664,9 @@ pub(crate) struct VendorView {
     /// Private.
     #[serde(skip_serializing_if = "Option::is_none")]
     has_woocommerce_webhook_secret: Option<bool>,
+    /// Private: the pharmacy's own delivery radius, km (`null`: the system's default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery_radius_km: Option<Option<f64>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -677,6 +690,7 @@ impl VendorView {
             require_signature: None,
             require_handover_code: None,
             has_woocommerce_webhook_secret: None,
+            delivery_radius_km: None,
             created_at: v.created_at,
             updated_at: v.updated_at,
         }
@@ -692,6 +706,7 @@ impl VendorView {
             require_signature: Some(v.require_signature),
             require_handover_code: Some(v.require_handover_code),
             has_woocommerce_webhook_secret: Some(v.woocommerce_webhook_secret.is_some()),
+            delivery_radius_km: Some(v.delivery_radius_km),
             ..Self::public(v)
         }
     }
@@ -1081,6 +1096,10 @@ pub(crate) struct PatchVendorRequest {
     /// New orders need the recipient's handover code.
     #[serde(default)]
     pub(crate) require_handover_code: Option<bool>,
+    /// How far from its pickup point the pharmacy delivers, km; orders beyond are refused.
+    #[serde(default)]
+    #[schema(minimum = 0.5, maximum = 1000)]
+    pub(crate) delivery_radius_km: Option<f64>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(schema_with = schemas::webhook_secret)]
     pub(crate) woocommerce_webhook_secret: Option<Option<String>>,

@@ -426,6 +426,11 @@ impl EventBus for Hub {
                 || messages::order_created(&order, now),
                 Delivery::Event,
             ),
+            Event::OrderUpdated(order) => self.vendors.deliver(
+                &order.vendor_id,
+                || messages::order_updated(&order, now),
+                Delivery::Event,
+            ),
             Event::OrderStatusChanged { order, previous } => {
                 // The pharmacy and the driver see the same message: serialize it once.
                 let full = OnceCell::new();

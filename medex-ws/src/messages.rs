@@ -304,6 +304,21 @@ pub(crate) fn order_created(order: &Order, sent_at: DateTime<Utc>) -> Utf8Bytes 
     )
 }
 
+/// `order_updated`: an order changed without changing status (its destination was given).
+pub(crate) fn order_updated(order: &Order, sent_at: DateTime<Utc>) -> Utf8Bytes {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        order: OrderView<'a>,
+    }
+    text(
+        "order_updated",
+        Body {
+            order: OrderView::new(order),
+        },
+        sent_at,
+    )
+}
+
 /// `order_status` for the parties who see the whole order (its pharmacy and its driver).
 pub(crate) fn order_status(
     order: &Order,

@@ -46,6 +46,7 @@ pub fn vendor(id: VendorId, owner: UserId) -> Vendor {
         require_proof_photo: false,
         require_signature: false,
         require_handover_code: false,
+        delivery_radius_km: None,
         woocommerce_webhook_secret: None,
         created_at: t0(),
         updated_at: t0(),

@@ -94,6 +94,28 @@ fn items(errors: &mut FieldErrors, items: &[NewItem]) -> Vec<OrderItem> {
         .collect()
 }
 
+/// Refuses a destination outside the pharmacy's delivery radius (so a customer cannot set the
+/// fee by picking a point on the other side of the earth).
+fn within_radius(
+    errors: &mut FieldErrors,
+    vendor: &Vendor,
+    destination: Option<Coordinates>,
+    config: &SystemConfig,
+) {
+    let Some(to) = destination else {
+        return;
+    };
+    let radius = vendor
+        .delivery_radius_km
+        .unwrap_or(config.default_delivery_radius_km);
+    if routing::distance_km(vendor.location, to) > radius {
+        errors.push(
+            "delivery_latitude",
+            format!("is outside the pharmacy's delivery radius of {radius} km"),
+        );
+    }
+}
+
 impl MedEx {
     pub(super) async fn insert_order(&self, mut order: Order) -> Result<Order> {
         // Order numbers and tracking tokens are random; on the rare collision, draw again.
@@ -207,8 +229,9 @@ impl MedEx {
             .vendor(new.vendor_id)
             .await?
             .filter(|v| v.is_active);
-        if vendor.is_none() {
-            errors.push("vendor_id", "no such pharmacy");
+        match &vendor {
+            None => errors.push("vendor_id", "no such pharmacy"),
+            Some(vendor) => within_radius(&mut errors, vendor, destination, &self.config()),
         }
         errors.finish()?;
         let vendor = vendor.ok_or(Error::NotFound)?;
@@ -258,7 +281,12 @@ impl MedEx {
             actor_id: vendor.user_id,
             actor_role: Role::Vendor,
         };
-        let mut order = self.draft_order(&vendor, by, new.delivery);
+        // A shop's point outside the delivery radius is dropped, as an unusable one is: the
+        // pharmacy sets (or refuses) the destination before accepting.
+        let mut outside = FieldErrors::new();
+        within_radius(&mut outside, &vendor, new.delivery, &self.config());
+        let destination = new.delivery.filter(|_| outside.is_empty());
+        let mut order = self.draft_order(&vendor, by, destination);
         order.delivery_address = delivery_address;
         order.customer_name = customer_name;
         order.customer_phone = customer_phone;
@@ -309,7 +337,9 @@ impl MedEx {
         Ok(self.store.orders(&query, clamp_page(page)).await?)
     }
 
-    /// Sets the destination of a pending order that arrived without one (external shops).
+    /// Sets the destination of a pending order that arrived without one (external shops), within
+    /// the pharmacy's delivery radius. A destination once set is the customer's: a pharmacy
+    /// cannot move it. The change is recorded in the order's history and announced.
     pub async fn set_delivery_location(
         &self,
         actor: &Actor,
@@ -323,13 +353,18 @@ impl MedEx {
         if order.status != OrderStatus::Pending {
             return Err(Conflict::NotEditable.into());
         }
+        if order.delivery_location().is_some() {
+            return Err(Conflict::DestinationSet.into());
+        }
+        let vendor = self.load_vendor(order.vendor_id).await?;
         let mut errors = FieldErrors::new();
         let destination = errors.coordinates("delivery_", latitude, longitude);
         let address = errors.optional_text("delivery_address", address.as_deref(), 500);
+        within_radius(&mut errors, &vendor, destination, &self.config());
         errors.finish()?;
         let destination = destination.ok_or(Error::NotFound)?;
-        let vendor = self.load_vendor(order.vendor_id).await?;
         let km = (routing::distance_km(vendor.location, destination) * 100.0).round() / 100.0;
+        let now = self.clock.now();
         let mut next = order;
         if let Some(address) = address {
             next.delivery_address = address;
@@ -338,9 +373,25 @@ impl MedEx {
         next.delivery_longitude = Some(destination.longitude());
         next.estimated_distance_km = Some(km);
         next.delivery_fee = self.config().tariff.fee(km);
-        next.updated_at = self.clock.now().max(next.updated_at);
+        next.updated_at = now.max(next.updated_at);
+        // The chain of custody records who gave the destination, as it records every move.
+        let entry = StatusChange {
+            status: next.status,
+            at: next.updated_at,
+            actor_id: actor.user_id,
+            actor_role: actor.role,
+            reason: Some("delivery location set".into()),
+            note: None,
+            location: None,
+            proof_sha256: vec![],
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        crate::custody::append(&mut next, entry, &self.custody);
         bump(&mut next, |o| &mut o.version);
         self.commit(vec![Write::Order(next.clone())]).await?;
+        self.bus
+            .publish(Event::OrderUpdated(Arc::new(next.clone())));
         Ok(next)
     }
 }

@@ -99,12 +99,19 @@ impl MedEx {
             .order_by_tracking_token(token)
             .await?
             .ok_or(Error::NotFound)?;
+        let config = self.config();
+        // An old link of a finished order answers as an unknown one.
+        if crate::tracking::link_expires(&order, config.tracking_link_days)
+            .is_some_and(|at| self.clock.now() >= at)
+        {
+            return Err(Error::NotFound);
+        }
         let vendor = self.store.vendor(order.vendor_id).await?;
         let driver = match order.driver_id {
             Some(id) if order.status.is_on_its_way() => self.store.driver(id).await?,
             _ => None,
         };
-        let mut view = TrackingView::new(&order, vendor.as_ref(), driver.as_ref(), &self.config());
+        let mut view = TrackingView::new(&order, vendor.as_ref(), driver.as_ref(), &config);
         if with_trail
             && let (Some(driver), Some(at)) = (&driver, order.entered(OrderStatus::DriverAssigned))
         {

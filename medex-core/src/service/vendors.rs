@@ -40,6 +40,8 @@ pub struct VendorPatch {
     pub require_signature: Option<bool>,
     /// Handover policy: new orders need the recipient's code.
     pub require_handover_code: Option<bool>,
+    /// How far from its pickup point it delivers, km (0.5 to 1000).
+    pub delivery_radius_km: Option<f64>,
     /// Webhook secret; `Some(None)` removes it.
     pub woocommerce_webhook_secret: Option<Option<String>>,
     /// Admins only.
@@ -94,6 +96,7 @@ impl MedEx {
             require_proof_photo: config.default_require_proof_photo,
             require_signature: config.default_require_signature,
             require_handover_code: false,
+            delivery_radius_km: None,
             woocommerce_webhook_secret: None,
             created_at: now,
             updated_at: now,
@@ -190,6 +193,13 @@ impl MedEx {
                 }
                 Some(s) => Some(s.to_owned()),
             };
+        }
+        if let Some(km) = patch.delivery_radius_km {
+            if crate::config::DELIVERY_RADIUS_KM.contains(&km) {
+                vendor.delivery_radius_km = Some(km);
+            } else {
+                errors.push("delivery_radius_km", "must be between 0.5 and 1000 km");
+            }
         }
         errors.finish()?;
         vendor.require_proof_photo = patch

@@ -152,7 +152,7 @@ pub(crate) async fn get_order(
         (status = 200, description = "The order after the change", body = OrderDoc),
         (status = 403, description = "Your role may never make this move", body = ErrorBody),
         (status = 404, description = "No such order, or not yours", body = ErrorBody),
-        (status = 409, description = "Not allowed now (code invalid_transition, reason_required, proof_missing, location_missing, handover_locked, concurrent_update, …)", body = ErrorBody),
+        (status = 409, description = "Not allowed now (code invalid_transition, reason_required, proof_missing, location_missing, handover_locked, destination_already_set, not_editable, concurrent_update, …)", body = ErrorBody),
         (status = 422, description = "Invalid values (validation_failed: unknown reason code, missing note, malformed handover code), handover_code_required, handover_code_invalid (a wrong code; counted)", body = ErrorBody),
     ))]
 pub(crate) async fn patch_order(

@@ -174,6 +174,7 @@ pub(crate) async fn patch_vendor(
         require_proof_photo: body.require_proof_photo,
         require_signature: body.require_signature,
         require_handover_code: body.require_handover_code,
+        delivery_radius_km: body.delivery_radius_km,
         woocommerce_webhook_secret: body.woocommerce_webhook_secret,
         is_active: body.is_active,
     };

@@ -387,8 +387,53 @@ async fn proof_policy_blocks_delivery_until_met() {
 #[tokio::test]
 async fn vendor_fixes_the_location_of_a_pending_order() {
     let w = World::new().await;
-    let order = w.order().await;
+    // An order from the shop that arrived without a destination.
+    w.with_secret().await;
+    let body = include_bytes!("../fixtures/woocommerce-order.json");
+    let taken = w
+        .deliver_to(
+            &format!("/api/webhooks/wc/order-created?vendor_id={}", w.vendor.id),
+            Some("application/json"),
+            body,
+            &crate::webhooks::sign(crate::webhooks::SECRET, body),
+        )
+        .await;
+    taken.expect(201);
+    assert!(taken.json["delivery_latitude"].is_null());
+    let order = taken.json["id"].as_str().unwrap().to_owned();
     let path = format!("/api/orders/{order}");
+    // Both at once, half a location, one out of range or beyond the delivery radius: refused.
+    for bad in [
+        json!({"status": "accepted", "delivery_latitude": 1.0, "delivery_longitude": 1.0}),
+        json!({"delivery_latitude": 1.0}),
+        json!({"delivery_latitude": 91.0, "delivery_longitude": 1.0}),
+        json!({"delivery_latitude": 1.0, "delivery_longitude": 1.0}),
+    ] {
+        w.app
+            .patch(&path, &w.vendor.owner.token, bad)
+            .await
+            .expect(422);
+    }
+    // Other parties may not: a customer of its own order is refused, a stranger finds nothing.
+    let own = w.order().await;
+    w.app
+        .patch(
+            &format!("/api/orders/{own}"),
+            &w.customer.token,
+            json!({"delivery_latitude": 1.0, "delivery_longitude": 1.0}),
+        )
+        .await
+        .expect(403);
+    for stranger in [&w.customer.token, &w.other_vendor.owner.token] {
+        w.app
+            .patch(
+                &path,
+                stranger,
+                json!({"delivery_latitude": 52.6, "delivery_longitude": 13.5}),
+            )
+            .await
+            .expect(404);
+    }
     let r = w
         .app
         .patch(
@@ -400,49 +445,18 @@ async fn vendor_fixes_the_location_of_a_pending_order() {
     r.expect(200);
     assert_eq!(r.json["delivery_address"], "10 Oak St");
     assert_eq!(r.json["delivery_latitude"], 52.6);
-    // Other parties may not.
-    w.app
-        .patch(
-            &path,
-            &w.customer.token,
-            json!({"delivery_latitude": 1.0, "delivery_longitude": 1.0}),
-        )
-        .await
-        .expect(403);
-    w.app
-        .patch(
-            &path,
-            &w.other_vendor.owner.token,
-            json!({"delivery_latitude": 1.0, "delivery_longitude": 1.0}),
-        )
-        .await
-        .expect(404);
-    // Both at once, or half a location, are refused.
-    w.app
+    // Given once, it stays: the pharmacy cannot move it.
+    let again = w
+        .app
         .patch(
             &path,
             &w.vendor.owner.token,
-            json!({"status": "accepted", "delivery_latitude": 1.0, "delivery_longitude": 1.0}),
+            json!({"delivery_latitude": 52.61, "delivery_longitude": 13.5}),
         )
-        .await
-        .expect(422);
-    w.app
-        .patch(
-            &path,
-            &w.vendor.owner.token,
-            json!({"delivery_latitude": 1.0}),
-        )
-        .await
-        .expect(422);
-    w.app
-        .patch(
-            &path,
-            &w.vendor.owner.token,
-            json!({"delivery_latitude": 91.0, "delivery_longitude": 1.0}),
-        )
-        .await
-        .expect(422);
-    // Once accepted, no more edits.
+        .await;
+    again.expect(409);
+    assert_eq!(again.code(), "destination_already_set");
+    // Once accepted, no more edits at all.
     w.set_status(&order, &w.vendor.owner.token, "accepted")
         .await
         .expect(200);

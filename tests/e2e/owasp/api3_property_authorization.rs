@@ -198,8 +198,14 @@ async fn clients_cannot_set_server_owned_fields() {
     )
     .await;
 
-    // Destination of a pending order: the fee is recomputed, never taken.
-    let (fresh, _) = w.order().await;
+    // Destination of a pending order that arrived without one (from the shop): the fee is
+    // recomputed, never taken, and the change is recorded in the chain of custody.
+    s.webhook_secret(&w.vendor, "Wq8v3kZ1pT6xN0rL5yB9").await;
+    let shop = s
+        .webhook(&w.vendor.id, "Wq8v3kZ1pT6xN0rL5yB9", WC_ORDER.as_bytes())
+        .await;
+    shop.expect(201);
+    let fresh = shop.str("id");
     let r = check(
         s,
         "set the destination",
@@ -219,11 +225,13 @@ async fn clients_cannot_set_server_owned_fields() {
         &[(
             order_key(&fresh),
             &[
+                "custody_seal",
                 "delivery_address",
                 "delivery_fee",
                 "delivery_latitude",
                 "delivery_longitude",
                 "estimated_distance_km",
+                "status_history",
                 "updated_at",
                 "version",
             ],

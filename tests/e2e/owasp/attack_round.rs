@@ -554,3 +554,142 @@ async fn finding_18_a_driver_whose_account_is_deactivated_cannot_be_assigned() {
     w.assign(&order, &w.second_driver).await.expect(200);
     w.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_05_the_customer_cannot_set_the_fee_with_a_far_destination() {
+    let w = World::new().await;
+    let s = &w.server;
+    let mut far = w.order_body();
+    far["delivery_latitude"] = serde_json::json!(-52.5);
+    far["delivery_longitude"] = serde_json::json!(-166.6);
+    let r = s.post("/api/orders", Some(&w.customer.token), far).await;
+    r.expect(422);
+    assert_eq!(r.json["errors"][0]["field"], "delivery_latitude");
+    // Within the pharmacy's radius it is taken, and the fee follows the tariff.
+    let near = s
+        .post("/api/orders", Some(&w.customer.token), w.order_body())
+        .await;
+    near.expect(201);
+    let km = near.json["estimated_distance_km"].as_f64().unwrap();
+    assert_eq!(
+        near.json["delivery_fee"].as_f64().unwrap(),
+        (km * 2.5 * 100.0).round() / 100.0
+    );
+    // A pharmacy narrows its radius: the same destination is now outside it.
+    s.patch(
+        &format!("/api/vendors/{}", w.vendor.id),
+        &w.vendor.owner.token,
+        serde_json::json!({"delivery_radius_km": 0.5}),
+    )
+    .await
+    .expect(200);
+    s.post("/api/orders", Some(&w.customer.token), w.order_body())
+        .await
+        .expect(422);
+    s.patch(
+        &format!("/api/vendors/{}", w.vendor.id),
+        &w.vendor.owner.token,
+        serde_json::json!({"delivery_radius_km": 0.1}),
+    )
+    .await
+    .expect(422);
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_06_a_pharmacy_cannot_move_a_customers_destination() {
+    let w = World::new().await;
+    let s = &w.server;
+    let mut dashboard = Socket::connect(
+        &s.ws_url(&format!(
+            "/ws/vendor/{}?token={}",
+            w.vendor.id, w.vendor.owner.token
+        )),
+        "dashboard",
+    )
+    .await;
+    dashboard.expect("initial_state").await;
+    let (order, _) = w.order().await;
+    dashboard.expect("order_created").await;
+    let moved = serde_json::json!({"delivery_address": "Elsewhere 1",
+        "delivery_latitude": 52.531, "delivery_longitude": 13.384});
+    let r = s
+        .patch(
+            &format!("/api/orders/{order}"),
+            &w.vendor.owner.token,
+            moved.clone(),
+        )
+        .await;
+    r.expect(409);
+    assert_eq!(r.code(), "destination_already_set");
+    assert_eq!(
+        s.stored_order(&order).await.delivery_address,
+        "Torstrasse 1, Berlin"
+    );
+    // An order from the shop without a destination is given one: recorded and announced.
+    s.webhook_secret(&w.vendor, "Wq8v3kZ1pT6xN0rL5yB9").await;
+    let shop = s
+        .webhook(&w.vendor.id, "Wq8v3kZ1pT6xN0rL5yB9", WC_ORDER.as_bytes())
+        .await;
+    shop.expect(201);
+    let from_shop = shop.str("id");
+    dashboard.expect("order_created").await;
+    s.patch(
+        &format!("/api/orders/{from_shop}"),
+        &w.vendor.owner.token,
+        moved.clone(),
+    )
+    .await
+    .expect(200);
+    let announced = dashboard.expect("order_updated").await;
+    assert_eq!(announced["order"]["delivery_address"], "Elsewhere 1");
+    let stored = s.stored_order(&from_shop).await;
+    let entry = stored.status_history.last().unwrap();
+    assert_eq!(
+        (
+            entry.status.as_str(),
+            entry.actor_role.as_str(),
+            entry.reason.as_deref()
+        ),
+        ("pending", "vendor", Some("delivery location set"))
+    );
+    // Once set, it is the customer's too.
+    s.patch(
+        &format!("/api/orders/{from_shop}"),
+        &w.vendor.owner.token,
+        moved,
+    )
+    .await
+    .expect(409);
+    // The public timeline shows each status once.
+    let view = s
+        .public(&format!("/api/tracking/{}", stored.tracking_token))
+        .await;
+    assert_eq!(view.json["timeline"].as_array().unwrap().len(), 1);
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_14_a_finished_order_shows_its_outcome_not_the_place() {
+    // The link's expiry after the configured days is medex-core's test (a manual clock):
+    // `service::tests::tracking::links_expire_after_the_order_ended`.
+    let w = World::new().await;
+    let s = &w.server;
+    let (order, token) = w.order_in("out_for_delivery", &w.driver).await;
+    let on_its_way = s.public(&format!("/api/tracking/{token}")).await;
+    assert!(on_its_way.json["destination"].is_object());
+    w.set_status(&order, &w.driver.who.token, "delivered")
+        .await
+        .expect(200);
+    let after = s.public(&format!("/api/tracking/{token}")).await;
+    after.expect(200);
+    assert_eq!(after.json["status"], "delivered");
+    assert!(after.json["destination"].is_null(), "{}", after.text);
+    assert!(after.json["driver"].is_null());
+    assert!(
+        !after.text.contains("52.529"),
+        "no coordinate of the home: {}",
+        after.text
+    );
+    w.server.stop().await;
+}

@@ -131,3 +131,33 @@ fn after_a_failed_attempt_the_public_learns_only_that_it_will_be_rescheduled() {
         assert_eq!((again.attempt, again.attempt_failed), (2, false));
     });
 }
+
+#[test]
+fn links_expire_after_the_order_ended() {
+    block_on(async {
+        let w = World::in_memory(41).await;
+        let running = w.order_in(OrderStatus::OutForDelivery).await;
+        let done = w.order_in(OrderStatus::Cancelled).await;
+        let days = SystemConfig::default().tracking_link_days;
+        w.clock()
+            .advance(Duration::days(i64::from(days)) - Duration::seconds(1));
+        assert!(
+            w.medex
+                .tracking_view(&done.tracking_token, false)
+                .await
+                .is_ok()
+        );
+        w.clock().advance(Duration::seconds(1));
+        assert!(matches!(
+            w.medex.tracking_view(&done.tracking_token, false).await,
+            Err(Error::NotFound)
+        ));
+        // A running order's link never expires.
+        assert!(
+            w.medex
+                .tracking_view(&running.tracking_token, false)
+                .await
+                .is_ok()
+        );
+    });
+}
