@@ -83,6 +83,11 @@ impl TrackingReads {
         };
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
         headers.insert(REQUEST_ID, request_id);
         count_request("GET", ROUTE, response.status(), started);
         span.in_scope(|| {

@@ -294,6 +294,7 @@
     var all = [pickup, destination, driver].filter(Boolean).concat(trail);
     show('map-empty', all.length === 0);
     show('legend-driver', !!driver);
+    show('legend-destination', !!destination);
     var markers = $('markers');
     var route = $('route');
     if (all.length === 0) {

@@ -497,7 +497,8 @@ def run(browser, server):
     wait_text(page, "#status", "Delivered")
     wait_state(page, "final")
     check(page.locator("#driver-marker").count() == 0, "no driver marker for a delivered order")
-    check(page.locator("#destination-marker").count() == 1, "destination marker")
+    check(page.locator("#destination-marker").count() == 0,
+          "no destination marker once delivered: the link keeps the outcome, not the home")
     check(text(page, "#status-detail").startswith("Your order was delivered at"), text(page, "#status-detail"))
     page.wait_for_timeout(1500)
     check(not sockets, f"no WebSocket for a finished order: {sockets}")
@@ -552,6 +553,19 @@ def run(browser, server):
         tiles.close()
 
 
+def check_docs(browser, server):
+    step("the API documentation renders under its own strict policy")
+    page = new_page(browser, DESKTOP)
+    page.goto(f"{server.base}/docs/")
+    page.wait_for_selector(".swagger-ui .info .title", timeout=WAIT_MS)
+    check("MedEx API" in text(page, ".swagger-ui .info .title"), "the document's title")
+    page.wait_for_selector(".opblock", timeout=WAIT_MS)
+    page.wait_for_timeout(300)
+    assert_clean(page, "API documentation")
+    shot(page, "docs")
+    page.context.close()
+
+
 def main():
     if not os.path.exists(CHROMIUM):
         skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set MEDEX_CHROMIUM)")
@@ -582,6 +596,7 @@ def main():
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
                 run(browser, server)
+                check_docs(browser, server)
             except Exception:
                 failed = True
                 traceback.print_exc()

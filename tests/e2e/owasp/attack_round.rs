@@ -693,3 +693,39 @@ async fn finding_14_a_finished_order_shows_its_outcome_not_the_place() {
     );
     w.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_16_every_answer_declares_its_type_and_the_docs_page_has_a_policy() {
+    let w = World::new().await;
+    let s = &w.server;
+    let (_, token) = w.order().await;
+    let answers = [
+        s.public("/api/health").await,
+        s.public("/api/openapi.json").await,
+        s.public(&format!("/api/tracking/{token}")).await,
+        s.public("/api/tracking/no-such-token-at-all").await,
+        s.get("/api/auth/me", "not-a-token").await,
+        s.public("/api/nowhere").await,
+    ];
+    for r in &answers {
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{:?}",
+            r.headers
+        );
+        assert_eq!(r.header("x-frame-options"), Some("DENY"), "{:?}", r.headers);
+    }
+    let docs = s.public("/docs/").await;
+    docs.expect(200);
+    let policy = docs.header("content-security-policy").unwrap_or_default();
+    for part in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(policy.contains(part), "{policy}");
+    }
+    assert_eq!(docs.header("x-content-type-options"), Some("nosniff"));
+    w.server.stop().await;
+}
