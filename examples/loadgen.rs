@@ -59,7 +59,7 @@ const CONNECTIONS_PER_SOURCE: usize = 4000;
                   --http-connections workers of that kind go). Start the server with \
                   MEDEX_WS_MIN_FIX_INTERVAL_MS=0 when --fix-interval-ms is under 1000, and \
                   MEDEX_REGISTRATIONS_PER_HOUR above --vendors (every account comes from one \
-                  address). \
+                  address) and MEDEX_WS_MAX_PER_ADDRESS above the sockets per source address. \
                   See BENCHMARKS.md for the runs behind each performance target."
 )]
 struct Args {

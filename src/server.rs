@@ -397,7 +397,9 @@ async fn open(s: &Settings) -> Result<Core, StartError> {
             },
             s.system.clone(),
         )
-        .await?,
+        .await?
+        // One driver's fixes are paced across its sockets and the HTTP fallback alike.
+        .with_min_fix_interval(s.ws_min_fix_interval),
     );
     Ok(Core { store, hub, medex })
 }
@@ -455,6 +457,8 @@ impl Server {
                 max_message_size: s.ws_max_message_bytes,
                 idle_timeout: s.ws_idle_timeout,
                 min_fix_interval: s.ws_min_fix_interval,
+                max_per_account: s.ws_max_per_account,
+                max_per_address: s.ws_max_per_address,
                 ..WsConfig::default()
             },
         ));
@@ -602,6 +606,7 @@ async fn serve(
             let tracking_reads = tracking_reads.clone();
             async move {
                 if request.uri().path().starts_with("/ws/") {
+                    request.extensions_mut().insert(medex_ws::PeerAddr(peer));
                     return Ok::<_, Infallible>(ws.handle(request).await.map(Body::new));
                 }
                 if let Some(reads) = &tracking_reads

@@ -114,6 +114,10 @@ pub struct Settings {
     pub ws_max_message_bytes: usize,
     /// `MEDEX_WS_IDLE_TIMEOUT_SECS`, default 60.
     pub ws_idle_timeout: Duration,
+    /// `MEDEX_WS_MAX_PER_ACCOUNT`, default 20: live WebSockets one account may have.
+    pub ws_max_per_account: usize,
+    /// `MEDEX_WS_MAX_PER_ADDRESS`, default 1000: live WebSockets one client address may have.
+    pub ws_max_per_address: usize,
     /// `MEDEX_WS_MIN_FIX_INTERVAL_MS`, default 1000: faster fixes from one driver are dropped.
     pub ws_min_fix_interval: Duration,
     /// `MEDEX_TRAIL_RETENTION_DAYS`, default 30.
@@ -264,9 +268,19 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "close WebSockets silent for this long",
     ),
     (
+        "MEDEX_WS_MAX_PER_ACCOUNT",
+        "20",
+        "live WebSockets one account may have; one more is refused with 429",
+    ),
+    (
+        "MEDEX_WS_MAX_PER_ADDRESS",
+        "1000",
+        "live WebSockets one client address may have; one more is refused with 429",
+    ),
+    (
         "MEDEX_WS_MIN_FIX_INTERVAL_MS",
         "1000",
-        "drop fixes a driver sends faster than this",
+        "fixes one driver may send at most once per this, over every socket and HTTP (faster are held or refused)",
     ),
     (
         "MEDEX_TRAIL_RETENTION_DAYS",
@@ -604,6 +618,8 @@ impl Settings {
                 60,
                 5..=3600,
             )?),
+            ws_max_per_account: r.ranged("MEDEX_WS_MAX_PER_ACCOUNT", 20, 1..=100_000)?,
+            ws_max_per_address: r.ranged("MEDEX_WS_MAX_PER_ADDRESS", 1000, 1..=1_000_000)?,
             ws_min_fix_interval: Duration::from_millis(r.ranged(
                 "MEDEX_WS_MIN_FIX_INTERVAL_MS",
                 1000,

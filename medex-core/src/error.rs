@@ -14,6 +14,7 @@
 //! | `Forbidden` | 403 |
 //! | `NotFound` | 404 |
 //! | `Conflict` | 409, `code` names the conflict (`proof_missing`, `invalid_transition`, …) |
+//! | `RateLimited` | 429 |
 //! | `Storage` | 503; the source is for logs, never for clients |
 
 use std::borrow::Cow;
@@ -127,6 +128,13 @@ pub enum Error {
     /// Collides with the current state (HTTP 409).
     #[error(transparent)]
     Conflict(#[from] Conflict),
+    /// Too soon after the previous request of its kind (HTTP 429): a driver's fixes faster
+    /// than the minimum interval, whatever socket or request they come by.
+    #[error("too many requests; retry after {retry_after_ms} ms")]
+    RateLimited {
+        /// How long until one is accepted again, milliseconds.
+        retry_after_ms: u64,
+    },
     /// The store failed; the detail is for logs, never for clients (HTTP 503).
     #[error("storage unavailable")]
     Storage(#[source] StoreError),
@@ -147,6 +155,7 @@ impl Error {
             Error::Forbidden => 403,
             Error::NotFound => 404,
             Error::Conflict(_) => 409,
+            Error::RateLimited { .. } => 429,
             Error::Storage(_) => 503,
         }
     }
@@ -169,6 +178,7 @@ impl Error {
             Error::Forbidden => "your role may not do this".into(),
             Error::NotFound => "not found".into(),
             Error::Conflict(conflict) => conflict.to_string().into(),
+            Error::RateLimited { .. } => "too many requests; retry shortly".into(),
             Error::Storage(_) => "storage is unavailable; try again later".into(),
         }
     }
@@ -186,6 +196,7 @@ impl Error {
             Error::Forbidden => "forbidden",
             Error::NotFound => "not_found",
             Error::Conflict(c) => c.code(),
+            Error::RateLimited { .. } => "rate_limited",
             Error::Storage(_) => "storage_unavailable",
         }
     }

@@ -91,6 +91,8 @@ pub struct MedEx {
     /// A real hash of a random password, verified against when an e-mail is unknown so that
     /// login takes as long for unknown accounts as for wrong passwords.
     decoy_hash: String,
+    /// The pace of each driver's fixes, whatever transport they come by.
+    fix_pace: tracking::FixPace,
 }
 
 fn clamp_page<C>(page: Page<C>) -> Page<C> {
@@ -131,7 +133,15 @@ impl MedEx {
             config: RwLock::new(Arc::new(config)),
             config_saving: AtomicBool::new(false),
             decoy_hash,
+            fix_pace: tracking::FixPace::default(),
         })
+    }
+
+    /// Accepts at most one fix per driver per `interval` (by any socket or request; more are
+    /// [`Error::RateLimited`]). Zero, the default, accepts every fix.
+    pub fn with_min_fix_interval(mut self, interval: std::time::Duration) -> Self {
+        self.fix_pace = tracking::FixPace::new(interval);
+        self
     }
 
     /// The store, for health checks and shutdown.

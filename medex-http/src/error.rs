@@ -131,6 +131,9 @@ impl From<Error> for ApiError {
         let status =
             StatusCode::from_u16(error.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         let mut e = Self::new(status, error.code(), error.public_detail());
+        if let Error::RateLimited { retry_after_ms } = error {
+            e.retry_after = Some(retry_after_ms.div_ceil(1000));
+        }
         if let Error::Invalid(fields) = error {
             e.errors = fields
                 .into_iter()

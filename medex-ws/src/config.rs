@@ -59,6 +59,12 @@ pub struct WsConfig {
     /// `https://app.example.com`) or the handshake is refused with 403. Requests without an
     /// `Origin` header (non-browser clients) are not affected. Default `None`: any origin.
     pub allowed_origins: Option<Vec<String>>,
+    /// Connections one account may have open at once; one more is refused with 429. Default 20.
+    pub max_per_account: usize,
+    /// Connections one client address may have open at once (signed in or not); one more is
+    /// refused with 429. The address is [`PeerAddr`](crate::PeerAddr), when the server gives it.
+    /// Default 1000.
+    pub max_per_address: usize,
 }
 
 impl Default for WsConfig {
@@ -76,6 +82,8 @@ impl Default for WsConfig {
             invalid_window: Duration::from_secs(60),
             close_timeout: Duration::from_secs(5),
             allowed_origins: None,
+            max_per_account: 20,
+            max_per_address: 1000,
         }
     }
 }

@@ -53,7 +53,7 @@ pub(crate) enum Peer {
 }
 
 impl Peer {
-    fn actor(&self) -> Option<&Actor> {
+    pub(crate) fn actor(&self) -> Option<&Actor> {
         match self {
             Peer::Driver { actor, .. } | Peer::Vendor { actor } => Some(actor),
             Peer::Tracker => None,

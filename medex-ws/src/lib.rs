@@ -51,6 +51,12 @@ pub use config::WsConfig;
 pub use hub::Hub;
 pub use server::WsServer;
 
+/// The client's address, as the serving program puts it in the request's extensions before
+/// calling [`WsServer::handle`]: connections are capped per address
+/// ([`WsConfig::max_per_address`]) when it is there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 /// The path prefix [`WsServer::handle`] answers.
 pub const PATH_PREFIX: &str = "/ws/";
 

@@ -27,7 +27,7 @@ use crate::config::WsConfig;
 use crate::connection::{self, Connection, Peer};
 use crate::hub::{Hub, Subscription, Topic};
 use crate::messages;
-use crate::open::Connections;
+use crate::open::{Cap, Connections, OpenConnection, Owner};
 
 /// Tracking tokens are 22 characters; longer ones cannot exist and are refused before any work.
 const MAX_TRACKING_TOKEN: usize = 64;
@@ -85,11 +85,13 @@ struct Head {
     query: Option<String>,
     headers: HeaderMap,
     on_upgrade: Option<OnUpgrade>,
+    peer: Option<std::net::IpAddr>,
 }
 
 impl Head {
     fn of<B>(mut req: Request<B>) -> Head {
         let on_upgrade = req.extensions_mut().remove::<OnUpgrade>();
+        let peer = req.extensions().get::<crate::PeerAddr>().map(|p| p.0.ip());
         let (parts, _body) = req.into_parts();
         Head {
             method: parts.method,
@@ -98,6 +100,7 @@ impl Head {
             query: parts.uri.query().map(str::to_owned),
             headers: parts.headers,
             on_upgrade,
+            peer,
         }
     }
 
@@ -229,11 +232,12 @@ struct Accepted {
 impl WsServer {
     /// The endpoints over `medex`, fanning out through `hub` — the same hub `medex` publishes to.
     pub fn new(medex: Arc<MedEx>, hub: Arc<Hub>, config: WsConfig) -> Self {
+        let connections = Connections::new(config.max_per_account, config.max_per_address);
         Self {
             medex,
             hub,
             config: Arc::new(config),
-            connections: Connections::new(),
+            connections,
         }
     }
 
@@ -302,6 +306,25 @@ impl WsServer {
             Route::Vendor(vendor) => self.accept_vendor(&head, vendor).await?,
             Route::Tracking(token) => self.accept_tracker(token).await?,
         };
+        let owner = Owner {
+            account: accepted.peer.actor().map(|a| a.user_id),
+            address: head.peer,
+        };
+        let open = self.connections.open(owner).map_err(|cap| {
+            metrics::counter!("medex_ws_refused_total", "cap" => match cap {
+                Cap::Account => "account",
+                Cap::Address => "address",
+            })
+            .increment(1);
+            refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                match cap {
+                    Cap::Account => "this account has as many live connections as it may",
+                    Cap::Address => "this address has as many live connections as it may",
+                },
+            )
+        })?;
         let Some(on_upgrade) = head.on_upgrade else {
             tracing::error!("no upgrade extension: serve connections with upgrades enabled");
             return Err(refuse(
@@ -310,7 +333,7 @@ impl WsServer {
                 "this server cannot upgrade connections",
             ));
         };
-        self.spawn(on_upgrade, accepted);
+        self.spawn(on_upgrade, accepted, open);
 
         let mut response = Response::new(Full::new(Bytes::new()));
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -405,8 +428,7 @@ impl WsServer {
         })
     }
 
-    fn spawn(&self, on_upgrade: OnUpgrade, accepted: Accepted) {
-        let open = self.connections.open();
+    fn spawn(&self, on_upgrade: OnUpgrade, accepted: Accepted, open: OpenConnection) {
         let connection = Connection {
             medex: self.medex.clone(),
             config: self.config.clone(),

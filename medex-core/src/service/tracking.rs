@@ -19,6 +19,40 @@ pub struct FixInput {
     pub recorded_at: Option<DateTime<Utc>>,
 }
 
+/// When each driver's last fix was accepted, to hold its fixes to a minimum interval.
+#[derive(Debug, Default)]
+pub(super) struct FixPace {
+    interval: Duration,
+    last: std::sync::Mutex<std::collections::HashMap<DriverId, DateTime<Utc>>>,
+}
+
+impl FixPace {
+    pub(super) fn new(interval: std::time::Duration) -> Self {
+        Self {
+            interval: Duration::from_std(interval).unwrap_or(Duration::MAX),
+            last: Default::default(),
+        }
+    }
+
+    /// Takes a fix of `driver` at `now`, or says how long until one is taken.
+    fn admit(&self, driver: DriverId, now: DateTime<Utc>) -> Result<()> {
+        if self.interval.is_zero() {
+            return Ok(());
+        }
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(previous) = last.get(&driver)
+            && now < *previous + self.interval
+        {
+            let wait = (*previous + self.interval - now).num_milliseconds().max(1);
+            return Err(Error::RateLimited {
+                retry_after_ms: u64::try_from(wait).unwrap_or(u64::MAX),
+            });
+        }
+        last.insert(driver, now);
+        Ok(())
+    }
+}
+
 impl MedEx {
     /// Records a position from the driver's device: validates it, appends it to the trail,
     /// computes the ETA of the order the driver is on, and publishes it.
@@ -48,6 +82,7 @@ impl MedEx {
             return Err(Error::Forbidden);
         }
         let now = self.clock.now();
+        self.fix_pace.admit(driver_id, now)?;
         // Devices' clocks drift: a time from the future or from long ago is replaced by ours.
         let recorded_at = input
             .recorded_at

@@ -193,6 +193,8 @@ pub(crate) async fn set_driver_status(
         (status = 200, description = "Recorded", body = LocationView),
         (status = 403, description = "Only the driver itself", body = ErrorBody),
         (status = 404, description = "No such driver, or not you", body = ErrorBody),
+        (status = 429, description = "Faster than one fix per minimum interval, by any socket or request (`rate_limited`)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub(crate) async fn record_location(
     State(state): State<AppState>,

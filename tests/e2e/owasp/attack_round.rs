@@ -729,3 +729,97 @@ async fn finding_16_every_answer_declares_its_type_and_the_docs_page_has_a_polic
     assert_eq!(docs.header("x-content-type-options"), Some("nosniff"));
     w.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_09_a_driver_is_paced_across_all_its_sockets_and_http() {
+    let s = TestServer::start_with(&[("MEDEX_WS_MIN_FIX_INTERVAL_MS", "60000")]).await;
+    let w = World::on(s).await;
+    let s = &w.server;
+    let url = s.ws_url(&format!("/ws/driver?token={}", w.driver.who.token));
+    let (mut first, mut second) = (
+        Socket::connect(&url, "first socket").await,
+        Socket::connect(&url, "second socket").await,
+    );
+    first.expect("connected").await;
+    second.expect("connected").await;
+    let fix = serde_json::json!({"type": "location", "latitude": 52.52, "longitude": 13.40});
+    first.send_json(fix.clone()).await;
+    // The second socket's fix within the interval is refused, the socket stays open.
+    second.send_json(fix.clone()).await;
+    let refused = second.expect("error").await;
+    assert_eq!(refused["code"], "rate_limited", "{refused}");
+    // So is the HTTP fallback's.
+    let r = s
+        .post(
+            &format!("/api/drivers/{}/location", w.driver.id),
+            Some(&w.driver.who.token),
+            serde_json::json!({"latitude": 52.53, "longitude": 13.41}),
+        )
+        .await;
+    r.expect(429);
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Exactly one fix reached the trail.
+    let since = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let until = chrono::Utc::now() + chrono::Duration::minutes(1);
+    s.medex().store().flush().await.unwrap();
+    let driver: medex_core::model::DriverId = w.driver.id.parse().unwrap();
+    let trail = s
+        .medex()
+        .store()
+        .trail(driver, since, until, 100)
+        .await
+        .unwrap();
+    assert_eq!(trail.len(), 1, "{trail:?}");
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_10_live_sockets_are_capped_per_account_and_per_address() {
+    let s = TestServer::start_with(&[
+        ("MEDEX_WS_MAX_PER_ACCOUNT", "3"),
+        ("MEDEX_WS_MAX_PER_ADDRESS", "5"),
+    ])
+    .await;
+    let w = World::on(s).await;
+    let s = &w.server;
+    let (_, token) = w.order().await;
+    let dashboard = s.ws_url(&format!(
+        "/ws/vendor/{}?token={}",
+        w.vendor.id, w.vendor.owner.token
+    ));
+    let tracker = s.ws_url(&format!("/ws/tracking/{token}"));
+    let mut open = Vec::new();
+    for n in 0..3 {
+        open.push(Socket::connect(&dashboard, &format!("dashboard {n}")).await);
+    }
+    let (status, body) = ws_refused(&dashboard).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (429, Some("too_many_connections"))
+    );
+    // The address holds five in all, signed in or not.
+    for n in 0..2 {
+        open.push(Socket::connect(&tracker, &format!("tracker {n}")).await);
+    }
+    let (status, _) = ws_refused(&tracker).await;
+    assert_eq!(status, 429);
+    // A place freed is given again.
+    open.pop().unwrap().close().await;
+    let mut waited = 0;
+    loop {
+        match tokio_tungstenite::connect_async(tracker.as_str()).await {
+            Ok((socket, _)) => {
+                drop(socket);
+                break;
+            }
+            Err(_) if waited < 1500 => {
+                waited += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("the freed place was never given again: {e}"),
+        }
+    }
+    drop(open);
+    w.server.stop().await;
+}
