@@ -823,3 +823,57 @@ async fn finding_10_live_sockets_are_capped_per_account_and_per_address() {
     drop(open);
     w.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_11_every_stored_proof_is_an_order_s_and_uploads_are_bounded() {
+    let w = World::new().await;
+    let s = &w.server;
+    let (order, _) = w.order_in("picked_up", &w.driver).await;
+    let path = |kind: &str| format!("/api/uploads/{kind}");
+    let mut stored = Vec::new();
+    for n in 0..20 {
+        let kind = if n % 2 == 0 { "proof" } else { "signature" };
+        let r = s
+            .send(
+                "POST",
+                &path(kind),
+                Some(&w.driver.who.token),
+                upload_body(&order, PNG),
+            )
+            .await;
+        r.expect(201);
+        stored.push(r.str("url"));
+    }
+    // The order keeps every proof it was given (none replaced, none orphaned), up to its bound.
+    let refused = s
+        .send(
+            "POST",
+            &path("proof"),
+            Some(&w.driver.who.token),
+            upload_body(&order, PNG),
+        )
+        .await;
+    refused.expect(409);
+    assert_eq!(refused.code(), "too_many_proofs");
+    let record = s.stored_order(&order).await;
+    let kept: Vec<String> = record.proofs.iter().map(|p| p.url.clone()).collect();
+    assert_eq!(kept, stored);
+    if !s.uses_postgres() {
+        let mut files: Vec<String> = std::fs::read_dir(s.dir.path().join("uploads"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let mut referenced: Vec<String> = stored
+            .iter()
+            .map(|u| u.rsplit('/').next().unwrap().to_owned())
+            .collect();
+        referenced.sort();
+        assert_eq!(
+            files, referenced,
+            "no file on disk that the order does not list"
+        );
+    }
+    w.server.stop().await;
+}
