@@ -20,7 +20,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use crate::MedEx;
 use crate::auth::{Argon2Hasher, PasswordHasher, TokenKeys, TokenLifetimes};
-use crate::clock::{ManualClock, SeededEntropy};
+use crate::clock::{Clock, ManualClock, SeededEntropy, SystemClock};
 use crate::config::SystemConfig;
 use crate::custody::CustodyKeys;
 use crate::error::Result;
@@ -31,6 +31,7 @@ use crate::permissions::Actor;
 use crate::service::{
     AssignmentResponse, NewAccount, NewDriver, NewItem, NewOrder, NewVendor, Ports, Transition,
 };
+use crate::store::Store;
 
 pub mod lifecycle_model;
 
@@ -208,7 +209,7 @@ impl Parties {
 pub struct World {
     /// The use cases.
     pub medex: Arc<MedEx>,
-    /// The clock, when the world owns it (in memory).
+    /// The clock, when the world owns a manual one.
     pub clock: Option<Arc<ManualClock>>,
     /// What the service published, when the world owns the bus (in memory).
     pub bus: Option<Arc<RecordingBus>>,
@@ -236,6 +237,11 @@ pub struct Options {
     pub bus: Option<Arc<dyn EventBus>>,
     /// The configuration in force.
     pub config: SystemConfig,
+    /// Where records live (a fresh in-memory store by default).
+    pub store: Option<Arc<dyn Store>>,
+    /// Run on the system's clock instead of a manual one at [`start`], for suites that talk to
+    /// the service over sockets and wait for real time to pass (pings, idle timeouts).
+    pub live_clock: bool,
 }
 
 impl Default for Options {
@@ -245,6 +251,8 @@ impl Default for Options {
             hasher: Arc::new(Argon2Hasher::insecure_fast()),
             bus: None,
             config: SystemConfig::default(),
+            store: None,
+            live_clock: false,
         }
     }
 }
@@ -270,9 +278,14 @@ impl World {
         .await
     }
 
-    /// An in-memory world built with `options`.
+    /// A world built with `options`.
     pub async fn with(options: Options) -> World {
-        let clock = Arc::new(ManualClock::new(start()));
+        let manual = Arc::new(ManualClock::new(start()));
+        let clock: Arc<dyn Clock> = if options.live_clock {
+            Arc::new(SystemClock)
+        } else {
+            manual.clone()
+        };
         let recording = Arc::new(RecordingBus::default());
         let bus: Arc<dyn EventBus> = match options.bus {
             Some(other) => Arc::new(Tee(recording.clone(), other)),
@@ -280,9 +293,11 @@ impl World {
         };
         let medex = MedEx::new(
             Ports {
-                store: Arc::new(MemoryStore::new()),
+                store: options
+                    .store
+                    .unwrap_or_else(|| Arc::new(MemoryStore::new())),
                 bus,
-                clock: clock.clone(),
+                clock,
                 entropy: Arc::new(SeededEntropy::new(options.seed)),
                 hasher: options.hasher,
                 tokens: TokenKeys::new(&TOKEN_SECRET, TokenLifetimes::default()).unwrap(),
@@ -294,7 +309,7 @@ impl World {
         .expect("the service starts");
         let mut world = World::on(Arc::new(medex), "").await;
         recording.take();
-        world.clock = Some(clock);
+        world.clock = (!options.live_clock).then_some(manual);
         world.bus = Some(recording);
         world
     }

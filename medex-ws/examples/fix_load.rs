@@ -13,17 +13,16 @@
 //! `recorded_at` to arrival at the subscribers. The store is the in-memory one: this measures
 //! the transport and the use case, not a disk.
 
-use std::convert::Infallible;
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures_util::{SinkExt, StreamExt};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use medex_core::prelude::*;
+use medex_core::testkit;
 use medex_ws::{Hub, WsConfig, WsServer};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
@@ -31,32 +30,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 async fn server(addr: &str, drivers: usize, vendors: usize, file: &str) {
     let hub = Arc::new(Hub::new());
-    let medex = Arc::new(
-        MedEx::new(
-            Ports {
-                store: Arc::new(MemoryStore::new()),
-                bus: hub.clone(),
-                clock: Arc::new(SystemClock),
-                entropy: Arc::new(OsEntropy),
-                hasher: Arc::new(Argon2Hasher::insecure_fast()),
-                tokens: TokenKeys::new(&[7; 32], TokenLifetimes::default()).unwrap(),
-                custody: CustodyKeys::from_seed([8; 32]),
-            },
-            SystemConfig::default(),
-        )
-        .await
-        .unwrap(),
-    );
-    let customer = medex
-        .register_customer(NewAccount {
-            email: "ann@example.test".into(),
-            password: "s3cret-pass".into(),
-            full_name: "Ann".into(),
-            phone: None,
-        })
-        .await
-        .unwrap();
-    let customer = medex.authenticate(&customer.access_token).await.unwrap();
+    let world = support::world(&hub).await;
+    let medex = world.medex.clone();
+    let customer = world.customers[0];
     let mut lines = Vec::new();
     let mut owners = Vec::new();
     for v in 0..vendors {
@@ -101,24 +77,7 @@ async fn server(addr: &str, drivers: usize, vendors: usize, file: &str) {
             .await
             .unwrap();
         let order = medex
-            .create_order(
-                &customer,
-                NewOrder {
-                    vendor_id: vendor.id,
-                    delivery_address: "9 Elm St".into(),
-                    delivery_latitude: 52.53,
-                    delivery_longitude: 13.41,
-                    customer_name: "Ann".into(),
-                    customer_phone: "+49 30 1234".into(),
-                    items: vec![NewItem {
-                        name: "Amoxicillin 500mg".into(),
-                        quantity: 1,
-                        notes: None,
-                    }],
-                    notes: None,
-                    requirements: Default::default(),
-                },
-            )
+            .create_order(&customer, testkit::new_order(vendor.id))
             .await
             .unwrap();
         medex
@@ -149,26 +108,14 @@ async fn server(addr: &str, drivers: usize, vendors: usize, file: &str) {
     let ws = WsServer::new(medex, hub, config);
     let listener = TcpListener::bind(addr).await.unwrap();
     println!("ready: {drivers} drivers, {vendors} vendors; tokens in {file}");
-    while let Ok((stream, _)) = listener.accept().await {
-        let ws = ws.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let ws = ws.clone();
-                async move { Ok::<_, Infallible>(ws.handle(req).await) }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades()
-                .await;
-        });
-    }
+    support::serve(ws, listener).await;
 }
 
 /// Latencies in microseconds.
 type Samples = Arc<Mutex<Vec<u32>>>;
 
 async fn subscribe(url: String, samples: Samples, until: Instant) {
-    let Ok((mut client, _)) = connect(&url).await else {
+    let Ok((mut client, _)) = support::connect(&url).await else {
         eprintln!("cannot connect {url}");
         return;
     };
@@ -233,7 +180,7 @@ async fn load(addr: &str, file: &str, rate: f64, seconds: u64, trackers: usize) 
     let period = Duration::from_secs_f64(1.0 / rate);
     let mut connected = 0;
     for (i, (url, _)) in drivers.iter().enumerate() {
-        let Ok((client, _)) = connect(url).await else {
+        let Ok((client, _)) = support::connect(url).await else {
             eprintln!("driver {i} cannot connect");
             continue;
         };
@@ -322,22 +269,4 @@ async fn main() {
              fix_load load ADDR FILE RATE SECONDS TRACKERS"
         ),
     }
-}
-
-/// A client with small buffers: thousands of them share this process.
-async fn connect(
-    url: &str,
-) -> Result<
-    (
-        tokio_tungstenite::WebSocketStream<
-            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-        >,
-        tokio_tungstenite::tungstenite::handshake::client::Response,
-    ),
-    tokio_tungstenite::tungstenite::Error,
-> {
-    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0);
-    tokio_tungstenite::connect_async_with_config(url, Some(config), false).await
 }

@@ -12,14 +12,12 @@
 //! connection received a multi-kilobyte `initial_state`), then its RSS and subscriber count
 //! every five seconds.
 
-use std::convert::Infallible;
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use medex_core::prelude::*;
 use medex_ws::{Hub, WsConfig, WsServer};
 use tokio::net::TcpListener;
@@ -36,101 +34,16 @@ fn rss_mib() -> f64 {
 
 async fn server(addr: &str) {
     let hub = Arc::new(Hub::new());
-    let medex = Arc::new(
-        MedEx::new(
-            Ports {
-                store: Arc::new(MemoryStore::new()),
-                bus: hub.clone(),
-                clock: Arc::new(SystemClock),
-                entropy: Arc::new(OsEntropy),
-                hasher: Arc::new(Argon2Hasher::insecure_fast()),
-                tokens: TokenKeys::new(&[7; 32], TokenLifetimes::default()).unwrap(),
-                custody: CustodyKeys::from_seed([8; 32]),
-            },
-            SystemConfig::default(),
-        )
-        .await
-        .unwrap(),
-    );
-    let (vendor, owner) = medex
-        .register_vendor(NewVendor {
-            email: "owner@pharmacy.test".into(),
-            password: "s3cret-pass".into(),
-            business_name: "Corner Pharmacy".into(),
-            address: "1 Main St".into(),
-            latitude: 52.52,
-            longitude: 13.40,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let owner = Actor::of(&owner);
-    let (driver, driver_user) = medex
-        .register_driver(
-            &owner,
-            NewDriver {
-                vendor_id: None,
-                email: "dee@pharmacy.test".into(),
-                password: "s3cret-pass".into(),
-                full_name: "Dee Driver".into(),
-                phone: None,
-                vehicle_type: VehicleType::Bike,
-                vehicle_number: None,
-                license_number: None,
-            },
-        )
-        .await
-        .unwrap();
-    let driver_actor = Actor::of(&driver_user);
-    let customer = medex
-        .register_customer(NewAccount {
-            email: "ann@example.test".into(),
-            password: "s3cret-pass".into(),
-            full_name: "Ann".into(),
-            phone: None,
-        })
-        .await
-        .unwrap();
-    let customer = medex.authenticate(&customer.access_token).await.unwrap();
-    let order = medex
-        .create_order(
-            &customer,
-            NewOrder {
-                vendor_id: vendor.id,
-                delivery_address: "9 Elm St".into(),
-                delivery_latitude: 52.53,
-                delivery_longitude: 13.41,
-                customer_name: "Ann".into(),
-                customer_phone: "+49 30 1234".into(),
-                items: vec![NewItem {
-                    name: "Amoxicillin 500mg".into(),
-                    quantity: 1,
-                    notes: None,
-                }],
-                notes: None,
-                requirements: Default::default(),
-            },
-        )
-        .await
-        .unwrap();
-    medex
-        .change_status(&owner, order.id, OrderStatus::Accepted, None)
-        .await
-        .unwrap();
-    medex
-        .set_driver_status(&driver_actor, driver.id, DriverStatus::Available)
-        .await
-        .unwrap();
-    medex
-        .assign_driver(&owner, order.id, driver.id)
-        .await
-        .unwrap();
+    let world = support::world(&hub).await;
+    let medex = world.medex.clone();
+    let order = world.order_in(OrderStatus::DriverAssigned).await;
+    let (driver_actor, driver_id) = world.drivers[0];
     for i in 0..200 {
         let step = f64::from(i) / 10_000.0;
         medex
             .record_location(
                 &driver_actor,
-                driver.id,
+                driver_id,
                 FixInput {
                     latitude: 52.52 + step,
                     longitude: 13.40 + step,
@@ -155,26 +68,14 @@ async fn server(addr: &str) {
             );
         }
     });
-    while let Ok((stream, _)) = listener.accept().await {
-        let ws = ws.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let ws = ws.clone();
-                async move { Ok::<_, Infallible>(ws.handle(req).await) }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades()
-                .await;
-        });
-    }
+    support::serve(ws, listener).await;
 }
 
 async fn clients(addr: &str, token: &str, count: usize) {
     let url = format!("ws://{addr}/ws/tracking/{token}");
     let mut opened = 0;
     for _ in 0..count {
-        match connect(&url).await {
+        match support::connect(&url).await {
             Ok((mut client, _)) => {
                 opened += 1;
                 // Read forever: answers the server's pings, so the connection stays.
@@ -200,22 +101,4 @@ async fn main() {
         }
         _ => eprintln!("usage: idle_rss server ADDR | idle_rss clients ADDR TOKEN COUNT"),
     }
-}
-
-/// A client with small buffers: thousands of them share this process.
-async fn connect(
-    url: &str,
-) -> Result<
-    (
-        tokio_tungstenite::WebSocketStream<
-            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-        >,
-        tokio_tungstenite::tungstenite::handshake::client::Response,
-    ),
-    tokio_tungstenite::tungstenite::Error,
-> {
-    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0);
-    tokio_tungstenite::connect_async_with_config(url, Some(config), false).await
 }

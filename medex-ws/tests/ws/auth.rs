@@ -89,17 +89,7 @@ async fn roles_and_pharmacies_are_checked_before_the_upgrade() {
     assert_eq!(status, 403, "a vendor is not a driver");
 
     // An admin may watch any pharmacy.
-    world
-        .medex
-        .create_admin("root@medex.test", PASSWORD, "Root")
-        .await
-        .unwrap();
-    let admin = world
-        .medex
-        .login("root@medex.test", PASSWORD)
-        .await
-        .unwrap()
-        .access_token;
+    let admin = world.token(Who::Admin).await;
     let mut watching = connect(&world.url(&format!("{mine}?token={admin}"))).await;
     assert_eq!(next_json(&mut watching).await["type"], "initial_state");
 }
@@ -171,24 +161,7 @@ async fn a_deactivated_account_is_disconnected_at_the_next_ping() {
     assert_eq!(next_json(&mut driver).await["type"], "connected");
     world
         .medex
-        .create_admin("root@medex.test", PASSWORD, "Root")
-        .await
-        .unwrap();
-    let admin = world
-        .medex
-        .authenticate(
-            &world
-                .medex
-                .login("root@medex.test", PASSWORD)
-                .await
-                .unwrap()
-                .access_token,
-        )
-        .await
-        .unwrap();
-    world
-        .medex
-        .set_user_active(&admin, p.driver_actor.user_id, false)
+        .set_user_active(&world.kit.admin, p.driver_actor.user_id, false)
         .await
         .unwrap();
     let (code, _) = close_code(&mut driver).await;

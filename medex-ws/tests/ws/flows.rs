@@ -24,7 +24,7 @@ async fn driver_fixes_reach_the_vendor_and_the_tracker_with_eta_and_nobody_else(
     assert_eq!(initial["type"], "initial_state");
     assert_eq!(initial["order_number"], order.order_number);
     assert_eq!(initial["status"], "driver_assigned");
-    assert_eq!(initial["vendor_name"], "corner Pharmacy");
+    assert_eq!(initial["vendor_name"], "Pharmacy 1");
 
     let mut stranger = connect(&world.vendor_url(&world.other)).await;
     assert_eq!(next_json(&mut stranger).await["type"], "initial_state");
@@ -214,31 +214,12 @@ async fn a_reassigned_driver_learns_it_is_relieved() {
     let medex = &world.medex;
     let p = &world.pharmacy;
     let order = world.assigned_order().await;
-    let (second, second_user) = medex
-        .register_driver(
-            &p.owner,
-            NewDriver {
-                vendor_id: None,
-                email: "sam@corner.test".into(),
-                password: PASSWORD.into(),
-                full_name: "Sam Second".into(),
-                phone: None,
-                vehicle_type: VehicleType::Car,
-                vehicle_number: None,
-                license_number: None,
-            },
-        )
-        .await
-        .unwrap();
+    let (second_user, second) = world.kit.drivers[1];
     medex
-        .set_driver_status(&Actor::of(&second_user), second.id, DriverStatus::Available)
+        .set_driver_status(&second_user, second, DriverStatus::Available)
         .await
         .unwrap();
-    let second_token = medex
-        .login("sam@corner.test", PASSWORD)
-        .await
-        .unwrap()
-        .access_token;
+    let second_token = world.token(Who::Driver(1)).await;
 
     let mut first = connect(&world.driver_url(p)).await;
     assert_eq!(next_json(&mut first).await["type"], "connected");
@@ -246,7 +227,7 @@ async fn a_reassigned_driver_learns_it_is_relieved() {
     assert_eq!(next_json(&mut other).await["active_order"], Value::Null);
 
     medex
-        .assign_driver(&p.owner, order.id, second.id)
+        .assign_driver(&p.owner, order.id, second)
         .await
         .unwrap();
     let assignment = next_json(&mut other).await;

@@ -1,4 +1,5 @@
-//! A MedEx with the Hub as its bus, served by a tiny hyper server on 127.0.0.1:0, and clients.
+//! The shared test world with the Hub as its bus, served by a tiny hyper server on
+//! 127.0.0.1:0, and clients.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -10,6 +11,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use medex_core::prelude::*;
+pub(crate) use medex_core::testkit::{self, Who};
 use medex_ws::{Hub, WsConfig, WsServer};
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
@@ -27,9 +29,9 @@ pub(crate) const QUIET: Duration = Duration::from_millis(300);
 
 pub(crate) type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-pub(crate) const PASSWORD: &str = "s3cret-pass";
+pub(crate) use medex_core::testkit::PASSWORD;
 
-/// A pharmacy with its owner and one driver.
+/// A pharmacy of the shared world with its owner and one of its drivers, signed in.
 pub(crate) struct Pharmacy {
     pub(crate) vendor: Vendor,
     pub(crate) owner: Actor,
@@ -39,14 +41,16 @@ pub(crate) struct Pharmacy {
     pub(crate) driver_token: String,
 }
 
+/// The shared test world (`medex_core::testkit`) with the Hub as its bus, served over a real
+/// socket. `pharmacy` is the world's pharmacy A with driver 0, `other` pharmacy B with driver 2.
 pub(crate) struct World {
+    pub(crate) kit: testkit::World,
     pub(crate) medex: Arc<MedEx>,
     pub(crate) hub: Arc<Hub>,
     pub(crate) server: WsServer,
     pub(crate) addr: SocketAddr,
     pub(crate) pharmacy: Pharmacy,
     pub(crate) other: Pharmacy,
-    pub(crate) customer: Actor,
     pub(crate) customer_token: String,
 }
 
@@ -58,50 +62,6 @@ pub(crate) fn test_config() -> WsConfig {
     }
 }
 
-async fn token(medex: &MedEx, email: &str) -> String {
-    medex.login(email, PASSWORD).await.unwrap().access_token
-}
-
-async fn pharmacy(medex: &MedEx, name: &str) -> Pharmacy {
-    let (vendor, owner) = medex
-        .register_vendor(NewVendor {
-            email: format!("owner@{name}.test"),
-            password: PASSWORD.into(),
-            business_name: format!("{name} Pharmacy"),
-            address: "1 Main St".into(),
-            latitude: 52.52,
-            longitude: 13.40,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let owner = Actor::of(&owner);
-    let (driver, driver_user) = medex
-        .register_driver(
-            &owner,
-            NewDriver {
-                vendor_id: None,
-                email: format!("dee@{name}.test"),
-                password: PASSWORD.into(),
-                full_name: "Dee Driver".into(),
-                phone: Some("+49 30 5555".into()),
-                vehicle_type: VehicleType::Bike,
-                vehicle_number: None,
-                license_number: None,
-            },
-        )
-        .await
-        .unwrap();
-    Pharmacy {
-        owner_token: token(medex, &format!("owner@{name}.test")).await,
-        driver_token: token(medex, &format!("dee@{name}.test")).await,
-        vendor,
-        owner,
-        driver,
-        driver_actor: Actor::of(&driver_user),
-    }
-}
-
 impl World {
     pub(crate) async fn start() -> World {
         World::with(test_config()).await
@@ -109,22 +69,13 @@ impl World {
 
     pub(crate) async fn with(config: WsConfig) -> World {
         let hub = Arc::new(Hub::new());
-        let medex = Arc::new(
-            MedEx::new(
-                Ports {
-                    store: Arc::new(MemoryStore::new()),
-                    bus: hub.clone(),
-                    clock: Arc::new(SystemClock),
-                    entropy: Arc::new(OsEntropy),
-                    hasher: Arc::new(Argon2Hasher::insecure_fast()),
-                    tokens: TokenKeys::new(&[7; 32], TokenLifetimes::default()).unwrap(),
-                    custody: CustodyKeys::from_seed([8; 32]),
-                },
-                SystemConfig::default(),
-            )
-            .await
-            .unwrap(),
-        );
+        let kit = testkit::World::with(testkit::Options {
+            bus: Some(hub.clone()),
+            live_clock: true,
+            ..testkit::Options::default()
+        })
+        .await;
+        let medex = kit.medex.clone();
         let server = WsServer::new(medex.clone(), hub.clone(), config);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -144,28 +95,46 @@ impl World {
                 });
             }
         });
-        let main = pharmacy(&medex, "corner").await;
-        let other = pharmacy(&medex, "elsewhere").await;
-        let customer = medex
-            .register_customer(NewAccount {
-                email: "ann@example.test".into(),
-                password: PASSWORD.into(),
-                full_name: "Ann Customer".into(),
-                phone: None,
-            })
-            .await
-            .unwrap();
-        let customer_token = customer.access_token.clone();
+        let pharmacy = Self::pharmacy(&kit, Who::VendorA, 0).await;
+        let other = Self::pharmacy(&kit, Who::VendorB, 2).await;
         World {
-            customer: Actor::of(&customer.user),
-            customer_token,
+            customer_token: Self::token_of(&kit, Who::Customer(0)).await,
             medex,
             hub,
             server,
             addr,
-            pharmacy: main,
+            pharmacy,
             other,
+            kit,
         }
+    }
+
+    async fn token_of(kit: &testkit::World, who: Who) -> String {
+        let session = kit.medex.login(&kit.email(who), PASSWORD).await;
+        session.expect("the world's accounts sign in").access_token
+    }
+
+    async fn pharmacy(kit: &testkit::World, owner: Who, driver: usize) -> Pharmacy {
+        let admin = &kit.admin;
+        let (driver_actor, driver_id) = kit.drivers[driver];
+        let driver_record = kit.medex.get_driver(admin, driver_id).await.unwrap();
+        Pharmacy {
+            vendor: kit
+                .medex
+                .get_vendor(admin, driver_record.vendor_id)
+                .await
+                .unwrap(),
+            owner: kit.actor(owner),
+            owner_token: Self::token_of(kit, owner).await,
+            driver: driver_record,
+            driver_actor,
+            driver_token: Self::token_of(kit, Who::Driver(driver)).await,
+        }
+    }
+
+    /// A fresh access token of `who`.
+    pub(crate) async fn token(&self, who: Who) -> String {
+        Self::token_of(&self.kit, who).await
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -189,45 +158,12 @@ impl World {
 
     /// An order of the customer at the main pharmacy, still pending.
     pub(crate) async fn pending_order(&self) -> Order {
-        self.medex
-            .create_order(
-                &self.customer,
-                NewOrder {
-                    vendor_id: self.pharmacy.vendor.id,
-                    delivery_address: "9 Elm St".into(),
-                    delivery_latitude: 52.53,
-                    delivery_longitude: 13.41,
-                    customer_name: "Ann Customer".into(),
-                    customer_phone: "+49 30 1234".into(),
-                    items: vec![NewItem {
-                        name: "Amoxicillin 500mg".into(),
-                        quantity: 1,
-                        notes: None,
-                    }],
-                    notes: None,
-                    requirements: Default::default(),
-                },
-            )
-            .await
-            .unwrap()
+        self.kit.order_in(OrderStatus::Pending).await
     }
 
     /// An order accepted by the pharmacy and assigned to its driver.
     pub(crate) async fn assigned_order(&self) -> Order {
-        let order = self.pending_order().await;
-        let p = &self.pharmacy;
-        self.medex
-            .change_status(&p.owner, order.id, OrderStatus::Accepted, None)
-            .await
-            .unwrap();
-        self.medex
-            .set_driver_status(&p.driver_actor, p.driver.id, DriverStatus::Available)
-            .await
-            .unwrap();
-        self.medex
-            .assign_driver(&p.owner, order.id, p.driver.id)
-            .await
-            .unwrap()
+        self.kit.order_in(OrderStatus::DriverAssigned).await
     }
 }
 

@@ -232,15 +232,7 @@ fn cancellation_rights_follow_the_table() {
     block_on(async {
         let w = World::in_memory(5).await;
         let (driver, driver_id) = w.drivers[0];
-        w.medex
-            .set_driver_status(&driver, driver_id, DriverStatus::Available)
-            .await
-            .unwrap();
-        let order = w
-            .medex
-            .create_order(&w.customers[0], new_order(w.vendor_a_id))
-            .await
-            .unwrap();
+        let order = w.order_in(OrderStatus::Pending).await;
         assert_eq!(
             conflict_code(w.medex.cancel_order(&w.customers[1], order.id, None).await),
             "not_found"
@@ -249,18 +241,7 @@ fn cancellation_rights_follow_the_table() {
             conflict_code(w.medex.cancel_order(&w.vendor_b, order.id, None).await),
             "not_found"
         );
-        w.medex
-            .change_status(&w.vendor_a, order.id, OrderStatus::Accepted, None)
-            .await
-            .unwrap();
-        w.medex
-            .assign_driver(&w.vendor_a, order.id, driver_id)
-            .await
-            .unwrap();
-        w.medex
-            .change_status(&driver, order.id, OrderStatus::PickedUp, None)
-            .await
-            .unwrap();
+        w.move_to(order.id, OrderStatus::PickedUp, 0).await;
         assert_eq!(
             conflict_code(w.medex.cancel_order(&w.customers[0], order.id, None).await),
             "invalid_transition"
@@ -335,27 +316,8 @@ fn rejection_needs_a_reason_and_proof_policy_blocks_delivery() {
             .await
             .unwrap();
         assert!(order.require_proof_photo && order.require_signature);
-        let (driver, driver_id) = w.drivers[0];
-        w.medex
-            .set_driver_status(&driver, driver_id, DriverStatus::Available)
-            .await
-            .unwrap();
-        w.medex
-            .change_status(&w.vendor_a, order.id, OrderStatus::Accepted, None)
-            .await
-            .unwrap();
-        w.medex
-            .assign_driver(&w.vendor_a, order.id, driver_id)
-            .await
-            .unwrap();
-        w.medex
-            .change_status(&driver, order.id, OrderStatus::PickedUp, None)
-            .await
-            .unwrap();
-        w.medex
-            .change_status(&driver, order.id, OrderStatus::OutForDelivery, None)
-            .await
-            .unwrap();
+        let (driver, _) = w.drivers[0];
+        w.move_to(order.id, OrderStatus::OutForDelivery, 0).await;
         let Err(Error::Conflict(Conflict::ProofMissing(missing))) = w
             .medex
             .change_status(&driver, order.id, OrderStatus::Delivered, None)

@@ -7,29 +7,14 @@ fn tracking_view_shows_only_public_fields() {
     block_on(async {
         let w = World::in_memory(7).await;
         let (driver, driver_id) = w.drivers[0];
-        w.medex
-            .set_driver_status(&driver, driver_id, DriverStatus::Available)
-            .await
-            .unwrap();
-        let order = w
-            .medex
-            .create_order(&w.customers[0], new_order(w.vendor_a_id))
-            .await
-            .unwrap();
+        let order = w.order_in(OrderStatus::Pending).await;
         let pending = w
             .medex
             .tracking_view(&order.tracking_token, true)
             .await
             .unwrap();
         assert!(pending.driver.is_none() && pending.eta_minutes.is_none());
-        w.medex
-            .change_status(&w.vendor_a, order.id, OrderStatus::Accepted, None)
-            .await
-            .unwrap();
-        w.medex
-            .assign_driver(&w.vendor_a, order.id, driver_id)
-            .await
-            .unwrap();
+        w.move_to(order.id, OrderStatus::DriverAssigned, 0).await;
         let input = FixInput {
             latitude: 52.505,
             longitude: 13.40,
