@@ -310,18 +310,13 @@ mod tests {
     use crate::model::*;
 
     fn entry(status: OrderStatus, minute: u32) -> StatusChange {
-        StatusChange {
+        let at = Utc.with_ymd_and_hms(2026, 6, 1, 9, minute, 0).unwrap();
+        StatusChange::new(
             status,
-            at: Utc.with_ymd_and_hms(2026, 6, 1, 9, minute, 0).unwrap(),
-            actor_id: UserId::from_uuid(Uuid::from_u128(7)),
-            actor_role: Role::Driver,
-            reason: None,
-            note: None,
-            location: None,
-            proof_sha256: vec![],
-            prev_hash: String::new(),
-            hash: String::new(),
-        }
+            at,
+            UserId::from_uuid(Uuid::from_u128(7)),
+            Role::Driver,
+        )
     }
 
     fn signed_order(keys: &CustodyKeys) -> Order {

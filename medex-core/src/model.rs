@@ -898,6 +898,25 @@ pub struct StatusChange {
     pub hash: String,
 }
 
+impl StatusChange {
+    /// An entry for `status` entered at `at` by `actor_id` as `actor_role`, with no reason, note,
+    /// position or proofs, not yet linked into a chain (see [`crate::custody::append`]).
+    pub fn new(status: OrderStatus, at: DateTime<Utc>, actor_id: UserId, actor_role: Role) -> Self {
+        Self {
+            status,
+            at,
+            actor_id,
+            actor_role,
+            reason: None,
+            note: None,
+            location: None,
+            proof_sha256: vec![],
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+}
+
 /// The server's signature over an order's chain of custody: Ed25519 over the order id and the
 /// hash of the newest entry (see [`crate::custody`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,11 +4,13 @@
 use axum::Json;
 use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
+use medex_core::model::{Driver, Order, User, Vendor};
 use medex_core::service::{DEFAULT_PAGE, MAX_PAGE};
 use medex_core::store::Page;
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::AppState;
 use crate::error::ApiError;
 
 /// Checks `limit` and turns `cursor` into a core page.
@@ -47,17 +49,37 @@ pub(crate) fn next_link(uri: &Uri, base: Option<&str>, limit: usize, cursor: &st
     format!("<{base}{}?{}>; rel=\"next\"", uri.path(), query.finish())
 }
 
-/// A JSON array answer, with a `Link` header when the page is full.
-pub(crate) fn listed<T: Serialize>(
+/// A record that pages by its id: the cursor of the page after it.
+pub(crate) trait Cursor {
+    fn cursor(&self) -> String;
+}
+
+macro_rules! cursor_is_id {
+    ($($record:ty),*) => {$(
+        impl Cursor for $record {
+            fn cursor(&self) -> String {
+                self.id.to_string()
+            }
+        }
+    )*};
+}
+cursor_is_id!(User, Vendor, Driver, Order);
+
+/// A JSON array answer of `records` as `view` shows them, with a `Link` header to the next page
+/// when this one is full.
+pub(crate) fn listed<'r, R: Cursor, T: Serialize>(
+    state: &AppState,
     uri: &Uri,
-    base: Option<&str>,
     limit: usize,
-    items: Vec<T>,
-    last_id: Option<String>,
+    records: &'r [R],
+    view: impl Fn(&'r R) -> T,
 ) -> Response {
-    let link = last_id
-        .filter(|_| items.len() >= limit)
-        .and_then(|last| HeaderValue::try_from(next_link(uri, base, limit, &last)).ok());
+    let base = state.config.public_base_url.as_deref();
+    let link = records
+        .last()
+        .filter(|_| records.len() >= limit)
+        .and_then(|last| HeaderValue::try_from(next_link(uri, base, limit, &last.cursor())).ok());
+    let items: Vec<T> = records.iter().map(view).collect();
     let mut response = Json(items).into_response();
     if let Some(link) = link {
         response.headers_mut().insert(header::LINK, link);

@@ -8,18 +8,7 @@ use super::*;
 use crate::custody::{self, CustodyKeys, CustodyRecord};
 
 fn entry(status: OrderStatus, actor: &User, at: DateTime<Utc>) -> StatusChange {
-    StatusChange {
-        status,
-        at,
-        actor_id: actor.id,
-        actor_role: actor.role,
-        reason: None,
-        note: None,
-        location: None,
-        proof_sha256: vec![],
-        prev_hash: String::new(),
-        hash: String::new(),
-    }
+    StatusChange::new(status, at, actor.id, actor.role)
 }
 
 pub(super) async fn records_keep_their_chain_of_custody(store: &dyn Store) {

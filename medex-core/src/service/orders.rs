@@ -196,18 +196,12 @@ impl MedEx {
             updated_at: now,
             version: 1,
         };
-        let placed = StatusChange {
-            status: OrderStatus::Pending,
-            at: now,
-            actor_id: placed_by.actor_id,
-            actor_role: placed_by.actor_role,
-            reason: None,
-            note: None,
-            location: None,
-            proof_sha256: vec![],
-            prev_hash: String::new(),
-            hash: String::new(),
-        };
+        let placed = StatusChange::new(
+            OrderStatus::Pending,
+            now,
+            placed_by.actor_id,
+            placed_by.actor_role,
+        );
         crate::custody::append(&mut order, placed, &self.custody);
         order
     }
@@ -376,16 +370,8 @@ impl MedEx {
         next.updated_at = now.max(next.updated_at);
         // The chain of custody records who gave the destination, as it records every move.
         let entry = StatusChange {
-            status: next.status,
-            at: next.updated_at,
-            actor_id: actor.user_id,
-            actor_role: actor.role,
             reason: Some("delivery location set".into()),
-            note: None,
-            location: None,
-            proof_sha256: vec![],
-            prev_hash: String::new(),
-            hash: String::new(),
+            ..StatusChange::new(next.status, next.updated_at, actor.user_id, actor.role)
         };
         crate::custody::append(&mut next, entry, &self.custody);
         bump(&mut next, |o| &mut o.version);

@@ -53,15 +53,7 @@ pub(crate) async fn list_users(
         is_active: q.is_active,
     };
     let users = state.medex.list_users(&actor, query, page).await?;
-    let last = users.last().map(|u| u.id.to_string());
-    let views: Vec<UserView> = users.iter().map(UserView::from).collect();
-    Ok(listed(
-        &uri,
-        state.config.public_base_url.as_deref(),
-        page.limit,
-        views,
-        last,
-    ))
+    Ok(listed(&state, &uri, page.limit, &users, UserView::from))
 }
 
 /// Activates or deactivates an account; a deactivated account's tokens stop working at once.

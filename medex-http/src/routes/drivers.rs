@@ -107,14 +107,7 @@ pub(crate) async fn list_drivers(
         status: q.status,
     };
     let drivers = state.medex.list_drivers(&actor, query, page).await?;
-    let last = drivers.last().map(|x| x.id.to_string());
-    Ok(listed(
-        &uri,
-        state.config.public_base_url.as_deref(),
-        page.limit,
-        drivers,
-        last,
-    ))
+    Ok(listed(&state, &uri, page.limit, &drivers, |d| d))
 }
 
 /// One driver: for itself, its vendor and admins.
@@ -263,12 +256,7 @@ pub(crate) async fn deliveries(
 ) -> ApiResult<Response> {
     let page = page(q.limit, q.cursor, OrderId::from_uuid)?;
     let orders = state.medex.driver_deliveries(&actor, id, page).await?;
-    let last = orders.last().map(|x| x.id.to_string());
-    Ok(listed(
-        &uri,
-        state.config.public_base_url.as_deref(),
-        page.limit,
-        orders.iter().map(|o| OrderView::of(&actor, o)).collect(),
-        last,
-    ))
+    Ok(listed(&state, &uri, page.limit, &orders, |o| {
+        OrderView::of(&actor, o)
+    }))
 }

@@ -111,14 +111,9 @@ pub(crate) async fn list_orders(
         ..Default::default()
     };
     let orders = state.medex.list_orders(&actor, query, page).await?;
-    let last = orders.last().map(|x| x.id.to_string());
-    Ok(listed(
-        &uri,
-        state.config.public_base_url.as_deref(),
-        page.limit,
-        orders.iter().map(|o| OrderView::of(&actor, o)).collect(),
-        last,
-    ))
+    Ok(listed(&state, &uri, page.limit, &orders, |o| {
+        OrderView::of(&actor, o)
+    }))
 }
 
 /// One order with its status history, for the parties of the order.

@@ -112,15 +112,9 @@ pub(crate) async fn list_vendors(
 ) -> ApiResult<Response> {
     let page = page(q.limit, q.cursor, VendorId::from_uuid)?;
     let vendors = state.medex.list_vendors(&actor, page).await?;
-    let last = vendors.last().map(|v| v.id.to_string());
-    let views: Vec<_> = vendors.iter().map(|v| view_for(&actor, v)).collect();
-    Ok(listed(
-        &uri,
-        state.config.public_base_url.as_deref(),
-        page.limit,
-        views,
-        last,
-    ))
+    Ok(listed(&state, &uri, page.limit, &vendors, |v| {
+        view_for(&actor, v)
+    }))
 }
 
 /// One pharmacy.
@@ -213,14 +207,9 @@ pub(crate) async fn vendor_orders(
         ..Default::default()
     };
     let orders = state.medex.vendor_orders(&actor, id, query, page).await?;
-    let last = orders.last().map(|x| x.id.to_string());
-    Ok(listed(
-        &uri,
-        state.config.public_base_url.as_deref(),
-        page.limit,
-        orders.iter().map(|o| OrderView::of(&actor, o)).collect(),
-        last,
-    ))
+    Ok(listed(&state, &uri, page.limit, &orders, |o| {
+        OrderView::of(&actor, o)
+    }))
 }
 
 /// The pharmacy's orders placed in `[from, to)` as a CSV download. `from` and `to` come as query
