@@ -341,127 +341,34 @@ async fn asset(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
-
     use axum::http::Request;
-    use chrono::{DateTime, Utc};
-    use medex_core::prelude::*;
-    use medex_core::store::{
-        DriverQuery, OrderQuery, RefreshSession, StoreError, UserQuery, Write,
-    };
+    use medex_core::model::{Order, OrderStatus};
+    use medex_core::testkit::{FlakyStore, Options, World};
     use tower::ServiceExt as _;
 
     use super::*;
 
-    /// The in-memory store with a switch that makes every call fail.
-    #[derive(Default)]
-    struct SwitchedStore {
-        inner: MemoryStore,
-        down: AtomicBool,
-    }
-
-    macro_rules! forward {
-        ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
-            #[async_trait::async_trait]
-            impl Store for SwitchedStore {
-                $(async fn $name(&self, $($arg: $ty),*) -> Result<$out, StoreError> {
-                    if self.down.load(Ordering::SeqCst) {
-                        return Err(StoreError::Unavailable("disk /srv/secret on fire".into()));
-                    }
-                    self.inner.$name($($arg),*).await
-                })*
-            }
-        };
-    }
-
-    forward! {
-        commit(writes: Vec<Write>) -> ();
-        user(id: UserId) -> Option<User>;
-        user_by_email(email: &str) -> Option<User>;
-        users(q: &UserQuery, p: Page<UserId>) -> Vec<User>;
-        vendor(id: VendorId) -> Option<Vendor>;
-        vendors(p: Page<VendorId>) -> Vec<Vendor>;
-        driver(id: DriverId) -> Option<Driver>;
-        drivers(q: &DriverQuery, p: Page<DriverId>) -> Vec<Driver>;
-        order(id: OrderId) -> Option<Order>;
-        order_by_tracking_token(t: &str) -> Option<Order>;
-        order_by_external_ref(v: VendorId, s: &str, e: &str) -> Option<Order>;
-        orders(q: &OrderQuery, p: Page<OrderId>) -> Vec<Order>;
-        append_fixes(f: &[LocationFix]) -> ();
-        trail(d: DriverId, from: DateTime<Utc>, to: DateTime<Utc>, limit: usize) -> Vec<LocationFix>;
-        prune_trail(before: DateTime<Utc>) -> u64;
-        put_refresh_session(s: RefreshSession) -> ();
-        take_refresh_session(id: &str) -> Option<RefreshSession>;
-        system_config() -> Option<SystemConfig>;
-        save_system_config(c: &SystemConfig) -> ();
-        check() -> ();
-        flush() -> ();
+    async fn world(store: Option<Arc<dyn medex_core::store::Store>>) -> World {
+        World::with(Options {
+            store,
+            ..Options::default()
+        })
+        .await
     }
 
     async fn medex() -> Arc<MedEx> {
-        medex_on(Arc::new(MemoryStore::new())).await
+        world(None).await.medex
     }
 
-    async fn medex_on(store: Arc<dyn Store>) -> Arc<MedEx> {
-        let ports = Ports {
-            store,
-            bus: Arc::new(NullBus),
-            clock: Arc::new(SystemClock),
-            entropy: Arc::new(OsEntropy),
-            hasher: Arc::new(Argon2Hasher::insecure_fast()),
-            tokens: TokenKeys::new(&[7; 32], TokenLifetimes::default()).unwrap(),
-            custody: CustodyKeys::from_seed([8; 32]),
-        };
-        Arc::new(MedEx::new(ports, SystemConfig::default()).await.unwrap())
-    }
-
-    /// An order placed by "Ann Patient" (+49 30 555 0199); its tracking token.
-    async fn order(medex: &MedEx) -> (Order, String) {
-        let (pharmacy, _) = medex
-            .register_vendor(NewVendor {
-                email: "owner@pharmacy.test".into(),
-                password: "s3cret-pass".into(),
-                business_name: "Corner Pharmacy".into(),
-                address: "1 Main St".into(),
-                latitude: 52.52,
-                longitude: 13.40,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        let customer = medex
-            .register_customer(NewAccount {
-                email: "ann@example.test".into(),
-                password: "s3cret-pass".into(),
-                full_name: "Ann Patient".into(),
-                phone: None,
-            })
-            .await
-            .unwrap();
-        let customer = medex.authenticate(&customer.access_token).await.unwrap();
-        let order = medex
-            .create_order(
-                &customer,
-                NewOrder {
-                    vendor_id: pharmacy.id,
-                    delivery_address: "9 Elm St".into(),
-                    delivery_latitude: 52.53,
-                    delivery_longitude: 13.41,
-                    customer_name: "Ann Patient".into(),
-                    customer_phone: "+49 30 555 0199".into(),
-                    items: vec![NewItem {
-                        name: "Amoxicillin 500mg".into(),
-                        quantity: 1,
-                        notes: None,
-                    }],
-                    notes: Some("ring twice".into()),
-                    requirements: Default::default(),
-                },
-            )
-            .await
-            .unwrap();
+    /// A pending order of the shared world (its customer's name, phone, address and items are
+    /// what the page must not show); the service and the order's tracking token.
+    async fn order(
+        store: Option<Arc<dyn medex_core::store::Store>>,
+    ) -> (Arc<MedEx>, Order, String) {
+        let world = world(store).await;
+        let order = world.order_in(OrderStatus::Pending).await;
         let token = order.tracking_token.clone();
-        (order, token)
+        (world.medex.clone(), order, token)
     }
 
     async fn get(app: &Router, path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
@@ -487,8 +394,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_page_is_served_with_a_strict_policy_and_no_order_data() {
-        let medex = medex().await;
-        let (order, token) = order(&medex).await;
+        let (medex, order, token) = order(None).await;
         let app = routes(medex);
 
         let (status, headers, body) = get(&app, &format!("/track/{token}")).await;
@@ -514,11 +420,11 @@ mod tests {
 
         for secret in [
             "Ann Patient",
-            "555 0199",
+            "30 1234",
             "9 Elm St",
-            "ring twice",
-            "Amoxicillin",
-            "Corner Pharmacy",
+            "keep cold",
+            "Insulin",
+            "Pharmacy 1",
             order.order_number.as_str(),
             token.as_str(),
         ] {
@@ -550,18 +456,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_storage_failure_gets_a_friendly_html_503_without_details() {
-        let store = Arc::new(SwitchedStore::default());
-        let medex = medex_on(store.clone()).await;
-        let (_, token) = order(&medex).await;
+        let store = Arc::new(FlakyStore::default());
+        let (medex, _, token) = order(Some(store.clone())).await;
         let app = routes(medex);
-        store.down.store(true, Ordering::SeqCst);
+        store.set_down(true);
         let (status, headers, body) = get(&app, &format!("/track/{token}")).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(header(&headers, "content-type").starts_with("text/html"));
         assert!(header(&headers, "content-security-policy").contains("default-src 'none'"));
         assert_eq!(header(&headers, "retry-after"), "10");
         assert!(body.contains("briefly unavailable") && !body.contains("secret"));
-        store.down.store(false, Ordering::SeqCst);
+        store.set_down(false);
         let (status, _, _) = get(&app, &format!("/track/{token}")).await;
         assert_eq!(status, StatusCode::OK);
     }
@@ -587,8 +492,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_tile_layer_reaches_the_page_escaped_and_the_policy() {
-        let medex = medex().await;
-        let (_, token) = order(&medex).await;
+        let (medex, _, token) = order(None).await;
         let tiles = TileLayer::new(
             "https://{s}.tile.example.org/{z}/{x}/{y}.png?key=a&b=c",
             "© \"Example\" <maps>",

@@ -33,7 +33,10 @@ use crate::service::{
 };
 use crate::store::Store;
 
+mod flaky;
 pub mod lifecycle_model;
+
+pub use flaky::FlakyStore;
 
 /// The password of every account of the world.
 pub const PASSWORD: &str = "correct horse battery";
@@ -257,29 +260,18 @@ impl Default for Options {
     }
 }
 
-/// Hands every event to the world's recording bus and to the caller's bus.
-struct Tee(Arc<RecordingBus>, Arc<dyn EventBus>);
+/// A service as `options` describe it, with no accounts: for suites that register their own
+/// through their transport. [`World::with`] builds on it.
+pub struct Service;
 
-impl EventBus for Tee {
-    fn publish(&self, event: crate::events::Event) {
-        self.0.publish(event.clone());
-        self.1.publish(event);
-    }
-}
-
-impl World {
-    /// The in-memory store, a manual clock at [`start`], ids seeded by `seed`, fast hashing and
-    /// a recording bus (emptied after the accounts are registered).
-    pub async fn in_memory(seed: u64) -> World {
-        Self::with(Options {
-            seed,
-            ..Options::default()
-        })
-        .await
+impl Service {
+    /// The service `options` describe.
+    pub async fn with(options: Options) -> Arc<MedEx> {
+        Self::build(options).await.0
     }
 
-    /// A world built with `options`.
-    pub async fn with(options: Options) -> World {
+    /// The service, its manual clock (in force unless `live_clock`) and its recording bus.
+    async fn build(options: Options) -> (Arc<MedEx>, Arc<ManualClock>, Arc<RecordingBus>) {
         let manual = Arc::new(ManualClock::new(start()));
         let clock: Arc<dyn Clock> = if options.live_clock {
             Arc::new(SystemClock)
@@ -307,9 +299,38 @@ impl World {
         )
         .await
         .expect("the service starts");
-        let mut world = World::on(Arc::new(medex), "").await;
+        (Arc::new(medex), manual, recording)
+    }
+}
+
+/// Hands every event to the world's recording bus and to the caller's bus.
+struct Tee(Arc<RecordingBus>, Arc<dyn EventBus>);
+
+impl EventBus for Tee {
+    fn publish(&self, event: crate::events::Event) {
+        self.0.publish(event.clone());
+        self.1.publish(event);
+    }
+}
+
+impl World {
+    /// The in-memory store, a manual clock at [`start`], ids seeded by `seed`, fast hashing and
+    /// a recording bus (emptied after the accounts are registered).
+    pub async fn in_memory(seed: u64) -> World {
+        Self::with(Options {
+            seed,
+            ..Options::default()
+        })
+        .await
+    }
+
+    /// A world built with `options`.
+    pub async fn with(options: Options) -> World {
+        let live = options.live_clock;
+        let (medex, clock, recording) = Service::build(options).await;
+        let mut world = World::on(medex, "").await;
         recording.take();
-        world.clock = (!options.live_clock).then_some(manual);
+        world.clock = (!live).then_some(clock);
         world.bus = Some(recording);
         world
     }

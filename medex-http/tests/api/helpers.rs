@@ -1,156 +1,16 @@
 //! A MedEx service on the in-memory store, its router, and a populated world of actors.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
-use chrono::{DateTime, Utc};
 pub(crate) use medex_core::prelude::*;
-use medex_core::store::{DriverQuery, OrderQuery, RefreshSession, StoreError, UserQuery, Write};
 use medex_http::HttpConfig;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-/// The in-memory store with a switch that makes every call fail, for 503 paths, and one that
-/// makes every change to an existing record lose a race (`Conflict`, as if another request had
-/// written it first; a new record cannot lose one).
-#[derive(Default)]
-pub(crate) struct FlakyStore {
-    inner: MemoryStore,
-    down: AtomicBool,
-    losing: AtomicBool,
-}
-
-impl FlakyStore {
-    pub(crate) fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::SeqCst);
-    }
-
-    pub(crate) fn set_losing_races(&self, losing: bool) {
-        self.losing.store(losing, Ordering::SeqCst);
-    }
-
-    fn up(&self) -> Result<(), StoreError> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(StoreError::Unavailable(
-                "disk /srv/secret-volume on fire".into(),
-            ))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-#[async_trait]
-impl Store for FlakyStore {
-    async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        self.up()?;
-        let changes_a_record = writes.iter().any(|w| match w {
-            Write::User(r) => r.version > 1,
-            Write::Vendor(r) => r.version > 1,
-            Write::Driver(r) => r.version > 1,
-            Write::Order(r) => r.version > 1,
-        });
-        if changes_a_record && self.losing.load(Ordering::SeqCst) {
-            return Err(StoreError::Conflict);
-        }
-        self.inner.commit(writes).await
-    }
-    async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        self.up()?;
-        self.inner.user(id).await
-    }
-    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
-        self.up()?;
-        self.inner.user_by_email(email).await
-    }
-    async fn users(&self, q: &UserQuery, p: Page<UserId>) -> Result<Vec<User>, StoreError> {
-        self.up()?;
-        self.inner.users(q, p).await
-    }
-    async fn vendor(&self, id: VendorId) -> Result<Option<Vendor>, StoreError> {
-        self.up()?;
-        self.inner.vendor(id).await
-    }
-    async fn vendors(&self, p: Page<VendorId>) -> Result<Vec<Vendor>, StoreError> {
-        self.up()?;
-        self.inner.vendors(p).await
-    }
-    async fn driver(&self, id: DriverId) -> Result<Option<Driver>, StoreError> {
-        self.up()?;
-        self.inner.driver(id).await
-    }
-    async fn drivers(&self, q: &DriverQuery, p: Page<DriverId>) -> Result<Vec<Driver>, StoreError> {
-        self.up()?;
-        self.inner.drivers(q, p).await
-    }
-    async fn order(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
-        self.up()?;
-        self.inner.order(id).await
-    }
-    async fn order_by_tracking_token(&self, t: &str) -> Result<Option<Order>, StoreError> {
-        self.up()?;
-        self.inner.order_by_tracking_token(t).await
-    }
-    async fn order_by_external_ref(
-        &self,
-        v: VendorId,
-        s: &str,
-        e: &str,
-    ) -> Result<Option<Order>, StoreError> {
-        self.up()?;
-        self.inner.order_by_external_ref(v, s, e).await
-    }
-    async fn orders(&self, q: &OrderQuery, p: Page<OrderId>) -> Result<Vec<Order>, StoreError> {
-        self.up()?;
-        self.inner.orders(q, p).await
-    }
-    async fn append_fixes(&self, f: &[LocationFix]) -> Result<(), StoreError> {
-        self.up()?;
-        self.inner.append_fixes(f).await
-    }
-    async fn trail(
-        &self,
-        d: DriverId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<LocationFix>, StoreError> {
-        self.up()?;
-        self.inner.trail(d, from, to, limit).await
-    }
-    async fn prune_trail(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.up()?;
-        self.inner.prune_trail(before).await
-    }
-    async fn put_refresh_session(&self, s: RefreshSession) -> Result<(), StoreError> {
-        self.up()?;
-        self.inner.put_refresh_session(s).await
-    }
-    async fn take_refresh_session(&self, id: &str) -> Result<Option<RefreshSession>, StoreError> {
-        self.up()?;
-        self.inner.take_refresh_session(id).await
-    }
-    async fn system_config(&self) -> Result<Option<SystemConfig>, StoreError> {
-        self.up()?;
-        self.inner.system_config().await
-    }
-    async fn save_system_config(&self, c: &SystemConfig) -> Result<(), StoreError> {
-        self.up()?;
-        self.inner.save_system_config(c).await
-    }
-    async fn check(&self) -> Result<(), StoreError> {
-        self.up()?;
-        self.inner.check().await
-    }
-    async fn flush(&self) -> Result<(), StoreError> {
-        self.up()?;
-        self.inner.flush().await
-    }
-}
+pub(crate) use medex_core::testkit::{self, FlakyStore};
 
 /// A response, body parsed as JSON when it is JSON.
 #[derive(Debug)]
@@ -215,21 +75,12 @@ impl App {
         let uploads = Arc::new(tempfile::tempdir().unwrap());
         config.upload_dir = uploads.path().join("files");
         let store = Arc::new(FlakyStore::default());
-        let medex = MedEx::new(
-            Ports {
-                store: store.clone(),
-                bus: Arc::new(NullBus),
-                clock: Arc::new(SystemClock),
-                entropy: Arc::new(OsEntropy),
-                hasher: Arc::new(Argon2Hasher::insecure_fast()),
-                tokens: TokenKeys::new(&[7; 32], TokenLifetimes::default()).unwrap(),
-                custody: CustodyKeys::from_seed([8; 32]),
-            },
-            SystemConfig::default(),
-        )
-        .await
-        .unwrap();
-        let medex = Arc::new(medex);
+        let medex = testkit::Service::with(testkit::Options {
+            store: Some(store.clone()),
+            live_clock: true,
+            ..testkit::Options::default()
+        })
+        .await;
         Self {
             router: medex_http::router(medex.clone(), config),
             medex,
