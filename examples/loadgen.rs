@@ -47,6 +47,8 @@ const PASSWORD: &str = "loadgen-pass-1";
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections opened at once while connecting (the server's accept backlog is ~1024).
 const CONNECT_CONCURRENCY: usize = 256;
+/// Loopback addresses the setup's registrations come from, in turn.
+const REGISTRATION_SOURCES: usize = 32;
 /// Connections per source address when `--source-addrs` is not given (an address has ~28k
 /// ephemeral ports towards one server port; leave room for sockets in TIME_WAIT).
 const CONNECTIONS_PER_SOURCE: usize = 4000;
@@ -58,14 +60,24 @@ const CONNECTIONS_PER_SOURCE: usize = 4000;
     after_help = "Rates are requests per second, 0 (off) or `max` (as fast as the \
                   --http-connections workers of that kind go). Start the server with \
                   MEDEX_WS_MIN_FIX_INTERVAL_MS=0 when --fix-interval-ms is under 1000, and \
-                  MEDEX_REGISTRATIONS_PER_HOUR above --vendors (every account comes from one \
-                  address) and MEDEX_WS_MAX_PER_ADDRESS above the sockets per source address. \
+                  MEDEX_REGISTRATIONS_PER_HOUR above 1 + --vendors (the customer and the \
+                  pharmacies register from up to 32 loopback addresses in turn, drivers are \
+                  registered by their pharmacy) and MEDEX_WS_MAX_PER_ADDRESS above the sockets \
+                  per source address. \
                   See BENCHMARKS.md for the runs behind each performance target."
 )]
 struct Args {
-    /// The MedEx server, HOST:PORT; must be a loopback address.
+    /// The MedEx server, HOST:PORT; must be a loopback address. Setup, drivers and the HTTP mix
+    /// go here.
     #[arg(long, env = "LOADGEN_TARGET", default_value = "127.0.0.1:8000")]
     target: String,
+    /// Where dashboards and trackers connect: one or more instances, comma-separated HOST:PORT
+    /// (loopback only), the subscribers spread over them in turn and their latencies reported
+    /// per instance [default: --target]. With several instances behind one database and Redis,
+    /// `--target A --subscribers-at A,B` measures the in-process path (A) beside the path
+    /// between instances (B) in one run.
+    #[arg(long, env = "LOADGEN_SUBSCRIBERS_AT")]
+    subscribers_at: Option<String>,
     /// Where the created accounts, tokens and orders are kept between runs.
     #[arg(long, env = "LOADGEN_STATE", default_value = "loadgen-state.json")]
     state: PathBuf,
@@ -267,6 +279,47 @@ async fn websocket(target: SocketAddr, sources: &Sources, path: &str) -> anyhow:
 // ---------------------------------------------------------------------------------------------
 // HTTP
 
+/// A registration refused with 429: this client address registered its share for the hour.
+#[derive(Debug)]
+struct Throttled(String);
+
+impl std::fmt::Display for Throttled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: 429 from every one of {REGISTRATION_SOURCES} source addresses: too many \
+             registrations per address this hour; start the server with a larger \
+             MEDEX_REGISTRATIONS_PER_HOUR (with MEDEX_REDIS_URL the counts live in Redis and \
+             outlast a restart for the hour)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Throttled {}
+
+/// Runs a registration from one client address after another while the server answers 429:
+/// each address has its own hourly share (MEDEX_REGISTRATIONS_PER_HOUR), as separate people
+/// would.
+async fn registered<T, F, Fut>(
+    target: SocketAddr,
+    sources: &Sources,
+    mut register: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut(Http) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut last = None;
+    for _ in 0..REGISTRATION_SOURCES {
+        match register(Http::new(target, sources)).await {
+            Err(e) if e.downcast_ref::<Throttled>().is_some() => last = Some(e),
+            other => return other,
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow!("no registration attempted")))
+}
+
 /// One keep-alive HTTP/1.1 connection, reopened after a failure.
 struct Http {
     target: SocketAddr,
@@ -287,6 +340,9 @@ impl Answer {
 
     /// The body as JSON when the status is `expected`, else an error naming both.
     fn expect(self, expected: StatusCode, what: &str) -> anyhow::Result<serde_json::Value> {
+        if self.status == StatusCode::TOO_MANY_REQUESTS && what.starts_with("register") {
+            return Err(anyhow!(Throttled(what.to_owned())));
+        }
         if self.status != expected {
             bail!(
                 "{what}: {} {}",
@@ -768,18 +824,44 @@ async fn setup(
 ) -> anyhow::Result<()> {
     let needed = args.duration + Duration::from_secs(300);
     let mut http = Http::new(target, sources);
-    // The customer tells whether the state belongs to this server's data at all.
-    if let Some(customer) = state.customer.as_mut()
-        && let Fresh::Unknown = freshen(&mut http, customer, needed).await?
-    {
+    // The customer tells whether the state belongs to this server's data at all: asked of the
+    // server even while its token is valid, since servers sharing a JWT secret (benchmark
+    // scripts, several instances) accept tokens of accounts another database holds.
+    let known = match state.customer.as_mut() {
+        None => true,
+        Some(customer) => {
+            let me = http
+                .call(
+                    Method::GET,
+                    "/api/auth/me",
+                    Some(&customer.access_token),
+                    None,
+                )
+                .await?;
+            me.status == StatusCode::OK
+                || matches!(freshen(&mut http, customer, needed).await?, Fresh::Yes)
+        }
+    };
+    if !known {
         eprintln!(
             "setup: {} is from another database (its accounts are unknown here); starting over",
             args.state.display()
         );
         *state = State::new(&state.target);
     }
+    // Registrations count per client address on the server (MEDEX_REGISTRATIONS_PER_HOUR, and
+    // with Redis across restarts for the hour): the generator's customer and pharmacies register
+    // from addresses of their own, as real ones would.
+    // (A connection of its own for each, so that each comes from the next address.)
+    let registering = Sources::new(target, REGISTRATION_SOURCES);
     if state.customer.is_none() {
-        state.customer = Some(create_customer(&mut http, &state.tag).await?);
+        let tag = state.tag.clone();
+        let customer = registered(target, &registering, |mut http| {
+            let tag = tag.clone();
+            async move { create_customer(&mut http, &tag).await }
+        })
+        .await?;
+        state.customer = Some(customer);
     }
     for vendor in state.vendors.iter_mut().take(args.vendors) {
         if let Fresh::Unknown = freshen(&mut http, &mut vendor.account, needed).await? {
@@ -787,7 +869,12 @@ async fn setup(
         }
     }
     while state.vendors.len() < args.vendors {
-        let vendor = create_vendor(&mut http, &state.tag, state.vendors.len()).await?;
+        let (tag, n) = (state.tag.clone(), state.vendors.len());
+        let vendor = registered(target, &registering, |mut http| {
+            let tag = tag.clone();
+            async move { create_vendor(&mut http, &tag, n).await }
+        })
+        .await?;
         state.vendors.push(vendor);
     }
     state.save(&args.state)?;
@@ -975,13 +1062,16 @@ struct Stats {
     tracker_latency: Series,
     /// `recorded_at` → `sent_at`: the part of the latency spent before the server's fan-out.
     publish_latency: Series,
+    /// Deliveries and latencies by the instance the subscriber is connected to (in the order of
+    /// `--subscribers-at`).
+    by_instance: Vec<(AtomicU64, Series)>,
     calls: [CallStats; 4],
     /// Distinct error descriptions and how often each happened.
     error_kinds: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Stats {
-    fn new() -> Self {
+    fn new(instances: usize) -> Self {
         let call = || CallStats {
             ok: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -998,6 +1088,9 @@ impl Stats {
             vendor_latency: Series::new(),
             tracker_latency: Series::new(),
             publish_latency: Series::new(),
+            by_instance: (0..instances.max(1))
+                .map(|_| (AtomicU64::new(0), Series::new()))
+                .collect(),
             calls: [call(), call(), call(), call()],
             error_kinds: Mutex::default(),
         }
@@ -1173,8 +1266,9 @@ enum Subscriber {
     Tracker,
 }
 
-/// A dashboard or tracker: reads until shortly after the window, measuring fix latencies.
-async fn subscribe(ws: Ws, kind: Subscriber, window: Window, stats: Arc<Stats>) {
+/// A dashboard or tracker, connected to instance `instance` of `--subscribers-at`: reads until
+/// shortly after the window, measuring fix latencies.
+async fn subscribe(ws: Ws, kind: Subscriber, instance: usize, window: Window, stats: Arc<Stats>) {
     let (mut sink, mut stream) = ws.split();
     let stop = window.end + Duration::from_secs(2);
     let read = async {
@@ -1237,6 +1331,10 @@ async fn subscribe(ws: Ws, kind: Subscriber, window: Window, stats: Arc<Stats>) 
                     stats.delivered_tracker.fetch_add(1, Ordering::Relaxed);
                     stats.tracker_latency.record(total);
                 }
+            }
+            if let Some((delivered, latency)) = stats.by_instance.get(instance) {
+                delivered.fetch_add(1, Ordering::Relaxed);
+                latency.record(total);
             }
             if let Some(publish) = message.sent_at.and_then(|sent| {
                 micros_between(
@@ -1502,6 +1600,18 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or(connections.div_ceil(CONNECTIONS_PER_SOURCE)),
     );
 
+    let subscriber_targets = match &args.subscribers_at {
+        None => vec![target],
+        Some(list) => {
+            let mut targets = Vec::new();
+            for one in list.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                targets.push(loopback_target(one).await?);
+            }
+            ensure!(!targets.is_empty(), "--subscribers-at names no instance");
+            targets
+        }
+    };
+
     let mut state = State::load(&args.state, &args.target)?;
     let started = Instant::now();
     setup(&args, target, &sources, &mut state).await?;
@@ -1531,9 +1641,14 @@ async fn main() -> anyhow::Result<()> {
         subscribers[t % drivers.len()] += 1;
     }
 
+    let instances = subscriber_targets
+        .iter()
+        .map(SocketAddr::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
     eprintln!(
-        "connecting {dashboards} dashboards, {} trackers and {} drivers to {target} from {} \
-         source address(es)",
+        "connecting {dashboards} dashboards and {} trackers to {instances}, {} drivers to \
+         {target}, from {} source address(es)",
         args.trackers,
         args.drivers,
         sources.addrs.len().max(1)
@@ -1542,35 +1657,46 @@ async fn main() -> anyhow::Result<()> {
     let connected = Arc::new(AtomicUsize::new(0));
     let total = dashboards + args.trackers + args.drivers;
     let progress = SetupProgress::start("connected", connected.clone(), total);
-    let mut paths: Vec<String> = Vec::with_capacity(total);
+    // Each connection's path and the instance it goes to (an index of `subscriber_targets`, or
+    // `None` for the drivers' --target).
+    let mut paths: Vec<(String, Option<usize>)> = Vec::with_capacity(total);
+    let instance_of = |n: usize| Some(n % subscriber_targets.len());
     for d in 0..dashboards {
         let vendor = &vendors[d % vendors.len()];
-        paths.push(format!(
-            "/ws/vendor/{}?token={}",
-            vendor.id, vendor.account.access_token
+        paths.push((
+            format!(
+                "/ws/vendor/{}?token={}",
+                vendor.id, vendor.account.access_token
+            ),
+            instance_of(d),
         ));
     }
     for t in 0..args.trackers {
-        paths.push(format!(
-            "/ws/tracking/{}",
-            drivers[t % drivers.len()].tracking_token
+        paths.push((
+            format!("/ws/tracking/{}", drivers[t % drivers.len()].tracking_token),
+            instance_of(dashboards + t),
         ));
     }
     for driver in &drivers {
-        paths.push(format!("/ws/driver?token={}", driver.account.access_token));
+        paths.push((
+            format!("/ws/driver?token={}", driver.account.access_token),
+            None,
+        ));
     }
-    let sockets: Vec<anyhow::Result<Ws>> = futures_util::stream::iter(paths.iter().map(|path| {
-        let sources = sources.clone();
-        let connected = connected.clone();
-        async move {
-            let ws = websocket(target, &sources, path).await;
-            connected.fetch_add(1, Ordering::Relaxed);
-            ws
-        }
-    }))
-    .buffered(CONNECT_CONCURRENCY)
-    .collect()
-    .await;
+    let sockets: Vec<anyhow::Result<Ws>> =
+        futures_util::stream::iter(paths.iter().map(|(path, instance)| {
+            let sources = sources.clone();
+            let connected = connected.clone();
+            let to = instance.map_or(target, |i| subscriber_targets[i]);
+            async move {
+                let ws = websocket(to, &sources, path).await;
+                connected.fetch_add(1, Ordering::Relaxed);
+                ws
+            }
+        }))
+        .buffered(CONNECT_CONCURRENCY)
+        .collect()
+        .await;
     drop(progress);
     let failed = sockets.iter().filter(|s| s.is_err()).count();
     if let Some(Err(e)) = sockets.iter().find(|s| s.is_err()) {
@@ -1582,7 +1708,7 @@ async fn main() -> anyhow::Result<()> {
         connect_started.elapsed().as_secs_f64()
     );
 
-    let stats = Arc::new(Stats::new());
+    let stats = Arc::new(Stats::new(subscriber_targets.len()));
     let start = Instant::now() + Duration::from_millis(500);
     let window = Window {
         start,
@@ -1591,13 +1717,32 @@ async fn main() -> anyhow::Result<()> {
     };
     let interval = (args.fix_interval_ms > 0).then(|| Duration::from_millis(args.fix_interval_ms));
     let mut tasks = tokio::task::JoinSet::new();
-    let mut sockets = sockets.into_iter();
-    for ws in sockets.by_ref().take(dashboards).flatten() {
-        tasks.spawn(subscribe(ws, Subscriber::Dashboard, window, stats.clone()));
+    let mut sockets = sockets
+        .into_iter()
+        .zip(paths.iter().map(|(_, i)| i.unwrap_or(0)));
+    for (ws, instance) in sockets.by_ref().take(dashboards) {
+        if let Ok(ws) = ws {
+            tasks.spawn(subscribe(
+                ws,
+                Subscriber::Dashboard,
+                instance,
+                window,
+                stats.clone(),
+            ));
+        }
     }
-    for ws in sockets.by_ref().take(args.trackers).flatten() {
-        tasks.spawn(subscribe(ws, Subscriber::Tracker, window, stats.clone()));
+    for (ws, instance) in sockets.by_ref().take(args.trackers) {
+        if let Ok(ws) = ws {
+            tasks.spawn(subscribe(
+                ws,
+                Subscriber::Tracker,
+                instance,
+                window,
+                stats.clone(),
+            ));
+        }
     }
+    let sockets = sockets.map(|(ws, _)| ws);
     for (i, ws) in sockets.enumerate() {
         if let Ok(ws) = ws {
             tasks.spawn(drive(
@@ -1762,6 +1907,20 @@ async fn main() -> anyhow::Result<()> {
         "  of which before the server's fan-out (recorded_at → sent_at): {}",
         percentiles(&stats.publish_latency.total())
     );
+    if subscriber_targets.len() > 1 || subscriber_targets[0] != target {
+        for (instance, (delivered, latency)) in subscriber_targets.iter().zip(&stats.by_instance) {
+            let whose = if *instance == target {
+                "the drivers' instance"
+            } else {
+                "another instance"
+            };
+            println!(
+                "  at {instance} ({whose}, {}): {}",
+                delivered.load(Ordering::Relaxed),
+                percentiles(&latency.total())
+            );
+        }
+    }
     println!(
         "status events at dashboards: {}; WebSocket errors: {}",
         stats.events_received.load(Ordering::Relaxed),

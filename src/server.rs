@@ -27,10 +27,11 @@ use hyper_util::server::graceful::GracefulShutdown;
 use medex_core::auth::{Argon2Hasher, TokenKeys, TokenLifetimes};
 use medex_core::clock::{Entropy, OsEntropy, SystemClock};
 use medex_core::custody::CustodyKeys;
-use medex_core::events::{Event, EventBus};
+use medex_core::events::{BusHealth, Event, EventBus};
+use medex_core::files::FileStore;
 use medex_core::service::{MedEx, Ports};
 use medex_core::store::Store;
-use medex_http::TrackingReads;
+use medex_http::{DirectoryFiles, TrackingReads};
 use medex_store_postgres::{PgOptions, PgStore};
 use medex_store_sled::SledStore;
 use medex_ws::{Hub, WsConfig, WsServer};
@@ -40,6 +41,7 @@ use tower::ServiceExt as _;
 
 use crate::exposition::Exposition;
 use crate::hashing::OffloadedHasher;
+use crate::scaleout::{self, LiveUpdates};
 use crate::settings::{CustodyKeySource, SecretSource, Settings, SettingsError};
 
 /// Why the server could not start.
@@ -278,8 +280,8 @@ pub fn rotate_custody_key(data_dir: &Path) -> Result<Rotation, StartError> {
     })
 }
 
-/// Counts events on their way to the WebSocket hub.
-struct MeteredBus(Arc<Hub>);
+/// Counts events on their way to the WebSocket hub (and, with Redis, the other instances).
+struct MeteredBus(Arc<dyn EventBus>);
 
 impl EventBus for MeteredBus {
     fn publish(&self, event: Event) {
@@ -298,13 +300,21 @@ impl EventBus for MeteredBus {
         }
         self.0.publish(event);
     }
+
+    fn health(&self) -> BusHealth {
+        self.0.health()
+    }
 }
 
 /// The store, the hub and the use cases over them.
 struct Core {
     store: Arc<dyn Store>,
+    /// Where uploaded proofs go: the database, or the upload directory.
+    files: Arc<dyn FileStore>,
     hub: Arc<Hub>,
     medex: Arc<MedEx>,
+    /// The JWT secret, from which the throttle's shared key is derived.
+    jwt_secret: Vec<u8>,
 }
 
 /// Creates `dir` if needed and keeps it and everything in it to this account: directories 0700,
@@ -335,7 +345,7 @@ fn private_tree(dir: &Path) -> Result<(), StartError> {
     Ok(())
 }
 
-async fn open(s: &Settings) -> Result<Core, StartError> {
+async fn open(s: &Settings, live: LiveUpdates) -> Result<Core, StartError> {
     private_tree(&s.data_dir)?;
     private_tree(&s.upload_dir)?;
     let secret = match &s.jwt_secret {
@@ -352,10 +362,8 @@ async fn open(s: &Settings) -> Result<Core, StartError> {
     })?;
     let custody = custody_keys(s)?;
 
-    let retention = chrono::Duration::days(i64::from(s.trail_retention_days));
-    let sweep_every = std::time::Duration::from_secs(3600);
-    // The retention sweeps run for the life of the runtime; their handles are not needed.
-    let store: Arc<dyn Store> = match &s.database_url {
+    // The sweeps (retention among them) are the server's upkeep, one instance at a time.
+    let (store, files): (Arc<dyn Store>, Arc<dyn FileStore>) = match &s.database_url {
         Some(url) => {
             let options = PgOptions {
                 pool_size: s.database_pool_size,
@@ -364,9 +372,9 @@ async fn open(s: &Settings) -> Result<Core, StartError> {
             let store = PgStore::connect_with(url.as_str(), options)
                 .await
                 .map_err(|source| StartError::Database { source })?;
-            drop(store.spawn_retention(retention, sweep_every));
-            tracing::info!("storage: PostgreSQL");
-            Arc::new(store)
+            tracing::info!("storage: PostgreSQL (uploads too)");
+            let store = Arc::new(store);
+            (store.clone(), store)
         }
         None => {
             let db_dir = s.data_dir.join("db");
@@ -376,16 +384,18 @@ async fn open(s: &Settings) -> Result<Core, StartError> {
             })?;
             // sled made its files with the process's umask; they are ours only from now on.
             private_tree(&db_dir)?;
-            drop(store.spawn_retention(retention, sweep_every));
-            Arc::new(store)
+            (
+                Arc::new(store),
+                Arc::new(DirectoryFiles::new(s.upload_dir.clone())),
+            )
         }
     };
-    let hub = Arc::new(Hub::new());
+    let LiveUpdates { hub, bus } = live;
     let medex = Arc::new(
         MedEx::new(
             Ports {
                 store: store.clone(),
-                bus: Arc::new(MeteredBus(hub.clone())),
+                bus: Arc::new(MeteredBus(bus)),
                 clock: Arc::new(SystemClock),
                 entropy: Arc::new(OsEntropy),
                 hasher: Arc::new(OffloadedHasher::new(
@@ -401,7 +411,13 @@ async fn open(s: &Settings) -> Result<Core, StartError> {
         // One driver's fixes are paced across its sockets and the HTTP fallback alike.
         .with_min_fix_interval(s.ws_min_fix_interval),
     );
-    Ok(Core { store, hub, medex })
+    Ok(Core {
+        store,
+        files,
+        hub,
+        medex,
+        jwt_secret: secret,
+    })
 }
 
 /// Creates an admin account in the configured data directory, without serving (for operators:
@@ -411,7 +427,7 @@ pub async fn create_admin(
     email: &str,
     password: &str,
 ) -> Result<medex_core::model::User, StartError> {
-    let Core { store, medex, .. } = open(&settings).await?;
+    let Core { store, medex, .. } = open(&settings, LiveUpdates::in_process()).await?;
     let admin = medex.create_admin(email, password, "Administrator").await?;
     store
         .flush()
@@ -443,12 +459,23 @@ impl Server {
     /// Opens the store, creates the first admin if configured, binds and starts serving.
     pub async fn start(self) -> Result<Running, StartError> {
         let s = self.settings;
-        let Core { store, hub, medex } = open(&s).await?;
+        let live = LiveUpdates::from_settings(&s)?;
+        let Core {
+            store,
+            files,
+            hub,
+            medex,
+            jwt_secret,
+        } = open(&s, live).await?;
         if let Some((email, password)) = &s.first_admin
-            && let Some(admin) = medex.ensure_admin(email, password).await?
+            && let Some(admin) = scaleout::first_admin(&medex, email, password).await?
         {
             tracing::info!(email = %admin.email, "created the first admin");
         }
+        let (stop, stopped) = watch::channel(false);
+        let instance = uuid::Uuid::new_v4().to_string();
+        tracing::info!(%instance, "this instance's name in leases");
+        scaleout::spawn_upkeep(&medex, &s, instance, stopped.clone());
 
         let ws = Arc::new(WsServer::new(
             medex.clone(),
@@ -471,8 +498,10 @@ impl Server {
                 max_registrations_per_address_per_hour: s.registrations_per_hour,
                 ..medex_http::LoginThrottle::default()
             },
+            trusted_proxies: s.trusted_proxies.clone(),
             ..medex_http::HttpConfig::default()
         };
+        let shared = scaleout::http_shared(&s, &jwt_secret, files)?;
         let open_sockets = Arc::new(AtomicUsize::new(0));
         let exposition = Exposition {
             handle: crate::exposition::handle(),
@@ -480,10 +509,9 @@ impl Server {
             open_sockets: open_sockets.clone(),
             token_digest: s.metrics_token.as_deref().map(Exposition::digest),
         };
-        let mut router = medex_http::router(medex.clone(), http_config.clone()).merge(
+        let mut router = medex_http::router_with(medex.clone(), http_config.clone(), shared).merge(
             crate::tracking_page::routes_with(medex.clone(), s.tile_layer.clone()),
         );
-        let (stop, stopped) = watch::channel(false);
         let metrics_addr = match s.metrics_addr {
             None => {
                 router = router.merge(exposition.routes());

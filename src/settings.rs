@@ -69,6 +69,24 @@ impl std::fmt::Debug for DatabaseUrl {
     }
 }
 
+/// `MEDEX_REDIS_URL`: a Redis connection string. Its `Debug` hides it, since it may hold a
+/// password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    /// The connection string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedisUrl(..)")
+    }
+}
+
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -139,6 +157,14 @@ pub struct Settings {
     /// `MEDEX_MAX_CONNECTIONS`, default 16384: open connections (WebSockets included) at once;
     /// one more is answered 503 and closed.
     pub max_connections: usize,
+    /// `MEDEX_REDIS_URL`: live updates between instances and the login throttle's counts in
+    /// Redis. Unset: both stay in this process.
+    pub redis_url: Option<RedisUrl>,
+    /// `MEDEX_REDIS_PREFIX`, default `medex`: every Redis channel and key starts with it.
+    pub redis_prefix: String,
+    /// `MEDEX_TRUSTED_PROXIES`: addresses or networks of the load balancers whose
+    /// `X-Forwarded-For` names the client. Empty (default): the header is ignored.
+    pub trusted_proxies: Vec<medex_http::IpNet>,
     /// `MEDEX_TILE_URL` (a template like `https://tile.openstreetmap.org/{z}/{x}/{y}.png`) and
     /// `MEDEX_TILE_ATTRIBUTION`: map tiles under the public tracking page. Default none: the
     /// page draws its map from the coordinates alone and works offline.
@@ -155,7 +181,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "MEDEX_DATA_DIR",
         "./medex-data",
-        "sled database (unless MEDEX_DATABASE_URL), generated secret, uploads",
+        "sled database and uploads (unless MEDEX_DATABASE_URL), generated secrets",
     ),
     (
         "MEDEX_DATABASE_URL",
@@ -170,7 +196,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "MEDEX_UPLOAD_DIR",
         "<data dir>/uploads",
-        "where proof photos and signatures are stored",
+        "where proof photos and signatures are stored on sled (with MEDEX_DATABASE_URL they are in the database)",
     ),
     (
         "MEDEX_JWT_SECRET",
@@ -321,6 +347,21 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "MEDEX_METRICS_ADDR",
         "unset (on MEDEX_ADDR)",
         "serve /metrics on this address only, e.g. 127.0.0.1:9100",
+    ),
+    (
+        "MEDEX_REDIS_URL",
+        "unset (in-process)",
+        "Redis for several instances: live updates between them and the shared login throttle, e.g. redis://redis:6379; requires MEDEX_DATABASE_URL",
+    ),
+    (
+        "MEDEX_REDIS_PREFIX",
+        "medex",
+        "prefix of every Redis channel and key, so several deployments can share one Redis",
+    ),
+    (
+        "MEDEX_TRUSTED_PROXIES",
+        "empty",
+        "comma-separated addresses or networks (10.0.0.0/8) of load balancers whose X-Forwarded-For names the client",
     ),
     (
         "MEDEX_TILE_URL",
@@ -573,6 +614,48 @@ impl Settings {
             ),
             None => None,
         };
+        let redis_url = r.raw("MEDEX_REDIS_URL").map(RedisUrl);
+        if redis_url.is_some() && database_url.is_none() {
+            return Err(SettingsError {
+                variable: "MEDEX_REDIS_URL",
+                problem: "is for several instances on one PostgreSQL database: set \
+                          MEDEX_DATABASE_URL too (instances on sled share no data)"
+                    .into(),
+            });
+        }
+        let redis_prefix = r
+            .raw("MEDEX_REDIS_PREFIX")
+            .unwrap_or_else(|| "medex".into());
+        if redis_prefix.len() > 64
+            || !redis_prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(SettingsError {
+                variable: "MEDEX_REDIS_PREFIX",
+                problem: format!(
+                    "`{redis_prefix}` must be 1 to 64 letters, digits, `-`, `_` or `.`"
+                ),
+            });
+        }
+        let trusted_proxies = match r.raw("MEDEX_TRUSTED_PROXIES") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    p.parse::<medex_http::IpNet>()
+                        .or_else(|_| p.parse::<std::net::IpAddr>().map(medex_http::IpNet::from))
+                        .map_err(|_| SettingsError {
+                            variable: "MEDEX_TRUSTED_PROXIES",
+                            problem: format!(
+                                "`{p}` is not an address (10.0.0.2) or network (10.0.0.0/8)"
+                            ),
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+        };
         let cpus = std::thread::available_parallelism()
             .map(usize::from)
             .unwrap_or(2);
@@ -656,6 +739,9 @@ impl Settings {
                     "an address like 127.0.0.1:9100",
                 )?),
             },
+            redis_url,
+            redis_prefix,
+            trusted_proxies,
             tile_layer,
         })
     }
@@ -795,6 +881,55 @@ mod tests {
         );
         assert_eq!(s.database_pool_size, 16);
         assert!(settings(&[]).unwrap().database_url.is_none());
+    }
+
+    #[test]
+    fn redis_and_trusted_proxies_are_read_and_checked() {
+        let postgres = [
+            ("MEDEX_DATABASE_URL", "postgres://medex@127.0.0.1/medex"),
+            (
+                "MEDEX_JWT_SECRET",
+                "q8Vw3kZ1pT6xN0rL5yB9mC2hJ7dF4gS0aE8uW1iO",
+            ),
+            (
+                "MEDEX_CUSTODY_KEY",
+                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            ),
+        ];
+        let defaults = settings(&[]).unwrap();
+        assert!(defaults.redis_url.is_none() && defaults.trusted_proxies.is_empty());
+        assert_eq!(defaults.redis_prefix, "medex");
+        let refused = settings(&[("MEDEX_REDIS_URL", "redis://127.0.0.1:6379")])
+            .expect_err("Redis without a shared database");
+        assert_eq!(refused.variable, "MEDEX_REDIS_URL");
+        let mut vars = postgres.to_vec();
+        vars.extend([
+            ("MEDEX_REDIS_URL", "redis://:pw@127.0.0.1:6379"),
+            ("MEDEX_REDIS_PREFIX", "medex-prod.eu_1"),
+            ("MEDEX_TRUSTED_PROXIES", " 10.0.0.0/8, 192.0.2.7 ,::1,"),
+        ]);
+        let s = settings(&vars).unwrap();
+        assert_eq!(
+            s.redis_url.as_ref().map(RedisUrl::as_str),
+            Some("redis://:pw@127.0.0.1:6379")
+        );
+        assert!(
+            !format!("{s:?}").contains(":pw@"),
+            "the URL stays out of logs"
+        );
+        assert_eq!(s.redis_prefix, "medex-prod.eu_1");
+        let proxies: Vec<String> = s.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "192.0.2.7/32", "::1/128"]);
+        for (variable, value) in [
+            ("MEDEX_REDIS_PREFIX", "has space"),
+            ("MEDEX_REDIS_PREFIX", "a:b"),
+            ("MEDEX_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("MEDEX_TRUSTED_PROXIES", "proxy.internal"),
+        ] {
+            let mut vars = postgres.to_vec();
+            vars.push((variable, value));
+            assert_eq!(settings(&vars).unwrap_err().variable, variable, "{value}");
+        }
     }
 
     #[test]

@@ -195,6 +195,7 @@ fn crates_depend_only_as_the_architecture_says() {
         ("medex-store-postgres", &["medex-core"]),
         ("medex-http", &["medex-core"]),
         ("medex-ws", &["medex-core"]),
+        ("medex-redis", &["medex-core"]),
     ];
     for (name, _) in crates() {
         let deps = workspace_deps(&metadata, &name);

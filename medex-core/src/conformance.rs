@@ -6,7 +6,9 @@
 //!   [`MemoryStore`](crate::memory::MemoryStore) (fresh store);
 //! - [`races::run`]: racing writers, exactly one winner (any store, with a spawner);
 //! - [`model::check`]: random operations with `Reopen` steps against `MemoryStore`, from a
-//!   property test of the store's own (see [`model`]).
+//!   property test of the store's own (see [`model`]);
+//! - [`files::run`]: the [`FileStore`](crate::files::FileStore) contract, for stores that keep
+//!   uploaded files too.
 //!
 //! ```
 //! # futures::executor::block_on(async {
@@ -17,12 +19,13 @@
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use crate::config::SystemConfig;
 use crate::model::*;
 use crate::store::*;
 
 mod custody;
+pub mod files;
 pub mod fixtures;
+mod instances;
 pub mod lists;
 pub mod model;
 pub mod numbered;
@@ -73,7 +76,7 @@ pub async fn run(store: &dyn Store) {
     order_queries_filter_and_move_with_the_record(store).await;
     positions_come_from_the_newest_fix(store).await;
     refresh_sessions_are_single_use(store).await;
-    config_round_trips(store).await;
+    instances::run(store).await;
     custody::records_keep_their_chain_of_custody(store).await;
     the_ends_of_the_calendar_are_bounds_like_any_other(store).await;
     text_is_kept_whatever_it_holds(store).await;
@@ -660,21 +663,6 @@ async fn refresh_sessions_are_single_use(store: &dyn Store) {
         "a session is taken once"
     );
     assert_eq!(store.take_refresh_session("never").await.unwrap(), None);
-}
-
-async fn config_round_trips(store: &dyn Store) {
-    assert_eq!(
-        store.system_config().await.unwrap(),
-        None,
-        "no configuration until one is saved"
-    );
-    let mut config = SystemConfig {
-        road_factor: 1.5,
-        ..Default::default()
-    };
-    config.tariff.min_fee = Money::from_cents(499);
-    store.save_system_config(&config).await.unwrap();
-    assert_eq!(store.system_config().await.unwrap(), Some(config));
 }
 
 /// Range bounds at chrono's first and last instants (which some databases cannot store) answer

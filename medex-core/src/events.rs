@@ -2,7 +2,15 @@
 //!
 //! Transports subscribe (the WebSocket hub implements [`EventBus`]). Publishing never blocks and
 //! never fails: a subscriber that cannot keep up is the subscriber's problem.
+//!
+//! Events reach subscribers by [`Topic`]: a pharmacy's dashboard, an order's public tracker, a
+//! driver's own socket; [`Event::topics`] says which topics an event concerns. A bus that carries
+//! events between instances (over Redis, say) hands them to each instance's fan-out topic by
+//! topic ([`Fanout`]), learns from it which topics have subscribers there ([`Interest`]), and
+//! tells it when subscribers may have missed events and must start again ([`Resync`]).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::model::{
@@ -71,10 +79,144 @@ pub enum Event {
     },
 }
 
+/// What live subscribers listen to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Topic {
+    /// A pharmacy's dashboard: its fleet's positions and statuses, its orders.
+    Vendor(VendorId),
+    /// A public tracker of one order, by its tracking token.
+    Tracking(String),
+    /// A driver's own socket: its assignments and its orders' statuses.
+    Driver(DriverId),
+    /// Every connection an account signed in with: closed when its tokens stop working.
+    Account(UserId),
+}
+
+impl Event {
+    /// The topics whose subscribers this event concerns, each once: the one routing table of
+    /// live updates.
+    ///
+    /// - `OrderCreated`, `OrderUpdated`, `DriverStatusChanged`: the pharmacy.
+    /// - `OrderStatusChanged`: the pharmacy, the tracker, and the assigned driver unless the
+    ///   change is an assignment (the driver hears of that as `DriverAssigned`).
+    /// - `DriverAssigned`: the assigned driver, and a driver relieved by a re-assignment.
+    /// - `DriverLocation`: the pharmacy, and the order's tracker while the order is on its way
+    ///   (not while the driver heads back after a failed attempt).
+    /// - `SessionsEnded`: the account's connections.
+    pub fn topics(&self) -> impl Iterator<Item = Topic> + use<> {
+        let (a, b, c) = match self {
+            Event::OrderCreated(order) | Event::OrderUpdated(order) => {
+                (Some(Topic::Vendor(order.vendor_id)), None, None)
+            }
+            Event::SessionsEnded { user_id, .. } => (Some(Topic::Account(*user_id)), None, None),
+            Event::DriverStatusChanged { vendor_id, .. } => {
+                (Some(Topic::Vendor(*vendor_id)), None, None)
+            }
+            Event::OrderStatusChanged { order, .. } => (
+                Some(Topic::Vendor(order.vendor_id)),
+                order
+                    .driver_id
+                    .filter(|_| order.status != OrderStatus::DriverAssigned)
+                    .map(Topic::Driver),
+                Some(Topic::Tracking(order.tracking_token.clone())),
+            ),
+            Event::DriverAssigned {
+                order,
+                previous_driver,
+            } => (
+                order.driver_id.map(Topic::Driver),
+                previous_driver
+                    .filter(|p| Some(*p) != order.driver_id)
+                    .map(Topic::Driver),
+                None,
+            ),
+            Event::DriverLocation(loc) => (
+                Some(Topic::Vendor(loc.vendor_id)),
+                match (&loc.tracking_token, loc.order_status) {
+                    (Some(token), Some(status)) if status.is_on_its_way() => {
+                        Some(Topic::Tracking(token.clone()))
+                    }
+                    _ => None,
+                },
+                None,
+            ),
+        };
+        [a, b, c].into_iter().flatten()
+    }
+
+    /// The order this event reports, with its version: events of one order carry rising
+    /// versions in commit order (a status change and its assignment share one).
+    pub fn order_version(&self) -> Option<(OrderId, u64)> {
+        match self {
+            Event::OrderCreated(order)
+            | Event::OrderUpdated(order)
+            | Event::OrderStatusChanged { order, .. }
+            | Event::DriverAssigned { order, .. } => Some((order.id, order.version)),
+            Event::DriverLocation(_)
+            | Event::DriverStatusChanged { .. }
+            | Event::SessionsEnded { .. } => None,
+        }
+    }
+}
+
+/// Whether the bus reaches the other instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusHealth {
+    /// The bus is this process: nothing to reach.
+    InProcess,
+    /// Connected to the shared bus.
+    Connected,
+    /// The shared bus cannot be reached now: events stay in this instance (its subscribers are
+    /// told to resync once it is back).
+    Disconnected,
+}
+
 /// Where events go.
 pub trait EventBus: Send + Sync + 'static {
     /// Hands an event to subscribers. Must not block.
     fn publish(&self, event: Event);
+
+    /// Whether the bus reaches the other instances; in-process buses have none to reach.
+    /// Buses that wrap another must pass this on.
+    fn health(&self) -> BusHealth {
+        BusHealth::InProcess
+    }
+}
+
+/// Which subscribers must start again from a fresh state, because events meant for them may
+/// have been lost on the way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resync {
+    /// Every subscriber of this instance.
+    All,
+    /// The subscribers of these topics.
+    Topics(Vec<Topic>),
+}
+
+/// An instance's fan-out of events to its subscribers, topic by topic: what a bus between
+/// instances hands events to (the WebSocket hub implements it).
+pub trait Fanout: Send + Sync + 'static {
+    /// Delivers `event` to the subscribers of `topic` only (`topic` is one of
+    /// [`Event::topics`]). Must not block.
+    fn deliver(&self, topic: &Topic, event: &Event);
+    /// Ends the subscriptions `which` names, telling their clients to reconnect and start from
+    /// a fresh state. Must not block.
+    fn resync(&self, which: &Resync);
+}
+
+/// A future resolved once a bus receives a topic's events.
+pub type Watching = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// What a fan-out tells a bus about its subscribers, so that the bus receives the events of
+/// those topics only.
+pub trait Interest: Send + Sync + 'static {
+    /// A subscriber of `topic` arrived. The future resolves once events of `topic` published
+    /// from then on reach this instance (at once while the bus is down: its subscribers are
+    /// resynced when it is back); a subscriber reads its first state after that, so that
+    /// nothing falls between that state and the events.
+    fn watch(&self, topic: &Topic) -> Watching;
+    /// A subscriber of `topic` left (one call per earlier [`Interest::watch`]).
+    fn unwatch(&self, topic: &Topic);
 }
 
 /// A bus that drops every event: for programs that do not need live updates.
@@ -141,5 +283,120 @@ impl EventBus for RecordingBus {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::fixtures;
+
+    fn id<T: std::str::FromStr>(n: u64) -> T {
+        match format!("00000000-0000-7000-8000-{n:012}").parse() {
+            Ok(id) => id,
+            Err(_) => panic!("bad test id"),
+        }
+    }
+
+    fn order(status: OrderStatus, driver: Option<u64>) -> Arc<Order> {
+        let mut order = fixtures::order(id(1), id(2), id(3));
+        order.status = status;
+        order.driver_id = driver.map(id);
+        order.tracking_token = "tok".into();
+        order.version = 4;
+        Arc::new(order)
+    }
+
+    fn location(status: Option<OrderStatus>) -> Event {
+        Event::DriverLocation(Arc::new(DriverLocation {
+            driver_id: id(7),
+            vendor_id: id(2),
+            fix: LocationFix {
+                driver_id: id(7),
+                latitude: 52.5,
+                longitude: 13.4,
+                speed: None,
+                heading: None,
+                accuracy: None,
+                recorded_at: fixtures::t0(),
+            },
+            order_id: status.map(|_| id(1)),
+            tracking_token: status.map(|_| "tok".to_owned()),
+            order_status: status,
+            eta_minutes: None,
+        }))
+    }
+
+    #[test]
+    fn each_event_concerns_exactly_its_topics() {
+        let vendor = Topic::Vendor(id(2));
+        let tracker = Topic::Tracking("tok".into());
+        let check = |event: Event, expect: Vec<Topic>| {
+            assert_eq!(event.topics().collect::<Vec<_>>(), expect, "{event:?}");
+        };
+        check(
+            Event::OrderCreated(order(OrderStatus::Pending, None)),
+            vec![vendor.clone()],
+        );
+        check(
+            Event::OrderStatusChanged {
+                order: order(OrderStatus::PickedUp, Some(7)),
+                previous: OrderStatus::DriverAssigned,
+            },
+            vec![vendor.clone(), Topic::Driver(id(7)), tracker.clone()],
+        );
+        // The driver hears of its assignment as `DriverAssigned`, not as a status change.
+        check(
+            Event::OrderStatusChanged {
+                order: order(OrderStatus::DriverAssigned, Some(7)),
+                previous: OrderStatus::Accepted,
+            },
+            vec![vendor.clone(), tracker.clone()],
+        );
+        check(
+            Event::DriverAssigned {
+                order: order(OrderStatus::DriverAssigned, Some(7)),
+                previous_driver: Some(id(8)),
+            },
+            vec![Topic::Driver(id(7)), Topic::Driver(id(8))],
+        );
+        check(
+            Event::DriverAssigned {
+                order: order(OrderStatus::DriverAssigned, Some(7)),
+                previous_driver: Some(id(7)),
+            },
+            vec![Topic::Driver(id(7))],
+        );
+        check(
+            location(Some(OrderStatus::OutForDelivery)),
+            vec![vendor.clone(), tracker],
+        );
+        // Heading back after a failed attempt, or on no order: the pharmacy only.
+        check(location(Some(OrderStatus::Failed)), vec![vendor.clone()]);
+        check(location(None), vec![vendor.clone()]);
+        check(
+            Event::DriverStatusChanged {
+                driver_id: id(7),
+                vendor_id: id(2),
+                status: DriverStatus::OnBreak,
+            },
+            vec![vendor.clone()],
+        );
+        check(
+            Event::OrderUpdated(order(OrderStatus::Accepted, None)),
+            vec![vendor],
+        );
+        check(
+            Event::SessionsEnded {
+                user_id: id(9),
+                session: None,
+            },
+            vec![Topic::Account(id(9))],
+        );
+        assert_eq!(
+            Event::OrderCreated(order(OrderStatus::Pending, None)).order_version(),
+            Some((id(1), 4))
+        );
+        assert_eq!(location(None).order_version(), None);
     }
 }

@@ -82,6 +82,7 @@ pub mod custody;
 pub mod error;
 pub mod events;
 pub mod fields;
+pub mod files;
 pub mod lifecycle;
 pub mod memory;
 pub mod model;

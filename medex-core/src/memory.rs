@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use crate::config::SystemConfig;
 use crate::model::{Driver, DriverId, LocationFix, Order, OrderId, User, UserId, Vendor, VendorId};
 use crate::store::{
-    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, UniqueKey, UserQuery, Write,
+    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig, UniqueKey,
+    UserQuery, Write,
 };
 
 #[derive(Default)]
@@ -22,7 +23,9 @@ struct State {
     trails: HashMap<DriverId, Vec<LocationFix>>,
     positions: HashMap<DriverId, LocationFix>,
     sessions: HashMap<String, RefreshSession>,
-    config: Option<SystemConfig>,
+    config: Option<StoredConfig>,
+    /// Lease name → (holder, until).
+    leases: HashMap<String, (String, DateTime<Utc>)>,
 }
 
 /// Everything in a mutex. Not durable: a dropped store is gone.
@@ -368,12 +371,21 @@ impl Store for MemoryStore {
         Ok(self.state().sessions.remove(id))
     }
 
-    async fn system_config(&self) -> Result<Option<SystemConfig>, StoreError> {
+    async fn system_config(&self) -> Result<Option<StoredConfig>, StoreError> {
         Ok(self.state().config.clone())
     }
 
-    async fn save_system_config(&self, config: &SystemConfig) -> Result<(), StoreError> {
-        self.state().config = Some(config.clone());
+    async fn save_system_config(
+        &self,
+        config: &SystemConfig,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        check_version(state.config.as_ref().map(|c| c.version), version)?;
+        state.config = Some(StoredConfig {
+            config: config.clone(),
+            version,
+        });
         Ok(())
     }
 
@@ -383,6 +395,42 @@ impl Store for MemoryStore {
 
     async fn flush(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let held_by_another = state
+            .leases
+            .get(name)
+            .is_some_and(|(by, ends)| by != holder && *ends > now);
+        if held_by_another {
+            return Ok(false);
+        }
+        state
+            .leases
+            .insert(name.to_owned(), (holder.to_owned(), until));
+        Ok(true)
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state.leases.get(name).is_some_and(|(by, _)| by == holder) {
+            state.leases.remove(name);
+        }
+        Ok(())
+    }
+
+    async fn prune_refresh_sessions(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut state = self.state();
+        let count = state.sessions.len();
+        state.sessions.retain(|_, s| s.expires_at >= before);
+        Ok((count - state.sessions.len()) as u64)
     }
 }
 

@@ -7,11 +7,10 @@
 //! This module holds the service itself, its ports and what every use case shares; each
 //! aggregate's use cases, with their input types, live in a module of their own: [`accounts`],
 //! [`vendors`], [`drivers`], [`orders`], [`delivery`], [`custody`], [`tracking`], [`reporting`],
-//! [`admin`].
+//! [`admin`], [`upkeep`].
 //! Their types are re-exported here, so `medex_core::service::NewOrder` names the same type as
 //! `medex_core::service::orders::NewOrder`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
@@ -41,6 +40,7 @@ pub mod drivers;
 pub mod orders;
 pub mod reporting;
 pub mod tracking;
+pub mod upkeep;
 pub mod vendors;
 
 pub use accounts::{NewAccount, Session};
@@ -48,6 +48,7 @@ pub use delivery::{AssignmentResponse, ProofKind, Transition};
 pub use drivers::{DriverPatch, NewDriver};
 pub use orders::{ExternalOrder, NewItem, NewOrder, Requirements};
 pub use tracking::FixInput;
+pub use upkeep::Swept;
 pub use vendors::{LiveFleet, NewVendor, VendorPatch};
 
 /// Longest page a list returns.
@@ -85,9 +86,8 @@ pub struct MedEx {
     hasher: Arc<dyn PasswordHasher>,
     tokens: TokenKeys,
     custody: CustodyKeys,
-    config: RwLock<Arc<SystemConfig>>,
-    /// Set while a configuration change is being saved; a second change meanwhile conflicts.
-    config_saving: AtomicBool,
+    /// The configuration in force and its stored version (0: none saved yet).
+    config: RwLock<(Arc<SystemConfig>, u64)>,
     /// A real hash of a random password, verified against when an e-mail is unknown so that
     /// login takes as long for unknown accounts as for wrong passwords.
     decoy_hash: String,
@@ -116,8 +116,8 @@ impl MedEx {
     pub async fn new(ports: Ports, initial_config: SystemConfig) -> Result<Self> {
         initial_config.validate()?;
         let config = match ports.store.system_config().await? {
-            Some(saved) => saved,
-            None => initial_config,
+            Some(saved) => (saved.config, saved.version),
+            None => (initial_config, 0),
         };
         let mut decoy = [0u8; 16];
         ports.entropy.fill(&mut decoy);
@@ -130,8 +130,7 @@ impl MedEx {
             hasher: ports.hasher,
             tokens: ports.tokens,
             custody: ports.custody,
-            config: RwLock::new(Arc::new(config)),
-            config_saving: AtomicBool::new(false),
+            config: RwLock::new((Arc::new(config.0), config.1)),
             decoy_hash,
             fix_pace: tracking::FixPace::default(),
         })
@@ -159,6 +158,7 @@ impl MedEx {
         self.config
             .read()
             .unwrap_or_else(|e| e.into_inner())
+            .0
             .clone()
     }
 

@@ -156,6 +156,16 @@ pub struct RefreshSession {
     pub expires_at: DateTime<Utc>,
 }
 
+/// The system configuration as stored, with the version that guards changes to it (as a
+/// record's version does: each save is the stored version + 1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredConfig {
+    /// The configuration.
+    pub config: SystemConfig,
+    /// Its version, from 1.
+    pub version: u64,
+}
+
 /// The storage port.
 ///
 /// Durability: when a write method returns `Ok`, the write is on disk (where the store has one)
@@ -227,13 +237,37 @@ pub trait Store: Send + Sync + 'static {
     /// gets `Some`.
     async fn take_refresh_session(&self, id: &str) -> Result<Option<RefreshSession>, StoreError>;
 
-    /// The persisted system configuration, if one was saved.
-    async fn system_config(&self) -> Result<Option<SystemConfig>, StoreError>;
-    /// Persists the system configuration.
-    async fn save_system_config(&self, config: &SystemConfig) -> Result<(), StoreError>;
+    /// The persisted system configuration and its version, if one was saved.
+    async fn system_config(&self) -> Result<Option<StoredConfig>, StoreError>;
+    /// Persists the system configuration as `version`. The stored version MUST be `version - 1`
+    /// (none saved counts as 0), else `Conflict` and nothing is written: of two instances
+    /// changing the configuration at once, one wins.
+    async fn save_system_config(
+        &self,
+        config: &SystemConfig,
+        version: u64,
+    ) -> Result<(), StoreError>;
 
     /// Proves the store can read and write now (for health checks).
     async fn check(&self) -> Result<(), StoreError>;
     /// Makes everything written so far durable, including buffered fixes.
     async fn flush(&self) -> Result<(), StoreError>;
+
+    // ---- Several instances on one store ----
+
+    /// Grants the lease `name` to `holder` until `until`, unless another holder has it at `now`
+    /// (its lease ends after `now`); the holder itself may always extend or shorten its own.
+    /// `true` when granted. Of racing callers at most one is granted a free lease. Times come
+    /// from the callers' clocks, so instances sharing a store keep their clocks in step (NTP).
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Ends `holder`'s lease `name` at once; nothing when someone else holds it, or nobody.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+    /// Deletes the refresh sessions that expired strictly before `before`; how many.
+    async fn prune_refresh_sessions(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }

@@ -311,6 +311,10 @@ impl EventBus for Tee {
         self.0.publish(event.clone());
         self.1.publish(event);
     }
+
+    fn health(&self) -> crate::events::BusHealth {
+        self.1.health()
+    }
 }
 
 impl World {

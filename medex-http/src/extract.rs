@@ -1,5 +1,6 @@
 //! Extractors that answer in the API's error format: JSON bodies (content type, size, depth,
-//! syntax vs. values), query strings, path parameters and the bearer token.
+//! syntax vs. values), query strings, path parameters, the bearer token and the client's
+//! address.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -7,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
+use ipnet::IpNet;
 use medex_core::permissions::Actor;
 use serde::de::DeserializeOwned;
 
@@ -192,21 +194,56 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
-/// The peer address, when the server was started with connect info (tests without a socket
-/// have none).
+/// The client's address, when the server was started with connect info (tests without a socket
+/// have none): the peer, or, when the peer is one of the trusted proxies, the address that
+/// proxy forwarded in `X-Forwarded-For` (see [`client_address`]).
 pub(crate) struct ClientIp(pub(crate) Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        Ok(ClientIp(peer.map(|peer| {
+            client_address(peer, &parts.headers, &state.config.trusted_proxies)
+        })))
     }
+}
+
+/// The client's address: `peer`, unless `peer` is a trusted proxy; then the nearest address in
+/// `X-Forwarded-For` (read from its end, where each proxy appends the address it saw) that is
+/// not itself a trusted proxy. An address the client wrote there itself sits before those its
+/// proxies added, so it is never taken while a proxy's entry follows it. A malformed entry
+/// stops the walk at the last good one.
+pub(crate) fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.parse::<IpAddr>() else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
 }
 
 #[cfg(test)]
@@ -284,5 +321,80 @@ mod tests {
         assert_eq!(bearer_token(&headers), None);
         headers.insert(header::AUTHORIZATION, "Bearer ".parse().unwrap());
         assert_eq!(bearer_token(&headers), None);
+    }
+
+    #[test]
+    fn the_forwarded_client_counts_only_behind_a_trusted_proxy() {
+        let nets =
+            |list: &[&str]| -> Vec<IpNet> { list.iter().map(|n| n.parse().unwrap()).collect() };
+        let check = |peer: &str, forwarded: &[&str], trusted: &[&str], expect: &str| {
+            let mut headers = HeaderMap::new();
+            for value in forwarded {
+                headers.append("x-forwarded-for", value.parse().unwrap());
+            }
+            assert_eq!(
+                client_address(peer.parse().unwrap(), &headers, &nets(trusted)),
+                expect.parse::<IpAddr>().unwrap(),
+                "peer {peer}, X-Forwarded-For {forwarded:?}, trusted {trusted:?}"
+            );
+        };
+        // Nobody trusted: the header is anyone's to write.
+        check("203.0.113.9", &["198.51.100.1"], &[], "203.0.113.9");
+        // From an untrusted peer, even with proxies configured.
+        check(
+            "203.0.113.9",
+            &["198.51.100.1"],
+            &["10.0.0.0/8"],
+            "203.0.113.9",
+        );
+        // Through the load balancer: the address it saw.
+        check(
+            "10.0.0.2",
+            &["198.51.100.1"],
+            &["10.0.0.0/8"],
+            "198.51.100.1",
+        );
+        // A client's own entry comes first; the proxy's last.
+        check(
+            "10.0.0.2",
+            &["6.6.6.6, 198.51.100.1"],
+            &["10.0.0.0/8"],
+            "198.51.100.1",
+        );
+        check(
+            "10.0.0.2",
+            &["6.6.6.6", "198.51.100.1"],
+            &["10.0.0.0/8"],
+            "198.51.100.1",
+        );
+        // Two trusted hops.
+        check(
+            "10.0.0.2",
+            &["198.51.100.1, 10.0.0.7"],
+            &["10.0.0.0/8"],
+            "198.51.100.1",
+        );
+        // A single address as the list, IPv6, and a proxy that sent nothing.
+        check(
+            "10.0.0.2",
+            &["2001:db8::1"],
+            &["10.0.0.2/32"],
+            "2001:db8::1",
+        );
+        check("::1", &["198.51.100.1"], &["::1/128"], "198.51.100.1");
+        check("10.0.0.2", &[], &["10.0.0.0/8"], "10.0.0.2");
+        // A malformed entry stops the walk at the last good address.
+        check(
+            "10.0.0.2",
+            &["garbage, 198.51.100.1"],
+            &["10.0.0.0/8"],
+            "198.51.100.1",
+        );
+        check(
+            "10.0.0.2",
+            &["198.51.100.1, garbage"],
+            &["10.0.0.0/8"],
+            "10.0.0.2",
+        );
     }
 }

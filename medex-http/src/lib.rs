@@ -43,6 +43,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::{HeaderName, HeaderValue, Method, Request, header};
 use axum::response::{IntoResponse, Response};
 use medex_core::MedEx;
+use medex_core::files::FileStore;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -55,6 +56,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 mod error;
 mod extract;
+mod files;
 pub mod metrics;
 mod openapi;
 mod page;
@@ -65,6 +67,8 @@ mod tracking_reads;
 mod views;
 
 pub use error::{ErrorBody, FieldErrorBody};
+pub use files::DirectoryFiles;
+pub use ipnet::IpNet;
 pub use throttle::{CountsUnavailable, FailureCounts, LoginThrottle, MemoryCounts};
 pub use tracking_reads::TrackingReads;
 
@@ -88,13 +92,18 @@ pub struct HttpConfig {
     pub max_json_depth: usize,
     /// Failed-login throttling.
     pub login_throttle: LoginThrottle,
-    /// Where uploaded proofs are stored (default `./medex-uploads`).
+    /// Where uploaded proofs are stored (default `./medex-uploads`) unless the router is given
+    /// a file store of its own ([`router_with`]).
     pub upload_dir: PathBuf,
     /// Largest upload, bytes (default 5 MiB; larger is 413).
     pub max_upload_bytes: usize,
     /// The externally visible base URL (`https://api.example.com`), used in `Link` headers;
     /// relative links when unset.
     pub public_base_url: Option<String>,
+    /// Proxies (load balancers) whose `X-Forwarded-For` names the client: a request from one
+    /// of these counts for throttling as coming from the address they forwarded. Empty
+    /// (default): the header is ignored and the peer is the client, since anyone can send it.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Default for HttpConfig {
@@ -107,6 +116,7 @@ impl Default for HttpConfig {
             upload_dir: PathBuf::from("medex-uploads"),
             max_upload_bytes: 5 * 1024 * 1024,
             public_base_url: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -117,6 +127,8 @@ pub(crate) struct AppState {
     pub(crate) medex: Arc<MedEx>,
     pub(crate) config: Arc<HttpConfig>,
     pub(crate) throttle: Arc<Throttle>,
+    /// Where uploaded proofs are kept.
+    pub(crate) files: Arc<dyn FileStore>,
     /// A random secret the webhook checks signatures against when a pharmacy has none (or does
     /// not exist), so that those answers take as long as a wrong signature's.
     pub(crate) webhook_decoy: Arc<str>,
@@ -306,11 +318,41 @@ pub fn router_with_counts(
     counts: Arc<dyn FailureCounts>,
     key: [u8; 32],
 ) -> Router {
-    let throttle = Arc::new(Throttle::new(config.login_throttle, counts, key));
+    let files = Arc::new(DirectoryFiles::new(config.upload_dir.clone()));
+    router_with(
+        medex,
+        config,
+        Shared {
+            counts,
+            throttle_key: key,
+            files,
+        },
+    )
+}
+
+/// What the HTTP layer may share with other instances behind one address.
+pub struct Shared {
+    /// Throttling counts.
+    pub counts: Arc<dyn FailureCounts>,
+    /// The key the counts' keys are hashed with: the same on every instance sharing `counts`
+    /// (derive it from a secret they share), so that they count alike.
+    pub throttle_key: [u8; 32],
+    /// Where uploaded proofs are kept, so that any instance serves what another stored.
+    pub files: Arc<dyn FileStore>,
+}
+
+/// [`router`] with throttling counts and uploaded files kept in `shared`.
+pub fn router_with(medex: Arc<MedEx>, config: HttpConfig, shared: Shared) -> Router {
+    let throttle = Arc::new(Throttle::new(
+        config.login_throttle,
+        shared.counts,
+        shared.throttle_key,
+    ));
     let state = AppState {
         medex,
         config: Arc::new(config),
         throttle,
+        files: shared.files,
         webhook_decoy: uuid::Uuid::new_v4().simple().to_string().into(),
     };
     let (routes, doc) = parts(state.config.max_upload_bytes);

@@ -740,8 +740,21 @@ pub(crate) struct LocationView {
 pub(crate) enum Health {
     /// Everything answers.
     Healthy,
-    /// Something the server needs fails (the storage); requests will get 503.
+    /// Something the server needs fails (the storage, or the bus between instances where one
+    /// is configured); requests will get 503, or live updates stay on this instance.
     Unhealthy,
+}
+
+/// The state of the bus that carries live updates between instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum BusHealth {
+    /// Connected to the other instances.
+    Ok,
+    /// None configured: live updates stay in this process.
+    InProcess,
+    /// Configured and unreachable (with 503).
+    Unavailable,
 }
 
 /// The state of the storage.
@@ -761,6 +774,8 @@ pub(crate) struct HealthView {
     pub(crate) status: Health,
     /// `ok`, or `unavailable` (with 503).
     pub(crate) storage: StorageHealth,
+    /// `ok`, `in_process` (no bus configured), or `unavailable` (with 503).
+    pub(crate) bus: BusHealth,
     /// The server's version.
     pub(crate) version: &'static str,
 }

@@ -26,6 +26,7 @@
 
 mod codec;
 mod errors;
+mod instances;
 mod migrate;
 mod records;
 mod store;

@@ -18,11 +18,18 @@ struct Migration {
 }
 
 /// Every migration, in order. Add a file and a line; never edit a released one.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "records_and_trail",
-    sql: include_str!("../migrations/0001_records_and_trail.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "records_and_trail",
+        sql: include_str!("../migrations/0001_records_and_trail.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "instances",
+        sql: include_str!("../migrations/0002_instances.sql"),
+    },
+];
 
 /// The advisory lock key of migrations (any fixed number; other MedEx locks use nearby ones).
 const MIGRATION_LOCK: i64 = 7_262_730_600_000_000_001;

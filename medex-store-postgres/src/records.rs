@@ -195,7 +195,7 @@ async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) 
 }
 
 /// The record in column 0 of `row`.
-fn record<T: DeserializeOwned>(what: &str, row: &Row) -> Result<T, StoreError> {
+pub(crate) fn record<T: DeserializeOwned>(what: &str, row: &Row) -> Result<T, StoreError> {
     let json: JsonText<'_> = row
         .try_get(0)
         .map_err(|e| StoreError::Corrupt(format!("unreadable {what}: {e}")))?;
@@ -203,7 +203,7 @@ fn record<T: DeserializeOwned>(what: &str, row: &Row) -> Result<T, StoreError> {
 }
 
 /// One record by a query that selects its JSON first.
-async fn one<T: DeserializeOwned>(
+pub(crate) async fn one<T: DeserializeOwned>(
     pool: &Pool,
     what: &str,
     sql: &str,
@@ -530,38 +530,6 @@ pub(crate) async fn take_refresh_session(
         &[&protect(id)],
     )
     .await
-}
-
-pub(crate) async fn system_config(
-    pool: &Pool,
-) -> Result<Option<medex_core::config::SystemConfig>, StoreError> {
-    one(
-        pool,
-        "system configuration",
-        "SELECT record FROM system_config WHERE id = 1",
-        &[],
-    )
-    .await
-}
-
-pub(crate) async fn save_system_config(
-    pool: &Pool,
-    config: &medex_core::config::SystemConfig,
-) -> Result<(), StoreError> {
-    let record = encode("system configuration", config)?;
-    let client = client(pool).await?;
-    let statement = client
-        .prepare_cached(
-            "INSERT INTO system_config (id, record) VALUES (1, $1)
-             ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record",
-        )
-        .await
-        .map_err(from_pg)?;
-    client
-        .execute(&statement, &[&record])
-        .await
-        .map_err(from_pg)?;
-    Ok(())
 }
 
 /// Writes a row and commits it durably: the database takes writes now.

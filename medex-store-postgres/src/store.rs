@@ -1,16 +1,19 @@
-//! [`Store`] for [`PgStore`]: each method is one of the queries in `records` or `trail`.
+//! [`Store`] and [`FileStore`] for [`PgStore`]: each method is one of the queries in `records`,
+//! `trail` or `instances`.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use medex_core::config::SystemConfig;
+use medex_core::files::FileStore;
 use medex_core::model::{
     Driver, DriverId, LocationFix, Order, OrderId, User, UserId, Vendor, VendorId,
 };
 use medex_core::store::{
-    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, UserQuery, Write,
+    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig, UserQuery,
+    Write,
 };
 
-use crate::{PgStore, records, trail};
+use crate::{PgStore, instances, records, trail};
 
 #[async_trait]
 impl Store for PgStore {
@@ -101,12 +104,16 @@ impl Store for PgStore {
         records::take_refresh_session(&self.pool, id).await
     }
 
-    async fn system_config(&self) -> Result<Option<SystemConfig>, StoreError> {
-        records::system_config(&self.pool).await
+    async fn system_config(&self) -> Result<Option<StoredConfig>, StoreError> {
+        instances::system_config(&self.pool).await
     }
 
-    async fn save_system_config(&self, config: &SystemConfig) -> Result<(), StoreError> {
-        records::save_system_config(&self.pool, config).await
+    async fn save_system_config(
+        &self,
+        config: &SystemConfig,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        instances::save_system_config(&self.pool, config, version).await
     }
 
     async fn check(&self) -> Result<(), StoreError> {
@@ -115,5 +122,39 @@ impl Store for PgStore {
 
     async fn flush(&self) -> Result<(), StoreError> {
         self.appender.flush().await
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        instances::acquire_lease(&self.pool, name, holder, now, until).await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        instances::release_lease(&self.pool, name, holder).await
+    }
+
+    async fn prune_refresh_sessions(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        instances::prune_refresh_sessions(&self.pool, before).await
+    }
+}
+
+/// Uploaded files in the `uploads` table: every instance on the database serves every file.
+#[async_trait]
+impl FileStore for PgStore {
+    async fn put_file(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        instances::put_file(&self.pool, name, bytes).await
+    }
+
+    async fn file(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        instances::file(&self.pool, name).await
+    }
+
+    async fn delete_file(&self, name: &str) -> Result<(), StoreError> {
+        instances::delete_file(&self.pool, name).await
     }
 }

@@ -13,9 +13,11 @@ use medex_core::model::{
     Driver, DriverId, LocationFix, Order, OrderId, User, UserId, Vendor, VendorId,
 };
 use medex_core::store::{
-    DriverQuery, OrderQuery, Page, RefreshSession, StoreError, UniqueKey, UserQuery, Write,
+    DriverQuery, OrderQuery, Page, RefreshSession, StoreError, StoredConfig, UniqueKey, UserQuery,
+    Write,
 };
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use sled::transaction::{
     ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
 };
@@ -56,6 +58,9 @@ impl From<Abort> for StoreError {
 pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";
 const PROBE_KEY: &[u8] = b"health_probe";
 const CONFIG_KEY: &[u8] = b"system";
+/// The version of the configuration under [`CONFIG_KEY`] (absent with a configuration saved
+/// before versions were kept: version 1).
+const CONFIG_VERSION_KEY: &[u8] = b"system_version";
 /// Trail deletions are applied in batches of this many keys.
 const PRUNE_BATCH: usize = 1024;
 
@@ -169,6 +174,8 @@ pub(crate) struct Inner {
     /// jti → refresh session.
     sessions: Tree,
     config: Tree,
+    /// lease name → [`Lease`].
+    leases: Tree,
     pub(crate) meta: Tree,
     decoded: Decoded,
     latest: Positions,
@@ -187,6 +194,7 @@ impl Inner {
             trail: db.open_tree("trail")?,
             sessions: db.open_tree("refresh_sessions")?,
             config: db.open_tree("config")?,
+            leases: db.open_tree("leases")?,
             meta: db.open_tree("meta")?,
             decoded: Decoded::new(),
             latest: Positions::new(),
@@ -599,14 +607,115 @@ impl Inner {
         }
     }
 
-    pub(crate) fn system_config(&self) -> Result<Option<SystemConfig>, StoreError> {
-        self.record(&self.config, "system config", CONFIG_KEY)
+    pub(crate) fn system_config(&self) -> Result<Option<StoredConfig>, StoreError> {
+        let Some(config) =
+            self.record::<SystemConfig>(&self.config, "system config", CONFIG_KEY)?
+        else {
+            return Ok(None);
+        };
+        let version = match self.config.get(CONFIG_VERSION_KEY).map_err(sled_error)? {
+            Some(bytes) => decode("system config version", &bytes)?,
+            None => 1,
+        };
+        Ok(Some(StoredConfig { config, version }))
     }
 
-    pub(crate) fn save_system_config(&self, config: &SystemConfig) -> Result<(), StoreError> {
+    /// Saves the configuration as `version` if the stored one is `version - 1`, in one
+    /// transaction of the config tree.
+    pub(crate) fn save_system_config(
+        &self,
+        config: &SystemConfig,
+        version: u64,
+    ) -> Result<(), StoreError> {
         let bytes = encode("system config", config)?;
-        self.config.insert(CONFIG_KEY, bytes).map_err(sled_error)?;
+        let version_bytes = encode("system config version", &version)?;
+        let outcome = self.config.transaction(|t| {
+            let stored: u64 = match (t.get(CONFIG_KEY)?, t.get(CONFIG_VERSION_KEY)?) {
+                (None, _) => 0,
+                (Some(_), None) => 1,
+                (Some(_), Some(v)) => decode("system config version", &v).map_err(|e| {
+                    ConflictableTransactionError::Abort(Abort::Corrupt(e.to_string()))
+                })?,
+            };
+            if stored + 1 != version {
+                return Err(ConflictableTransactionError::Abort(Abort::Conflict));
+            }
+            t.insert(CONFIG_KEY, bytes.clone())?;
+            t.insert(CONFIG_VERSION_KEY, version_bytes.clone())?;
+            Ok(())
+        });
+        transaction_outcome(outcome)
+    }
+
+    /// Grants the lease unless another holder has it at `now`, in one transaction of the
+    /// lease tree.
+    pub(crate) fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let lease = encode(
+            "lease",
+            &Lease {
+                holder: holder.to_owned(),
+                until,
+            },
+        )?;
+        let outcome = self.leases.transaction(|t| {
+            if let Some(bytes) = t.get(name.as_bytes())? {
+                let current: Lease = decode("lease", &bytes).map_err(|e| {
+                    ConflictableTransactionError::Abort(Abort::Corrupt(e.to_string()))
+                })?;
+                if current.holder != holder && current.until > now {
+                    return Ok(false);
+                }
+            }
+            t.insert(name.as_bytes(), lease.clone())?;
+            Ok(true)
+        });
+        match outcome {
+            Ok(granted) => Ok(granted),
+            Err(TransactionError::Abort(abort)) => Err(abort.into()),
+            Err(TransactionError::Storage(e)) => Err(sled_error(e)),
+        }
+    }
+
+    /// Removes the lease if `holder` has it (a compare-and-swap on its stored bytes).
+    pub(crate) fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let Some(bytes) = self.leases.get(name.as_bytes()).map_err(sled_error)? else {
+            return Ok(());
+        };
+        let current: Lease = decode("lease", &bytes)?;
+        if current.holder == holder {
+            // Lost to a newer grant meanwhile: then it is not ours to release.
+            let _ = self
+                .leases
+                .compare_and_swap(name.as_bytes(), Some(bytes), None::<IVec>)
+                .map_err(sled_error)?;
+        }
         Ok(())
+    }
+
+    /// Removes every session that expired before `before`; one that was taken meanwhile is not
+    /// counted.
+    pub(crate) fn prune_refresh_sessions(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        for entry in self.sessions.iter() {
+            let (key, bytes) = entry.map_err(sled_error)?;
+            let session: RefreshSession = decode("refresh session", &bytes)?;
+            if session.expires_at < before
+                && self
+                    .sessions
+                    .compare_and_swap(&key, Some(bytes), None::<IVec>)
+                    .map_err(sled_error)?
+                    .is_ok()
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// Writes a fresh value under a probe key and reads it back.
@@ -619,6 +728,21 @@ impl Inner {
                 "health probe did not read back what it wrote".into(),
             )),
         }
+    }
+}
+
+/// A lease as the lease tree keeps it.
+#[derive(Debug, Serialize, Deserialize)]
+struct Lease {
+    holder: String,
+    until: DateTime<Utc>,
+}
+
+fn transaction_outcome(outcome: Result<(), TransactionError<Abort>>) -> Result<(), StoreError> {
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(TransactionError::Abort(abort)) => Err(abort.into()),
+        Err(TransactionError::Storage(e)) => Err(sled_error(e)),
     }
 }
 
@@ -745,5 +869,34 @@ mod tests {
         for shard in &decoded.shards {
             assert!(shard.lock().unwrap().len() <= DECODED_PER_SHARD);
         }
+    }
+
+    /// A directory whose configuration was saved before versions were kept holds it without a
+    /// version: it reads as version 1, and the next save must be version 2.
+    #[test]
+    fn a_configuration_saved_without_a_version_is_version_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = Inner::new(dir.path().into(), sled::open(dir.path()).unwrap()).unwrap();
+        let config = SystemConfig {
+            road_factor: 1.4,
+            ..Default::default()
+        };
+        inner
+            .config
+            .insert(CONFIG_KEY, encode("system config", &config).unwrap())
+            .unwrap();
+        assert_eq!(
+            inner.system_config().unwrap(),
+            Some(StoredConfig {
+                config: config.clone(),
+                version: 1
+            })
+        );
+        assert!(matches!(
+            inner.save_system_config(&config, 1),
+            Err(StoreError::Conflict)
+        ));
+        inner.save_system_config(&config, 2).unwrap();
+        assert_eq!(inner.system_config().unwrap().unwrap().version, 2);
     }
 }

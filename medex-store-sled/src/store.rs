@@ -8,7 +8,8 @@ use medex_core::model::{
     Driver, DriverId, LocationFix, Order, OrderId, User, UserId, Vendor, VendorId,
 };
 use medex_core::store::{
-    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, UserQuery, Write,
+    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig, UserQuery,
+    Write,
 };
 
 use crate::SledStore;
@@ -135,12 +136,16 @@ impl Store for SledStore {
         Ok(taken)
     }
 
-    async fn system_config(&self) -> Result<Option<SystemConfig>, StoreError> {
+    async fn system_config(&self) -> Result<Option<StoredConfig>, StoreError> {
         self.inner.system_config()
     }
 
-    async fn save_system_config(&self, config: &SystemConfig) -> Result<(), StoreError> {
-        self.inner.save_system_config(config)?;
+    async fn save_system_config(
+        &self,
+        config: &SystemConfig,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        self.inner.save_system_config(config, version)?;
         self.durable().await
     }
 
@@ -151,5 +156,29 @@ impl Store for SledStore {
 
     async fn flush(&self) -> Result<(), StoreError> {
         self.shared.flush_all().await
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        // One process has a sled directory: leases need no durability beyond sled's own.
+        self.inner.acquire_lease(name, holder, now, until)
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.inner.release_lease(name, holder)
+    }
+
+    async fn prune_refresh_sessions(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let removed = self
+            .shared
+            .blocking(move |inner| inner.prune_refresh_sessions(before))
+            .await?;
+        self.durable().await?;
+        Ok(removed)
     }
 }

@@ -222,6 +222,12 @@ where
                 if batch.end == Some(End::SignedOut) {
                     return Stop::Close(CloseCode::Policy, "signed out: the token no longer works");
                 }
+                if batch.end == Some(End::Resync) {
+                    return Stop::Close(
+                        CloseCode::Again,
+                        "events may have been missed: reconnect for a fresh state",
+                    );
+                }
                 let messages = batch.events.into_iter().chain(batch.locations);
                 if let Err(stop) = send_all(ws, messages, &config).await {
                     return stop;

@@ -8,16 +8,23 @@
 //! (the connection closes with 1013) and dropped from the topic; one that is slow with locations
 //! just sees fewer, newer ones. Nothing here awaits, so a stalled socket cannot slow the
 //! publisher or the other subscribers.
+//!
+//! Which topics an event reaches is core's table ([`Event::topics`]); the hub turns an event
+//! into each topic's message ([`Fanout::deliver`]), so a bus between instances can hand it
+//! events topic by topic, learn which topics have subscribers here ([`Interest`]), and end the
+//! subscriptions that may have missed events ([`Fanout::resync`], 1013 as well).
+//!
+//! A signed-in connection is also filed under its account ([`Topic::Account`]): when that
+//! account's tokens stop working ([`Event::SessionsEnded`]), its connections close at once.
 
 use std::borrow::Borrow;
-use std::cell::OnceCell;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use chrono::Utc;
-use medex_core::events::{Event, EventBus};
-use medex_core::model::{DriverId, SessionId, UserId, VendorId};
+use medex_core::events::{Event, EventBus, Fanout, Interest, Resync, Topic, Watching};
+use medex_core::model::{DriverId, OrderStatus, SessionId, UserId, VendorId};
 use medex_core::permissions::Actor;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -32,6 +39,9 @@ pub(crate) enum End {
     /// The subject reached its end (a tracked order's terminal status): deliver what is queued,
     /// then close with 1000.
     Finished,
+    /// Events for this subscriber may have been lost between instances: close with 1013, the
+    /// client resyncs on reconnect.
+    Resync,
     /// The tokens the connection was opened with stopped working (logout, deactivation, a
     /// password change): close with 1008 at once, delivering nothing more.
     SignedOut,
@@ -67,15 +77,24 @@ pub(crate) struct Outbox {
     pending: Mutex<Pending>,
     notify: Notify,
     capacity: usize,
+    /// The session a signed-in connection was opened in.
+    session: Option<SessionId>,
 }
 
 impl Outbox {
     /// An outbox holding at most `capacity` status events (at least 1).
-    pub(crate) fn new(capacity: usize) -> Self {
+    #[cfg(test)]
+    fn new(capacity: usize) -> Self {
+        Self::in_session(capacity, None)
+    }
+
+    /// An outbox as [`Outbox::new`], of a connection opened in `session`.
+    fn in_session(capacity: usize, session: Option<SessionId>) -> Self {
         Self {
             pending: Mutex::new(Pending::default()),
             notify: Notify::new(),
             capacity: capacity.max(1),
+            session,
         }
     }
 
@@ -131,6 +150,20 @@ impl Outbox {
         if was_empty {
             self.notify.notify_one();
         }
+    }
+
+    /// Ends the outbox for a resync: what is queued is dropped (the client starts again from a
+    /// fresh state).
+    fn end_for_resync(&self) {
+        let mut pending = self.lock();
+        if pending.end.is_some() {
+            return;
+        }
+        pending.end = Some(End::Resync);
+        pending.events = VecDeque::new();
+        pending.locations = HashMap::new();
+        drop(pending);
+        self.notify.notify_one();
     }
 
     /// Ends the outbox at once, dropping what waits: the reader may see nothing more.
@@ -221,6 +254,42 @@ impl<K: Hash + Eq> Topics<K> {
         }
     }
 
+    /// Ends every subscription of `key` for a resync and forgets the topic.
+    fn resync<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let removed = self
+            .map
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+        for outbox in removed.into_iter().flatten() {
+            outbox.end_for_resync();
+        }
+    }
+
+    /// Ends every subscription of every key for a resync.
+    fn resync_all(&self) {
+        let all = std::mem::take(&mut *self.map.write().unwrap_or_else(|e| e.into_inner()));
+        for outbox in all.into_values().flatten() {
+            outbox.end_for_resync();
+        }
+    }
+
+    /// Calls `f` with every subscriber of `key`.
+    fn each<Q>(&self, key: &Q, f: impl Fn(&Outbox))
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        for outbox in map.get(key).into_iter().flatten() {
+            f(outbox);
+        }
+    }
+
     fn count(&self) -> usize {
         self.map
             .read()
@@ -269,35 +338,25 @@ impl<K: Hash + Eq> Topics<K> {
     }
 }
 
-/// What a subscription listens to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Topic {
-    /// A pharmacy's dashboard: its fleet's positions and statuses, its orders.
-    Vendor(VendorId),
-    /// A public tracker of one order, by its tracking token.
-    Tracking(Box<str>),
-    /// A driver's own socket: its assignments and its orders' statuses.
-    Driver(DriverId),
-}
-
 /// The WebSocket fan-out, and the [`EventBus`] the use cases publish to.
 ///
 /// Give the same `Arc<Hub>` to [`MedEx`](medex_core::MedEx) as its bus and to
 /// [`WsServer`](crate::WsServer). [`publish`](EventBus::publish) never blocks or awaits: it
 /// serializes each message once per topic and hands it to each subscriber's bounded outbox.
 /// Topics: per vendor (dashboards), per tracking token (public trackers), per driver (the
-/// driver's own socket).
+/// driver's own socket), and per account for every signed-in connection.
+///
+/// Behind a bus between instances, build it [`with_interest`](Hub::with_interest) and give it
+/// to the bus as its [`Fanout`].
 pub struct Hub {
     vendors: Topics<VendorId>,
     trackers: Topics<Box<str>>,
     drivers: Topics<DriverId>,
-    /// Every signed-in connection's outbox by account, with the session it was opened in: for
-    /// closing them when their tokens stop working.
-    accounts: RwLock<HashMap<UserId, Vec<SignedIn>>>,
+    /// Every signed-in connection again, by account: for closing them when their tokens stop
+    /// working.
+    accounts: Topics<UserId>,
+    interest: Option<Arc<dyn Interest>>,
 }
-
-/// A signed-in connection's outbox, with the session it was opened in.
-type SignedIn = (Option<SessionId>, Arc<Outbox>);
 
 impl Default for Hub {
     fn default() -> Self {
@@ -320,7 +379,17 @@ impl Hub {
             vendors: Topics::new(),
             trackers: Topics::new(),
             drivers: Topics::new(),
-            accounts: RwLock::new(HashMap::new()),
+            accounts: Topics::new(),
+            interest: None,
+        }
+    }
+
+    /// A hub that tells `interest` (a bus between instances) when each subscriber arrives and
+    /// leaves; a new subscriber's first state is read once the bus receives its topic.
+    pub fn with_interest(interest: Arc<dyn Interest>) -> Self {
+        Self {
+            interest: Some(interest),
+            ..Self::new()
         }
     }
 
@@ -338,52 +407,47 @@ impl Hub {
         capacity: usize,
         actor: Option<&Actor>,
     ) -> Subscription {
-        let outbox = Arc::new(Outbox::new(capacity));
-        match &topic {
-            Topic::Vendor(id) => self.vendors.add(*id, outbox.clone()),
-            Topic::Tracking(token) => self.trackers.add(token.clone(), outbox.clone()),
-            Topic::Driver(id) => self.drivers.add(*id, outbox.clone()),
-        }
+        let outbox = Arc::new(Outbox::in_session(capacity, actor.and_then(|a| a.session)));
         let account = actor.map(|a| a.user_id);
-        if let Some(actor) = actor {
-            self.accounts
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .entry(actor.user_id)
-                .or_default()
-                .push((actor.session, outbox.clone()));
+        let mut watching = Vec::new();
+        for topic in std::iter::once(topic.clone()).chain(account.map(Topic::Account)) {
+            if let Some(interest) = &self.interest {
+                watching.push(interest.watch(&topic));
+            }
+            match topic {
+                Topic::Vendor(id) => self.vendors.add(id, outbox.clone()),
+                Topic::Tracking(token) => self.trackers.add(token.into(), outbox.clone()),
+                Topic::Driver(id) => self.drivers.add(id, outbox.clone()),
+                Topic::Account(id) => self.accounts.add(id, outbox.clone()),
+            }
         }
+        let watching: Option<Watching> = (!watching.is_empty()).then(|| {
+            Box::pin(async move {
+                for w in watching {
+                    w.await;
+                }
+            }) as Watching
+        });
         Subscription {
             hub: self.clone(),
             topic,
             account,
             outbox,
+            watching: Mutex::new(watching),
         }
     }
 
     fn unsubscribe(&self, topic: &Topic, account: Option<UserId>, outbox: &Arc<Outbox>) {
-        match topic {
-            Topic::Vendor(id) => self.vendors.remove(id, outbox),
-            Topic::Tracking(token) => self.trackers.remove(&**token, outbox),
-            Topic::Driver(id) => self.drivers.remove(id, outbox),
-        }
-        if let Some(user) = account {
-            let mut accounts = self.accounts.write().unwrap_or_else(|e| e.into_inner());
-            if let Some(list) = accounts.get_mut(&user) {
-                list.retain(|(_, o)| !Arc::ptr_eq(o, outbox));
-                if list.is_empty() {
-                    accounts.remove(&user);
-                }
+        let account = account.map(Topic::Account);
+        for topic in std::iter::once(topic).chain(account.as_ref()) {
+            match topic {
+                Topic::Vendor(id) => self.vendors.remove(id, outbox),
+                Topic::Tracking(token) => self.trackers.remove(token.as_str(), outbox),
+                Topic::Driver(id) => self.drivers.remove(id, outbox),
+                Topic::Account(id) => self.accounts.remove(id, outbox),
             }
-        }
-    }
-
-    /// Closes the connections of `user` opened in `session` (every session when `None`).
-    fn sign_out(&self, user: UserId, session: Option<SessionId>) {
-        let accounts = self.accounts.read().unwrap_or_else(|e| e.into_inner());
-        for (opened_in, outbox) in accounts.get(&user).into_iter().flatten() {
-            if session.is_none() || *opened_in == session {
-                outbox.sign_out();
+            if let Some(interest) = &self.interest {
+                interest.unwatch(topic);
             }
         }
     }
@@ -391,89 +455,146 @@ impl Hub {
 
 impl EventBus for Hub {
     fn publish(&self, event: Event) {
+        for topic in event.topics() {
+            self.deliver(&topic, &event);
+        }
+    }
+}
+
+impl Fanout for Hub {
+    fn deliver(&self, topic: &Topic, event: &Event) {
         let now = Utc::now();
-        match event {
-            Event::SessionsEnded { user_id, session } => self.sign_out(user_id, session),
-            Event::DriverLocation(loc) => {
+        // Each arm checks that the event concerns the topic (core's table): whatever a bus
+        // hands over, a subscriber gets only its own messages.
+        match (topic, event) {
+            (Topic::Vendor(vendor), Event::DriverLocation(loc)) if loc.vendor_id == *vendor => {
                 self.vendors.deliver(
-                    &loc.vendor_id,
-                    || messages::vendor_location(&loc, now),
+                    vendor,
+                    || messages::vendor_location(loc, now),
                     Delivery::Location(loc.driver_id),
                 );
-                // The public follows the driver only while its order is on its way: not while it
-                // heads back after a failed attempt.
-                if let (Some(token), Some(status)) = (&loc.tracking_token, loc.order_status)
-                    && status.is_on_its_way()
-                {
-                    self.trackers.deliver(
-                        token.as_str(),
-                        || messages::tracker_location(&loc, now),
-                        Delivery::Location(loc.driver_id),
-                    );
-                }
             }
-            Event::DriverStatusChanged {
-                driver_id,
-                vendor_id,
-                status,
-            } => self.vendors.deliver(
-                &vendor_id,
-                || messages::driver_status(driver_id, status, now),
+            (Topic::Tracking(token), Event::DriverLocation(loc))
+                if loc.tracking_token.as_ref() == Some(token)
+                    && loc.order_status.is_some_and(|s| s.is_on_its_way()) =>
+            {
+                self.trackers.deliver(
+                    token.as_str(),
+                    || messages::tracker_location(loc, now),
+                    Delivery::Location(loc.driver_id),
+                );
+            }
+            (
+                Topic::Vendor(vendor),
+                Event::DriverStatusChanged {
+                    driver_id,
+                    vendor_id,
+                    status,
+                },
+            ) if vendor_id == vendor => self.vendors.deliver(
+                vendor,
+                || messages::driver_status(*driver_id, *status, now),
                 Delivery::Event,
             ),
-            Event::OrderCreated(order) => self.vendors.deliver(
-                &order.vendor_id,
-                || messages::order_created(&order, now),
-                Delivery::Event,
-            ),
-            Event::OrderUpdated(order) => self.vendors.deliver(
-                &order.vendor_id,
-                || messages::order_updated(&order, now),
-                Delivery::Event,
-            ),
-            Event::OrderStatusChanged { order, previous } => {
-                // The pharmacy and the driver see the same message: serialize it once.
-                let full = OnceCell::new();
-                let full = || {
-                    full.get_or_init(|| messages::order_status(&order, previous, now))
-                        .clone()
-                };
-                self.vendors
-                    .deliver(&order.vendor_id, full, Delivery::Event);
-                // An assignment reaches the driver as `assignment` (Event::DriverAssigned).
-                if let Some(driver) = order.driver_id
-                    && order.status != medex_core::model::OrderStatus::DriverAssigned
-                {
-                    self.drivers.deliver(&driver, full, Delivery::Event);
-                }
+            (Topic::Vendor(vendor), Event::OrderCreated(order)) if order.vendor_id == *vendor => {
+                self.vendors.deliver(
+                    vendor,
+                    || messages::order_created(order, now),
+                    Delivery::Event,
+                );
+            }
+            (Topic::Vendor(vendor), Event::OrderUpdated(order)) if order.vendor_id == *vendor => {
+                self.vendors.deliver(
+                    vendor,
+                    || messages::order_updated(order, now),
+                    Delivery::Event,
+                );
+            }
+            (Topic::Account(user), Event::SessionsEnded { user_id, session })
+                if user_id == user =>
+            {
+                // One session's connections, or every one of the account's.
+                self.accounts.each(user, |outbox| {
+                    if session.is_none() || outbox.session == *session {
+                        outbox.sign_out();
+                    }
+                });
+            }
+            (Topic::Vendor(vendor), Event::OrderStatusChanged { order, previous })
+                if order.vendor_id == *vendor =>
+            {
+                self.vendors.deliver(
+                    vendor,
+                    || messages::order_status(order, *previous, now),
+                    Delivery::Event,
+                );
+            }
+            // An assignment reaches the driver as `assignment` (Event::DriverAssigned).
+            (Topic::Driver(driver), Event::OrderStatusChanged { order, previous })
+                if order.driver_id == Some(*driver)
+                    && order.status != OrderStatus::DriverAssigned =>
+            {
+                self.drivers.deliver(
+                    driver,
+                    || messages::order_status(order, *previous, now),
+                    Delivery::Event,
+                );
+            }
+            (Topic::Tracking(token), Event::OrderStatusChanged { order, .. })
+                if order.tracking_token == *token =>
+            {
                 let how = if order.status.is_terminal() {
                     Delivery::Final
                 } else {
                     Delivery::Event
                 };
                 self.trackers.deliver(
-                    order.tracking_token.as_str(),
-                    || messages::tracker_order_status(&order, now),
+                    token.as_str(),
+                    || messages::tracker_order_status(order, now),
                     how,
                 );
             }
-            Event::DriverAssigned {
-                order,
-                previous_driver,
-            } => {
-                if let Some(driver) = order.driver_id {
+            (
+                Topic::Driver(driver),
+                Event::DriverAssigned {
+                    order,
+                    previous_driver,
+                },
+            ) => {
+                if order.driver_id == Some(*driver) {
                     self.drivers.deliver(
-                        &driver,
-                        || messages::assignment(&order, now),
+                        driver,
+                        || messages::assignment(order, now),
+                        Delivery::Event,
+                    );
+                } else if *previous_driver == Some(*driver) {
+                    self.drivers.deliver(
+                        driver,
+                        || messages::unassigned(order, now),
                         Delivery::Event,
                     );
                 }
-                if let Some(previous) = previous_driver.filter(|p| Some(*p) != order.driver_id) {
-                    self.drivers.deliver(
-                        &previous,
-                        || messages::unassigned(&order, now),
-                        Delivery::Event,
-                    );
+            }
+            _ => {}
+        }
+    }
+
+    fn resync(&self, which: &Resync) {
+        match which {
+            Resync::All => {
+                self.vendors.resync_all();
+                self.trackers.resync_all();
+                self.drivers.resync_all();
+                self.accounts.resync_all();
+            }
+            Resync::Topics(topics) => {
+                for topic in topics {
+                    match topic {
+                        Topic::Vendor(id) => self.vendors.resync(id),
+                        Topic::Tracking(token) => self.trackers.resync(token.as_str()),
+                        Topic::Driver(id) => self.drivers.resync(id),
+                        Topic::Account(id) => self.accounts.resync(id),
+                    }
                 }
             }
         }
@@ -486,12 +607,28 @@ pub(crate) struct Subscription {
     topic: Topic,
     account: Option<UserId>,
     outbox: Arc<Outbox>,
+    /// Until the bus receives the topic's events (none without a bus). In a mutex only to make
+    /// the subscription `Sync`: it is taken once, before the connection starts.
+    watching: Mutex<Option<Watching>>,
 }
 
 impl Subscription {
     /// Where this subscription's messages wait.
     pub(crate) fn outbox(&self) -> &Outbox {
         &self.outbox
+    }
+
+    /// Resolves once events of the topic published from now on reach this instance: read the
+    /// first state after this, so that nothing falls between it and the events.
+    pub(crate) async fn ready(&mut self) {
+        let watching = self
+            .watching
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(watching) = watching {
+            watching.await;
+        }
     }
 }
 
@@ -598,6 +735,65 @@ mod tests {
     }
 
     #[test]
+    fn a_resync_ends_the_named_topics_or_all_of_them() {
+        let hub = Arc::new(Hub::new());
+        let one = hub.subscribe(Topic::Vendor(vendor(1)), 4, None);
+        let two = hub.subscribe(Topic::Vendor(vendor(2)), 4, None);
+        let own = hub.subscribe(Topic::Driver(driver(3)), 4, None);
+        one.outbox().push_event("queued".into());
+        hub.resync(&Resync::Topics(vec![Topic::Vendor(vendor(1))]));
+        let batch = one.outbox().take();
+        assert_eq!(batch.end, Some(End::Resync));
+        assert!(batch.events.is_empty(), "what was queued is of no use now");
+        assert!(!two.outbox().has_ended() && !own.outbox().has_ended());
+        assert_eq!(hub.subscriber_count(), 2);
+        hub.resync(&Resync::All);
+        assert_eq!(two.outbox().take().end, Some(End::Resync));
+        assert_eq!(own.outbox().take().end, Some(End::Resync));
+        assert_eq!(hub.subscriber_count(), 0);
+        // A new subscriber after the resync receives again.
+        let fresh = hub.subscribe(Topic::Driver(driver(3)), 4, None);
+        hub.drivers
+            .deliver(&driver(3), || "after".into(), Delivery::Event);
+        assert_eq!(fresh.outbox().take().events, ["after"]);
+    }
+
+    /// Counts what the hub tells a bus.
+    #[derive(Default)]
+    struct Watched(Mutex<Vec<(bool, Topic)>>);
+
+    impl Interest for Watched {
+        fn watch(&self, topic: &Topic) -> Watching {
+            self.0.lock().unwrap().push((true, topic.clone()));
+            Box::pin(async {})
+        }
+        fn unwatch(&self, topic: &Topic) {
+            self.0.lock().unwrap().push((false, topic.clone()));
+        }
+    }
+
+    #[test]
+    fn the_bus_hears_of_every_subscriber_arriving_and_leaving() {
+        let watched = Arc::new(Watched::default());
+        let hub = Arc::new(Hub::with_interest(watched.clone()));
+        let tracking = Topic::Tracking("token".into());
+        let a = hub.subscribe(tracking.clone(), 4, None);
+        let b = hub.subscribe(tracking.clone(), 4, None);
+        // Ended by a resync, a subscription still leaves once, when its connection drops it.
+        hub.resync(&Resync::All);
+        drop((a, b));
+        assert_eq!(
+            *watched.0.lock().unwrap(),
+            [
+                (true, tracking.clone()),
+                (true, tracking.clone()),
+                (false, tracking.clone()),
+                (false, tracking),
+            ]
+        );
+    }
+
+    #[test]
     fn ending_a_session_closes_its_connections_only() {
         let hub = Arc::new(Hub::new());
         let user: UserId = id(9);
@@ -625,6 +821,6 @@ mod tests {
         assert_eq!(second.outbox().take().end, Some(End::SignedOut));
         assert_eq!(anonymous.outbox().take().end, None);
         drop((first, second, anonymous));
-        assert!(hub.accounts.read().unwrap().is_empty());
+        assert_eq!(hub.accounts.count(), 0);
     }
 }

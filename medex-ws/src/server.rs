@@ -16,6 +16,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use medex_core::MedEx;
 use medex_core::error::Error;
+use medex_core::events::Topic;
 use medex_core::model::VendorId;
 use medex_core::permissions::{self, Actor, Permission, access};
 use tokio_tungstenite::WebSocketStream;
@@ -25,7 +26,7 @@ use tokio_tungstenite::tungstenite::protocol::Role as WsRole;
 
 use crate::config::WsConfig;
 use crate::connection::{self, Connection, Peer};
-use crate::hub::{Hub, Subscription, Topic};
+use crate::hub::{Hub, Subscription};
 use crate::messages;
 use crate::open::{Cap, Connections, OpenConnection, Owner};
 
@@ -363,11 +364,12 @@ impl WsServer {
         let driver_id = permissions::own_driver(&actor).map_err(Error::from)?;
         // Subscribe before reading the state the first message shows: nothing published in
         // between is lost (a duplicate is possible, a gap is not).
-        let subscription = self.hub.subscribe(
+        let mut subscription = self.hub.subscribe(
             Topic::Driver(driver_id),
             self.config.status_queue,
             Some(&actor),
         );
+        subscription.ready().await;
         // Signed out between the first check and the subscription: the hub would not close it.
         self.actor(head).await?;
         let driver = self.medex.get_driver(&actor, driver_id).await?;
@@ -395,11 +397,12 @@ impl WsServer {
         access(&actor, Permission::ManageVendor(vendor))
             .require()
             .map_err(Error::from)?;
-        let subscription = self.hub.subscribe(
+        let mut subscription = self.hub.subscribe(
             Topic::Vendor(vendor),
             self.config.status_queue,
             Some(&actor),
         );
+        subscription.ready().await;
         self.actor(head).await?;
         let fleet = self.medex.vendor_live_state(&actor, vendor).await?;
         let first = messages::vendor_initial_state(vendor, &fleet, Utc::now());
@@ -412,11 +415,12 @@ impl WsServer {
     }
 
     async fn accept_tracker(&self, token: String) -> Result<Accepted, Refusal> {
-        let subscription = self.hub.subscribe(
-            Topic::Tracking(token.clone().into_boxed_str()),
+        let mut subscription = self.hub.subscribe(
+            Topic::Tracking(token.clone()),
             self.config.status_queue,
             None,
         );
+        subscription.ready().await;
         let view = self.medex.tracking_view(&token, true).await?;
         let first = messages::tracker_initial_state(&view, Utc::now());
         Ok(Accepted {

@@ -6,10 +6,9 @@
 //! totals must match their delivered orders, and a rotated refresh token must stay revoked.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -20,117 +19,17 @@ const ROUNDS: u64 = 4;
 /// Clients writing at once, each with its own driver.
 const WRITERS: usize = 3;
 
-/// Builds the example server once per test run; its path.
-fn server_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        // This test binary lives in <target>/<profile>/deps/; the example goes to
-        // <target>/<profile>/examples/.
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("<target>/<profile>/deps/<test>");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build
-            .args(["build", "--quiet", "--example", "server"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        // Cargo describes this test to it in variables that some build scripts watch
-        // (`CARGO_MANIFEST_DIR`): passed on, they would make this build redo theirs.
-        for (name, _) in std::env::vars() {
-            if name.starts_with("CARGO_PKG_")
-                || [
-                    "CARGO_MANIFEST_DIR",
-                    "CARGO_MANIFEST_PATH",
-                    "CARGO_CRATE_NAME",
-                    "CARGO_PRIMARY_PACKAGE",
-                    "CARGO_TARGET_TMPDIR",
-                    "CARGO_RUSTC_CURRENT_DIR",
-                    "OUT_DIR",
-                ]
-                .contains(&name.as_str())
-            {
-                build.env_remove(name);
-            }
-        }
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            build.arg("--release");
-        }
-        let output = build.output().expect("running cargo");
-        assert!(
-            output.status.success(),
-            "`cargo build --example server` failed; the crash test needs the example server:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let binary = profile_dir.join("examples").join("server");
-        assert!(binary.exists(), "no example server at {}", binary.display());
-        binary
-    })
-}
-
-/// The example server as a child process; killed (SIGKILL) when dropped.
-struct Process {
-    child: Child,
-    addr: std::net::SocketAddr,
-}
+/// The example server as a child process on `storage`, started for `round`.
+struct Process;
 
 impl Process {
-    fn start(dir: &Path, storage: &Storage, round: u64) -> Self {
-        let stdout = dir.join(format!("stdout-{round}.log"));
-        let stderr = dir.join(format!("stderr-{round}.log"));
-        let mut command = Command::new(server_binary());
-        command
-            .env_clear()
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&stdout).unwrap())
-            .stderr(std::fs::File::create(&stderr).unwrap());
-        for (k, v) in base_variables(dir.join("data").to_str().unwrap()) {
-            command.env(k, v);
-        }
-        for (k, v) in storage.variables() {
-            command.env(k, v);
-        }
-        command.env("MEDEX_LOG", "warn");
-        let mut child = command.spawn().expect("starting the example server");
-        // It prints where the API is once it listens.
-        let started = Instant::now();
-        let addr = loop {
-            let printed = std::fs::read_to_string(&stdout).unwrap_or_default();
-            if let Some(addr) = printed
-                .lines()
-                .find_map(|l| l.trim().strip_prefix("API"))
-                .and_then(|rest| rest.trim().strip_prefix("http://"))
-                .and_then(|rest| rest.strip_suffix("/api"))
-            {
-                break addr.parse().expect("an address");
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "round {round}: the server exited ({status}) before listening:\n{}",
-                    std::fs::read_to_string(&stderr).unwrap_or_default()
-                );
-            }
-            assert!(
-                started.elapsed() < HANG,
-                "round {round}: the server did not start:\n{printed}\n{}",
-                std::fs::read_to_string(&stderr).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Self { child, addr }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill();
+    fn start(dir: &Path, storage: &Storage, round: u64) -> ChildServer {
+        let mut variables: Vec<(String, String)> =
+            base_variables(dir.join("data").to_str().unwrap())
+                .into_iter()
+                .collect();
+        variables.extend(storage.variables().iter().cloned());
+        ChildServer::start(dir, &variables, &format!("round {round}"))
     }
 }
 

@@ -10,3 +10,4 @@ mod delivery;
 mod faults;
 mod owasp;
 mod races;
+mod scaleout;

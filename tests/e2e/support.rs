@@ -3,8 +3,10 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use futures::{SinkExt as _, StreamExt as _};
 use medex::server::{Running, Server};
@@ -156,6 +158,31 @@ impl TestServer {
             http: http_client(),
             storage,
         }
+    }
+
+    /// A client of a server running elsewhere (a child process) at `addr`: every API helper
+    /// works; reading its storage directly ([`TestServer::medex`]) does not.
+    pub(crate) fn remote(addr: SocketAddr) -> Self {
+        Self {
+            running: None,
+            addr,
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            http: http_client(),
+            storage: Storage {
+                database: None,
+                variables: vec![],
+            },
+        }
+    }
+
+    /// Another client of the same server (its API helpers only, as [`TestServer::remote`]).
+    pub(crate) fn clone_client(&self) -> Self {
+        Self::remote(self.addr)
+    }
+
+    /// Its HTTP client, for requests the helpers do not make.
+    pub(crate) fn http_client(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// Where `/metrics` has an address of its own, if it has.
@@ -372,13 +399,7 @@ impl TestServer {
         let drivers = all!(|p| store.drivers(&any_driver, p));
         let vendors = all!(|p| store.vendors(p));
         let users = all!(|p| store.users(&any_user, p));
-        let mut uploads: Vec<String> = match std::fs::read_dir(self.dir.path().join("uploads")) {
-            Ok(entries) => entries
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect(),
-            Err(_) => vec![],
-        };
-        uploads.sort();
+        let uploads = self.uploaded_files().await;
         Snapshot {
             records: orders
                 .iter()
@@ -398,6 +419,35 @@ impl TestServer {
                 .collect(),
             uploads,
         }
+    }
+
+    /// The names of the uploaded files the server keeps, sorted: in its upload directory on
+    /// sled, in its database's `uploads` table on PostgreSQL.
+    pub(crate) async fn uploaded_files(&self) -> Vec<String> {
+        let mut names: Vec<String> = match &self.storage.database {
+            Some(database) => {
+                let (client, connection) =
+                    tokio_postgres::connect(database.url(), tokio_postgres::NoTls)
+                        .await
+                        .expect("the test database");
+                tokio::spawn(connection);
+                client
+                    .query("SELECT name FROM uploads", &[])
+                    .await
+                    .expect("the uploads table")
+                    .iter()
+                    .map(|row| row.get(0))
+                    .collect()
+            }
+            None => match std::fs::read_dir(self.dir.path().join("uploads")) {
+                Ok(entries) => entries
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect(),
+                Err(_) => vec![],
+            },
+        };
+        names.sort();
+        names
     }
 
     /// Sends a request with any [`Body`].
@@ -599,6 +649,142 @@ impl Reply {
             .as_str()
             .unwrap_or_else(|| panic!("no string {key} in {}", self.text))
             .to_owned()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The example server as a child process
+
+/// Builds the example server once per test run; its path.
+pub(crate) fn server_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        // This test binary lives in <target>/<profile>/deps/; the example goes to
+        // <target>/<profile>/examples/.
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("<target>/<profile>/deps/<test>");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build
+            .args(["build", "--quiet", "--example", "server"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        // Cargo describes this test to it in variables that some build scripts watch
+        // (`CARGO_MANIFEST_DIR`): passed on, they would make this build redo theirs.
+        for (name, _) in std::env::vars() {
+            if name.starts_with("CARGO_PKG_")
+                || [
+                    "CARGO_MANIFEST_DIR",
+                    "CARGO_MANIFEST_PATH",
+                    "CARGO_CRATE_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                    "CARGO_RUSTC_CURRENT_DIR",
+                    "OUT_DIR",
+                ]
+                .contains(&name.as_str())
+            {
+                build.env_remove(name);
+            }
+        }
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        let output = build.output().expect("running cargo");
+        assert!(
+            output.status.success(),
+            "`cargo build --example server` failed; the suites that run it need it:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let binary = profile_dir.join("examples").join("server");
+        assert!(binary.exists(), "no example server at {}", binary.display());
+        binary
+    })
+}
+
+/// The example server as a child process, with exactly the given settings (nothing from this
+/// process's environment); killed (SIGKILL) when dropped.
+pub(crate) struct ChildServer {
+    child: Child,
+    pub(crate) addr: SocketAddr,
+    stderr: PathBuf,
+}
+
+impl ChildServer {
+    /// Starts it in `dir` (logs `stdout-<label>.log`, `stderr-<label>.log` there) and waits
+    /// until it listens.
+    pub(crate) fn start(dir: &Path, variables: &[(String, String)], label: &str) -> Self {
+        let file = label.replace(' ', "-");
+        let stdout = dir.join(format!("stdout-{file}.log"));
+        let stderr = dir.join(format!("stderr-{file}.log"));
+        let mut command = Command::new(server_binary());
+        command
+            .env_clear()
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        for (k, v) in variables {
+            command.env(k, v);
+        }
+        if !variables.iter().any(|(k, _)| k == "MEDEX_LOG") {
+            command.env("MEDEX_LOG", "warn");
+        }
+        let mut child = command.spawn().expect("starting the example server");
+        // It prints where the API is once it listens.
+        let started = Instant::now();
+        let addr = loop {
+            let printed = std::fs::read_to_string(&stdout).unwrap_or_default();
+            if let Some(addr) = printed
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("API"))
+                .and_then(|rest| rest.trim().strip_prefix("http://"))
+                .and_then(|rest| rest.strip_suffix("/api"))
+            {
+                break addr.parse().expect("an address");
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "{label}: the server exited ({status}) before listening:\n{}",
+                    std::fs::read_to_string(&stderr).unwrap_or_default()
+                );
+            }
+            assert!(
+                started.elapsed() < HANG,
+                "{label}: the server did not start:\n{printed}\n{}",
+                std::fs::read_to_string(&stderr).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Self {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    /// Kills it with SIGKILL, as a crash would, and waits for it to end.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// What it wrote on standard error so far (its warnings and errors).
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// A client of its API.
+    pub(crate) fn api(&self) -> TestServer {
+        TestServer::remote(self.addr)
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
@@ -906,10 +1092,13 @@ impl Socket {
         }
     }
 
-    /// The next text message as JSON (control frames skipped). Panics on close or silence.
+    /// The next text message as JSON (control frames skipped). Panics on close, or when no text
+    /// arrives within [`HANG`]: one deadline for the whole wait, since the server's pings (every
+    /// 20 s) would otherwise restart it forever.
     pub(crate) async fn next(&mut self) -> Value {
+        let deadline = tokio::time::Instant::now() + HANG;
         loop {
-            let message = tokio::time::timeout(HANG, self.stream.next())
+            let message = tokio::time::timeout_at(deadline, self.stream.next())
                 .await
                 .unwrap_or_else(|_| panic!("{}: no message arrived", self.name))
                 .unwrap_or_else(|| panic!("{}: connection ended", self.name))
@@ -936,6 +1125,16 @@ impl Socket {
         message
     }
 
+    /// The next message of type `kind`, skipping others (positions and statuses interleave).
+    pub(crate) async fn until(&mut self, kind: &str) -> Value {
+        loop {
+            let message = self.next().await;
+            if message["type"] == kind {
+                return message;
+            }
+        }
+    }
+
     pub(crate) async fn send_json(&mut self, value: Value) {
         self.send(Message::Text(value.to_string().into())).await;
     }
@@ -950,8 +1149,9 @@ impl Socket {
     /// Reads up to the server's close frame; returns its code and the messages before it.
     pub(crate) async fn closed(&mut self) -> (CloseCode, Vec<Value>) {
         let mut before = Vec::new();
+        let deadline = tokio::time::Instant::now() + HANG;
         loop {
-            let message = tokio::time::timeout(HANG, self.stream.next())
+            let message = tokio::time::timeout_at(deadline, self.stream.next())
                 .await
                 .unwrap_or_else(|_| panic!("{}: no close arrived", self.name));
             match message {
@@ -974,6 +1174,16 @@ impl Socket {
                 ),
             }
         }
+    }
+
+    /// Waits until the connection ends, whichever way: a close frame, a reset, or the server
+    /// vanishing.
+    pub(crate) async fn ended(&mut self) {
+        let ended = tokio::time::timeout(HANG, async {
+            while let Some(Ok(_)) = self.stream.next().await {}
+        })
+        .await;
+        assert!(ended.is_ok(), "{}: the connection did not end", self.name);
     }
 
     /// Closes from the client's side.

@@ -57,6 +57,10 @@ const ORDERS: u64 = 8;
 const EMAILS: u8 = 3;
 const EXTERNALS: u8 = 2;
 const SESSIONS: u8 = 3;
+const LEASES: u8 = 2;
+const HOLDERS: u8 = 3;
+/// Leases are asked for within a minute, so that they keep meeting each other.
+const LEASE_SECONDS: i64 = 60;
 const HOURS: i64 = 5;
 /// Fixes fall in a few seconds, so that equal times (ties) are common.
 const FIX_SECONDS: i64 = 20;
@@ -117,6 +121,21 @@ pub enum Op {
     },
     Config {
         road_factor: f64,
+        version: Version,
+    },
+    /// A lease asked for by holder `holder` at second `at` for `seconds`.
+    Lease {
+        slot: u8,
+        holder: u8,
+        at: i64,
+        seconds: i64,
+    },
+    ReleaseLease {
+        slot: u8,
+        holder: u8,
+    },
+    PruneSessions {
+        seconds: i64,
     },
     ListUsers {
         role: Option<Role>,
@@ -269,7 +288,11 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..FIX_SECONDS).prop_map(|seconds| Op::Prune { seconds }),
         1 => (0..SESSIONS, 0..USERS).prop_map(|(slot, user)| Op::PutSession { slot, user }),
         1 => (0..SESSIONS).prop_map(|slot| Op::TakeSession { slot }),
-        1 => (1.0..5.0f64).prop_map(|road_factor| Op::Config { road_factor }),
+        1 => (1.0..5.0f64, version()).prop_map(|(road_factor, version)| Op::Config { road_factor, version }),
+        1 => (0..LEASES, 0..HOLDERS, 0..LEASE_SECONDS, 0..LEASE_SECONDS)
+            .prop_map(|(slot, holder, at, seconds)| Op::Lease { slot, holder, at, seconds }),
+        1 => (0..LEASES, 0..HOLDERS).prop_map(|(slot, holder)| Op::ReleaseLease { slot, holder }),
+        1 => (-2..3i64).prop_map(|seconds| Op::PruneSessions { seconds }),
         1 => (proptest::option::of(role()), proptest::option::of(any::<bool>()), page(USERS))
             .prop_map(|(role, active, page)| Op::ListUsers { role, active, page }),
         1 => page(VENDORS).prop_map(|page| Op::ListVendors { page }),
@@ -473,15 +496,52 @@ impl<R: Reopen> Harness<R> {
                     store.take_refresh_session(&id).await,
                 );
             }
-            Op::Config { road_factor } => {
+            Op::Config {
+                road_factor,
+                version,
+            } => {
                 let config = SystemConfig {
                     road_factor,
                     ..SystemConfig::default()
                 };
+                let stored = model.system_config().await.unwrap().map(|s| s.version);
+                let version = next_version(stored, version);
                 same(
                     "save_system_config",
-                    model.save_system_config(&config).await,
-                    store.save_system_config(&config).await,
+                    model.save_system_config(&config, version).await,
+                    store.save_system_config(&config, version).await,
+                );
+            }
+            Op::Lease {
+                slot,
+                holder,
+                at,
+                seconds,
+            } => {
+                let (name, holder) = (format!("lease-{slot}"), format!("holder-{holder}"));
+                let now = t0() + Duration::seconds(at);
+                let until = now + Duration::seconds(seconds);
+                same(
+                    "acquire_lease",
+                    model.acquire_lease(&name, &holder, now, until).await,
+                    store.acquire_lease(&name, &holder, now, until).await,
+                );
+            }
+            Op::ReleaseLease { slot, holder } => {
+                let (name, holder) = (format!("lease-{slot}"), format!("holder-{holder}"));
+                same(
+                    "release_lease",
+                    model.release_lease(&name, &holder).await,
+                    store.release_lease(&name, &holder).await,
+                );
+            }
+            Op::PruneSessions { seconds } => {
+                // Sessions of the model test expire at t0 + 7 days.
+                let before = t0() + Duration::days(7) + Duration::seconds(seconds);
+                same(
+                    "prune_refresh_sessions",
+                    model.prune_refresh_sessions(before).await,
+                    store.prune_refresh_sessions(before).await,
                 );
             }
             Op::ListUsers { role, active, page } => {

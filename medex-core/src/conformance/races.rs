@@ -1,4 +1,5 @@
-//! Racing writers: of sixteen writers of one version, one session or one e-mail, exactly one wins.
+//! Racing writers: of sixteen writers of one version, one session, one e-mail, one configuration
+//! version or one lease, exactly one wins.
 //!
 //! The kit has no runtime of its own: the store's test passes a [`Spawn`] that starts each racer
 //! as a task (on a multi-threaded runtime, so that they really run at once), and waits for it.
@@ -11,6 +12,7 @@ use chrono::Duration;
 
 use super::fixtures::t0;
 use super::numbered::{driver, order, user, vendor};
+use crate::config::SystemConfig;
 use crate::model::{DriverStatus, OrderStatus};
 use crate::store::{RefreshSession, Store, StoreError, Write};
 
@@ -37,6 +39,8 @@ pub async fn run(store: Arc<dyn Store>, spawn: Spawn<'_>) {
     of_racing_takers_of_one_refresh_session_exactly_one_gets_it(&store, spawn).await;
     racing_inserts_of_one_e_mail_leave_exactly_one_account(&store, spawn).await;
     crossed_commits_of_two_records_leave_exactly_one_winner(&store, spawn).await;
+    of_racing_configuration_saves_of_one_version_exactly_one_wins(&store, spawn).await;
+    of_racing_holders_of_one_lease_exactly_one_gets_it(&store, spawn).await;
 }
 
 async fn of_racing_commits_of_one_version_exactly_one_wins(
@@ -232,6 +236,90 @@ async fn crossed_commits_of_two_records_leave_exactly_one_winner(
             "both records come from the winner"
         );
         assert_eq!(stored_driver.status == DriverStatus::OnBreak, winners[0]);
+    }
+}
+
+/// Instances changing the configuration at once, each from the version it read: one change is
+/// saved, the others are told to start again.
+async fn of_racing_configuration_saves_of_one_version_exactly_one_wins(
+    store: &Arc<dyn Store>,
+    spawn: Spawn<'_>,
+) {
+    for _ in 0..3 {
+        let read = store
+            .system_config()
+            .await
+            .unwrap()
+            .map_or(0, |s| s.version);
+        let outcomes = Arc::new(Mutex::new(Vec::new()));
+        race(
+            spawn,
+            (0..RACERS).map(|i| {
+                let store = Arc::clone(store);
+                let outcomes = Arc::clone(&outcomes);
+                let config = SystemConfig {
+                    road_factor: 1.0 + i as f64 / 10.0,
+                    ..SystemConfig::default()
+                };
+                Box::pin(async move {
+                    let outcome = store.save_system_config(&config, read + 1).await;
+                    lock(&outcomes).push((i, outcome));
+                }) as Racer
+            }),
+        )
+        .await;
+        let mut winners = Vec::new();
+        for (i, outcome) in lock(&outcomes).drain(..) {
+            match outcome {
+                Ok(()) => winners.push(i),
+                Err(StoreError::Conflict) => {}
+                Err(other) => panic!("a racing configuration save failed with {other:?}"),
+            }
+        }
+        assert_eq!(
+            winners.len(),
+            1,
+            "exactly one racing save wins: {winners:?}"
+        );
+        let stored = store.system_config().await.unwrap().unwrap();
+        assert_eq!(stored.version, read + 1);
+        assert_eq!(stored.config.road_factor, 1.0 + winners[0] as f64 / 10.0);
+    }
+}
+
+async fn of_racing_holders_of_one_lease_exactly_one_gets_it(
+    store: &Arc<dyn Store>,
+    spawn: Spawn<'_>,
+) {
+    for round in 0..4 {
+        let name = format!("race-lease-{round}");
+        let granted = Arc::new(Mutex::new(Vec::new()));
+        race(
+            spawn,
+            (0..RACERS).map(|i| {
+                let store = Arc::clone(store);
+                let granted = Arc::clone(&granted);
+                let name = name.clone();
+                Box::pin(async move {
+                    let holder = format!("instance-{i}");
+                    let now = t0();
+                    if store
+                        .acquire_lease(&name, &holder, now, now + Duration::minutes(1))
+                        .await
+                        .unwrap()
+                    {
+                        lock(&granted).push(i);
+                    }
+                }) as Racer
+            }),
+        )
+        .await;
+        assert_eq!(
+            lock(&granted).len(),
+            1,
+            "exactly one racing holder gets a free lease: {:?}",
+            lock(&granted)
+        );
     }
 }
 

@@ -330,16 +330,46 @@ impl MedEx {
     }
 
     /// Creates the first admin unless an admin exists already. Returns the new account, if any.
+    ///
+    /// Instances starting at once on one store take turns under a lease, so that exactly one
+    /// admin is created whatever e-mail each was given: while another instance holds it the
+    /// answer is [`Conflict::ConcurrentUpdate`], and the caller asks again shortly (it then
+    /// finds that admin).
     pub async fn ensure_admin(&self, email: &str, password: &str) -> Result<Option<User>> {
+        if self.admin_exists().await? {
+            return Ok(None);
+        }
+        let holder = self.new_id().to_string();
+        let now = self.clock.now();
+        let until = now + Duration::minutes(1);
+        if !self
+            .store
+            .acquire_lease(FIRST_ADMIN_LEASE, &holder, now, until)
+            .await?
+        {
+            return Err(Conflict::ConcurrentUpdate.into());
+        }
+        let created = match self.admin_exists().await {
+            Ok(true) => Ok(None),
+            Ok(false) => self
+                .create_admin(email, password, "Administrator")
+                .await
+                .map(Some),
+            Err(e) => Err(e),
+        };
+        // An unreleased lease only delays another first start by its minute.
+        let _ = self.store.release_lease(FIRST_ADMIN_LEASE, &holder).await;
+        created
+    }
+
+    async fn admin_exists(&self) -> Result<bool> {
         let query = UserQuery {
             role: Some(Role::Admin),
             is_active: None,
         };
-        if !self.store.users(&query, Page::first(1)).await?.is_empty() {
-            return Ok(None);
-        }
-        self.create_admin(email, password, "Administrator")
-            .await
-            .map(Some)
+        Ok(!self.store.users(&query, Page::first(1)).await?.is_empty())
     }
 }
+
+/// The lease [`MedEx::ensure_admin`] creates the first admin under.
+pub const FIRST_ADMIN_LEASE: &str = "first-admin";

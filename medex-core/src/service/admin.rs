@@ -53,7 +53,7 @@ impl MedEx {
     }
 
     /// Replaces the configuration (admins only), persisting it first. Conflicts with a change
-    /// being saved at the same time, as [`MedEx::update_system_config_from`].
+    /// saved at the same time, as [`MedEx::update_system_config_from`].
     pub async fn update_system_config(
         &self,
         actor: &Actor,
@@ -65,39 +65,51 @@ impl MedEx {
 
     /// Replaces `base`, the configuration the caller read and derived `config` from (a merge
     /// patch, say), persisting it first (admins only). If the configuration changed since
-    /// `base` was read, or another change is being saved, nothing is written and the answer is
-    /// [`Conflict::ConcurrentUpdate`]: of two changes at once one wins and the other is retried,
-    /// instead of one silently undoing the other.
+    /// `base` was read, here or on another instance sharing the store, nothing is written and
+    /// the answer is [`Conflict::ConcurrentUpdate`]: of two changes at once one wins and the
+    /// other is retried, instead of one silently undoing the other. The store's version of the
+    /// configuration decides between instances; a conflict also reloads the stored one, so the
+    /// retry starts from it.
     pub async fn update_system_config_from(
         &self,
         actor: &Actor,
         base: &Arc<SystemConfig>,
         config: SystemConfig,
     ) -> Result<Arc<SystemConfig>> {
-        /// Clears the flag however the change ends: saved, failed, or abandoned mid-save.
-        struct Saving<'a>(&'a AtomicBool);
-        impl Drop for Saving<'_> {
-            fn drop(&mut self) {
-                self.0.store(false, Ordering::Release);
-            }
-        }
         access(actor, Permission::Administer).require()?;
         config.validate()?;
-        if self.config_saving.swap(true, Ordering::Acquire) {
-            return Err(Conflict::ConcurrentUpdate.into());
+        let version = {
+            let current = self.config.read().unwrap_or_else(|e| e.into_inner());
+            if !Arc::ptr_eq(&current.0, base) {
+                return Err(Conflict::ConcurrentUpdate.into());
+            }
+            current.1
+        };
+        match self.store.save_system_config(&config, version + 1).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => {
+                // Another instance saved first: take its configuration in now.
+                let _ = self.refresh_config().await;
+                return Err(Conflict::ConcurrentUpdate.into());
+            }
+            Err(other) => return Err(other.into()),
         }
-        let _saving = Saving(&self.config_saving);
-        if !Arc::ptr_eq(&self.config(), base) {
-            return Err(Conflict::ConcurrentUpdate.into());
-        }
-        self.store.save_system_config(&config).await?;
         let config = Arc::new(config);
-        *self.config.write().unwrap_or_else(|e| e.into_inner()) = config.clone();
-        Ok(config)
+        let mut current = self.config.write().unwrap_or_else(|e| e.into_inner());
+        // A refresh may have read this very save already; never go back to an older one.
+        if current.1 <= version + 1 {
+            *current = (config.clone(), version + 1);
+        }
+        Ok(current.0.clone())
     }
 
     /// Whether storage works now.
     pub async fn health(&self) -> Result<()> {
         Ok(self.store.check().await?)
+    }
+
+    /// Whether the bus reaches the other instances (where there is a bus between them).
+    pub fn bus_health(&self) -> crate::events::BusHealth {
+        self.bus.health()
     }
 }

@@ -19,6 +19,7 @@ mod drivers;
 mod lifecycle_model;
 mod orders;
 mod tracking;
+mod upkeep;
 
 fn conflict_code(result: Result<Order>) -> &'static str {
     match result {

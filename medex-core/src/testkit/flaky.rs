@@ -10,7 +10,8 @@ use crate::config::SystemConfig;
 use crate::memory::MemoryStore;
 use crate::model::{Driver, DriverId, LocationFix, Order, OrderId, User, UserId, Vendor, VendorId};
 use crate::store::{
-    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, UserQuery, Write,
+    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig, UserQuery,
+    Write,
 };
 
 /// The in-memory store with a switch that makes every call fail as an unavailable disk would,
@@ -47,7 +48,7 @@ impl FlakyStore {
     }
 }
 
-/// Implements the store: `commit` as written here, every other call by asking
+/// Implements the store: `commit` and `save_system_config` as written here, every other call by asking
 /// [`FlakyStore::up`] first, then the inner store. (The whole impl is generated so that
 /// `async_trait` sees the expanded methods.)
 macro_rules! flaky_store {
@@ -66,6 +67,19 @@ macro_rules! flaky_store {
                     return Err(StoreError::Conflict);
                 }
                 self.inner.commit(writes).await
+            }
+
+            async fn save_system_config(
+                &self,
+                config: &SystemConfig,
+                version: u64,
+            ) -> Result<(), StoreError> {
+                self.up()?;
+                // A configuration saved before is an existing record too.
+                if version > 1 && self.losing.load(Ordering::SeqCst) {
+                    return Err(StoreError::Conflict);
+                }
+                self.inner.save_system_config(config, version).await
             }
 
             $(async fn $name(&self, $($arg: $ty),*) -> Result<$out, StoreError> {
@@ -93,8 +107,10 @@ flaky_store! {
     prune_trail(before: DateTime<Utc>) -> u64;
     put_refresh_session(s: RefreshSession) -> ();
     take_refresh_session(id: &str) -> Option<RefreshSession>;
-    system_config() -> Option<SystemConfig>;
-    save_system_config(c: &SystemConfig) -> ();
+    system_config() -> Option<StoredConfig>;
     check() -> ();
     flush() -> ();
+    acquire_lease(name: &str, holder: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> bool;
+    release_lease(name: &str, holder: &str) -> ();
+    prune_refresh_sessions(before: DateTime<Utc>) -> u64;
 }

@@ -11,7 +11,7 @@ use utoipa::IntoParams;
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery};
-use crate::views::{Health, HealthView, IndexView, StorageHealth, TrackingDoc};
+use crate::views::{BusHealth, Health, HealthView, IndexView, StorageHealth, TrackingDoc};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -28,34 +28,46 @@ pub(crate) async fn index() -> Json<IndexView> {
     })
 }
 
-/// Whether the server and its storage work.
+/// Whether the server, its storage and (where configured) the bus between instances work.
 #[utoipa::path(get, path = "/api/health", tag = "meta",
     responses(
         (status = 200, description = "`healthy`: all well", body = HealthView),
-        (status = 503, description = "`unhealthy`: the storage fails", body = HealthView),
+        (status = 503, description = "`unhealthy`: the storage fails, or the configured bus is unreachable", body = HealthView),
     ))]
 pub(crate) async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthView>) {
-    match state.medex.health().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(HealthView {
-                status: Health::Healthy,
-                storage: StorageHealth::Ok,
-                version: VERSION,
-            }),
-        ),
+    let storage = match state.medex.health().await {
+        Ok(()) => StorageHealth::Ok,
         Err(error) => {
             tracing::error!(%error, "health check: storage failing");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(HealthView {
-                    status: Health::Unhealthy,
-                    storage: StorageHealth::Unavailable,
-                    version: VERSION,
-                }),
-            )
+            StorageHealth::Unavailable
         }
-    }
+    };
+    let bus = match state.medex.bus_health() {
+        medex_core::events::BusHealth::Connected => BusHealth::Ok,
+        medex_core::events::BusHealth::InProcess => BusHealth::InProcess,
+        medex_core::events::BusHealth::Disconnected => {
+            tracing::warn!("health check: the bus between instances is unreachable");
+            BusHealth::Unavailable
+        }
+    };
+    let healthy = storage == StorageHealth::Ok && bus != BusHealth::Unavailable;
+    (
+        if healthy {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(HealthView {
+            status: if healthy {
+                Health::Healthy
+            } else {
+                Health::Unhealthy
+            },
+            storage,
+            bus,
+            version: VERSION,
+        }),
+    )
 }
 
 /// Options of the tracking view.

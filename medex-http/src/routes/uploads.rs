@@ -2,11 +2,10 @@
 //! served to the parties of the order.
 //!
 //! Files are recognised by their first bytes (JPEG, PNG, WebP), never by name or declared type,
-//! and stored as `<order id>-<random>.<ext>` in the upload directory: the client's file name never
-//! reaches the file system, and the order id in the name is what access is checked against. Every
-//! upload is a new file, never one written over; the order lists each with its SHA-256.
-
-use std::path::Path;
+//! and stored as `<order id>-<random>.<ext>` in the file store (a directory, or the database when
+//! several instances share one): the client's file name never reaches it, and the order id in
+//! the name is what access is checked against. Every upload is a new file, never one written
+//! over; the order lists each with its SHA-256.
 
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, Request, State};
@@ -16,7 +15,6 @@ use medex_core::model::{OrderId, Sha256};
 use medex_core::permissions::Actor;
 use medex_core::service::ProofKind;
 use serde::Serialize;
-use tokio::io::AsyncWriteExt;
 use utoipa::ToSchema;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
@@ -89,7 +87,7 @@ impl StoredName {
     }
 
     /// Accepts only names this module generates; anything else (paths, encodings, other
-    /// extensions) is `None` and never touches the file system.
+    /// extensions) is `None` and never reaches the file store.
     pub(crate) fn parse(name: &str) -> Option<Self> {
         if name.len() > 36 + 1 + 32 + 5
             || !name
@@ -231,17 +229,6 @@ async fn read_upload(req: Request, state: &AppState) -> Result<Upload, ApiError>
     Ok(Upload { order, bytes })
 }
 
-/// Writes the file durably under a temporary name, then renames it into place.
-async fn store(dir: &Path, name: &StoredName, bytes: &[u8]) -> std::io::Result<()> {
-    tokio::fs::create_dir_all(dir).await?;
-    let temporary = dir.join(format!(".{}.part", name.name));
-    let mut file = tokio::fs::File::create(&temporary).await?;
-    file.write_all(bytes).await?;
-    file.sync_all().await?;
-    drop(file);
-    tokio::fs::rename(&temporary, dir.join(&name.name)).await
-}
-
 async fn upload(
     state: AppState,
     actor: Actor,
@@ -262,15 +249,18 @@ async fn upload(
         .may_read_attachments(&actor, upload.order)
         .await?;
     let name = StoredName::generate(upload.order, image);
-    let dir = &state.config.upload_dir;
-    store(dir, &name, &upload.bytes).await.map_err(|error| {
-        tracing::error!(%error, "storing an upload failed");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage_unavailable",
-            "the file could not be stored; try again later",
-        )
-    })?;
+    let files = &state.files;
+    files
+        .put_file(&name.name, &upload.bytes)
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "storing an upload failed");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "the file could not be stored; try again later",
+            )
+        })?;
     let url = format!("/api/uploads/{}", name.name);
     let sha256 = Sha256::digest(&upload.bytes);
     if let Err(error) = state
@@ -278,7 +268,9 @@ async fn upload(
         .attach_proof(&actor, upload.order, kind, url.clone(), sha256)
         .await
     {
-        let _ = tokio::fs::remove_file(dir.join(&name.name)).await;
+        if let Err(error) = files.delete_file(&name.name).await {
+            tracing::warn!(%error, "an upload that was not attached stays stored");
+        }
         return Err(error.into());
     }
     Ok((
@@ -354,11 +346,9 @@ pub(crate) async fn get_upload(
     let name = StoredName::parse(&name)
         .ok_or_else(|| ApiError::from(medex_core::error::Error::NotFound))?;
     state.medex.may_read_attachments(&actor, name.order).await?;
-    let bytes = match tokio::fs::read(state.config.upload_dir.join(&name.name)).await {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(medex_core::error::Error::NotFound.into());
-        }
+    let bytes = match state.files.file(&name.name).await {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Err(medex_core::error::Error::NotFound.into()),
         Err(error) => {
             tracing::error!(%error, "reading an upload failed");
             return Err(ApiError::new(

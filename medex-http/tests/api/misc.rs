@@ -307,8 +307,9 @@ async fn admin_config_is_read_merged_and_persisted() {
     assert_eq!(r.json["tariff"]["base_fee"], 0.0);
     assert_eq!(r.json["vehicle_speeds"]["bike"], 15.0);
     let saved = w.app.store.system_config().await.unwrap().unwrap();
-    assert_eq!(saved.road_factor, 1.5);
-    assert_eq!(saved.tariff.per_km.cents(), 300);
+    assert_eq!(saved.version, 1);
+    assert_eq!(saved.config.road_factor, 1.5);
+    assert_eq!(saved.config.tariff.per_km.cents(), 300);
 }
 
 #[tokio::test]

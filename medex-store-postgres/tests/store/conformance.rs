@@ -20,6 +20,14 @@ async fn postgres_store_keeps_the_store_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_keeps_the_file_store_contract() {
+    let Some((_db, store)) = fresh("files").await else {
+        return;
+    };
+    conformance::files::run(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconnected_store_keeps_the_contract_and_its_data() {
     let Some((db, store)) = fresh("reconnect").await else {
         return;

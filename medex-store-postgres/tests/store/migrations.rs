@@ -33,7 +33,44 @@ async fn instances_starting_together_migrate_once() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(applied, 1, "each migration recorded once");
+    assert_eq!(applied, 2, "each migration recorded once");
+}
+
+/// A database of the first schema, with a configuration saved, is brought up to date: the
+/// configuration reads back as version 1, and the next save must be version 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_of_the_first_schema_is_migrated_with_its_configuration() {
+    let Some(db) = TestDatabase::create("migrate_from_1").await else {
+        return;
+    };
+    let client = sql(&db).await;
+    client
+        .batch_execute(include_str!("../../migrations/0001_records_and_trail.sql"))
+        .await
+        .unwrap();
+    let config = medex_core::config::SystemConfig {
+        road_factor: 1.9,
+        ..Default::default()
+    };
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE medex_migrations (version integer PRIMARY KEY, name text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now());
+             INSERT INTO medex_migrations (version, name) VALUES (1, 'records_and_trail');
+             INSERT INTO system_config (id, record) VALUES (1, '{}')",
+            serde_json::to_string(&config).unwrap()
+        ))
+        .await
+        .unwrap();
+    let store = PgStore::connect_with(db.url(), options()).await.unwrap();
+    use medex_core::store::Store as _;
+    let stored = store.system_config().await.unwrap().unwrap();
+    assert_eq!((stored.config, stored.version), (config.clone(), 1));
+    assert!(matches!(
+        store.save_system_config(&config, 1).await,
+        Err(medex_core::store::StoreError::Conflict)
+    ));
+    store.save_system_config(&config, 2).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -206,9 +206,11 @@ pub(crate) async fn refused(url: &str, headers: &[(&str, &str)]) -> (u16, Value)
 }
 
 /// The next text message as JSON, skipping control frames. Panics on close or hang.
+/// One deadline for the whole wait: pings alone must not keep it waiting forever.
 pub(crate) async fn next_json(client: &mut Client) -> Value {
+    let deadline = tokio::time::Instant::now() + HANG;
     loop {
-        let message = tokio::time::timeout(HANG, client.next())
+        let message = tokio::time::timeout_at(deadline, client.next())
             .await
             .expect("no message arrived")
             .expect("connection ended")
@@ -249,8 +251,9 @@ pub(crate) async fn quiet(client: &mut Client) -> Result<(), Value> {
 /// Reads until the server's close frame; returns its code and the text messages before it.
 pub(crate) async fn close_code(client: &mut Client) -> (CloseCode, Vec<Value>) {
     let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + HANG;
     loop {
-        let message = tokio::time::timeout(HANG, client.next())
+        let message = tokio::time::timeout_at(deadline, client.next())
             .await
             .expect("no close arrived");
         match message {

@@ -115,7 +115,7 @@ async fn finding_15_data_files_are_private_to_the_server_account() {
             }
         }
     }
-    // With PostgreSQL neither the database nor the secret is a file here (only uploads are).
+    // With PostgreSQL neither the database, the secret nor the uploads are files here.
     assert!(
         s.uses_postgres() || files >= 2,
         "the database and the secret were checked"
@@ -742,8 +742,20 @@ async fn finding_09_a_driver_is_paced_across_all_its_sockets_and_http() {
     );
     first.expect("connected").await;
     second.expect("connected").await;
+    let mut dashboard = Socket::connect(
+        &s.ws_url(&format!(
+            "/ws/vendor/{}?token={}",
+            w.vendor.id, w.vendor.owner.token
+        )),
+        "dashboard",
+    )
+    .await;
+    dashboard.expect("initial_state").await;
     let fix = serde_json::json!({"type": "location", "latitude": 52.52, "longitude": 13.40});
     first.send_json(fix.clone()).await;
+    // The first socket's fix is taken before the second one sends (the two sockets' messages
+    // are otherwise handled in either order).
+    dashboard.until("driver_location").await;
     // The second socket's fix within the interval is refused, the socket stays open.
     second.send_json(fix.clone()).await;
     let refused = second.expect("error").await;

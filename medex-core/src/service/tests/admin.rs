@@ -28,10 +28,8 @@ fn a_configuration_change_from_a_stale_read_conflicts_instead_of_undoing_another
             (config.road_factor, config.vehicle_speeds.bike),
             (1.5, 15.0)
         );
-        assert_eq!(
-            w.medex.store().system_config().await.unwrap().as_ref(),
-            Some(&*config)
-        );
+        let stored = w.medex.store().system_config().await.unwrap().unwrap();
+        assert_eq!((&stored.config, stored.version), (&*config, 1));
         let fresh = w.medex.system_config(&w.admin).unwrap();
         let mut second = (*fresh).clone();
         second.vehicle_speeds.bike = 18.0;
