@@ -95,6 +95,7 @@ pub mod store;
 pub mod testkit;
 pub mod timestamp;
 pub mod tracking;
+pub mod views;
 
 pub use service::MedEx;
 

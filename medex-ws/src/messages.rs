@@ -7,11 +7,13 @@
 use chrono::{DateTime, Utc};
 use medex_core::events::DriverLocation;
 use medex_core::model::{
-    Driver, DriverId, DriverStatus, FailureReason, Money, Order, OrderId, OrderItem, OrderStatus,
-    Proof, StatusChange, UserId, VehicleType, VendorId,
+    Driver, DriverId, DriverStatus, Money, Order, OrderId, OrderStatus, UserId, VehicleType,
+    VendorId,
 };
+use medex_core::permissions::OrderFields;
 use medex_core::service::LiveFleet;
 use medex_core::tracking::{TimelineEntry, TrackingView};
+use medex_core::views::OrderView;
 use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
@@ -46,97 +48,10 @@ impl ClientMessage {
 // ---------------------------------------------------------------------------------------------
 // Server → client: views of records
 
-/// An order as its pharmacy (and its driver) see it: the seed's field names. Never the handover
-/// code: no WebSocket message carries it (the recipient gives it at the door).
-#[derive(Debug, Serialize)]
-pub(crate) struct OrderView<'a> {
-    id: OrderId,
-    order_number: &'a str,
-    user_id: UserId,
-    vendor_id: VendorId,
-    driver_id: Option<DriverId>,
-    tracking_token: &'a str,
-    status: OrderStatus,
-    pickup_address: &'a str,
-    pickup_latitude: f64,
-    pickup_longitude: f64,
-    delivery_address: &'a str,
-    delivery_latitude: Option<f64>,
-    delivery_longitude: Option<f64>,
-    customer_name: &'a str,
-    customer_phone: &'a str,
-    items: &'a [OrderItem],
-    notes: Option<&'a str>,
-    estimated_distance_km: Option<f64>,
-    actual_distance_km: Option<f64>,
-    delivery_fee: Money,
-    proof_photo_url: Option<&'a str>,
-    signature_url: Option<&'a str>,
-    proofs: &'a [Proof],
-    require_proof_photo: bool,
-    require_signature: bool,
-    require_handover_code: bool,
-    handover_failures: u32,
-    attempt: u32,
-    failure_reason: Option<FailureReason>,
-    accepted_at: Option<DateTime<Utc>>,
-    driver_accepted_at: Option<DateTime<Utc>>,
-    picked_up_at: Option<DateTime<Utc>>,
-    out_for_delivery_at: Option<DateTime<Utc>>,
-    delivered_at: Option<DateTime<Utc>>,
-    cancelled_at: Option<DateTime<Utc>>,
-    cancel_reason: Option<&'a str>,
-    reject_reason: Option<&'a str>,
-    status_history: &'a [StatusChange],
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-impl<'a> OrderView<'a> {
-    pub(crate) fn new(o: &'a Order) -> Self {
-        Self {
-            id: o.id,
-            order_number: &o.order_number,
-            user_id: o.user_id,
-            vendor_id: o.vendor_id,
-            driver_id: o.driver_id,
-            tracking_token: &o.tracking_token,
-            status: o.status,
-            pickup_address: &o.pickup_address,
-            pickup_latitude: o.pickup_latitude,
-            pickup_longitude: o.pickup_longitude,
-            delivery_address: &o.delivery_address,
-            delivery_latitude: o.delivery_latitude,
-            delivery_longitude: o.delivery_longitude,
-            customer_name: &o.customer_name,
-            customer_phone: &o.customer_phone,
-            items: &o.items,
-            notes: o.notes.as_deref(),
-            estimated_distance_km: o.estimated_distance_km,
-            actual_distance_km: o.actual_distance_km,
-            delivery_fee: o.delivery_fee,
-            proof_photo_url: o.proof_photo_url.as_deref(),
-            signature_url: o.signature_url.as_deref(),
-            proofs: &o.proofs,
-            require_proof_photo: o.require_proof_photo,
-            require_signature: o.require_signature,
-            require_handover_code: o.require_handover_code,
-            handover_failures: o.handover_failures,
-            attempt: o.attempt,
-            failure_reason: o.failure_reason,
-            accepted_at: o.accepted_at,
-            driver_accepted_at: o.driver_accepted_at,
-            picked_up_at: o.picked_up_at,
-            out_for_delivery_at: o.out_for_delivery_at,
-            delivered_at: o.delivered_at,
-            cancelled_at: o.cancelled_at,
-            cancel_reason: o.cancel_reason.as_deref(),
-            reject_reason: o.reject_reason.as_deref(),
-            status_history: &o.status_history,
-            created_at: o.created_at,
-            updated_at: o.updated_at,
-        }
-    }
+/// An order as its pharmacy (and its driver) see it, never with the handover code: no socket
+/// message carries it (the recipient gives it at the door).
+fn order_view(order: &Order) -> OrderView<'_> {
+    OrderView::with(OrderFields::WithoutHandoverCode, order)
 }
 
 /// A driver as its pharmacy sees it on the dashboard.
@@ -298,7 +213,7 @@ pub(crate) fn order_created(order: &Order, sent_at: DateTime<Utc>) -> Utf8Bytes 
     text(
         "order_created",
         Body {
-            order: OrderView::new(order),
+            order: order_view(order),
         },
         sent_at,
     )
@@ -313,7 +228,7 @@ pub(crate) fn order_updated(order: &Order, sent_at: DateTime<Utc>) -> Utf8Bytes 
     text(
         "order_updated",
         Body {
-            order: OrderView::new(order),
+            order: order_view(order),
         },
         sent_at,
     )
@@ -342,7 +257,7 @@ pub(crate) fn order_status(
             status: order.status,
             previous_status: previous,
             driver_id: order.driver_id,
-            order: OrderView::new(order),
+            order: order_view(order),
         },
         sent_at,
     )
@@ -398,7 +313,7 @@ pub(crate) fn assignment(order: &Order, sent_at: DateTime<Utc>) -> Utf8Bytes {
         "assignment",
         Body {
             order_id: order.id,
-            order: OrderView::new(order),
+            order: order_view(order),
         },
         sent_at,
     )
@@ -438,7 +353,11 @@ pub(crate) fn vendor_initial_state(
         Body {
             vendor_id,
             drivers: fleet.drivers.iter().map(DriverView::new).collect(),
-            active_orders: fleet.active_orders.iter().map(OrderView::new).collect(),
+            active_orders: fleet
+                .active_orders
+                .iter()
+                .map(order_view)
+                .collect(),
         },
         sent_at,
     )
@@ -471,7 +390,8 @@ pub(crate) fn connected(
             driver_id: driver.id,
             vendor_id: driver.vendor_id,
             status: driver.status,
-            active_order: active_order.map(OrderView::new),
+            active_order: active_order
+                .map(order_view),
             min_fix_interval_ms,
         },
         sent_at,
