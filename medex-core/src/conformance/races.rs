@@ -25,12 +25,51 @@ pub type Racer = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// `|racer| Box::pin(async { tokio::spawn(racer).await.unwrap() })`.
 pub type Spawn<'a> = &'a (dyn Fn(Racer) -> Racer + Sync);
 
-/// Starts every racer, then waits for all.
-async fn race(spawn: Spawn<'_>, racers: impl Iterator<Item = Racer>) {
-    let started: Vec<Racer> = racers.map(spawn).collect();
+/// Starts `n` racers at once (`racer(i)` makes the `i`-th), waits for all, and answers what
+/// each returned, by index.
+async fn race<T, F>(spawn: Spawn<'_>, n: usize, racer: impl Fn(usize) -> F) -> Vec<T>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let outcomes = Arc::new(Mutex::new(Vec::with_capacity(n)));
+    let started: Vec<Racer> = (0..n)
+        .map(|i| {
+            let outcomes = Arc::clone(&outcomes);
+            let run = racer(i);
+            spawn(Box::pin(async move {
+                let outcome = run.await;
+                lock(&outcomes).push((i, outcome));
+            }))
+        })
+        .collect();
     for racer in started {
         racer.await;
     }
+    let mut outcomes = std::mem::take(&mut *lock(&outcomes));
+    outcomes.sort_by_key(|(i, _)| *i);
+    outcomes.into_iter().map(|(_, outcome)| outcome).collect()
+}
+
+/// The racers whose write went through; every other must have been refused as `lost` says.
+fn winners(
+    outcomes: Vec<Result<(), StoreError>>,
+    lost: fn(&StoreError) -> bool,
+    what: &str,
+) -> Vec<usize> {
+    let mut winners = Vec::new();
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        match outcome {
+            Ok(()) => winners.push(i),
+            Err(e) if lost(&e) => {}
+            Err(other) => panic!("{what} failed with {other:?}"),
+        }
+    }
+    winners
+}
+
+fn conflict(e: &StoreError) -> bool {
+    matches!(e, StoreError::Conflict)
 }
 
 /// Every race, on `store` (which may hold data of other checks: these use records of their own).
@@ -60,31 +99,16 @@ async fn of_racing_commits_of_one_version_exactly_one_wins(
         .unwrap();
 
     for round in 2..6u64 {
-        let outcomes = Arc::new(Mutex::new(Vec::new()));
-        race(
-            spawn,
-            (0..RACERS).map(|i| {
-                let store = Arc::clone(store);
-                let outcomes = Arc::clone(&outcomes);
-                let mut next = o.clone();
-                next.version = round;
-                next.notes = Some(format!("racer {i}"));
-                next.status = OrderStatus::Accepted;
-                Box::pin(async move {
-                    let outcome = store.commit(vec![Write::Order(next)]).await;
-                    lock(&outcomes).push((i, outcome));
-                }) as Racer
-            }),
-        )
+        let outcomes = race(spawn, RACERS, |i| {
+            let store = Arc::clone(store);
+            let mut next = o.clone();
+            next.version = round;
+            next.notes = Some(format!("racer {i}"));
+            next.status = OrderStatus::Accepted;
+            async move { store.commit(vec![Write::Order(next)]).await }
+        })
         .await;
-        let mut winners = Vec::new();
-        for (i, outcome) in lock(&outcomes).drain(..) {
-            match outcome {
-                Ok(()) => winners.push(i),
-                Err(StoreError::Conflict) => {}
-                Err(other) => panic!("a racing commit failed with {other:?}, not Conflict"),
-            }
-        }
+        let winners = winners(outcomes, conflict, "a racing commit");
         assert_eq!(
             winners.len(),
             1,
@@ -107,22 +131,17 @@ async fn of_racing_takers_of_one_refresh_session_exactly_one_gets_it(
             expires_at: t0() + Duration::days(7),
         };
         store.put_refresh_session(session.clone()).await.unwrap();
-        let got = Arc::new(Mutex::new(Vec::new()));
-        race(
-            spawn,
-            (0..RACERS).map(|_| {
-                let store = Arc::clone(store);
-                let got = Arc::clone(&got);
-                let id = session.id.clone();
-                Box::pin(async move {
-                    let taken = store.take_refresh_session(&id).await.unwrap();
-                    lock(&got).extend(taken);
-                }) as Racer
-            }),
-        )
-        .await;
+        let got: Vec<RefreshSession> = race(spawn, RACERS, |_| {
+            let store = Arc::clone(store);
+            let id = session.id.clone();
+            async move { store.take_refresh_session(&id).await.unwrap() }
+        })
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
         assert_eq!(
-            *lock(&got),
+            got,
             vec![session],
             "exactly one racing taker gets the session"
         );
@@ -133,29 +152,14 @@ async fn racing_inserts_of_one_e_mail_leave_exactly_one_account(
     store: &Arc<dyn Store>,
     spawn: Spawn<'_>,
 ) {
-    let outcomes = Arc::new(Mutex::new(Vec::new()));
-    race(
-        spawn,
-        (0..RACERS as u64).map(|n| {
-            let store = Arc::clone(store);
-            let outcomes = Arc::clone(&outcomes);
-            Box::pin(async move {
-                let outcome = store
-                    .commit(vec![Write::User(user(70_100 + n, "contested@example.com"))])
-                    .await;
-                lock(&outcomes).push(outcome);
-            }) as Racer
-        }),
-    )
+    let outcomes = race(spawn, RACERS, |n| {
+        let store = Arc::clone(store);
+        let account = user(70_100 + n as u64, "contested@example.com");
+        async move { store.commit(vec![Write::User(account)]).await }
+    })
     .await;
-    let mut created = 0;
-    for outcome in lock(&outcomes).drain(..) {
-        match outcome {
-            Ok(()) => created += 1,
-            Err(StoreError::Duplicate(_)) => {}
-            Err(other) => panic!("a racing insert failed with {other:?}, not Duplicate"),
-        }
-    }
+    let duplicate = |e: &StoreError| matches!(e, StoreError::Duplicate(_));
+    let created = winners(outcomes, duplicate, "a racing insert").len();
     assert_eq!(created, 1, "exactly one account takes a contested e-mail");
     assert!(
         store
@@ -186,41 +190,30 @@ async fn crossed_commits_of_two_records_leave_exactly_one_winner(
         .await
         .unwrap();
     for round in 2..5u64 {
-        let outcomes = Arc::new(Mutex::new(Vec::new()));
-        race(
-            spawn,
-            [false, true].into_iter().map(|crossed| {
-                let store = Arc::clone(store);
-                let outcomes = Arc::clone(&outcomes);
-                let mut next_order = o.clone();
-                next_order.version = round;
-                next_order.notes = Some(format!("crossed {crossed}"));
-                let mut next_driver = d.clone();
-                next_driver.version = round;
-                next_driver.status = if crossed {
-                    DriverStatus::OnBreak
-                } else {
-                    DriverStatus::Offline
-                };
-                let mut writes = vec![Write::Order(next_order), Write::Driver(next_driver)];
-                if crossed {
-                    writes.reverse();
-                }
-                Box::pin(async move {
-                    let outcome = store.commit(writes).await;
-                    lock(&outcomes).push((crossed, outcome));
-                }) as Racer
-            }),
-        )
-        .await;
-        let mut winners = Vec::new();
-        for (crossed, outcome) in lock(&outcomes).drain(..) {
-            match outcome {
-                Ok(()) => winners.push(crossed),
-                Err(StoreError::Conflict) => {}
-                Err(other) => panic!("a crossed commit failed with {other:?}, not Conflict"),
+        let outcomes = race(spawn, 2, |i| {
+            let crossed = i == 1;
+            let store = Arc::clone(store);
+            let mut next_order = o.clone();
+            next_order.version = round;
+            next_order.notes = Some(format!("crossed {crossed}"));
+            let mut next_driver = d.clone();
+            next_driver.version = round;
+            next_driver.status = if crossed {
+                DriverStatus::OnBreak
+            } else {
+                DriverStatus::Offline
+            };
+            let mut writes = vec![Write::Order(next_order), Write::Driver(next_driver)];
+            if crossed {
+                writes.reverse();
             }
-        }
+            async move { store.commit(writes).await }
+        })
+        .await;
+        let winners: Vec<bool> = winners(outcomes, conflict, "a crossed commit")
+            .into_iter()
+            .map(|i| i == 1)
+            .collect();
         assert_eq!(winners.len(), 1, "round {round}: one crossed commit wins");
         let (stored_order, stored_driver) = (
             store.order(o.id).await.unwrap().unwrap(),
@@ -251,31 +244,16 @@ async fn of_racing_configuration_saves_of_one_version_exactly_one_wins(
             .await
             .unwrap()
             .map_or(0, |s| s.version);
-        let outcomes = Arc::new(Mutex::new(Vec::new()));
-        race(
-            spawn,
-            (0..RACERS).map(|i| {
-                let store = Arc::clone(store);
-                let outcomes = Arc::clone(&outcomes);
-                let config = SystemConfig {
-                    road_factor: 1.0 + i as f64 / 10.0,
-                    ..SystemConfig::default()
-                };
-                Box::pin(async move {
-                    let outcome = store.save_system_config(&config, read + 1).await;
-                    lock(&outcomes).push((i, outcome));
-                }) as Racer
-            }),
-        )
+        let outcomes = race(spawn, RACERS, |i| {
+            let store = Arc::clone(store);
+            let config = SystemConfig {
+                road_factor: 1.0 + i as f64 / 10.0,
+                ..SystemConfig::default()
+            };
+            async move { store.save_system_config(&config, read + 1).await }
+        })
         .await;
-        let mut winners = Vec::new();
-        for (i, outcome) in lock(&outcomes).drain(..) {
-            match outcome {
-                Ok(()) => winners.push(i),
-                Err(StoreError::Conflict) => {}
-                Err(other) => panic!("a racing configuration save failed with {other:?}"),
-            }
-        }
+        let winners = winners(outcomes, conflict, "a racing configuration save");
         assert_eq!(
             winners.len(),
             1,
@@ -293,32 +271,24 @@ async fn of_racing_holders_of_one_lease_exactly_one_gets_it(
 ) {
     for round in 0..4 {
         let name = format!("race-lease-{round}");
-        let granted = Arc::new(Mutex::new(Vec::new()));
-        race(
-            spawn,
-            (0..RACERS).map(|i| {
-                let store = Arc::clone(store);
-                let granted = Arc::clone(&granted);
-                let name = name.clone();
-                Box::pin(async move {
-                    let holder = format!("instance-{i}");
-                    let now = t0();
-                    if store
-                        .acquire_lease(&name, &holder, now, now + Duration::minutes(1))
-                        .await
-                        .unwrap()
-                    {
-                        lock(&granted).push(i);
-                    }
-                }) as Racer
-            }),
-        )
+        let granted = race(spawn, RACERS, |i| {
+            let store = Arc::clone(store);
+            let name = name.clone();
+            async move {
+                let holder = format!("instance-{i}");
+                let now = t0();
+                store
+                    .acquire_lease(&name, &holder, now, now + Duration::minutes(1))
+                    .await
+                    .unwrap()
+            }
+        })
         .await;
+        let holders: Vec<usize> = (0..RACERS).filter(|&i| granted[i]).collect();
         assert_eq!(
-            lock(&granted).len(),
+            holders.len(),
             1,
-            "exactly one racing holder gets a free lease: {:?}",
-            lock(&granted)
+            "exactly one racing holder gets a free lease: {holders:?}"
         );
     }
 }
