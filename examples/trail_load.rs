@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use medex_core::model::{DriverId, LocationFix};
-use medex_core::store::Store;
+use medex_core::store::{Store, TrailQuery};
 
 #[derive(Parser)]
 struct Args {
@@ -92,7 +92,12 @@ async fn main() -> anyhow::Result<()> {
     for n in [0, args.drivers / 2, args.drivers - 1] {
         let driver = DriverId::from_uuid(uuid::Uuid::from_u128(u128::from(n) + 1));
         stored += store
-            .trail(driver, at, at + chrono::Duration::days(1), usize::MAX)
+            .trail(TrailQuery::new(
+                driver,
+                at,
+                at + chrono::Duration::days(1),
+                usize::MAX,
+            ))
             .await?
             .len();
     }

@@ -594,7 +594,12 @@ async fn positions_come_from_the_newest_fix(store: &dyn Store) {
     );
 
     let trail = store
-        .trail(d.id, t0(), t0() + Duration::minutes(1), 100)
+        .trail(TrailQuery::new(
+            d.id,
+            t0(),
+            t0() + Duration::minutes(1),
+            100,
+        ))
         .await
         .unwrap();
     assert_eq!(
@@ -603,18 +608,18 @@ async fn positions_come_from_the_newest_fix(store: &dyn Store) {
         "trail oldest first"
     );
     let window = store
-        .trail(
+        .trail(TrailQuery::new(
             d.id,
             t0() + Duration::seconds(20),
             t0() + Duration::seconds(30),
             100,
-        )
+        ))
         .await
         .unwrap();
     assert_eq!(window.len(), 1, "trail range is [from, to)");
     assert_eq!(
         store
-            .trail(d.id, t0(), t0() + Duration::minutes(1), 2)
+            .trail(TrailQuery::new(d.id, t0(), t0() + Duration::minutes(1), 2))
             .await
             .unwrap()
             .len(),
@@ -630,7 +635,12 @@ async fn positions_come_from_the_newest_fix(store: &dyn Store) {
         2
     );
     let left = store
-        .trail(d.id, t0(), t0() + Duration::minutes(1), 100)
+        .trail(TrailQuery::new(
+            d.id,
+            t0(),
+            t0() + Duration::minutes(1),
+            100,
+        ))
         .await
         .unwrap();
     assert_eq!(left.len(), 1);
@@ -698,11 +708,14 @@ async fn the_ends_of_the_calendar_are_bounds_like_any_other(store: &dyn Store) {
     );
     let driver = DriverId::from_uuid(id(72));
     let trail = store
-        .trail(driver, t0(), t0() + Duration::days(1), 100)
+        .trail(TrailQuery::new(driver, t0(), t0() + Duration::days(1), 100))
         .await
         .unwrap();
     assert_eq!(
-        store.trail(driver, first, last, 100).await.unwrap(),
+        store
+            .trail(TrailQuery::new(driver, first, last, 100))
+            .await
+            .unwrap(),
         trail,
         "a trail between the ends of the calendar is the whole trail"
     );

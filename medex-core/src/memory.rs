@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use crate::config::SystemConfig;
 use crate::model::{Driver, DriverId, LocationFix, Order, OrderId, User, UserId, Vendor, VendorId};
 use crate::store::{
-    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig, UniqueKey,
-    UserQuery, Write,
+    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig, TrailQuery,
+    UniqueKey, UserQuery, Write,
 };
 
 #[derive(Default)]
@@ -330,13 +330,13 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn trail(
-        &self,
-        driver: DriverId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<LocationFix>, StoreError> {
+    async fn trail(&self, query: TrailQuery) -> Result<Vec<LocationFix>, StoreError> {
+        let TrailQuery {
+            driver,
+            from,
+            to,
+            limit,
+        } = query;
         let state = self.state();
         let trail = state
             .trails

@@ -128,6 +128,32 @@ impl UserQuery {
     }
 }
 
+/// Which of a driver's fixes to read: those with `from <= recorded_at < to`, oldest first, at
+/// most `limit` (none when `to` is not after `from`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrailQuery {
+    /// Whose trail.
+    pub driver: DriverId,
+    /// The first instant included.
+    pub from: DateTime<Utc>,
+    /// The first instant excluded.
+    pub to: DateTime<Utc>,
+    /// How many fixes at most.
+    pub limit: usize,
+}
+
+impl TrailQuery {
+    /// At most `limit` of `driver`'s fixes from `from` up to (not including) `to`.
+    pub fn new(driver: DriverId, from: DateTime<Utc>, to: DateTime<Utc>, limit: usize) -> Self {
+        Self {
+            driver,
+            from,
+            to,
+            limit,
+        }
+    }
+}
+
 /// Which drivers to list.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DriverQuery {
@@ -221,13 +247,7 @@ pub trait Store: Send + Sync + 'static {
     /// `recorded_at`). May be buffered for at most one second before it is durable.
     async fn append_fixes(&self, fixes: &[LocationFix]) -> Result<(), StoreError>;
     /// A driver's fixes with `from <= recorded_at < to`, oldest first, at most `limit`.
-    async fn trail(
-        &self,
-        driver: DriverId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<LocationFix>, StoreError>;
+    async fn trail(&self, query: TrailQuery) -> Result<Vec<LocationFix>, StoreError>;
     /// Deletes fixes recorded before `before` (retention); returns how many.
     async fn prune_trail(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 

@@ -9,8 +9,8 @@ use medex_core::model::{
     Driver, DriverId, LocationFix, Order, OrderId, User, UserId, Vendor, VendorId,
 };
 use medex_core::store::{
-    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig, UserQuery,
-    Write,
+    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig, TrailQuery,
+    UserQuery, Write,
 };
 
 use crate::{PgStore, instances, records, trail};
@@ -82,14 +82,8 @@ impl Store for PgStore {
         self.appender.append(fixes).await
     }
 
-    async fn trail(
-        &self,
-        driver: DriverId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<LocationFix>, StoreError> {
-        trail::trail(&self.pool, driver, from, to, limit).await
+    async fn trail(&self, query: TrailQuery) -> Result<Vec<LocationFix>, StoreError> {
+        trail::trail(&self.pool, query).await
     }
 
     async fn prune_trail(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {

@@ -22,7 +22,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::Pool;
 use medex_core::model::{DriverId, LocationFix};
-use medex_core::store::StoreError;
+use medex_core::store::{StoreError, TrailQuery};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_postgres::error::SqlState;
@@ -350,13 +350,13 @@ fn newest_per_driver(fixes: &[LocationFix]) -> Positions {
     out
 }
 
-pub(crate) async fn trail(
-    pool: &Pool,
-    driver: DriverId,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    n: usize,
-) -> Result<Vec<LocationFix>, StoreError> {
+pub(crate) async fn trail(pool: &Pool, query: TrailQuery) -> Result<Vec<LocationFix>, StoreError> {
+    let TrailQuery {
+        driver,
+        from,
+        to,
+        limit: n,
+    } = query;
     let client = client(pool).await?;
     // The plain range on `recorded_at` prunes partitions; the row comparisons are exact.
     let statement = client

@@ -106,7 +106,7 @@ impl FixBatches {
 mod tests {
     use chrono::{Duration, TimeZone, Utc};
     use medex_core::model::DriverId;
-    use medex_core::store::Store;
+    use medex_core::store::{Store, TrailQuery};
 
     use crate::SledStore;
 
@@ -135,7 +135,7 @@ mod tests {
                     };
                     store.append_fixes(&[fix]).await.unwrap();
                     let trail = store
-                        .trail(driver, at, at + Duration::hours(1), 10)
+                        .trail(TrailQuery::new(driver, at, at + Duration::hours(1), 10))
                         .await
                         .unwrap();
                     assert_eq!(trail, vec![fix]);

@@ -13,8 +13,8 @@ use medex_core::model::{
     Driver, DriverId, LocationFix, Order, OrderId, User, UserId, Vendor, VendorId,
 };
 use medex_core::store::{
-    DriverQuery, OrderQuery, Page, RefreshSession, StoreError, StoredConfig, UniqueKey, UserQuery,
-    Write,
+    DriverQuery, OrderQuery, Page, RefreshSession, StoreError, StoredConfig, TrailQuery, UniqueKey,
+    UserQuery, Write,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -529,21 +529,20 @@ impl Inner {
         Ok(())
     }
 
-    pub(crate) fn trail(
-        &self,
-        driver: DriverId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<LocationFix>, StoreError> {
-        let (from, to) = (time_key(from), time_key(to));
-        range(&self.trail, &driver.to_bytes(), Some(&from), Some(&to))
-            .take(limit)
-            .map(|item| {
-                let (_, bytes) = item.map_err(sled_error)?;
-                decode("fix", &bytes)
-            })
-            .collect()
+    pub(crate) fn trail(&self, query: TrailQuery) -> Result<Vec<LocationFix>, StoreError> {
+        let (from, to) = (time_key(query.from), time_key(query.to));
+        range(
+            &self.trail,
+            &query.driver.to_bytes(),
+            Some(&from),
+            Some(&to),
+        )
+        .take(query.limit)
+        .map(|item| {
+            let (_, bytes) = item.map_err(sled_error)?;
+            decode("fix", &bytes)
+        })
+        .collect()
     }
 
     /// Deletes fixes recorded before `before`, driver by driver (seeking from one driver's prefix

@@ -8,8 +8,8 @@ use medex_core::model::{
     Driver, DriverId, LocationFix, Order, OrderId, User, UserId, Vendor, VendorId,
 };
 use medex_core::store::{
-    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig, UserQuery,
-    Write,
+    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig, TrailQuery,
+    UserQuery, Write,
 };
 
 use crate::SledStore;
@@ -103,14 +103,8 @@ impl Store for SledStore {
         Ok(())
     }
 
-    async fn trail(
-        &self,
-        driver: DriverId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<LocationFix>, StoreError> {
-        self.inner.trail(driver, from, to, limit)
+    async fn trail(&self, query: TrailQuery) -> Result<Vec<LocationFix>, StoreError> {
+        self.inner.trail(query)
     }
 
     async fn prune_trail(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {

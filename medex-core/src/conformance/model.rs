@@ -38,7 +38,7 @@ use crate::config::SystemConfig;
 use crate::memory::MemoryStore;
 use crate::model::{DriverStatus, Email, ExternalRef, Money, OrderId, OrderStatus, Role, VendorId};
 use crate::store::{
-    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, UserQuery, Write,
+    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, TrailQuery, UserQuery, Write,
 };
 
 /// Opens the store under test: an empty one the first time, and after that the same data again,
@@ -643,19 +643,19 @@ impl<R: Reopen> Harness<R> {
             let (from, to) = (t0() - Duration::days(1), t0() + Duration::days(1));
             same(
                 "trail",
-                model.trail(id, from, to, 1000).await,
-                store.trail(id, from, to, 1000).await,
+                model.trail(TrailQuery::new(id, from, to, 1000)).await,
+                store.trail(TrailQuery::new(id, from, to, 1000)).await,
             );
             let (from, to) = (t0() + Duration::seconds(5), t0() + Duration::seconds(15));
             same(
                 "trail reversed",
-                model.trail(id, to, from, 3).await,
-                store.trail(id, to, from, 3).await,
+                model.trail(TrailQuery::new(id, to, from, 3)).await,
+                store.trail(TrailQuery::new(id, to, from, 3)).await,
             );
             same(
                 "trail window",
-                model.trail(id, from, to, 3).await,
-                store.trail(id, from, to, 3).await,
+                model.trail(TrailQuery::new(id, from, to, 3)).await,
+                store.trail(TrailQuery::new(id, from, to, 3)).await,
             );
         }
         for n in 0..ORDERS {

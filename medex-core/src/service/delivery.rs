@@ -503,7 +503,12 @@ impl MedEx {
                     if let Some(picked_up) = order.picked_up_at {
                         let trail = self
                             .store
-                            .trail(driver_id, picked_up, now + Duration::seconds(1), 100_000)
+                            .trail(TrailQuery::new(
+                                driver_id,
+                                picked_up,
+                                now + Duration::seconds(1),
+                                100_000,
+                            ))
                             .await?;
                         if trail.len() >= 2 {
                             next.actual_distance_km =

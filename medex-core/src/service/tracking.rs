@@ -154,7 +154,12 @@ impl MedEx {
             let from = at.max(now - Duration::hours(2));
             let trail = self
                 .store
-                .trail(driver.id, from, now + Duration::seconds(1), 2000)
+                .trail(TrailQuery::new(
+                    driver.id,
+                    from,
+                    now + Duration::seconds(1),
+                    2000,
+                ))
                 .await?;
             view.set_trail(&trail);
         }

@@ -10,8 +10,8 @@ use crate::config::SystemConfig;
 use crate::memory::MemoryStore;
 use crate::model::{Driver, DriverId, LocationFix, Order, OrderId, User, UserId, Vendor, VendorId};
 use crate::store::{
-    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig, UserQuery,
-    Write,
+    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig, TrailQuery,
+    UserQuery, Write,
 };
 
 /// The in-memory store with a switch that makes every call fail as an unavailable disk would,
@@ -103,7 +103,7 @@ flaky_store! {
     order_by_external_ref(v: VendorId, s: &str, e: &str) -> Option<Order>;
     orders(q: &OrderQuery, p: Page<OrderId>) -> Vec<Order>;
     append_fixes(f: &[LocationFix]) -> ();
-    trail(d: DriverId, from: DateTime<Utc>, to: DateTime<Utc>, limit: usize) -> Vec<LocationFix>;
+    trail(query: TrailQuery) -> Vec<LocationFix>;
     prune_trail(before: DateTime<Utc>) -> u64;
     put_refresh_session(s: RefreshSession) -> ();
     take_refresh_session(id: &str) -> Option<RefreshSession>;

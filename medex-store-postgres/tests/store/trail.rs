@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::{Duration, TimeZone, Utc};
 use medex_core::conformance::numbered::driver_id;
 use medex_core::model::LocationFix;
-use medex_core::store::Store;
+use medex_core::store::{Store, TrailQuery};
 use tokio_postgres::NoTls;
 
 use crate::fresh;
@@ -39,7 +39,12 @@ async fn concurrent_appends_all_land_and_read_back_at_once() {
                 let mine = fix(n, at + Duration::nanoseconds(n as i64 * 1_000_001), 52.5);
                 store.append_fixes(&[mine]).await.unwrap();
                 let trail = store
-                    .trail(mine.driver_id, at, at + Duration::hours(1), 10)
+                    .trail(TrailQuery::new(
+                        mine.driver_id,
+                        at,
+                        at + Duration::hours(1),
+                        10,
+                    ))
                     .await
                     .unwrap();
                 assert_eq!(trail, vec![mine]);
@@ -84,7 +89,12 @@ async fn pruning_is_exact_across_daily_partitions() {
         let store = &store;
         async move {
             store
-                .trail(driver_id(driver), day(1, 0), day(5, 0), 100)
+                .trail(TrailQuery::new(
+                    driver_id(driver),
+                    day(1, 0),
+                    day(5, 0),
+                    100,
+                ))
                 .await
                 .unwrap()
                 .iter()
@@ -169,7 +179,7 @@ async fn an_interrupted_sweep_is_finished_by_the_next() {
         .get(0);
     assert_eq!(left, 0, "the detached day is gone");
     let trail = store
-        .trail(driver_id(1), day(1, 0), day(3, 0), 10)
+        .trail(TrailQuery::new(driver_id(1), day(1, 0), day(3, 0), 10))
         .await
         .unwrap();
     assert_eq!(

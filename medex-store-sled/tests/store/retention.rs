@@ -1,7 +1,7 @@
 //! The retention sweep.
 
 use chrono::{Duration, Utc};
-use medex_core::store::Store;
+use medex_core::store::{Store, TrailQuery};
 use medex_store_sled::{DEFAULT_TRAIL_RETENTION, SledStore};
 
 use crate::fixtures::{driver_id, fix};
@@ -25,7 +25,7 @@ async fn the_sweep_prunes_old_fixes_and_ends_with_the_store() {
     // once) has finished when this sleep ends.
     tokio::time::sleep(std::time::Duration::from_secs(60)).await;
     let left = store
-        .trail(d, now - Duration::days(400), now, 10)
+        .trail(TrailQuery::new(d, now - Duration::days(400), now, 10))
         .await
         .unwrap();
     assert_eq!(left, vec![recent]);

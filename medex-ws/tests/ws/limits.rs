@@ -126,12 +126,12 @@ async fn fixes_faster_than_the_minimum_interval_coalesce_to_the_latest() {
     let trail = world
         .medex
         .store()
-        .trail(
+        .trail(medex_core::store::TrailQuery::new(
             p.driver.id,
             chrono::Utc::now() - chrono::Duration::hours(1),
             chrono::Utc::now() + chrono::Duration::hours(1),
             100,
-        )
+        ))
         .await
         .unwrap();
     let recorded: Vec<f64> = trail.iter().map(|f| f.latitude).collect();

@@ -779,7 +779,9 @@ async fn finding_09_a_driver_is_paced_across_all_its_sockets_and_http() {
     let trail = s
         .medex()
         .store()
-        .trail(driver, since, until, 100)
+        .trail(medex_core::store::TrailQuery::new(
+            driver, since, until, 100,
+        ))
         .await
         .unwrap();
     assert_eq!(trail.len(), 1, "{trail:?}");
