@@ -34,8 +34,10 @@ use medex_core::MedEx;
 use medex_core::error::Error;
 
 const INDEX_HTML: &str = include_str!("tracking_page/index.html");
-const NOT_FOUND_HTML: &str = include_str!("tracking_page/not_found.html");
-const UNAVAILABLE_HTML: &str = include_str!("tracking_page/unavailable.html");
+/// The page of a link that cannot be shown; its card is one of the two below.
+const NOTICE_HTML: &str = include_str!("tracking_page/notice.html");
+const NOT_FOUND_CARD: &str = include_str!("tracking_page/not_found.html");
+const UNAVAILABLE_CARD: &str = include_str!("tracking_page/unavailable.html");
 const APP_JS: &str = include_str!("tracking_page/app.js");
 const APP_CSS: &str = include_str!("tracking_page/app.css");
 const ICON_SVG: &str = include_str!("tracking_page/icon.svg");
@@ -204,6 +206,14 @@ struct Pages {
     csp: HeaderValue,
 }
 
+/// The notice page with its title, element id and card filled in (all constants of this file).
+fn notice(title: &str, id: &str, card: &str) -> String {
+    NOTICE_HTML
+        .replace("{{TITLE}}", title)
+        .replace("{{NOTICE_ID}}", id)
+        .replace("{{CARD}}", card)
+}
+
 fn render(template: &str, tiles: Option<&TileLayer>) -> String {
     let assets = &*ASSETS;
     template
@@ -252,8 +262,14 @@ pub fn routes_with(medex: Arc<MedEx>, tiles: Option<TileLayer>) -> Router {
     let pages = Arc::new(Pages {
         medex,
         index: render(INDEX_HTML, tiles.as_ref()),
-        not_found: render(NOT_FOUND_HTML, None),
-        unavailable: render(UNAVAILABLE_HTML, None),
+        not_found: render(
+            &notice("Tracking link not found", "not-found", NOT_FOUND_CARD),
+            None,
+        ),
+        unavailable: render(
+            &notice("Tracking unavailable", "unavailable", UNAVAILABLE_CARD),
+            None,
+        ),
         csp: content_security_policy(tiles.as_ref()),
     });
     Router::new()

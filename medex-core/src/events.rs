@@ -290,13 +290,7 @@ impl EventBus for RecordingBus {
 mod tests {
     use super::*;
     use crate::conformance::fixtures;
-
-    fn id<T: std::str::FromStr>(n: u64) -> T {
-        match format!("00000000-0000-7000-8000-{n:012}").parse() {
-            Ok(id) => id,
-            Err(_) => panic!("bad test id"),
-        }
-    }
+    use crate::conformance::fixtures::id;
 
     fn order(status: OrderStatus, driver: Option<u64>) -> Arc<Order> {
         let mut order = fixtures::order(id(1), id(2), id(3));

@@ -93,13 +93,7 @@ mod tests {
     use medex_core::model::{LocationFix, OrderStatus};
 
     use super::*;
-
-    fn id<T: std::str::FromStr>(n: u64) -> T {
-        match format!("00000000-0000-7000-8000-{n:012}").parse() {
-            Ok(id) => id,
-            Err(_) => panic!("bad test id"),
-        }
-    }
+    use medex_core::conformance::fixtures::id;
 
     fn status(n: u64, version: u64) -> Event {
         let mut order = fixtures::order(id(n), id(2), id(3));

@@ -258,13 +258,7 @@ mod tests {
     use medex_core::conformance::fixtures;
 
     use super::*;
-
-    fn id<T: std::str::FromStr>(n: u64) -> T {
-        match format!("00000000-0000-7000-8000-{n:012}").parse() {
-            Ok(id) => id,
-            Err(_) => panic!("bad test id"),
-        }
-    }
+    use medex_core::conformance::fixtures::id;
 
     #[test]
     fn every_event_travels_unchanged() {

@@ -642,13 +642,7 @@ impl Drop for Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn id<T: std::str::FromStr>(n: u64) -> T {
-        match format!("00000000-0000-7000-8000-{n:012}").parse() {
-            Ok(id) => id,
-            Err(_) => panic!("bad test id"),
-        }
-    }
+    use medex_core::conformance::fixtures::id;
 
     fn driver(n: u64) -> DriverId {
         id(n)

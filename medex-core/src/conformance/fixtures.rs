@@ -11,6 +11,14 @@ pub fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 5, 1, 8, 0, 0).unwrap()
 }
 
+/// An id of any kind that reads as its number: `00000000-0000-7000-8000-<n, 12 digits>`.
+pub fn id<T: std::str::FromStr>(n: u64) -> T {
+    match format!("00000000-0000-7000-8000-{n:012}").parse() {
+        Ok(id) => id,
+        Err(_) => panic!("{n} does not make an id"),
+    }
+}
+
 /// A customer account (or any role) with a stub password hash.
 pub fn user(id: UserId, email: &str, role: Role) -> User {
     User {
