@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use crate::config::SystemConfig;
 use crate::model::{Driver, DriverId, LocationFix, Order, OrderId, User, UserId, Vendor, VendorId};
 use crate::store::{
-    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig, TrailQuery,
-    UniqueKey, UserQuery, Write,
+    DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig,
+    TrailQuery, UniqueKey, UserQuery, Write,
 };
 
 #[derive(Default)]
@@ -397,13 +397,13 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn acquire_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    async fn acquire_lease(&self, claim: LeaseClaim<'_>) -> Result<bool, StoreError> {
+        let LeaseClaim {
+            name,
+            holder,
+            now,
+            until,
+        } = claim;
         let mut state = self.state();
         let held_by_another = state
             .leases

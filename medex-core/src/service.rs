@@ -28,8 +28,8 @@ use crate::permissions::{self, Access, Actor, Party, Permission, access, parties
 use crate::reports::{self, Earnings, VendorDailyReport};
 use crate::routing;
 use crate::store::{
-    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, TrailQuery, UniqueKey,
-    UserQuery, Write,
+    DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, Store, StoreError, TrailQuery,
+    UniqueKey, UserQuery, Write,
 };
 use crate::tracking::TrackingView;
 

@@ -154,6 +154,31 @@ impl TrailQuery {
     }
 }
 
+/// A request for the lease `name` on behalf of `holder`, made at `now`, to hold it until `until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseClaim<'a> {
+    /// Which lease.
+    pub name: &'a str,
+    /// Who asks (an instance's name).
+    pub holder: &'a str,
+    /// The caller's time.
+    pub now: DateTime<Utc>,
+    /// When the lease ends if granted.
+    pub until: DateTime<Utc>,
+}
+
+impl<'a> LeaseClaim<'a> {
+    /// `holder`'s claim at `now` on the lease `name`, until `until`.
+    pub fn new(name: &'a str, holder: &'a str, now: DateTime<Utc>, until: DateTime<Utc>) -> Self {
+        Self {
+            name,
+            holder,
+            now,
+            until,
+        }
+    }
+}
+
 /// Which drivers to list.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DriverQuery {
@@ -279,13 +304,7 @@ pub trait Store: Send + Sync + 'static {
     /// (its lease ends after `now`); the holder itself may always extend or shorten its own.
     /// `true` when granted. Of racing callers at most one is granted a free lease. Times come
     /// from the callers' clocks, so instances sharing a store keep their clocks in step (NTP).
-    async fn acquire_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    async fn acquire_lease(&self, claim: LeaseClaim<'_>) -> Result<bool, StoreError>;
     /// Ends `holder`'s lease `name` at once; nothing when someone else holds it, or nobody.
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
     /// Deletes the refresh sessions that expired strictly before `before`; how many.

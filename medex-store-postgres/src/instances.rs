@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use medex_core::config::SystemConfig;
 use medex_core::files::is_valid_file_name;
-use medex_core::store::{RefreshSession, StoreError, StoredConfig};
+use medex_core::store::{LeaseClaim, RefreshSession, StoreError, StoredConfig};
 
 use crate::codec::{JsonText, decode, encode, protect, split_time};
 use crate::errors::from_pg;
@@ -66,13 +66,13 @@ pub(crate) async fn save_system_config(
 /// One statement: an insert, or an update of a row whose lease is the holder's own or has ended.
 /// The row lock makes racing callers take turns, and each re-checks the condition on the row
 /// the one before it left.
-pub(crate) async fn acquire_lease(
-    pool: &Pool,
-    name: &str,
-    holder: &str,
-    now: DateTime<Utc>,
-    until: DateTime<Utc>,
-) -> Result<bool, StoreError> {
+pub(crate) async fn acquire_lease(pool: &Pool, claim: LeaseClaim<'_>) -> Result<bool, StoreError> {
+    let LeaseClaim {
+        name,
+        holder,
+        now,
+        until,
+    } = claim;
     let client = client(pool).await?;
     let statement = client
         .prepare_cached(

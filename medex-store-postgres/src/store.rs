@@ -9,8 +9,8 @@ use medex_core::model::{
     Driver, DriverId, LocationFix, Order, OrderId, User, UserId, Vendor, VendorId,
 };
 use medex_core::store::{
-    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig, TrailQuery,
-    UserQuery, Write,
+    DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig,
+    TrailQuery, UserQuery, Write,
 };
 
 use crate::{PgStore, instances, records, trail};
@@ -118,14 +118,8 @@ impl Store for PgStore {
         self.appender.flush().await
     }
 
-    async fn acquire_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        instances::acquire_lease(&self.pool, name, holder, now, until).await
+    async fn acquire_lease(&self, claim: LeaseClaim<'_>) -> Result<bool, StoreError> {
+        instances::acquire_lease(&self.pool, claim).await
     }
 
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {

@@ -13,8 +13,8 @@ use medex_core::model::{
     Driver, DriverId, LocationFix, Order, OrderId, User, UserId, Vendor, VendorId,
 };
 use medex_core::store::{
-    DriverQuery, OrderQuery, Page, RefreshSession, StoreError, StoredConfig, TrailQuery, UniqueKey,
-    UserQuery, Write,
+    DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, StoreError, StoredConfig,
+    TrailQuery, UniqueKey, UserQuery, Write,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -648,13 +648,13 @@ impl Inner {
 
     /// Grants the lease unless another holder has it at `now`, in one transaction of the
     /// lease tree.
-    pub(crate) fn acquire_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    pub(crate) fn acquire_lease(&self, claim: LeaseClaim<'_>) -> Result<bool, StoreError> {
+        let LeaseClaim {
+            name,
+            holder,
+            now,
+            until,
+        } = claim;
         let lease = encode(
             "lease",
             &Lease {

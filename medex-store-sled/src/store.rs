@@ -8,8 +8,8 @@ use medex_core::model::{
     Driver, DriverId, LocationFix, Order, OrderId, User, UserId, Vendor, VendorId,
 };
 use medex_core::store::{
-    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig, TrailQuery,
-    UserQuery, Write,
+    DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig,
+    TrailQuery, UserQuery, Write,
 };
 
 use crate::SledStore;
@@ -152,15 +152,9 @@ impl Store for SledStore {
         self.shared.flush_all().await
     }
 
-    async fn acquire_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    async fn acquire_lease(&self, claim: LeaseClaim<'_>) -> Result<bool, StoreError> {
         // One process has a sled directory: leases need no durability beyond sled's own.
-        self.inner.acquire_lease(name, holder, now, until)
+        self.inner.acquire_lease(claim)
     }
 
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {

@@ -7,7 +7,7 @@ use chrono::Duration;
 use super::fixtures::t0;
 use crate::config::SystemConfig;
 use crate::model::{Money, UserId};
-use crate::store::{RefreshSession, Store, StoreError, StoredConfig};
+use crate::store::{LeaseClaim, RefreshSession, Store, StoreError, StoredConfig};
 
 /// Every check of this module, on a store without a saved configuration, leases or sessions.
 pub(super) async fn run(store: &dyn Store) {
@@ -93,56 +93,56 @@ async fn a_lease_has_one_holder_until_it_ends(store: &dyn Store) {
     let at = |seconds: i64| t0() + Duration::seconds(seconds);
     assert!(
         store
-            .acquire_lease("sweeps", "a", at(0), at(60))
+            .acquire_lease(LeaseClaim::new("sweeps", "a", at(0), at(60)))
             .await
             .unwrap(),
         "a free lease is granted"
     );
     assert!(
         !store
-            .acquire_lease("sweeps", "b", at(1), at(61))
+            .acquire_lease(LeaseClaim::new("sweeps", "b", at(1), at(61)))
             .await
             .unwrap(),
         "a held lease is refused to another holder"
     );
     assert!(
         !store
-            .acquire_lease("sweeps", "b", at(59), at(120))
+            .acquire_lease(LeaseClaim::new("sweeps", "b", at(59), at(120)))
             .await
             .unwrap(),
         "still held the moment before it ends"
     );
     assert!(
         store
-            .acquire_lease("sweeps", "a", at(30), at(90))
+            .acquire_lease(LeaseClaim::new("sweeps", "a", at(30), at(90)))
             .await
             .unwrap(),
         "the holder extends its own lease"
     );
     assert!(
         !store
-            .acquire_lease("sweeps", "b", at(60), at(120))
+            .acquire_lease(LeaseClaim::new("sweeps", "b", at(60), at(120)))
             .await
             .unwrap(),
         "an extended lease is held past its first end"
     );
     assert!(
         store
-            .acquire_lease("first-admin", "b", at(60), at(70))
+            .acquire_lease(LeaseClaim::new("first-admin", "b", at(60), at(70)))
             .await
             .unwrap(),
         "leases of other names are independent"
     );
     assert!(
         store
-            .acquire_lease("sweeps", "b", at(90), at(150))
+            .acquire_lease(LeaseClaim::new("sweeps", "b", at(90), at(150)))
             .await
             .unwrap(),
         "a lease that ended is granted to another holder"
     );
     assert!(
         !store
-            .acquire_lease("sweeps", "a", at(100), at(160))
+            .acquire_lease(LeaseClaim::new("sweeps", "a", at(100), at(160)))
             .await
             .unwrap(),
         "the former holder has lost it"
@@ -150,7 +150,7 @@ async fn a_lease_has_one_holder_until_it_ends(store: &dyn Store) {
     store.release_lease("sweeps", "a").await.unwrap();
     assert!(
         !store
-            .acquire_lease("sweeps", "a", at(101), at(160))
+            .acquire_lease(LeaseClaim::new("sweeps", "a", at(101), at(160)))
             .await
             .unwrap(),
         "a release by someone who does not hold the lease changes nothing"
@@ -158,7 +158,7 @@ async fn a_lease_has_one_holder_until_it_ends(store: &dyn Store) {
     store.release_lease("sweeps", "b").await.unwrap();
     assert!(
         store
-            .acquire_lease("sweeps", "a", at(102), at(160))
+            .acquire_lease(LeaseClaim::new("sweeps", "a", at(102), at(160)))
             .await
             .unwrap(),
         "a released lease is free at once"
@@ -170,7 +170,7 @@ async fn a_lease_has_one_holder_until_it_ends(store: &dyn Store) {
     let long = "lease-".repeat(20);
     assert!(
         store
-            .acquire_lease(&long, &long, at(0), at(1))
+            .acquire_lease(LeaseClaim::new(&long, &long, at(0), at(1)))
             .await
             .unwrap(),
         "long names and holders"

@@ -38,7 +38,8 @@ use crate::config::SystemConfig;
 use crate::memory::MemoryStore;
 use crate::model::{DriverStatus, Email, ExternalRef, Money, OrderId, OrderStatus, Role, VendorId};
 use crate::store::{
-    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, TrailQuery, UserQuery, Write,
+    DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, Store, StoreError, TrailQuery,
+    UserQuery, Write,
 };
 
 /// Opens the store under test: an empty one the first time, and after that the same data again,
@@ -523,8 +524,12 @@ impl<R: Reopen> Harness<R> {
                 let until = now + Duration::seconds(seconds);
                 same(
                     "acquire_lease",
-                    model.acquire_lease(&name, &holder, now, until).await,
-                    store.acquire_lease(&name, &holder, now, until).await,
+                    model
+                        .acquire_lease(LeaseClaim::new(&name, &holder, now, until))
+                        .await,
+                    store
+                        .acquire_lease(LeaseClaim::new(&name, &holder, now, until))
+                        .await,
                 );
             }
             Op::ReleaseLease { slot, holder } => {

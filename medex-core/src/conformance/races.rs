@@ -14,7 +14,7 @@ use super::fixtures::t0;
 use super::numbered::{driver, order, user, vendor};
 use crate::config::SystemConfig;
 use crate::model::{DriverStatus, OrderStatus};
-use crate::store::{RefreshSession, Store, StoreError, Write};
+use crate::store::{LeaseClaim, RefreshSession, Store, StoreError, Write};
 
 const RACERS: usize = 16;
 
@@ -278,7 +278,12 @@ async fn of_racing_holders_of_one_lease_exactly_one_gets_it(
                 let holder = format!("instance-{i}");
                 let now = t0();
                 store
-                    .acquire_lease(&name, &holder, now, now + Duration::minutes(1))
+                    .acquire_lease(LeaseClaim::new(
+                        &name,
+                        &holder,
+                        now,
+                        now + Duration::minutes(1),
+                    ))
                     .await
                     .unwrap()
             }

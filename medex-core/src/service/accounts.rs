@@ -344,7 +344,7 @@ impl MedEx {
         let until = now + Duration::minutes(1);
         if !self
             .store
-            .acquire_lease(FIRST_ADMIN_LEASE, &holder, now, until)
+            .acquire_lease(LeaseClaim::new(FIRST_ADMIN_LEASE, &holder, now, until))
             .await?
         {
             return Err(Conflict::ConcurrentUpdate.into());

@@ -51,7 +51,7 @@ impl MedEx {
         let now = self.clock.now();
         if !self
             .store
-            .acquire_lease(SWEEP_LEASE, holder, now, now + every)
+            .acquire_lease(LeaseClaim::new(SWEEP_LEASE, holder, now, now + every))
             .await?
         {
             return Ok(None);

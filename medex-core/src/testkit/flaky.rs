@@ -10,8 +10,8 @@ use crate::config::SystemConfig;
 use crate::memory::MemoryStore;
 use crate::model::{Driver, DriverId, LocationFix, Order, OrderId, User, UserId, Vendor, VendorId};
 use crate::store::{
-    DriverQuery, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig, TrailQuery,
-    UserQuery, Write,
+    DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig,
+    TrailQuery, UserQuery, Write,
 };
 
 /// The in-memory store with a switch that makes every call fail as an unavailable disk would,
@@ -110,7 +110,7 @@ flaky_store! {
     system_config() -> Option<StoredConfig>;
     check() -> ();
     flush() -> ();
-    acquire_lease(name: &str, holder: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> bool;
+    acquire_lease(claim: LeaseClaim<'_>) -> bool;
     release_lease(name: &str, holder: &str) -> ();
     prune_refresh_sessions(before: DateTime<Utc>) -> u64;
 }

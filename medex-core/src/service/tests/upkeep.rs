@@ -143,7 +143,12 @@ fn sweeps_run_on_one_instance_at_a_time_and_move_on_when_it_stops() {
         assert_eq!(one.sweep("one", retention, every).await.unwrap(), None);
         assert!(
             !store
-                .acquire_lease(SWEEP_LEASE, "one", clock.now(), clock.now() + every)
+                .acquire_lease(LeaseClaim::new(
+                    SWEEP_LEASE,
+                    "one",
+                    clock.now(),
+                    clock.now() + every
+                ))
                 .await
                 .unwrap(),
             "instance two holds the lease for its next hour"
@@ -160,7 +165,7 @@ fn instances_starting_together_create_one_first_admin() {
         let until = now + Duration::minutes(1);
         assert!(
             store
-                .acquire_lease(FIRST_ADMIN_LEASE, "three", now, until)
+                .acquire_lease(LeaseClaim::new(FIRST_ADMIN_LEASE, "three", now, until))
                 .await
                 .unwrap()
         );
@@ -200,7 +205,12 @@ fn instances_starting_together_create_one_first_admin() {
         // The lease was released: nothing waits on it.
         assert!(
             store
-                .acquire_lease(FIRST_ADMIN_LEASE, "one", now, now + Duration::minutes(1))
+                .acquire_lease(LeaseClaim::new(
+                    FIRST_ADMIN_LEASE,
+                    "one",
+                    now,
+                    now + Duration::minutes(1)
+                ))
                 .await
                 .unwrap()
         );
