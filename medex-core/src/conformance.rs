@@ -65,6 +65,35 @@ fn ids<T, I>(items: &[T], id: impl Fn(&T) -> I) -> Vec<I> {
     items.iter().map(id).collect()
 }
 
+/// For a store just opened again on the data of an earlier one: new records can be added and
+/// changed from their stored versions, and the indexes are as the earlier store left them.
+pub async fn writes_go_on_after_reopening(store: &dyn Store) {
+    let owner = numbered::user(9000, "after-reopen@example.com");
+    let v = numbered::vendor(9000, owner.id);
+    let mut o = numbered::order(9000, v.id, owner.id);
+    store
+        .commit(vec![
+            Write::User(owner),
+            Write::Vendor(v.clone()),
+            Write::Order(o.clone()),
+        ])
+        .await
+        .unwrap();
+    o.status = OrderStatus::Accepted;
+    o.version = 2;
+    store.commit(vec![Write::Order(o.clone())]).await.unwrap();
+    let query = OrderQuery {
+        vendor_id: Some(v.id),
+        status: Some(OrderStatus::Accepted),
+        ..Default::default()
+    };
+    assert_eq!(
+        store.orders(&query, Page::first(10)).await.unwrap(),
+        vec![o],
+        "a reopened store indexes what is written after it opened"
+    );
+}
+
 /// Runs every contract check against an empty store, panicking with a message naming the
 /// broken rule on the first failure.
 pub async fn run(store: &dyn Store) {

@@ -3,10 +3,8 @@
 
 use std::sync::Arc;
 
-use medex_core::conformance::numbered::{order, user, vendor};
 use medex_core::conformance::{self, lists, races};
-use medex_core::model::OrderStatus;
-use medex_core::store::{OrderQuery, Page, Store, Write};
+use medex_core::store::{OrderQuery, Page, Store};
 use medex_store_postgres::PgStore;
 
 use crate::{fresh, options};
@@ -48,30 +46,7 @@ async fn a_reconnected_store_keeps_the_contract_and_its_data() {
         .unwrap();
     assert_eq!(again, everything);
     assert_eq!(store.driver(driver).await.unwrap(), position);
-    // Writes go on from the stored versions.
-    let owner = user(9000, "after-reconnect@example.com");
-    let v = vendor(9000, owner.id);
-    let mut o = order(9000, v.id, owner.id);
-    store
-        .commit(vec![
-            Write::User(owner),
-            Write::Vendor(v.clone()),
-            Write::Order(o.clone()),
-        ])
-        .await
-        .unwrap();
-    o.status = OrderStatus::Accepted;
-    o.version = 2;
-    store.commit(vec![Write::Order(o.clone())]).await.unwrap();
-    let query = OrderQuery {
-        vendor_id: Some(v.id),
-        status: Some(OrderStatus::Accepted),
-        ..Default::default()
-    };
-    assert_eq!(
-        store.orders(&query, Page::first(10)).await.unwrap(),
-        vec![o]
-    );
+    conformance::writes_go_on_after_reopening(&store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,12 +3,9 @@
 
 use std::sync::Arc;
 
-use medex_core::conformance::{lists, races};
-use medex_core::model::OrderStatus;
-use medex_core::store::{OrderQuery, Page, Store, Write};
+use medex_core::conformance::{self, lists, races};
+use medex_core::store::{OrderQuery, Page, Store};
 use medex_store_sled::SledStore;
-
-use crate::fixtures::{order, user, vendor};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sled_store_keeps_the_store_contract() {
@@ -47,28 +44,5 @@ async fn a_reopened_store_keeps_the_contract_and_its_data() {
         .await
         .unwrap();
     assert_eq!(again, everything);
-    // Writes go on from the stored versions, with the indexes as they were left.
-    let owner = user(9000, "after-reopen@example.com");
-    let v = vendor(9000, owner.id);
-    let mut o = order(9000, v.id, owner.id);
-    store
-        .commit(vec![
-            Write::User(owner),
-            Write::Vendor(v.clone()),
-            Write::Order(o.clone()),
-        ])
-        .await
-        .unwrap();
-    o.status = OrderStatus::Accepted;
-    o.version = 2;
-    store.commit(vec![Write::Order(o.clone())]).await.unwrap();
-    let query = OrderQuery {
-        vendor_id: Some(v.id),
-        status: Some(OrderStatus::Accepted),
-        ..Default::default()
-    };
-    assert_eq!(
-        store.orders(&query, Page::first(10)).await.unwrap(),
-        vec![o]
-    );
+    conformance::writes_go_on_after_reopening(&store).await;
 }
