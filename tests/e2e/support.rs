@@ -28,6 +28,11 @@ pub(crate) const ADMIN_EMAIL: &str = "root@medex.test";
 /// The longest wait for something the server should do at once; reached only when it does not.
 pub(crate) const HANG: Duration = Duration::from_secs(30);
 
+/// A record read straight from the store, which must be there.
+fn found<T>(read: Result<Option<T>, medex_core::store::StoreError>) -> T {
+    read.expect("store").expect("stored")
+}
+
 /// The composed server (HTTP and WebSocket on one port 0, data in a fresh directory, records in
 /// sled there or in a fresh PostgreSQL database: see [`Storage`]).
 pub(crate) struct TestServer {
@@ -332,42 +337,22 @@ impl TestServer {
 
     pub(crate) async fn stored_order(&self, id: &str) -> Order {
         let id: OrderId = id.parse().expect("an order id");
-        self.medex()
-            .store()
-            .order(id)
-            .await
-            .expect("store")
-            .expect("stored")
+        found(self.medex().store().order(id).await)
     }
 
     pub(crate) async fn stored_driver(&self, id: &str) -> Driver {
         let id: DriverId = id.parse().expect("a driver id");
-        self.medex()
-            .store()
-            .driver(id)
-            .await
-            .expect("store")
-            .expect("stored")
+        found(self.medex().store().driver(id).await)
     }
 
     pub(crate) async fn stored_vendor(&self, id: &str) -> Vendor {
         let id: VendorId = id.parse().expect("a vendor id");
-        self.medex()
-            .store()
-            .vendor(id)
-            .await
-            .expect("store")
-            .expect("stored")
+        found(self.medex().store().vendor(id).await)
     }
 
     pub(crate) async fn stored_user(&self, id: &str) -> User {
         let id: UserId = id.parse().expect("a user id");
-        self.medex()
-            .store()
-            .user(id)
-            .await
-            .expect("store")
-            .expect("stored")
+        found(self.medex().store().user(id).await)
     }
 
     /// Every record (orders, drivers, pharmacies, accounts), the configuration and the uploaded
