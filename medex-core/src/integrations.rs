@@ -3,7 +3,7 @@
 //! pure rules about them; the use cases live in [`crate::service::integrations`], the sending in
 //! the program that runs a dispatcher.
 
-use std::net::IpAddr;
+use core::net::IpAddr;
 
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, Mac};
@@ -252,8 +252,9 @@ impl Delivery {
     }
 
     /// Records an attempt and decides what comes next: delivered on a 2xx, else a retry after
-    /// [`retry_delay`] (`jitter` in 0..1) while within [`DELIVERY_WINDOW`] of the event, else failed.
-    pub fn record(&mut self, attempt: DeliveryAttempt, jitter: f64) {
+    /// [`retry_delay`] (`base` [`RETRY_BASE`] but in tests, `jitter` in 0..1) while within
+    /// [`DELIVERY_WINDOW`] of the event, else failed.
+    pub fn record(&mut self, attempt: DeliveryAttempt, base: Duration, jitter: f64) {
         let ok = attempt.status.is_some_and(|s| (200..300).contains(&s));
         let at = attempt.at;
         self.attempts += 1;
@@ -267,7 +268,7 @@ impl Delivery {
             self.state = DeliveryState::Delivered;
             return;
         }
-        let next = at + retry_delay(self.attempts, jitter);
+        let next = at + retry_delay(self.attempts, base, jitter);
         if next > self.created_at + DELIVERY_WINDOW {
             self.state = DeliveryState::Failed;
         } else {
@@ -276,12 +277,16 @@ impl Delivery {
     }
 }
 
-/// The wait before retry number `attempts` (1 after the first failure): 10 s doubling up to an
-/// hour, times 0.5..1.5 by `jitter` (0..1), so the first retry comes within 15 s and endpoints
-/// that failed together do not retry together.
-pub fn retry_delay(attempts: u32, jitter: f64) -> Duration {
-    let base = 10.0 * 2f64.powi(attempts.saturating_sub(1).min(16) as i32);
-    let capped = base.min(3600.0);
+/// The first wait before a retry, before jitter.
+pub const RETRY_BASE: Duration = Duration::seconds(10);
+
+/// The wait before retry number `attempts` (1 after the first failure): `base` (10 s) doubling
+/// up to an hour, times 0.5..1.5 by `jitter` (0..1), so the first retry comes within 15 s and
+/// endpoints that failed together do not retry together.
+pub fn retry_delay(attempts: u32, base: Duration, jitter: f64) -> Duration {
+    let base = base.num_milliseconds() as f64 / 1000.0;
+    let grown = base * 2f64.powi(attempts.saturating_sub(1).min(16) as i32);
+    let capped = grown.min(3600.0);
     let factor = 0.5 + jitter.clamp(0.0, 1.0);
     Duration::milliseconds((capped * factor * 1000.0) as i64)
 }
@@ -324,7 +329,7 @@ pub fn is_public(ip: IpAddr) -> bool {
             // IPv4-compatible (::a.b.c.d), NAT64 (64:ff9b::/96) and 6to4 (2002::/16) embed an
             // IPv4 address that may be a private one.
             if s[..6] == [0, 0, 0, 0, 0, 0] || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-                let v4 = std::net::Ipv4Addr::new(
+                let v4 = core::net::Ipv4Addr::new(
                     (s[6] >> 8) as u8,
                     s[6] as u8,
                     (s[7] >> 8) as u8,
@@ -333,7 +338,7 @@ pub fn is_public(ip: IpAddr) -> bool {
                 return !v6.is_unspecified() && !v6.is_loopback() && is_public(IpAddr::V4(v4));
             }
             if s[0] == 0x2002 {
-                let v4 = std::net::Ipv4Addr::new(
+                let v4 = core::net::Ipv4Addr::new(
                     (s[1] >> 8) as u8,
                     s[1] as u8,
                     (s[2] >> 8) as u8,
@@ -516,10 +521,68 @@ mod tests {
 
     #[test]
     fn retries_start_within_thirty_seconds_and_grow() {
-        assert!(retry_delay(1, 1.0) <= Duration::seconds(30));
-        assert!(retry_delay(1, 0.0) >= Duration::seconds(5));
-        assert!(retry_delay(5, 0.5) > retry_delay(4, 0.5));
-        assert!(retry_delay(40, 1.0) <= Duration::hours(2));
+        let b = RETRY_BASE;
+        assert!(retry_delay(1, b, 1.0) <= Duration::seconds(30));
+        assert!(retry_delay(1, b, 0.0) >= Duration::seconds(5));
+        assert!(retry_delay(5, b, 0.5) > retry_delay(4, b, 0.5));
+        assert!(retry_delay(40, b, 1.0) <= Duration::hours(2));
+    }
+
+    #[test]
+    fn a_delivery_is_retried_for_a_day_then_failed() {
+        let t0 = chrono::Utc::now();
+        let order = crate::conformance::fixtures::order(
+            crate::model::OrderId::from_uuid(Uuid::nil()),
+            crate::model::VendorId::from_uuid(Uuid::nil()),
+            UserId::from_uuid(Uuid::nil()),
+        );
+        let mut d = Delivery {
+            id: DeliveryId::from_uuid(Uuid::nil()),
+            event_id: Uuid::nil(),
+            event: WebhookEvent::OrderCreated,
+            webhook_id: WebhookId::from_uuid(Uuid::nil()),
+            vendor_id: order.vendor_id,
+            order_id: order.id,
+            order,
+            sequence: 0,
+            created_at: t0,
+            state: DeliveryState::Pending,
+            attempts: 0,
+            next_attempt_at: t0,
+            leased_until: Some(t0),
+            log: vec![],
+            version: 1,
+        };
+        let failed = |at| DeliveryAttempt {
+            at,
+            status: Some(500),
+            error: Some("answered 500".into()),
+            blocked: false,
+            duration_ms: 1,
+        };
+        d.record(failed(t0), RETRY_BASE, 0.5);
+        assert_eq!(d.state, DeliveryState::Pending);
+        assert_eq!(d.leased_until, None);
+        assert!(d.next_attempt_at - t0 <= Duration::seconds(30));
+        while d.state == DeliveryState::Pending {
+            let at = d.next_attempt_at;
+            d.record(failed(at), RETRY_BASE, 0.5);
+            assert!(d.attempts < 100);
+        }
+        assert_eq!(d.state, DeliveryState::Failed);
+        assert!(d.log.len() <= DELIVERY_LOG);
+        let mut ok = d.clone();
+        ok.state = DeliveryState::Pending;
+        ok.record(
+            DeliveryAttempt {
+                status: Some(204),
+                error: None,
+                ..failed(t0)
+            },
+            RETRY_BASE,
+            0.5,
+        );
+        assert_eq!(ok.state, DeliveryState::Delivered);
     }
 
     #[test]

@@ -225,6 +225,22 @@ fn parts(
     (routes, doc)
 }
 
+/// The body of an outgoing webhook about `delivery`: `{id, type, created_at, data}`, with `data`
+/// the order as its pharmacy sees it over the API (and its handover code, which a shop may pass
+/// on to its customer). The same bytes on every attempt, so a retried body is the same body.
+pub fn webhook_body(delivery: &medex_core::integrations::Delivery) -> Vec<u8> {
+    let body = serde_json::json!({
+        "id": delivery.event_id,
+        "type": delivery.event.as_str(),
+        "created_at": delivery.created_at,
+        "data": views::OrderView::with(
+            medex_core::permissions::OrderFields::WithHandoverCode,
+            &delivery.order
+        ),
+    });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
 /// The OpenAPI document of the API, as served at `/api/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     parts(HttpConfig::default().max_upload_bytes, None).1
