@@ -533,3 +533,41 @@ async fn deliveries_queued_at_a_crash_are_sent_after_the_restart() {
     .await;
     drop(second);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_database_send_each_delivery_once() {
+    let storage = Storage::new().await;
+    if !storage.is_postgres() {
+        println!("two dispatching instances need {E2E_DATABASE_URL}: skipped on sled");
+        return;
+    }
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut receiver = Receiver::start(vec![], None).await;
+    let a = child(dir_a.path(), &storage, true, "a");
+    let b = child(dir_b.path(), &storage, true, "b");
+    let w = World::on(a.api()).await;
+    let (webhook, _) = register(&w.server, &w.vendor, &receiver.url, json!(["*"])).await;
+    // Orders placed through both instances; both dispatchers look at one queue.
+    let through_b = b.api();
+    for i in 0..10 {
+        let via = if i % 2 == 0 { &w.server } else { &through_b };
+        via.post("/api/orders", Some(&w.customer.token), w.order_body())
+            .await
+            .expect(201);
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    while ids.len() < 10 {
+        ids.insert(receiver.next().await.header("x-medex-delivery"));
+    }
+    log_until(&w.server, &w.vendor, &webhook, |log| {
+        log.len() == 10 && log.iter().all(|d| d["state"] == "delivered")
+    })
+    .await;
+    // Every delivery is recorded as delivered: whatever was sent has been received by now.
+    let mut extra = 0;
+    while receiver.got.try_recv().is_ok() {
+        extra += 1;
+    }
+    assert_eq!(extra, 0, "a delivery was sent twice");
+    drop((a, b));
+}
