@@ -74,6 +74,9 @@ pub enum Conflict {
     /// answer.
     #[error("a request with this Idempotency-Key is in progress; retry shortly")]
     IdempotencyKeyInUse,
+    /// A pharmacy holds as many API keys or webhook endpoints as it may; remove one first.
+    #[error("{0}")]
+    LimitReached(&'static str),
 }
 
 impl Conflict {
@@ -94,6 +97,7 @@ impl Conflict {
             Conflict::HandoverLocked => "handover_locked",
             Conflict::TooManyProofs => "too_many_proofs",
             Conflict::IdempotencyKeyInUse => "idempotency_key_in_use",
+            Conflict::LimitReached(_) => "limit_reached",
         }
     }
 }

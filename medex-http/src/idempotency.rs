@@ -46,13 +46,7 @@ pub(crate) async fn idempotent(
     let Some(value) = request.headers().get(&IDEMPOTENCY_KEY) else {
         return next.run(request).await;
     };
-    let Some(key) = valid_key(value).map(str::to_owned) else {
-        return ApiError::invalid(
-            "Idempotency-Key",
-            "must be 1 to 255 visible ASCII characters",
-        )
-        .into_response();
-    };
+    let key = valid_key(value).map(str::to_owned);
     // Without a valid caller the handler answers (401) and nothing is remembered.
     let Some(token) = bearer_token(request.headers()).map(str::to_owned) else {
         return next.run(request).await;
@@ -60,6 +54,13 @@ pub(crate) async fn idempotent(
     let actor = match state.medex.authenticate(&token).await {
         Ok(actor) => actor,
         Err(_) => return next.run(request).await,
+    };
+    let Some(key) = key else {
+        return ApiError::invalid(
+            "Idempotency-Key",
+            "must be 1 to 255 visible ASCII characters",
+        )
+        .into_response();
     };
     let (parts, body) = request.into_parts();
     let bytes = match axum::body::to_bytes(body, state.config.max_body_bytes).await {

@@ -84,10 +84,10 @@ impl MedEx {
         errors.finish()?;
         let live = self.live_api_keys(vendor.id).await?;
         if live.len() >= MAX_API_KEYS {
-            return Err(Error::invalid(
-                "name",
-                format!("a pharmacy holds at most {MAX_API_KEYS} keys; revoke one first"),
-            ));
+            return Err(Conflict::LimitReached(
+                "a pharmacy holds at most 50 live API keys; revoke one first",
+            )
+            .into());
         }
         let mut secret = [0u8; 32];
         self.entropy.fill(&mut secret);
@@ -259,10 +259,10 @@ impl MedEx {
         let (events, all) = parse_events(&mut errors, &new.events);
         errors.finish()?;
         if self.live_webhooks(vendor.id).await?.len() >= MAX_WEBHOOKS {
-            return Err(Error::invalid(
-                "url",
-                format!("a pharmacy has at most {MAX_WEBHOOKS} endpoints; remove one first"),
-            ));
+            return Err(Conflict::LimitReached(
+                "a pharmacy has at most 20 webhook endpoints; remove one first",
+            )
+            .into());
         }
         let now = self.clock.now();
         let webhook = Webhook {

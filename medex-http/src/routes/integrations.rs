@@ -22,7 +22,7 @@ use crate::page::{listed, page};
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct NewApiKeyRequest {
     /// A label, 1 to 100 characters.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(schema_with = crate::schemas::text_100)]
     pub(crate) name: String,
 }
 
@@ -64,13 +64,9 @@ impl ApiKeyView {
 /// A new webhook endpoint.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct NewWebhookRequest {
-    /// `https://` URL to a public address (plain `http://` and private addresses only where the
-    /// server allows them).
-    #[schema(max_length = 2000, example = "https://shop.example.com/medex")]
+    #[schema(schema_with = crate::schemas::webhook_url)]
     pub(crate) url: String,
-    /// Event types: `order.created`, `order.status_changed`, `order.driver_assigned`,
-    /// `order.delivered`, `order.failed`; or `["*"]` for all.
-    #[schema(min_items = 1, max_items = 20)]
+    #[schema(schema_with = crate::schemas::webhook_events)]
     pub(crate) events: Vec<String>,
 }
 
@@ -189,7 +185,8 @@ pub(crate) struct PageQuery {
         (status = 201, description = "Created; `key` is shown this once", body = CreatedApiKeyView),
         (status = 403, description = "Only the pharmacy and admins", body = ErrorBody),
         (status = 404, description = "Not your pharmacy", body = ErrorBody),
-        (status = 422, description = "Name empty or too long, or too many keys", body = ErrorBody),
+        (status = 409, description = "`limit_reached`: the pharmacy holds 50 live keys; revoke one first", body = ErrorBody),
+        (status = 422, description = "Name empty, too long or with control characters", body = ErrorBody),
         (status = 503, description = "Storage unavailable", body = ErrorBody),
     ))]
 pub(crate) async fn create_api_key(
@@ -260,7 +257,8 @@ pub(crate) async fn revoke_api_key(
         (status = 201, description = "Created; `secret` is shown this once", body = WebhookView),
         (status = 403, description = "Only the pharmacy and admins", body = ErrorBody),
         (status = 404, description = "Not your pharmacy", body = ErrorBody),
-        (status = 422, description = "URL not https, private, malformed; unknown events; too many endpoints", body = ErrorBody),
+        (status = 409, description = "`limit_reached`: the pharmacy has 20 endpoints; remove one first", body = ErrorBody),
+        (status = 422, description = "URL not https, private or malformed; unknown events", body = ErrorBody),
         (status = 503, description = "Storage unavailable", body = ErrorBody),
     ))]
 pub(crate) async fn create_webhook(

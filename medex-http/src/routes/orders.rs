@@ -50,7 +50,7 @@ pub(crate) struct CancelQuery {
 /// and handover code are computed by the server. `require_*` start from the pharmacy's policy;
 /// `true` raises one, `false` keeps the pharmacy's.
 #[utoipa::path(post, path = "/api/orders", tag = "orders", security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters (a UUID): the same key with the same body from the same account within 24 h replays the first answer")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1 to 255 visible ASCII characters (a UUID): the same key with the same body from the same account within 24 h replays the first answer")),
     request_body = CreateOrderRequest,
     responses(
         (status = 201, description = "Placed (or, with `Idempotent-Replayed: true`, the first answer to this `Idempotency-Key`)", body = OrderDoc),
@@ -144,7 +144,7 @@ pub(crate) async fn get_order(
 /// dispatches it again with `accepted` (a new attempt) or ends it with `cancelled`. `delivered`
 /// carries `handover_code` when the order requires it.
 #[utoipa::path(patch, path = "/api/orders/{id}", tag = "orders", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Order id"), ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters (a UUID): the same key with the same body from the same account within 24 h replays the first answer")),
+    params(("id" = Uuid, Path, description = "Order id"), ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1 to 255 visible ASCII characters (a UUID): the same key with the same body from the same account within 24 h replays the first answer")),
     request_body = PatchOrderRequest,
     responses(
         (status = 200, description = "The order after the change", body = OrderDoc),
