@@ -168,6 +168,42 @@ pub fn woocommerce(data: &[u8]) {
     });
 }
 
+/// Target `webhook_registration`: the input is the JSON body of `POST
+/// /api/vendors/{id}/webhooks` from the pharmacy's owner. The answer is 201, 400, 413 or 422;
+/// an endpoint that is registered has an `https://` URL the address rule allows (the world
+/// allows no private addresses), the events it was given, and a secret.
+pub fn webhook_registration(data: &[u8]) {
+    with_world(|world| {
+        let reply = block_on(world.register_webhook(data));
+        reply.check();
+        assert!(
+            matches!(reply.status, 201 | 400 | 413 | 422),
+            "webhook registration answered {}: {}",
+            reply.status,
+            reply.text()
+        );
+        if reply.status == 201 {
+            let url = reply.json["url"].as_str().expect("a registered url");
+            assert_eq!(
+                medex_core::integrations::check_target(url, false),
+                Ok(()),
+                "registered {url}"
+            );
+            assert!(url.starts_with("https://"), "registered {url}");
+            assert!(
+                reply.json["secret"].as_str().is_some_and(|s| s.len() >= 32),
+                "a secret: {}",
+                reply.text()
+            );
+            assert!(
+                reply.json["events"]
+                    .as_array()
+                    .is_some_and(|e| !e.is_empty())
+            );
+        }
+    });
+}
+
 /// Target `multipart`: the input is a `multipart/form-data` body (boundary
 /// [`MULTIPART_BOUNDARY`]) posted by the driver of the order on its way to the proof upload.
 pub fn multipart(data: &[u8]) {
@@ -263,6 +299,11 @@ mod tests {
     #[test]
     fn woocommerce_inputs_pass() {
         replay("woocommerce", woocommerce);
+    }
+
+    #[test]
+    fn webhook_registration_inputs_pass() {
+        replay("webhook_registration", webhook_registration);
     }
 
     #[test]

@@ -18,3 +18,4 @@ pub mod settings;
 #[cfg(test)]
 mod tidy;
 pub mod tracking_page;
+pub mod webhooks;

@@ -192,6 +192,7 @@ pub(crate) fn spawn_upkeep(
                 Ok(Some(swept)) => tracing::debug!(
                     fixes = swept.fixes,
                     sessions = swept.sessions,
+                    idempotency_keys = swept.idempotency_keys,
                     "swept old fixes and expired sessions"
                 ),
                 Ok(None) => tracing::debug!("another instance holds the sweeps"),

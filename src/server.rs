@@ -409,7 +409,8 @@ async fn open(s: &Settings, live: LiveUpdates) -> Result<Core, StartError> {
         )
         .await?
         // One driver's fixes are paced across its sockets and the HTTP fallback alike.
-        .with_min_fix_interval(s.ws_min_fix_interval),
+        .with_min_fix_interval(s.ws_min_fix_interval)
+        .with_private_webhooks(s.webhook_allow_private),
     );
     Ok(Core {
         store,
@@ -476,6 +477,19 @@ impl Server {
         let instance = uuid::Uuid::new_v4().to_string();
         tracing::info!(%instance, "this instance's name in leases");
         scaleout::spawn_upkeep(&medex, &s, instance, stopped.clone());
+        if s.webhook_dispatch {
+            crate::webhooks::spawn(
+                medex.store().clone(),
+                crate::webhooks::DispatchConfig {
+                    allow_private: s.webhook_allow_private,
+                    timeout: s.webhook_timeout,
+                    concurrency: s.webhook_concurrency,
+                    retry_base: s.webhook_retry_base,
+                    ..Default::default()
+                },
+                stopped.clone(),
+            );
+        }
 
         let ws = Arc::new(WsServer::new(
             medex.clone(),

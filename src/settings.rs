@@ -169,10 +169,48 @@ pub struct Settings {
     /// `MEDEX_TILE_ATTRIBUTION`: map tiles under the public tracking page. Default none: the
     /// page draws its map from the coordinates alone and works offline.
     pub tile_layer: Option<TileLayer>,
+    /// `MEDEX_WEBHOOK_ALLOW_PRIVATE`, default false: webhook URLs may use plain `http://` and
+    /// reach private, loopback and link-local addresses (development and tests only).
+    pub webhook_allow_private: bool,
+    /// `MEDEX_WEBHOOK_DISPATCH`, default true: this instance sends queued webhook deliveries.
+    pub webhook_dispatch: bool,
+    /// `MEDEX_WEBHOOK_TIMEOUT_MS`, default 10000: one delivery attempt's whole time, connecting
+    /// included.
+    pub webhook_timeout: Duration,
+    /// `MEDEX_WEBHOOK_CONCURRENCY`, default 8: deliveries this instance sends at once.
+    pub webhook_concurrency: usize,
+    /// `MEDEX_WEBHOOK_RETRY_BASE_MS`, default 10000: the first wait before a retry (doubling,
+    /// with jitter); shorter only for tests.
+    pub webhook_retry_base: Duration,
 }
 
 /// Every variable the server reads, with its default and meaning, for `--help` and the README.
 pub const VARIABLES: &[(&str, &str, &str)] = &[
+    (
+        "MEDEX_WEBHOOK_ALLOW_PRIVATE",
+        "false",
+        "webhook URLs may use http:// and private or loopback addresses (development and tests only)",
+    ),
+    (
+        "MEDEX_WEBHOOK_DISPATCH",
+        "true",
+        "this instance sends queued webhook deliveries (false: others do)",
+    ),
+    (
+        "MEDEX_WEBHOOK_TIMEOUT_MS",
+        "10000",
+        "time one webhook delivery attempt may take, connecting included",
+    ),
+    (
+        "MEDEX_WEBHOOK_CONCURRENCY",
+        "8",
+        "webhook deliveries one instance sends at once",
+    ),
+    (
+        "MEDEX_WEBHOOK_RETRY_BASE_MS",
+        "10000",
+        "first wait before retrying a webhook delivery, doubling up to an hour with jitter, for 24 h",
+    ),
     (
         "MEDEX_ADDR",
         "127.0.0.1:8000",
@@ -743,6 +781,20 @@ impl Settings {
             redis_prefix,
             trusted_proxies,
             tile_layer,
+            webhook_allow_private: r.bool("MEDEX_WEBHOOK_ALLOW_PRIVATE")?,
+            webhook_dispatch: r.raw("MEDEX_WEBHOOK_DISPATCH").is_none()
+                || r.bool("MEDEX_WEBHOOK_DISPATCH")?,
+            webhook_timeout: Duration::from_millis(r.ranged(
+                "MEDEX_WEBHOOK_TIMEOUT_MS",
+                10_000,
+                100..=60_000,
+            )?),
+            webhook_concurrency: r.ranged("MEDEX_WEBHOOK_CONCURRENCY", 8, 1..=256)?,
+            webhook_retry_base: Duration::from_millis(r.ranged(
+                "MEDEX_WEBHOOK_RETRY_BASE_MS",
+                10_000,
+                10..=60_000,
+            )?),
         })
     }
 }

@@ -26,6 +26,7 @@ mod custody;
 pub mod files;
 pub mod fixtures;
 mod instances;
+mod integrations;
 pub mod lists;
 pub mod model;
 pub mod numbered;
@@ -106,6 +107,7 @@ pub async fn run(store: &dyn Store) {
     positions_come_from_the_newest_fix(store).await;
     refresh_sessions_are_single_use(store).await;
     instances::run(store).await;
+    integrations::run(store).await;
     custody::records_keep_their_chain_of_custody(store).await;
     the_ends_of_the_calendar_are_bounds_like_any_other(store).await;
     text_is_kept_whatever_it_holds(store).await;

@@ -10,6 +10,7 @@
 //! |---|---|
 //! | `Invalid` | 422, with the fields |
 //! | `Handover` | 422, `code` `handover_code_required` or `handover_code_invalid` |
+//! | `IdempotencyKeyReused` | 422 |
 //! | `Unauthenticated` | 401 |
 //! | `Forbidden` | 403 |
 //! | `NotFound` | 404 |
@@ -69,6 +70,13 @@ pub enum Conflict {
     /// An order keeps a bounded number of proofs.
     #[error("this order has as many proofs as it can keep")]
     TooManyProofs,
+    /// The first request with this `Idempotency-Key` is still running; retry shortly to get its
+    /// answer.
+    #[error("a request with this Idempotency-Key is in progress; retry shortly")]
+    IdempotencyKeyInUse,
+    /// A pharmacy holds as many API keys or webhook endpoints as it may; remove one first.
+    #[error("{0}")]
+    LimitReached(&'static str),
 }
 
 impl Conflict {
@@ -88,6 +96,8 @@ impl Conflict {
             Conflict::ConcurrentUpdate => "concurrent_update",
             Conflict::HandoverLocked => "handover_locked",
             Conflict::TooManyProofs => "too_many_proofs",
+            Conflict::IdempotencyKeyInUse => "idempotency_key_in_use",
+            Conflict::LimitReached(_) => "limit_reached",
         }
     }
 }
@@ -116,6 +126,9 @@ pub enum Error {
     /// A delivery's handover code was missing or wrong (HTTP 422).
     #[error(transparent)]
     Handover(HandoverRefusal),
+    /// This `Idempotency-Key` came with another request before (HTTP 422).
+    #[error("this Idempotency-Key was used with another request")]
+    IdempotencyKeyReused,
     /// Not authenticated (HTTP 401).
     #[error("authentication failed")]
     Unauthenticated(AuthFailure),
@@ -150,7 +163,7 @@ impl Error {
     /// handshakes (see the table of the module).
     pub fn status(&self) -> u16 {
         match self {
-            Error::Invalid(_) | Error::Handover(_) => 422,
+            Error::Invalid(_) | Error::Handover(_) | Error::IdempotencyKeyReused => 422,
             Error::Unauthenticated(_) => 401,
             Error::Forbidden => 403,
             Error::NotFound => 404,
@@ -175,6 +188,7 @@ impl Error {
             }
             .into(),
             Error::Handover(refusal) => refusal.to_string().into(),
+            Error::IdempotencyKeyReused => self.to_string().into(),
             Error::Forbidden => "your role may not do this".into(),
             Error::NotFound => "not found".into(),
             Error::Conflict(conflict) => conflict.to_string().into(),
@@ -187,6 +201,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Invalid(_) => "validation_failed",
+            Error::IdempotencyKeyReused => "idempotency_key_reused",
             Error::Handover(HandoverRefusal::Required) => "handover_code_required",
             Error::Handover(HandoverRefusal::Invalid { .. }) => "handover_code_invalid",
             Error::Unauthenticated(AuthFailure::Expired) => "token_expired",
@@ -276,6 +291,12 @@ mod tests {
             "handover_code_required",
         );
         check(Conflict::HandoverLocked.into(), 409, "handover_locked");
+        check(Error::IdempotencyKeyReused, 422, "idempotency_key_reused");
+        check(
+            Conflict::IdempotencyKeyInUse.into(),
+            409,
+            "idempotency_key_in_use",
+        );
         check(
             Error::Storage(StoreError::Unavailable("disk /var/secret full".into())),
             503,

@@ -8,7 +8,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::config::SystemConfig;
-use crate::model::{Driver, DriverId, LocationFix, Order, OrderId, User, UserId, Vendor, VendorId};
+use crate::integrations::{ApiKey, Delivery, DeliveryState, IdempotencyRecord, Webhook};
+use crate::model::{
+    ApiKeyId, DeliveryId, Driver, DriverId, IdempotencyId, LocationFix, Order, OrderId, User,
+    UserId, Vendor, VendorId, WebhookId,
+};
 use crate::store::{
     DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig,
     TrailQuery, UniqueKey, UserQuery, Write,
@@ -26,6 +30,10 @@ struct State {
     config: Option<StoredConfig>,
     /// Lease name → (holder, until).
     leases: HashMap<String, (String, DateTime<Utc>)>,
+    api_keys: BTreeMap<ApiKeyId, ApiKey>,
+    webhooks: BTreeMap<WebhookId, Webhook>,
+    deliveries: BTreeMap<DeliveryId, Delivery>,
+    idempotency: BTreeMap<IdempotencyId, IdempotencyRecord>,
 }
 
 /// Everything in a mutex. Not durable: a dropped store is gone.
@@ -80,6 +88,23 @@ fn as_order(w: &Write) -> Option<&Order> {
     } else {
         None
     }
+}
+
+/// The version a record of `batch` or `stored` has as the commit sees it so far.
+fn latest_version<K: Ord + Copy, T>(
+    earlier: &[Write],
+    stored: &BTreeMap<K, T>,
+    id: K,
+    of: impl Fn(&Write) -> Option<(K, u64)>,
+    version: impl Fn(&T) -> u64,
+) -> Option<u64> {
+    earlier
+        .iter()
+        .rev()
+        .filter_map(&of)
+        .find(|(k, _)| *k == id)
+        .map(|(_, v)| v)
+        .or_else(|| stored.get(&id).map(version))
 }
 
 /// The version of record `id` as the commit sees it so far: its last write in the batch, else
@@ -186,6 +211,57 @@ impl State {
                         }
                     }
                 }
+                Write::ApiKey(k) => {
+                    let of = |w: &Write| match w {
+                        Write::ApiKey(r) => Some((r.id, r.version)),
+                        _ => None,
+                    };
+                    check_version(
+                        latest_version(earlier, &self.api_keys, k.id, of, |r| r.version),
+                        k.version,
+                    )?;
+                    let taken = self
+                        .api_keys
+                        .values()
+                        .chain(earlier.iter().filter_map(|w| match w {
+                            Write::ApiKey(r) => Some(r),
+                            _ => None,
+                        }))
+                        .any(|o| o.id != k.id && o.hash == k.hash);
+                    if taken {
+                        return Err(StoreError::Duplicate(UniqueKey::ApiKeyHash));
+                    }
+                }
+                Write::Webhook(h) => {
+                    let of = |w: &Write| match w {
+                        Write::Webhook(r) => Some((r.id, r.version)),
+                        _ => None,
+                    };
+                    check_version(
+                        latest_version(earlier, &self.webhooks, h.id, of, |r| r.version),
+                        h.version,
+                    )?;
+                }
+                Write::Delivery(d) => {
+                    let of = |w: &Write| match w {
+                        Write::Delivery(r) => Some((r.id, r.version)),
+                        _ => None,
+                    };
+                    check_version(
+                        latest_version(earlier, &self.deliveries, d.id, of, |r| r.version),
+                        d.version,
+                    )?;
+                }
+                Write::Idempotency(i) => {
+                    let of = |w: &Write| match w {
+                        Write::Idempotency(r) => Some((r.id, r.version)),
+                        _ => None,
+                    };
+                    check_version(
+                        latest_version(earlier, &self.idempotency, i.id, of, |r| r.version),
+                        i.version,
+                    )?;
+                }
             }
         }
         Ok(())
@@ -226,6 +302,18 @@ impl Store for MemoryStore {
                 }
                 Write::Order(o) => {
                     state.orders.insert(o.id, o);
+                }
+                Write::ApiKey(k) => {
+                    state.api_keys.insert(k.id, k);
+                }
+                Write::Webhook(h) => {
+                    state.webhooks.insert(h.id, h);
+                }
+                Write::Delivery(d) => {
+                    state.deliveries.insert(d.id, d);
+                }
+                Write::Idempotency(i) => {
+                    state.idempotency.insert(i.id, i);
                 }
             }
         }
@@ -431,6 +519,78 @@ impl Store for MemoryStore {
         let count = state.sessions.len();
         state.sessions.retain(|_, s| s.expires_at >= before);
         Ok((count - state.sessions.len()) as u64)
+    }
+
+    async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKey>, StoreError> {
+        Ok(self.state().api_keys.get(&id).cloned())
+    }
+
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        Ok(self
+            .state()
+            .api_keys
+            .values()
+            .find(|k| k.hash == hash)
+            .cloned())
+    }
+
+    async fn api_keys(
+        &self,
+        vendor: VendorId,
+        p: Page<ApiKeyId>,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        Ok(page(&self.state().api_keys, p, |k| k.vendor_id == vendor))
+    }
+
+    async fn webhook(&self, id: WebhookId) -> Result<Option<Webhook>, StoreError> {
+        Ok(self.state().webhooks.get(&id).cloned())
+    }
+
+    async fn webhooks(
+        &self,
+        vendor: VendorId,
+        p: Page<WebhookId>,
+    ) -> Result<Vec<Webhook>, StoreError> {
+        Ok(page(&self.state().webhooks, p, |h| h.vendor_id == vendor))
+    }
+
+    async fn delivery(&self, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
+        Ok(self.state().deliveries.get(&id).cloned())
+    }
+
+    async fn deliveries(
+        &self,
+        webhook: WebhookId,
+        p: Page<DeliveryId>,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        Ok(page(&self.state().deliveries, p, |d| {
+            d.webhook_id == webhook
+        }))
+    }
+
+    async fn pending_deliveries(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        Ok(self
+            .state()
+            .deliveries
+            .values()
+            .filter(|d| d.state == DeliveryState::Pending)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn idempotency(
+        &self,
+        id: IdempotencyId,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        Ok(self.state().idempotency.get(&id).cloned())
+    }
+
+    async fn prune_idempotency(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut state = self.state();
+        let count = state.idempotency.len();
+        state.idempotency.retain(|_, r| r.expires_at >= before);
+        Ok((count - state.idempotency.len()) as u64)
     }
 }
 

@@ -106,6 +106,22 @@ id_type!(
     /// Identifies a signed-in session: one login, and every token pair refreshed from it.
     SessionId
 );
+id_type!(
+    /// Identifies an API key of a pharmacy.
+    ApiKeyId
+);
+id_type!(
+    /// Identifies an outgoing webhook endpoint of a pharmacy.
+    WebhookId
+);
+id_type!(
+    /// Identifies one delivery of one event to one webhook endpoint (`X-MedEx-Delivery`).
+    DeliveryId
+);
+id_type!(
+    /// Identifies a remembered `Idempotency-Key` of one account (derived from both).
+    IdempotencyId
+);
 
 /// An e-mail address, trimmed and lower-cased so that lookups are case-insensitive.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -146,6 +146,8 @@ pub enum Permission<'a> {
     ViewVendor(&'a Vendor),
     /// Run a pharmacy: its orders, reports, exports, profile and live fleet.
     ManageVendor(VendorId),
+    /// A pharmacy's API keys and outgoing webhooks (its owner; admins too).
+    ManageIntegrations(VendorId),
     /// Activate or deactivate a pharmacy.
     ChangeVendorActive,
     /// Accounts and system configuration.
@@ -243,7 +245,9 @@ pub fn access(actor: &Actor, permission: Permission<'_>) -> Access {
             }
             _ => Denied,
         },
-        Permission::RegisterDriver(vendor) | Permission::ManageVendor(vendor) => match actor.role {
+        Permission::RegisterDriver(vendor)
+        | Permission::ManageVendor(vendor)
+        | Permission::ManageIntegrations(vendor) => match actor.role {
             Role::Vendor => granted_if(actor.is_vendor(vendor), Hidden),
             _ => Denied,
         },
@@ -470,6 +474,7 @@ mod tests {
             (Permission::ReportLocation(d),     [G,   D,   D,    D,    H,    G,   H]),
             (Permission::RegisterDriver(vid),   [G,   D,   D,    G,    H,    D,   D]),
             (Permission::ManageVendor(vid),     [G,   D,   D,    G,    H,    D,   D]),
+            (Permission::ManageIntegrations(vid),[G,  D,   D,    G,    H,    D,   D]),
             (Permission::ViewVendor(v),         [G,   H,   H,    G,    H,    H,   H]),
             (Permission::ChangeVendorActive,    [G,   D,   D,    D,    D,    D,   D]),
             (Permission::Administer,            [G,   D,   D,    D,    D,    D,   D]),

@@ -6,7 +6,7 @@
 //!
 //! This module holds the service itself, its ports and what every use case shares; each
 //! aggregate's use cases, with their input types, live in a module of their own: [`accounts`],
-//! [`vendors`], [`drivers`], [`orders`], [`delivery`], [`custody`], [`tracking`], [`reporting`],
+//! [`vendors`], [`drivers`], [`integrations`], [`orders`], [`delivery`], [`custody`], [`tracking`], [`reporting`],
 //! [`admin`], [`upkeep`].
 //! Their types are re-exported here, so `medex_core::service::NewOrder` names the same type as
 //! `medex_core::service::orders::NewOrder`.
@@ -38,6 +38,7 @@ pub mod admin;
 pub mod custody;
 pub mod delivery;
 pub mod drivers;
+pub mod integrations;
 pub mod orders;
 pub mod reporting;
 pub mod tracking;
@@ -47,6 +48,7 @@ pub mod vendors;
 pub use accounts::{NewAccount, Session};
 pub use delivery::{AssignmentResponse, ProofKind, Transition};
 pub use drivers::{DriverPatch, NewDriver};
+pub use integrations::{Idempotent, NewApiKey, NewWebhook};
 pub use orders::{ExternalOrder, NewItem, NewOrder, Requirements};
 pub use tracking::FixInput;
 pub use upkeep::Swept;
@@ -94,6 +96,8 @@ pub struct MedEx {
     decoy_hash: String,
     /// The pace of each driver's fixes, whatever transport they come by.
     fix_pace: tracking::FixPace,
+    /// Webhook URLs may point to private addresses (development and tests).
+    private_webhooks: bool,
 }
 
 fn clamp_page<C>(page: Page<C>) -> Page<C> {
@@ -134,6 +138,7 @@ impl MedEx {
             config: RwLock::new((Arc::new(config.0), config.1)),
             decoy_hash,
             fix_pace: tracking::FixPace::default(),
+            private_webhooks: false,
         })
     }
 

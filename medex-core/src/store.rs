@@ -11,9 +11,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::SystemConfig;
+use crate::integrations::{ApiKey, Delivery, IdempotencyRecord, Webhook};
 use crate::model::{
-    Driver, DriverId, DriverStatus, LocationFix, Order, OrderId, OrderStatus, Role, User, UserId,
-    Vendor, VendorId,
+    ApiKeyId, DeliveryId, Driver, DriverId, DriverStatus, IdempotencyId, LocationFix, Order,
+    OrderId, OrderStatus, Role, User, UserId, Vendor, VendorId, WebhookId,
 };
 
 /// A unique key that a commit would have duplicated.
@@ -27,6 +28,8 @@ pub enum UniqueKey {
     TrackingToken,
     /// `(orders.vendor_id, external_ref.source, external_ref.id)`.
     ExternalOrder,
+    /// `api_keys.hash`.
+    ApiKeyHash,
 }
 
 /// What can go wrong in a store.
@@ -63,6 +66,30 @@ pub enum Write {
     Driver(Driver),
     /// An order.
     Order(Order),
+    /// An API key (revoked ones stay, marked).
+    ApiKey(ApiKey),
+    /// A webhook endpoint (removed ones stay, marked, for their delivery log).
+    Webhook(Webhook),
+    /// An outbox row: one event for one endpoint.
+    Delivery(Delivery),
+    /// A remembered `Idempotency-Key`.
+    Idempotency(IdempotencyRecord),
+}
+
+impl Write {
+    /// The version the record is written with (1: an insert).
+    pub fn version(&self) -> u64 {
+        match self {
+            Write::User(r) => r.version,
+            Write::Vendor(r) => r.version,
+            Write::Driver(r) => r.version,
+            Write::Order(r) => r.version,
+            Write::ApiKey(r) => r.version,
+            Write::Webhook(r) => r.version,
+            Write::Delivery(r) => r.version,
+            Write::Idempotency(r) => r.version,
+        }
+    }
 }
 
 /// A page request. Lists are newest first (descending id; ids are time-ordered UUIDv7) and a page
@@ -309,4 +336,41 @@ pub trait Store: Send + Sync + 'static {
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
     /// Deletes the refresh sessions that expired strictly before `before`; how many.
     async fn prune_refresh_sessions(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    // ---- Integrations (records written through `commit`) ----
+
+    /// The API key, revoked or not, or `None`.
+    async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKey>, StoreError>;
+    /// The API key whose hash is `hash` (unique), or `None`.
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError>;
+    /// A pharmacy's API keys, revoked ones too, newest first, one page.
+    async fn api_keys(
+        &self,
+        vendor: VendorId,
+        page: Page<ApiKeyId>,
+    ) -> Result<Vec<ApiKey>, StoreError>;
+    /// The webhook endpoint, removed or not, or `None`.
+    async fn webhook(&self, id: WebhookId) -> Result<Option<Webhook>, StoreError>;
+    /// A pharmacy's webhook endpoints, removed ones too, newest first, one page.
+    async fn webhooks(
+        &self,
+        vendor: VendorId,
+        page: Page<WebhookId>,
+    ) -> Result<Vec<Webhook>, StoreError>;
+    /// The delivery, or `None`.
+    async fn delivery(&self, id: DeliveryId) -> Result<Option<Delivery>, StoreError>;
+    /// An endpoint's deliveries, newest first, one page.
+    async fn deliveries(
+        &self,
+        webhook: WebhookId,
+        page: Page<DeliveryId>,
+    ) -> Result<Vec<Delivery>, StoreError>;
+    /// Deliveries still `pending` (due or not, leased or not), oldest id first, at most `limit`.
+    /// A delivery leaves this list in the commit that marks it delivered or failed.
+    async fn pending_deliveries(&self, limit: usize) -> Result<Vec<Delivery>, StoreError>;
+    /// The remembered key, expired or not, or `None`.
+    async fn idempotency(&self, id: IdempotencyId)
+    -> Result<Option<IdempotencyRecord>, StoreError>;
+    /// Deletes the remembered keys whose `expires_at` is strictly before `before`; how many.
+    async fn prune_idempotency(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }

@@ -57,6 +57,7 @@ use utoipa_swagger_ui::SwaggerUi;
 mod error;
 mod extract;
 mod files;
+mod idempotency;
 pub mod metrics;
 mod openapi;
 mod page;
@@ -77,7 +78,7 @@ pub(crate) const REQUEST_ID: &str = "x-request-id";
 
 use crate::error::ApiError;
 use crate::routes::{
-    admin, auth, custody, drivers, meta, orders, reports, uploads, vendors, webhooks,
+    admin, auth, custody, drivers, integrations, meta, orders, reports, uploads, vendors, webhooks,
 };
 use crate::throttle::Throttle;
 
@@ -139,7 +140,22 @@ const MULTIPART_OVERHEAD: usize = 64 * 1024;
 
 /// Every documented route. Handlers are registered only here, through `routes!`, which takes
 /// each route's path and method from the handler's `#[utoipa::path]`.
-fn api(max_upload_bytes: usize) -> OpenApiRouter<AppState> {
+/// Routes that honour `Idempotency-Key` (on their POST and PATCH); the layer needs the state, and
+/// the document alone is built without one.
+fn idempotent(
+    routes: utoipa_axum::router::UtoipaMethodRouter<AppState>,
+    state: &Option<AppState>,
+) -> utoipa_axum::router::UtoipaMethodRouter<AppState> {
+    match state {
+        Some(state) => routes.layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotent,
+        )),
+        None => routes,
+    }
+}
+
+fn api(max_upload_bytes: usize, state: Option<AppState>) -> OpenApiRouter<AppState> {
     let upload_limit = DefaultBodyLimit::max(max_upload_bytes.saturating_add(MULTIPART_OVERHEAD));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(meta::index))
@@ -152,11 +168,13 @@ fn api(max_upload_bytes: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(auth::logout_all))
         .routes(routes!(auth::change_password))
         .routes(routes!(auth::me))
-        .routes(routes!(orders::create_order, orders::list_orders))
-        .routes(routes!(
-            orders::get_order,
-            orders::patch_order,
-            orders::cancel_order
+        .routes(idempotent(
+            routes!(orders::create_order, orders::list_orders),
+            &state,
+        ))
+        .routes(idempotent(
+            routes!(orders::get_order, orders::patch_order, orders::cancel_order),
+            &state,
         ))
         .routes(routes!(orders::assign_driver))
         .routes(routes!(orders::respond_to_assignment))
@@ -174,6 +192,18 @@ fn api(max_upload_bytes: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(vendors::get_vendor, vendors::patch_vendor))
         .routes(routes!(vendors::vendor_orders))
         .routes(routes!(vendors::export_csv))
+        .routes(routes!(
+            integrations::create_api_key,
+            integrations::list_api_keys
+        ))
+        .routes(routes!(integrations::revoke_api_key))
+        .routes(routes!(
+            integrations::create_webhook,
+            integrations::list_webhooks
+        ))
+        .routes(routes!(integrations::delete_webhook))
+        .routes(routes!(integrations::rotate_webhook_secret))
+        .routes(routes!(integrations::list_deliveries))
         .routes(routes!(reports::vendor_daily))
         .routes(routes!(reports::driver_statistics))
         .routes(routes!(admin::list_users))
@@ -186,15 +216,34 @@ fn api(max_upload_bytes: usize) -> OpenApiRouter<AppState> {
 }
 
 /// The routes and their completed document.
-fn parts(max_upload_bytes: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (routes, mut doc) = api(max_upload_bytes).split_for_parts();
+fn parts(
+    max_upload_bytes: usize,
+    state: Option<AppState>,
+) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (routes, mut doc) = api(max_upload_bytes, state).split_for_parts();
     openapi::complete(&mut doc);
     (routes, doc)
 }
 
+/// The body of an outgoing webhook about `delivery`: `{id, type, created_at, data}`, with `data`
+/// the order as its pharmacy sees it over the API (and its handover code, which a shop may pass
+/// on to its customer). The same bytes on every attempt, so a retried body is the same body.
+pub fn webhook_body(delivery: &medex_core::integrations::Delivery) -> Vec<u8> {
+    let body = serde_json::json!({
+        "id": delivery.event_id,
+        "type": delivery.event.as_str(),
+        "created_at": delivery.created_at,
+        "data": views::OrderView::with(
+            medex_core::permissions::OrderFields::WithHandoverCode,
+            &delivery.order
+        ),
+    });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
 /// The OpenAPI document of the API, as served at `/api/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    parts(HttpConfig::default().max_upload_bytes).1
+    parts(HttpConfig::default().max_upload_bytes, None).1
 }
 
 async fn route_not_found() -> Response {
@@ -234,12 +283,17 @@ fn cors(origins: &[String]) -> CorsLayer {
             Method::DELETE,
             Method::OPTIONS,
         ])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            idempotency::IDEMPOTENCY_KEY,
+        ])
         .expose_headers([
             header::LINK,
             header::RETRY_AFTER,
             header::CONTENT_DISPOSITION,
             HeaderName::from_static("x-request-id"),
+            idempotency::REPLAYED,
         ])
 }
 
@@ -355,7 +409,7 @@ pub fn router_with(medex: Arc<MedEx>, config: HttpConfig, shared: Shared) -> Rou
         files: shared.files,
         webhook_decoy: uuid::Uuid::new_v4().simple().to_string().into(),
     };
-    let (routes, doc) = parts(state.config.max_upload_bytes);
+    let (routes, doc) = parts(state.config.max_upload_bytes, Some(state.clone()));
     let cors_layer =
         (!state.config.cors_origins.is_empty()).then(|| cors(&state.config.cors_origins));
     let docs: Router<AppState> =

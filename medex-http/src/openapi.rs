@@ -52,6 +52,7 @@ use crate::views;
         (name = "reports", description = "Reports"),
         (name = "uploads", description = "Proof of delivery"),
         (name = "webhooks", description = "Shop integrations"),
+        (name = "integrations", description = "API keys and outgoing webhooks of a pharmacy"),
         (name = "admin", description = "Administration"),
         (name = "meta", description = "Health and discovery"),
     )
@@ -68,7 +69,7 @@ impl utoipa::Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
+                    .bearer_format("JWT or API key (mdx_…)")
                     .build(),
             ),
         );

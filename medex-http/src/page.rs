@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
+use medex_core::integrations::{ApiKey, Delivery};
 use medex_core::model::{Driver, Order, User, Vendor};
 use medex_core::service::{DEFAULT_PAGE, MAX_PAGE};
 use medex_core::store::Page;
@@ -63,7 +64,7 @@ macro_rules! cursor_is_id {
         }
     )*};
 }
-cursor_is_id!(User, Vendor, Driver, Order);
+cursor_is_id!(User, Vendor, Driver, Order, ApiKey, Delivery);
 
 /// A JSON array answer of `records` as `view` shows them, with a `Link` header to the next page
 /// when this one is full.

@@ -78,6 +78,8 @@ macro_rules! text_schemas {
 text_schemas! {
     /// Required text of at most 40 characters (phone numbers).
     text_40 = 40, false, Refused;
+    /// Required text of at most 100 characters (labels).
+    text_100 = 100, false, Refused;
     /// Required text of at most 200 characters (names).
     text_200 = 200, false, Refused;
     /// Required text of at most 500 characters (addresses).
@@ -117,6 +119,61 @@ pub(crate) fn email() -> Object {
              punycode), at most 254 bytes once trimmed; compared in lower case.",
         ))
         .build()
+}
+
+/// An outgoing webhook's URL as registration always takes it: `https://`, a host name of two to
+/// four labels (a literal address is checked by the address rule, and a private one refused) and
+/// an optional path. The server takes more than this pattern (ports, queries); the pattern is
+/// what it never refuses.
+pub(crate) fn webhook_url() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(
+            r"^https://[a-z][a-z0-9-]{0,30}(\.[a-z][a-z0-9-]{0,30}){1,3}(/[A-Za-z0-9._~/-]{0,200})?$",
+        ))
+        .max_length(Some(2000))
+        .description(Some(
+            "`https://` URL of a public host (plain `http://` and private or loopback addresses \
+             only where the server allows them); at most 2000 characters.",
+        ))
+        .examples(["https://shop.example.com/medex"])
+        .build()
+}
+
+/// The events of a webhook: `["*"]` alone, or one to twenty event type names.
+pub(crate) fn webhook_events() -> Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder};
+    let names = |values: Vec<&str>| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(values))
+            .build()
+    };
+    OneOfBuilder::new()
+        .item(
+            ArrayBuilder::new()
+                .items(names(vec!["*"]))
+                .min_items(Some(1))
+                .max_items(Some(1)),
+        )
+        .item(
+            ArrayBuilder::new()
+                .items(names(vec![
+                    "order.created",
+                    "order.status_changed",
+                    "order.driver_assigned",
+                    "order.delivered",
+                    "order.failed",
+                ]))
+                .min_items(Some(1))
+                .max_items(Some(20)),
+        )
+        .description(Some(
+            "`[\"*\"]` for every event type, or some of `order.created`, \
+             `order.status_changed`, `order.driver_assigned`, `order.delivered`, `order.failed`.",
+        ))
+        .build()
+        .into()
 }
 
 /// A webhook secret: `null` or blank removes it; otherwise 16 to 256 characters once trimmed.

@@ -10,6 +10,7 @@ const UNIQUE_KEYS: &[(&str, UniqueKey)] = &[
     ("orders_order_number_key", UniqueKey::OrderNumber),
     ("orders_tracking_token_key", UniqueKey::TrackingToken),
     ("orders_external_ref_key", UniqueKey::ExternalOrder),
+    ("api_keys_hash_key", UniqueKey::ApiKeyHash),
 ];
 
 /// What a failed statement means for the caller.

@@ -29,6 +29,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "instances",
         sql: include_str!("../migrations/0002_instances.sql"),
     },
+    Migration {
+        version: 3,
+        name: "integrations",
+        sql: include_str!("../migrations/0003_integrations.sql"),
+    },
 ];
 
 /// The advisory lock key of migrations (any fixed number; other MedEx locks use nearby ones).

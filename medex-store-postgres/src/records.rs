@@ -2,7 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Client, Pool};
-use medex_core::model::{Driver, DriverId, Order, OrderId, User, UserId, Vendor, VendorId};
+use medex_core::integrations::{ApiKey, Delivery, DeliveryState, IdempotencyRecord, Webhook};
+use medex_core::model::{
+    ApiKeyId, DeliveryId, Driver, DriverId, IdempotencyId, Order, OrderId, User, UserId, Vendor,
+    VendorId, WebhookId,
+};
 use medex_core::store::{DriverQuery, OrderQuery, Page, StoreError, UserQuery, Write};
 use serde::de::DeserializeOwned;
 use tokio_postgres::Row;
@@ -118,6 +122,71 @@ fn statement(write: &Write) -> Result<Statement, StoreError> {
                 ],
             )
         }
+        Write::ApiKey(k) => (
+            if k.version == 1 {
+                "INSERT INTO api_keys (id, version, vendor_id, hash, record)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING"
+            } else {
+                "UPDATE api_keys SET version = $2, vendor_id = $3, hash = $4, record = $5
+                 WHERE id = $1 AND version = $2::bigint - 1"
+            },
+            vec![
+                boxed(*k.id.as_uuid()),
+                boxed(version(k.version)?),
+                boxed(*k.vendor_id.as_uuid()),
+                boxed(protect(&k.hash).into_owned()),
+                boxed(encode("api key", k)?),
+            ],
+        ),
+        Write::Webhook(h) => (
+            if h.version == 1 {
+                "INSERT INTO webhooks (id, version, vendor_id, record)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING"
+            } else {
+                "UPDATE webhooks SET version = $2, vendor_id = $3, record = $4
+                 WHERE id = $1 AND version = $2::bigint - 1"
+            },
+            vec![
+                boxed(*h.id.as_uuid()),
+                boxed(version(h.version)?),
+                boxed(*h.vendor_id.as_uuid()),
+                boxed(encode("webhook", h)?),
+            ],
+        ),
+        Write::Delivery(d) => (
+            if d.version == 1 {
+                "INSERT INTO webhook_deliveries (id, version, webhook_id, pending, record)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING"
+            } else {
+                "UPDATE webhook_deliveries SET version = $2, webhook_id = $3, pending = $4,
+                     record = $5
+                 WHERE id = $1 AND version = $2::bigint - 1"
+            },
+            vec![
+                boxed(*d.id.as_uuid()),
+                boxed(version(d.version)?),
+                boxed(*d.webhook_id.as_uuid()),
+                boxed(d.state == DeliveryState::Pending),
+                boxed(encode("delivery", d)?),
+            ],
+        ),
+        Write::Idempotency(i) => (
+            if i.version == 1 {
+                "INSERT INTO idempotency_keys (id, version, expires_at, record)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING"
+            } else {
+                "UPDATE idempotency_keys SET version = $2, expires_at = $3, record = $4
+                 WHERE id = $1 AND version = $2::bigint - 1"
+            },
+            vec![
+                boxed(*i.id.as_uuid()),
+                boxed(version(i.version)?),
+                boxed(i.expires_at),
+                boxed(encode("idempotency key", i)?),
+            ],
+        ),
+        #[allow(unreachable_patterns)]
+        _ => return Err(StoreError::Unavailable("unknown record type".into())),
     };
     Ok(Statement { sql, params })
 }
@@ -544,4 +613,126 @@ pub(crate) async fn check(pool: &Pool) -> Result<(), StoreError> {
         .map_err(from_pg)?;
     client.execute(&statement, &[]).await.map_err(from_pg)?;
     Ok(())
+}
+
+pub(crate) async fn api_key(pool: &Pool, id: ApiKeyId) -> Result<Option<ApiKey>, StoreError> {
+    one(
+        pool,
+        "api key",
+        "SELECT record FROM api_keys WHERE id = $1",
+        &[id.as_uuid()],
+    )
+    .await
+}
+
+pub(crate) async fn api_key_by_hash(pool: &Pool, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+    one(
+        pool,
+        "api key",
+        "SELECT record FROM api_keys WHERE hash = $1",
+        &[&protect(hash)],
+    )
+    .await
+}
+
+pub(crate) async fn api_keys(
+    pool: &Pool,
+    vendor: VendorId,
+    page: Page<ApiKeyId>,
+) -> Result<Vec<ApiKey>, StoreError> {
+    let mut filter = Filter::default();
+    filter.add("vendor_id", "=", *vendor.as_uuid());
+    let (sql, filter) = filter.page_sql(
+        "SELECT record FROM api_keys",
+        page.after.map(|a| *a.as_uuid()),
+        page.limit,
+    );
+    many(pool, "api key", &sql, &filter.params()).await
+}
+
+pub(crate) async fn webhook(pool: &Pool, id: WebhookId) -> Result<Option<Webhook>, StoreError> {
+    one(
+        pool,
+        "webhook",
+        "SELECT record FROM webhooks WHERE id = $1",
+        &[id.as_uuid()],
+    )
+    .await
+}
+
+pub(crate) async fn webhooks(
+    pool: &Pool,
+    vendor: VendorId,
+    page: Page<WebhookId>,
+) -> Result<Vec<Webhook>, StoreError> {
+    let mut filter = Filter::default();
+    filter.add("vendor_id", "=", *vendor.as_uuid());
+    let (sql, filter) = filter.page_sql(
+        "SELECT record FROM webhooks",
+        page.after.map(|a| *a.as_uuid()),
+        page.limit,
+    );
+    many(pool, "webhook", &sql, &filter.params()).await
+}
+
+pub(crate) async fn delivery(pool: &Pool, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
+    one(
+        pool,
+        "delivery",
+        "SELECT record FROM webhook_deliveries WHERE id = $1",
+        &[id.as_uuid()],
+    )
+    .await
+}
+
+pub(crate) async fn deliveries(
+    pool: &Pool,
+    webhook: WebhookId,
+    page: Page<DeliveryId>,
+) -> Result<Vec<Delivery>, StoreError> {
+    let mut filter = Filter::default();
+    filter.add("webhook_id", "=", *webhook.as_uuid());
+    let (sql, filter) = filter.page_sql(
+        "SELECT record FROM webhook_deliveries",
+        page.after.map(|a| *a.as_uuid()),
+        page.limit,
+    );
+    many(pool, "delivery", &sql, &filter.params()).await
+}
+
+pub(crate) async fn pending_deliveries(pool: &Pool, n: usize) -> Result<Vec<Delivery>, StoreError> {
+    many(
+        pool,
+        "delivery",
+        "SELECT record FROM webhook_deliveries WHERE pending ORDER BY id LIMIT $1",
+        &[&limit(n)],
+    )
+    .await
+}
+
+pub(crate) async fn idempotency(
+    pool: &Pool,
+    id: IdempotencyId,
+) -> Result<Option<IdempotencyRecord>, StoreError> {
+    one(
+        pool,
+        "idempotency key",
+        "SELECT record FROM idempotency_keys WHERE id = $1",
+        &[id.as_uuid()],
+    )
+    .await
+}
+
+pub(crate) async fn prune_idempotency(
+    pool: &Pool,
+    before: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let client = client(pool).await?;
+    client
+        .execute(
+            "DELETE FROM idempotency_keys WHERE expires_at < $1",
+            &[&before],
+        )
+        .await
+        .map_err(from_pg)
 }

@@ -5,8 +5,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use medex_core::config::SystemConfig;
 use medex_core::files::FileStore;
+use medex_core::integrations::{ApiKey, Delivery, IdempotencyRecord, Webhook};
 use medex_core::model::{
-    Driver, DriverId, LocationFix, Order, OrderId, User, UserId, Vendor, VendorId,
+    ApiKeyId, DeliveryId, Driver, DriverId, IdempotencyId, LocationFix, Order, OrderId, User,
+    UserId, Vendor, VendorId, WebhookId,
 };
 use medex_core::store::{
     DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig,
@@ -128,6 +130,61 @@ impl Store for PgStore {
 
     async fn prune_refresh_sessions(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         instances::prune_refresh_sessions(&self.pool, before).await
+    }
+
+    async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKey>, StoreError> {
+        records::api_key(&self.pool, id).await
+    }
+
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        records::api_key_by_hash(&self.pool, hash).await
+    }
+
+    async fn api_keys(
+        &self,
+        vendor: VendorId,
+        page: Page<ApiKeyId>,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        records::api_keys(&self.pool, vendor, page).await
+    }
+
+    async fn webhook(&self, id: WebhookId) -> Result<Option<Webhook>, StoreError> {
+        records::webhook(&self.pool, id).await
+    }
+
+    async fn webhooks(
+        &self,
+        vendor: VendorId,
+        page: Page<WebhookId>,
+    ) -> Result<Vec<Webhook>, StoreError> {
+        records::webhooks(&self.pool, vendor, page).await
+    }
+
+    async fn delivery(&self, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
+        records::delivery(&self.pool, id).await
+    }
+
+    async fn deliveries(
+        &self,
+        webhook: WebhookId,
+        page: Page<DeliveryId>,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        records::deliveries(&self.pool, webhook, page).await
+    }
+
+    async fn pending_deliveries(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        records::pending_deliveries(&self.pool, limit).await
+    }
+
+    async fn idempotency(
+        &self,
+        id: IdempotencyId,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        records::idempotency(&self.pool, id).await
+    }
+
+    async fn prune_idempotency(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        records::prune_idempotency(&self.pool, before).await
     }
 }
 

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 use medex_core::config::SystemConfig;
+use medex_core::integrations::{ApiKey, Delivery, IdempotencyRecord, Webhook};
 use medex_core::model::{
     Driver, DriverId, LocationFix, Order, OrderId, User, UserId, Vendor, VendorId,
 };
@@ -707,6 +708,79 @@ impl Inner {
             if session.expires_at < before
                 && self
                     .sessions
+                    .compare_and_swap(&key, Some(bytes), None::<IVec>)
+                    .map_err(sled_error)?
+                    .is_ok()
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    // ---- integrations ----
+
+    pub(crate) fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        self.by_unique(Tx::ApiKeyHash, hash.as_bytes())
+    }
+
+    pub(crate) fn api_keys(
+        &self,
+        vendor: VendorId,
+        page: Page<medex_core::model::ApiKeyId>,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        let ids = self.owned_ids(
+            Tx::ApiKeysByVendor,
+            vendor.to_bytes(),
+            page.after.map(|a| a.to_bytes()),
+        );
+        self.page_of_ids(Tx::ApiKeysByVendor, ids, page.limit, |_| true)
+    }
+
+    pub(crate) fn webhooks(
+        &self,
+        vendor: VendorId,
+        page: Page<medex_core::model::WebhookId>,
+    ) -> Result<Vec<Webhook>, StoreError> {
+        let ids = self.owned_ids(
+            Tx::WebhooksByVendor,
+            vendor.to_bytes(),
+            page.after.map(|a| a.to_bytes()),
+        );
+        self.page_of_ids(Tx::WebhooksByVendor, ids, page.limit, |_| true)
+    }
+
+    pub(crate) fn deliveries(
+        &self,
+        webhook: medex_core::model::WebhookId,
+        page: Page<medex_core::model::DeliveryId>,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let ids = self.owned_ids(
+            Tx::DeliveriesByWebhook,
+            webhook.to_bytes(),
+            page.after.map(|a| a.to_bytes()),
+        );
+        self.page_of_ids(Tx::DeliveriesByWebhook, ids, page.limit, |_| true)
+    }
+
+    /// Pending deliveries, oldest first, through their index.
+    pub(crate) fn pending_deliveries(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        let ids = self.tree(Tx::PendingDeliveries).iter().map(|item| {
+            let (key, _) = item.map_err(sled_error)?;
+            id_at(&key, 0)
+        });
+        self.page_of_ids(Tx::PendingDeliveries, ids, limit, |_| true)
+    }
+
+    /// Removes expired keys (a compare-and-swap each, so a key renewed meanwhile stays).
+    pub(crate) fn prune_idempotency(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let tree = self.tree(Tx::Idempotency);
+        let mut removed = 0;
+        for entry in tree.iter() {
+            let (key, bytes) = entry.map_err(sled_error)?;
+            let record: IdempotencyRecord = decode("idempotency key", &bytes)?;
+            if record.expires_at < before
+                && tree
                     .compare_and_swap(&key, Some(bytes), None::<IVec>)
                     .map_err(sled_error)?
                     .is_ok()

@@ -1,5 +1,6 @@
 //! The versioned records and the index entries each one owns.
 
+use medex_core::integrations::{ApiKey, Delivery, DeliveryState, IdempotencyRecord, Webhook};
 use medex_core::model::{Driver, Order, User, Vendor};
 use medex_core::store::{StoreError, UniqueKey, Write};
 use serde::Serialize;
@@ -33,11 +34,25 @@ pub(crate) enum Tx {
     OrdersByVendorCreated,
     /// vendor ++ driver id.
     DriversByVendor,
+    ApiKeys,
+    Webhooks,
+    Deliveries,
+    Idempotency,
+    /// key hash → api key id (unique).
+    ApiKeyHash,
+    /// vendor ++ api key id.
+    ApiKeysByVendor,
+    /// vendor ++ webhook id.
+    WebhooksByVendor,
+    /// webhook ++ delivery id.
+    DeliveriesByWebhook,
+    /// delivery id, while the delivery is pending.
+    PendingDeliveries,
 }
 
 impl Tx {
     /// Every transactional tree, in index order.
-    pub(crate) const ALL: [Tx; 13] = [
+    pub(crate) const ALL: [Tx; 22] = [
         Tx::Users,
         Tx::Vendors,
         Tx::Drivers,
@@ -51,6 +66,15 @@ impl Tx {
         Tx::OrdersByDriver,
         Tx::OrdersByVendorCreated,
         Tx::DriversByVendor,
+        Tx::ApiKeys,
+        Tx::Webhooks,
+        Tx::Deliveries,
+        Tx::Idempotency,
+        Tx::ApiKeyHash,
+        Tx::ApiKeysByVendor,
+        Tx::WebhooksByVendor,
+        Tx::DeliveriesByWebhook,
+        Tx::PendingDeliveries,
     ];
 
     /// The sled tree name.
@@ -69,6 +93,15 @@ impl Tx {
             Tx::OrdersByDriver => "idx_orders_by_driver",
             Tx::OrdersByVendorCreated => "idx_orders_by_vendor_created",
             Tx::DriversByVendor => "idx_drivers_by_vendor",
+            Tx::ApiKeys => "api_keys",
+            Tx::Webhooks => "webhooks",
+            Tx::Deliveries => "webhook_deliveries",
+            Tx::Idempotency => "idempotency_keys",
+            Tx::ApiKeyHash => "idx_api_key_hash",
+            Tx::ApiKeysByVendor => "idx_api_keys_by_vendor",
+            Tx::WebhooksByVendor => "idx_webhooks_by_vendor",
+            Tx::DeliveriesByWebhook => "idx_deliveries_by_webhook",
+            Tx::PendingDeliveries => "idx_pending_deliveries",
         }
     }
 
@@ -210,6 +243,89 @@ impl Record for Order {
     }
 }
 
+impl Record for ApiKey {
+    const TREE: Tx = Tx::ApiKeys;
+    const WHAT: &'static str = "api key";
+    fn id_bytes(&self) -> [u8; ID_LEN] {
+        self.id.to_bytes()
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn entries(&self) -> Vec<Entry> {
+        vec![
+            Entry {
+                tree: Tx::ApiKeyHash,
+                key: self.hash.as_bytes().to_vec(),
+                unique: Some(UniqueKey::ApiKeyHash),
+            },
+            Entry {
+                tree: Tx::ApiKeysByVendor,
+                key: key(&[&self.vendor_id.to_bytes(), &self.id.to_bytes()]),
+                unique: None,
+            },
+        ]
+    }
+}
+
+impl Record for Webhook {
+    const TREE: Tx = Tx::Webhooks;
+    const WHAT: &'static str = "webhook";
+    fn id_bytes(&self) -> [u8; ID_LEN] {
+        self.id.to_bytes()
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn entries(&self) -> Vec<Entry> {
+        vec![Entry {
+            tree: Tx::WebhooksByVendor,
+            key: key(&[&self.vendor_id.to_bytes(), &self.id.to_bytes()]),
+            unique: None,
+        }]
+    }
+}
+
+impl Record for Delivery {
+    const TREE: Tx = Tx::Deliveries;
+    const WHAT: &'static str = "delivery";
+    fn id_bytes(&self) -> [u8; ID_LEN] {
+        self.id.to_bytes()
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn entries(&self) -> Vec<Entry> {
+        let mut entries = vec![Entry {
+            tree: Tx::DeliveriesByWebhook,
+            key: key(&[&self.webhook_id.to_bytes(), &self.id.to_bytes()]),
+            unique: None,
+        }];
+        if self.state == DeliveryState::Pending {
+            entries.push(Entry {
+                tree: Tx::PendingDeliveries,
+                key: self.id.to_bytes().to_vec(),
+                unique: None,
+            });
+        }
+        entries
+    }
+}
+
+impl Record for IdempotencyRecord {
+    const TREE: Tx = Tx::Idempotency;
+    const WHAT: &'static str = "idempotency key";
+    fn id_bytes(&self) -> [u8; ID_LEN] {
+        self.id.to_bytes()
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn entries(&self) -> Vec<Entry> {
+        Vec::new()
+    }
+}
+
 /// What a stored record of some type says about itself: its version and index entries.
 pub(crate) type StoredMeta = (u64, Vec<Entry>);
 
@@ -255,6 +371,13 @@ impl Prepared {
                 ..driver.clone()
             }),
             Write::Order(order) => prepare(order),
+            Write::ApiKey(k) => prepare(k),
+            Write::Webhook(h) => prepare(h),
+            Write::Delivery(d) => prepare(d),
+            Write::Idempotency(i) => prepare(i),
+            // `Write` may grow; a record this store does not know is refused, never dropped.
+            #[allow(unreachable_patterns)]
+            _ => Err(StoreError::Unavailable("unknown record type".into())),
         }
     }
 }

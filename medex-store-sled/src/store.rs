@@ -4,8 +4,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use medex_core::config::SystemConfig;
+use medex_core::integrations::{ApiKey, Delivery, IdempotencyRecord, Webhook};
 use medex_core::model::{
-    Driver, DriverId, LocationFix, Order, OrderId, User, UserId, Vendor, VendorId,
+    ApiKeyId, DeliveryId, Driver, DriverId, IdempotencyId, LocationFix, Order, OrderId, User,
+    UserId, Vendor, VendorId, WebhookId,
 };
 use medex_core::store::{
     DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig,
@@ -165,6 +167,66 @@ impl Store for SledStore {
         let removed = self
             .shared
             .blocking(move |inner| inner.prune_refresh_sessions(before))
+            .await?;
+        self.durable().await?;
+        Ok(removed)
+    }
+
+    async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKey>, StoreError> {
+        self.inner.get(id.to_bytes())
+    }
+
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        self.inner.api_key_by_hash(hash)
+    }
+
+    async fn api_keys(
+        &self,
+        vendor: VendorId,
+        page: Page<ApiKeyId>,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        self.inner.api_keys(vendor, page)
+    }
+
+    async fn webhook(&self, id: WebhookId) -> Result<Option<Webhook>, StoreError> {
+        self.inner.get(id.to_bytes())
+    }
+
+    async fn webhooks(
+        &self,
+        vendor: VendorId,
+        page: Page<WebhookId>,
+    ) -> Result<Vec<Webhook>, StoreError> {
+        self.inner.webhooks(vendor, page)
+    }
+
+    async fn delivery(&self, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
+        self.inner.get(id.to_bytes())
+    }
+
+    async fn deliveries(
+        &self,
+        webhook: WebhookId,
+        page: Page<DeliveryId>,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.inner.deliveries(webhook, page)
+    }
+
+    async fn pending_deliveries(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        self.inner.pending_deliveries(limit)
+    }
+
+    async fn idempotency(
+        &self,
+        id: IdempotencyId,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.inner.get(id.to_bytes())
+    }
+
+    async fn prune_idempotency(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let removed = self
+            .shared
+            .blocking(move |inner| inner.prune_idempotency(before))
             .await?;
         self.durable().await?;
         Ok(removed)

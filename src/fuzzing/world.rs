@@ -411,6 +411,34 @@ impl World {
         self.send(request).await
     }
 
+    /// Posts `body` as JSON to the webhook registration of the world's pharmacy, as its owner.
+    pub(super) async fn register_webhook(&self, body: &[u8]) -> Reply {
+        let token = self
+            .placeholders
+            .iter()
+            .find(|(word, _)| word == "$vendor")
+            .map(|(_, token)| token.clone())
+            .expect("the world has a pharmacy owner");
+        let request = Request::post(format!("/api/vendors/{}/webhooks", self.vendor_id))
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(self.expand(body)))
+            .expect("a valid request");
+        let reply = self.send(request).await;
+        if reply.status == 201
+            && let Some(id) = reply.json["id"].as_str()
+        {
+            // Removed again, so that the pharmacy never runs out of endpoints.
+            let remove = Request::delete(format!("/api/vendors/{}/webhooks/{id}", self.vendor_id))
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .expect("a valid request");
+            let removed = self.send(remove).await;
+            assert_eq!(removed.status, 204, "removing a registered endpoint");
+        }
+        reply
+    }
+
     /// Posts a multipart body to the proof upload as the driver of the order on its way.
     pub(super) async fn upload(&self, body: Vec<u8>) -> Reply {
         let request = Request::post("/api/uploads/proof")

@@ -11,3 +11,4 @@ mod faults;
 mod owasp;
 mod races;
 mod scaleout;
+mod webhooks;

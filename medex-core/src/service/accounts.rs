@@ -67,8 +67,12 @@ impl MedEx {
     }
 
     /// Who holds this access token. Inactive or deleted accounts fail at once, whatever the
-    /// token's expiry, as do tokens of an ended session or of an earlier generation.
+    /// token's expiry, as do tokens of an ended session or of an earlier generation. An API key
+    /// (`mdx_…`) stands for its pharmacy's owner account while it is live.
     pub async fn authenticate(&self, access_token: &str) -> Result<Actor> {
+        if access_token.starts_with(crate::integrations::API_KEY_PREFIX) {
+            return self.authenticate_api_key(access_token).await;
+        }
         let claims = self
             .tokens
             .verify(access_token, TokenType::Access, self.clock.now())

@@ -230,6 +230,7 @@ impl MedEx {
             None => None,
         };
         writes.extend(previous.iter().cloned().map(Write::Driver));
+        writes.extend(self.outbox(Some(&order), &next).await?);
         self.commit(writes).await?;
         let next_arc = Arc::new(next.clone());
         self.bus.publish(Event::OrderStatusChanged {
@@ -537,6 +538,7 @@ impl MedEx {
             bump(&mut next, |o| &mut o.version);
             let mut writes = vec![Write::Order(next.clone())];
             writes.extend(driver_write.iter().cloned().map(Write::Driver));
+            writes.extend(self.outbox(Some(&order), &next).await?);
             self.commit(writes).await?;
             self.bus.publish(Event::OrderStatusChanged {
                 order: Arc::new(next.clone()),

@@ -120,7 +120,9 @@ impl MedEx {
     pub(super) async fn insert_order(&self, mut order: Order) -> Result<Order> {
         // Order numbers and tracking tokens are random; on the rare collision, draw again.
         for _ in 0..5 {
-            match self.store.commit(vec![Write::Order(order.clone())]).await {
+            let mut writes = vec![Write::Order(order.clone())];
+            writes.extend(self.outbox(None, &order).await?);
+            match self.store.commit(writes).await {
                 Ok(()) => {
                     self.bus
                         .publish(Event::OrderCreated(Arc::new(order.clone())));

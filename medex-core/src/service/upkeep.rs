@@ -15,6 +15,8 @@ pub struct Swept {
     pub fixes: u64,
     /// Refresh sessions past their expiry.
     pub sessions: u64,
+    /// Remembered `Idempotency-Key`s past their 24 hours.
+    pub idempotency_keys: u64,
 }
 
 impl MedEx {
@@ -58,6 +60,11 @@ impl MedEx {
         }
         let fixes = self.store.prune_trail(now - retention).await?;
         let sessions = self.store.prune_refresh_sessions(now).await?;
-        Ok(Some(Swept { fixes, sessions }))
+        let idempotency_keys = self.store.prune_idempotency(now).await?;
+        Ok(Some(Swept {
+            fixes,
+            sessions,
+            idempotency_keys,
+        }))
     }
 }

@@ -7,8 +7,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::config::SystemConfig;
+use crate::integrations::{ApiKey, Delivery, IdempotencyRecord, Webhook};
 use crate::memory::MemoryStore;
-use crate::model::{Driver, DriverId, LocationFix, Order, OrderId, User, UserId, Vendor, VendorId};
+use crate::model::{
+    ApiKeyId, DeliveryId, Driver, DriverId, IdempotencyId, LocationFix, Order, OrderId, User,
+    UserId, Vendor, VendorId, WebhookId,
+};
 use crate::store::{
     DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig,
     TrailQuery, UserQuery, Write,
@@ -57,12 +61,7 @@ macro_rules! flaky_store {
         impl Store for FlakyStore {
             async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
                 self.up()?;
-                let changes_a_record = writes.iter().any(|w| match w {
-                    Write::User(r) => r.version > 1,
-                    Write::Vendor(r) => r.version > 1,
-                    Write::Driver(r) => r.version > 1,
-                    Write::Order(r) => r.version > 1,
-                });
+                let changes_a_record = writes.iter().any(|w| w.version() > 1);
                 if changes_a_record && self.losing.load(Ordering::SeqCst) {
                     return Err(StoreError::Conflict);
                 }
@@ -113,4 +112,14 @@ flaky_store! {
     acquire_lease(claim: LeaseClaim<'_>) -> bool;
     release_lease(name: &str, holder: &str) -> ();
     prune_refresh_sessions(before: DateTime<Utc>) -> u64;
+    api_key(id: ApiKeyId) -> Option<ApiKey>;
+    api_key_by_hash(hash: &str) -> Option<ApiKey>;
+    api_keys(v: VendorId, p: Page<ApiKeyId>) -> Vec<ApiKey>;
+    webhook(id: WebhookId) -> Option<Webhook>;
+    webhooks(v: VendorId, p: Page<WebhookId>) -> Vec<Webhook>;
+    delivery(id: DeliveryId) -> Option<Delivery>;
+    deliveries(w: WebhookId, p: Page<DeliveryId>) -> Vec<Delivery>;
+    pending_deliveries(limit: usize) -> Vec<Delivery>;
+    idempotency(id: IdempotencyId) -> Option<IdempotencyRecord>;
+    prune_idempotency(before: DateTime<Utc>) -> u64;
 }

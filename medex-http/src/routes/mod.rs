@@ -6,6 +6,7 @@ pub(crate) mod auth;
 pub(crate) mod custody;
 pub(crate) mod dates;
 pub(crate) mod drivers;
+pub(crate) mod integrations;
 pub(crate) mod meta;
 pub(crate) mod orders;
 pub(crate) mod reports;

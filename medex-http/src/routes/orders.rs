@@ -50,10 +50,13 @@ pub(crate) struct CancelQuery {
 /// and handover code are computed by the server. `require_*` start from the pharmacy's policy;
 /// `true` raises one, `false` keeps the pharmacy's.
 #[utoipa::path(post, path = "/api/orders", tag = "orders", security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1 to 255 visible ASCII characters (a UUID): the same key with the same body from the same account within 24 h replays the first answer")),
     request_body = CreateOrderRequest,
     responses(
-        (status = 201, description = "Placed", body = OrderDoc),
+        (status = 201, description = "Placed (or, with `Idempotent-Replayed: true`, the first answer to this `Idempotency-Key`)", body = OrderDoc),
         (status = 403, description = "Only customers and admins order", body = ErrorBody),
+        (status = 409, description = "`idempotency_key_in_use`: the first request with this key still runs; retry to get its answer", body = ErrorBody),
+        (status = 422, description = "Invalid values; `idempotency_key_reused`: this key came with another request", body = ErrorBody),
     ))]
 pub(crate) async fn create_order(
     State(state): State<AppState>,
@@ -141,14 +144,14 @@ pub(crate) async fn get_order(
 /// dispatches it again with `accepted` (a new attempt) or ends it with `cancelled`. `delivered`
 /// carries `handover_code` when the order requires it.
 #[utoipa::path(patch, path = "/api/orders/{id}", tag = "orders", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Order id")),
+    params(("id" = Uuid, Path, description = "Order id"), ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1 to 255 visible ASCII characters (a UUID): the same key with the same body from the same account within 24 h replays the first answer")),
     request_body = PatchOrderRequest,
     responses(
         (status = 200, description = "The order after the change", body = OrderDoc),
         (status = 403, description = "Your role may never make this move", body = ErrorBody),
         (status = 404, description = "No such order, or not yours", body = ErrorBody),
-        (status = 409, description = "Not allowed now (code invalid_transition, reason_required, proof_missing, location_missing, handover_locked, destination_already_set, not_editable, concurrent_update, …)", body = ErrorBody),
-        (status = 422, description = "Invalid values (validation_failed: unknown reason code, missing note, malformed handover code), handover_code_required, handover_code_invalid (a wrong code; counted)", body = ErrorBody),
+        (status = 409, description = "Not allowed now (code invalid_transition, reason_required, proof_missing, location_missing, handover_locked, destination_already_set, not_editable, concurrent_update, idempotency_key_in_use, …)", body = ErrorBody),
+        (status = 422, description = "Invalid values (validation_failed: unknown reason code, missing note, malformed handover code), handover_code_required, handover_code_invalid (a wrong code; counted), idempotency_key_reused", body = ErrorBody),
     ))]
 pub(crate) async fn patch_order(
     State(state): State<AppState>,

@@ -5,6 +5,7 @@ mod helpers;
 mod access;
 mod auth;
 mod custody;
+mod integrations;
 mod lifecycle;
 mod lists;
 mod misc;

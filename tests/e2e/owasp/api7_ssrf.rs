@@ -1,13 +1,18 @@
-//! API7:2023 Server Side Request Forgery. Finding: no MedEx endpoint takes a URL that the
-//! server fetches. The server makes no outgoing requests at all: WooCommerce pushes to MedEx
-//! (a signed webhook), never the reverse; proof files are uploaded, never fetched by address;
-//! map tiles (`MEDEX_TILE_URL`) are an operator setting fetched by the customer's browser.
+//! API7:2023 Server Side Request Forgery. Finding: the server fetches only what a pharmacy
+//! registered as its outgoing webhook endpoint, and never a private address. WooCommerce pushes
+//! to MedEx (a signed webhook); proof files are uploaded, never fetched by address; map tiles
+//! (`MEDEX_TILE_URL`) are an operator setting fetched by the customer's browser. The one URL the
+//! server sends to is `url` of `POST /api/vendors/{id}/webhooks`: `https://` only, refused at
+//! registration when it is a literal private address, and checked again after DNS resolution at
+//! every attempt (tests/e2e/webhooks.rs sends to names and literals that resolve to loopback,
+//! and follows no redirect).
 //!
 //! Two checks keep it so. The served OpenAPI document is scanned for URL-like properties and
-//! parameters: the only request-side match is `woocommerce_webhook_secret`, an HMAC key that is
-//! stored and never returned, and the response-side matches are paths the server generates
-//! (`proof_photo_url`, `signature_url`, an upload's `url`). And a canary listener's address is
-//! put into every string field of every kind of write: nothing ever connects to it.
+//! parameters: the request-side matches are `woocommerce_webhook_secret`, an HMAC key that is
+//! stored and never returned, and the webhook registration's `url`; the response-side matches
+//! are paths the server generates (`proof_photo_url`, `signature_url`, an upload's `url`) and
+//! the registered endpoint's own `url`. And a canary listener's address is put into every string
+//! field of every kind of write, the webhook registration included: nothing ever connects to it.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -75,7 +80,7 @@ fn url_properties(doc: &Value, schemas: &BTreeSet<String>) -> BTreeSet<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_api_takes_no_url_it_would_fetch() {
+async fn the_only_url_the_api_takes_to_fetch_is_a_registered_webhook() {
     let s = TestServer::start().await;
     let doc = s.public("/api/openapi.json").await;
     doc.expect(200);
@@ -118,12 +123,23 @@ async fn the_api_takes_no_url_it_would_fetch() {
     };
     assert_eq!(
         names(&request_side),
-        BTreeSet::from(["woocommerce_webhook_secret".to_owned()]),
+        BTreeSet::from(["woocommerce_webhook_secret".to_owned(), "url".to_owned()]),
+        "URL-like request fields: {request_side:?}"
+    );
+    // The one URL a client gives is the webhook endpoint's.
+    assert_eq!(
+        request_side
+            .iter()
+            .filter(|s| s.ends_with(".url"))
+            .cloned()
+            .collect::<BTreeSet<_>>(),
+        BTreeSet::from(["NewWebhookRequest.url".to_owned()]),
         "URL-like request fields: {request_side:?}"
     );
     assert_eq!(
         names(&parameters),
-        BTreeSet::from(["X-WC-Webhook-Signature".to_owned()]),
+        // A signature header, and the id (a UUID) of a registered endpoint in paths.
+        BTreeSet::from(["X-WC-Webhook-Signature".to_owned(), "webhook_id".to_owned()]),
         "URL-like parameters: {parameters:?}"
     );
     // What the server sends back: paths it generated itself.
@@ -280,6 +296,14 @@ async fn urls_in_every_field_are_stored_inert_and_never_fetched() {
     app.send_json(json!({"type": "ping"})).await;
     app.expect("pong").await;
     app.close().await;
+    // The canary as a webhook endpoint: refused (plain http to a loopback address).
+    s.post(
+        &format!("/api/vendors/{}/webhooks", w.vendor.id),
+        Some(&w.vendor.owner.token),
+        json!({"url": url, "events": ["*"]}),
+    )
+    .await
+    .expect(422);
     // Everything above has been answered; one more round trip for anything queued behind.
     s.public("/api/health").await.expect(200);
     assert_eq!(
