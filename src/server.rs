@@ -411,6 +411,15 @@ async fn open(s: &Settings, live: LiveUpdates) -> Result<Core, StartError> {
         // One driver's fixes are paced across its sockets and the HTTP fallback alike.
         .with_min_fix_interval(s.ws_min_fix_interval),
     );
+    // The service's store queues fix appends; health checks and the flush at shutdown go
+    // through it, so a graceful stop writes every accepted fix first.
+    let store = medex.store().clone();
+    if let Some(writer) = medex
+        .fix_queue()
+        .writer(std::time::Duration::from_millis(200), tokio::time::sleep)
+    {
+        tokio::spawn(writer);
+    }
     Ok(Core {
         store,
         files,
@@ -506,6 +515,7 @@ impl Server {
         let exposition = Exposition {
             handle: crate::exposition::handle(),
             ws: ws.clone(),
+            medex: medex.clone(),
             open_sockets: open_sockets.clone(),
             token_digest: s.metrics_token.as_deref().map(Exposition::digest),
         };

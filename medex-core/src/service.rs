@@ -93,6 +93,8 @@ pub struct MedEx {
     decoy_hash: String,
     /// The pace of each driver's fixes, whatever transport they come by.
     fix_pace: tracking::FixPace,
+    /// Accepted fixes on their way to the trail (the same object as `store`).
+    fix_queue: Arc<crate::fix_queue::FixQueue>,
 }
 
 fn clamp_page<C>(page: Page<C>) -> Page<C> {
@@ -122,8 +124,11 @@ impl MedEx {
         let mut decoy = [0u8; 16];
         ports.entropy.fill(&mut decoy);
         let decoy_hash = ports.hasher.hash(format!("{decoy:?}")).await;
+        let fix_queue =
+            crate::fix_queue::FixQueue::new(ports.store, crate::fix_queue::DEFAULT_CAPACITY);
         Ok(Self {
-            store: ports.store,
+            store: fix_queue.clone(),
+            fix_queue,
             bus: ports.bus,
             clock: ports.clock,
             entropy: ports.entropy,
@@ -143,9 +148,17 @@ impl MedEx {
         self
     }
 
-    /// The store, for health checks and shutdown.
+    /// The store, for health checks and shutdown: fix appends through it are queued (see
+    /// [`crate::fix_queue`]) and its `flush` writes the queue first.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The queue of fixes on their way to the trail: its stats for metrics, and its writer for
+    /// the program to spawn (until it runs, fixes are written through before they are
+    /// published).
+    pub fn fix_queue(&self) -> &Arc<crate::fix_queue::FixQueue> {
+        &self.fix_queue
     }
 
     /// The clock in use.

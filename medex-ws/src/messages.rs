@@ -353,11 +353,7 @@ pub(crate) fn vendor_initial_state(
         Body {
             vendor_id,
             drivers: fleet.drivers.iter().map(DriverView::new).collect(),
-            active_orders: fleet
-                .active_orders
-                .iter()
-                .map(order_view)
-                .collect(),
+            active_orders: fleet.active_orders.iter().map(order_view).collect(),
         },
         sent_at,
     )
@@ -390,8 +386,7 @@ pub(crate) fn connected(
             driver_id: driver.id,
             vendor_id: driver.vendor_id,
             status: driver.status,
-            active_order: active_order
-                .map(order_view),
+            active_order: active_order.map(order_view),
             min_fix_interval_ms,
         },
         sent_at,

@@ -54,8 +54,9 @@ impl FixPace {
 }
 
 impl MedEx {
-    /// Records a position from the driver's device: validates it, appends it to the trail,
-    /// computes the ETA of the order the driver is on, and publishes it.
+    /// Records a position from the driver's device: validates it, queues it for the trail,
+    /// makes it the driver's current position, computes the ETA of the order the driver is on,
+    /// and publishes it.
     pub async fn record_location(
         &self,
         actor: &Actor,
@@ -97,6 +98,7 @@ impl MedEx {
             accuracy: input.accuracy,
             recorded_at,
         };
+        // Queued: the trail is written in batches behind the fan-out (crate::fix_queue).
         self.store.append_fixes(&[fix]).await?;
         let order = match driver.active_order_id {
             Some(id) => self.store.order(id).await?.filter(is_active_order),
