@@ -95,6 +95,9 @@ pub struct MedEx {
     fix_pace: tracking::FixPace,
     /// Accepted fixes on their way to the trail (the same object as `store`).
     fix_queue: Arc<crate::fix_queue::FixQueue>,
+    /// What each reporting driver's fixes need (its record, its active order), kept between
+    /// fixes and dropped whenever a commit touches them.
+    fix_contexts: tracking::FixContexts,
 }
 
 fn clamp_page<C>(page: Page<C>) -> Page<C> {
@@ -126,9 +129,16 @@ impl MedEx {
         let decoy_hash = ports.hasher.hash(format!("{decoy:?}")).await;
         let fix_queue =
             crate::fix_queue::FixQueue::new(ports.store, crate::fix_queue::DEFAULT_CAPACITY);
+        // Only this instance writes drivers and orders when the bus reaches no other one: its
+        // commits keep the contexts fresh. Otherwise other instances' changes show within 1 s.
+        let context_age = match ports.bus.health() {
+            crate::events::BusHealth::InProcess => Duration::seconds(60),
+            _ => Duration::seconds(1),
+        };
         Ok(Self {
             store: fix_queue.clone(),
             fix_queue,
+            fix_contexts: tracking::FixContexts::new(context_age),
             bus: ports.bus,
             clock: ports.clock,
             entropy: ports.entropy,
@@ -180,7 +190,11 @@ impl MedEx {
     }
 
     async fn commit(&self, writes: Vec<Write>) -> Result<()> {
-        Ok(self.store.commit(writes).await?)
+        let touched = tracking::drivers_touched(&writes);
+        let result = self.store.commit(writes).await;
+        // Whether or not it went through, what these drivers' fixes rely on may have changed.
+        self.fix_contexts.forget(&touched);
+        Ok(result?)
     }
 
     // -----------------------------------------------------------------------------------------

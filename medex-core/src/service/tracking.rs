@@ -53,18 +53,108 @@ impl FixPace {
     }
 }
 
+/// What a driver's fixes need from the store: its record and the active order it is on.
+#[derive(Debug)]
+pub(super) struct FixContext {
+    driver: Driver,
+    order: Option<Order>,
+    loaded_at: DateTime<Utc>,
+}
+
+/// The drivers' [`FixContext`]s, so that a fix reads nothing from the store. A commit that
+/// writes a driver, or an order with a driver, drops that driver's context (see
+/// [`MedEx::commit`](super::MedEx)); a context older than `max_age` is read again, for changes
+/// made by other instances.
+#[derive(Debug)]
+pub(super) struct FixContexts {
+    max_age: Duration,
+    /// Bumped by every forgetting, so that a context read while a commit raced with it is not
+    /// kept.
+    epoch: std::sync::atomic::AtomicU64,
+    known: std::sync::Mutex<std::collections::HashMap<DriverId, Arc<FixContext>>>,
+}
+
+/// The drivers whose fix context `writes` may change.
+pub(super) fn drivers_touched(writes: &[Write]) -> Vec<DriverId> {
+    writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Driver(d) => Some(d.id),
+            Write::Order(o) => o.driver_id,
+            Write::User(_) | Write::Vendor(_) => None,
+        })
+        .collect()
+}
+
+impl FixContexts {
+    pub(super) fn new(max_age: Duration) -> Self {
+        Self {
+            max_age,
+            epoch: Default::default(),
+            known: Default::default(),
+        }
+    }
+
+    fn known(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<DriverId, Arc<FixContext>>> {
+        self.known.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn forget(&self, drivers: &[DriverId]) {
+        if drivers.is_empty() {
+            return;
+        }
+        let mut known = self.known();
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        for driver in drivers {
+            known.remove(driver);
+        }
+    }
+}
+
 impl MedEx {
+    /// The driver's context: remembered, or read from the store (driver, then its active order).
+    async fn fix_context(&self, driver_id: DriverId) -> Result<Arc<FixContext>> {
+        let now = self.clock.now();
+        let contexts = &self.fix_contexts;
+        if let Some(known) = contexts.known().get(&driver_id)
+            && now < known.loaded_at + contexts.max_age
+            && now >= known.loaded_at
+        {
+            return Ok(known.clone());
+        }
+        let epoch = contexts.epoch.load(std::sync::atomic::Ordering::SeqCst);
+        let driver = self.load_driver(driver_id).await?;
+        let order = match driver.active_order_id {
+            Some(id) => self.store.order(id).await?.filter(is_active_order),
+            None => None,
+        };
+        let context = Arc::new(FixContext {
+            driver,
+            order,
+            loaded_at: now,
+        });
+        let mut known = contexts.known();
+        if contexts.epoch.load(std::sync::atomic::Ordering::SeqCst) == epoch {
+            known.insert(driver_id, context.clone());
+        }
+        Ok(context)
+    }
+
     /// Records a position from the driver's device: validates it, queues it for the trail,
     /// makes it the driver's current position, computes the ETA of the order the driver is on,
-    /// and publishes it.
+    /// and publishes it. The driver and its order come from memory when nothing changed them
+    /// since the last fix.
     pub async fn record_location(
         &self,
         actor: &Actor,
         driver_id: DriverId,
         input: FixInput,
     ) -> Result<Arc<DriverLocation>> {
-        let driver = self.load_driver(driver_id).await?;
-        access(actor, Permission::ReportLocation(&driver)).require()?;
+        let context = self.fix_context(driver_id).await?;
+        let driver = &context.driver;
+        access(actor, Permission::ReportLocation(driver)).require()?;
         let mut errors = FieldErrors::new();
         errors.coordinates("", input.latitude, input.longitude);
         let in_range =
@@ -100,10 +190,7 @@ impl MedEx {
         };
         // Queued: the trail is written in batches behind the fan-out (crate::fix_queue).
         self.store.append_fixes(&[fix]).await?;
-        let order = match driver.active_order_id {
-            Some(id) => self.store.order(id).await?.filter(is_active_order),
-            None => None,
-        };
+        let order = &context.order;
         let here = fix.coordinates();
         let eta = match (&order, here) {
             (Some(order), Some(here)) => {

@@ -146,3 +146,76 @@ fn links_expire_after_the_order_ended() {
         );
     });
 }
+
+fn fix_at(latitude: f64) -> FixInput {
+    FixInput {
+        latitude,
+        longitude: 13.40,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn fixes_follow_deactivation_reassignment_and_status_changes_at_once() {
+    block_on(async {
+        let w = World::in_memory(21).await;
+        let (first, first_id) = w.drivers[0];
+        let (second, second_id) = w.drivers[1];
+        let report = |who: Actor, id: DriverId, latitude: f64| {
+            let medex = w.medex.clone();
+            async move { medex.record_location(&who, id, fix_at(latitude)).await }
+        };
+        assert_eq!(report(first, first_id, 52.50).await.unwrap().order_id, None);
+        assert_eq!(
+            report(second, second_id, 52.60).await.unwrap().order_id,
+            None
+        );
+        let order = w.order_in(OrderStatus::DriverAssigned).await;
+        let on = report(first, first_id, 52.501).await.unwrap();
+        assert_eq!(on.order_id, Some(order.id));
+        assert_eq!(on.order_status, Some(OrderStatus::DriverAssigned));
+
+        // Re-assigned: the relieved driver reports on no order, the new one on it.
+        w.medex
+            .set_driver_status(&second, second_id, DriverStatus::Available)
+            .await
+            .unwrap();
+        w.medex
+            .assign_driver(&w.vendor_a, order.id, second_id)
+            .await
+            .unwrap();
+        assert_eq!(
+            report(first, first_id, 52.502).await.unwrap().order_id,
+            None
+        );
+        let taken = report(second, second_id, 52.601).await.unwrap();
+        assert_eq!(taken.order_id, Some(order.id));
+
+        // A status change shows in the next fix; a finished order leaves it.
+        w.move_to(order.id, OrderStatus::PickedUp, 1).await;
+        let picked = report(second, second_id, 52.602).await.unwrap();
+        assert_eq!(picked.order_status, Some(OrderStatus::PickedUp));
+        w.move_to(order.id, OrderStatus::Delivered, 1).await;
+        assert_eq!(
+            report(second, second_id, 52.603).await.unwrap().order_id,
+            None
+        );
+
+        // Taken out of service: its next fix is refused.
+        w.medex
+            .update_driver(
+                &w.vendor_a,
+                first_id,
+                DriverPatch {
+                    is_active: Some(false),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            report(first, first_id, 52.504).await,
+            Err(Error::Forbidden)
+        ));
+    });
+}
