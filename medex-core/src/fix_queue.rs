@@ -5,6 +5,7 @@
 //! - [`Store::append_fixes`], which queues the fixes and returns at once;
 //! - [`Store::driver`] and [`Store::drivers`], whose positions are the newer of the store's and
 //!   the newest queued fix (so a driver's current position moves as soon as its fix is taken);
+//! - [`Store::trail`], which adds the fixes still queued (or being written) in its window;
 //! - [`Store::flush`], which first writes everything queued before it was called, then flushes
 //!   the store: graceful shutdown and tests that read the trail await it.
 //!
@@ -55,6 +56,8 @@ pub struct FixQueueStats {
 #[derive(Default)]
 struct State {
     queue: VecDeque<LocationFix>,
+    /// The batch being written now (still read by `trail` until it is in the store).
+    writing: Vec<LocationFix>,
     /// The newest queued fix of each driver whose newest fix is not written yet.
     newest: HashMap<DriverId, LocationFix>,
     dropped: u64,
@@ -174,13 +177,16 @@ impl FixQueue {
             let batch: Vec<LocationFix> = {
                 let mut state = self.state();
                 let n = state.queue.len().min(BATCH);
-                state.queue.drain(..n).collect()
+                let batch: Vec<LocationFix> = state.queue.drain(..n).collect();
+                state.writing.clone_from(&batch);
+                batch
             };
             if batch.is_empty() {
                 return Ok(());
             }
             if let Err(e) = self.inner.append_fixes(&batch).await {
                 let mut state = self.state();
+                state.writing.clear();
                 state.failed_batches += 1;
                 let room = self.capacity.saturating_sub(state.queue.len());
                 let lost = batch.len().saturating_sub(room);
@@ -191,6 +197,7 @@ impl FixQueue {
                 return Err(e);
             }
             let mut state = self.state();
+            state.writing.clear();
             for fix in &batch {
                 if state.newest.get(&fix.driver_id) == Some(fix) {
                     state.newest.remove(&fix.driver_id);
@@ -289,7 +296,29 @@ impl Store for FixQueue {
         to: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<LocationFix>, StoreError> {
-        self.inner.trail(driver, from, to, limit).await
+        let mut trail = self.inner.trail(driver, from, to, limit).await?;
+        let waiting = {
+            let state = self.state();
+            let of_window = |f: &&LocationFix| {
+                f.driver_id == driver && f.recorded_at >= from && f.recorded_at < to
+            };
+            state
+                .writing
+                .iter()
+                .chain(state.queue.iter())
+                .filter(of_window)
+                .copied()
+                .collect::<Vec<_>>()
+        };
+        if waiting.is_empty() {
+            return Ok(trail);
+        }
+        // A batch may have reached the store since: the same fix twice is one.
+        trail.extend(waiting);
+        trail.sort_by_key(|f| f.recorded_at);
+        trail.dedup();
+        trail.truncate(limit);
+        Ok(trail)
     }
     async fn prune_trail(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         self.inner.prune_trail(before).await
@@ -427,6 +456,8 @@ mod tests {
                 .unwrap();
             assert_eq!(queue.stats().depth, 2);
             assert_eq!(window(inner.clone()).await, 0);
+            // Trail reads through the queue see them already, in time order.
+            assert_eq!(window(queue.clone()).await, 2);
             queue.flush().await.unwrap();
             assert_eq!(window(inner.clone()).await, 2);
             queue.append_fixes(&[fix(driver, 3, 3.0)]).await.unwrap();
