@@ -47,7 +47,7 @@ pub use accounts::{NewAccount, Session};
 pub use delivery::{AssignmentResponse, ProofKind, Transition};
 pub use drivers::{DriverPatch, NewDriver};
 pub use orders::{ExternalOrder, NewItem, NewOrder, Requirements};
-pub use tracking::FixInput;
+pub use tracking::{FixInput, MAX_FIX_BATCH};
 pub use upkeep::Swept;
 pub use vendors::{LiveFleet, NewVendor, VendorPatch};
 

@@ -19,6 +19,45 @@ pub struct FixInput {
     pub recorded_at: Option<DateTime<Utc>>,
 }
 
+/// Most fixes in one [`MedEx::record_locations`] batch.
+pub const MAX_FIX_BATCH: usize = 100;
+
+impl FixInput {
+    fn fix(&self, driver_id: DriverId, recorded_at: DateTime<Utc>) -> LocationFix {
+        LocationFix {
+            driver_id,
+            latitude: self.latitude,
+            longitude: self.longitude,
+            speed: self.speed,
+            heading: self.heading,
+            accuracy: self.accuracy,
+            recorded_at,
+        }
+    }
+}
+
+/// Checks one fix's values, its fields named `{prefix}latitude` and so on.
+fn check_fix(errors: &mut FieldErrors, prefix: &str, input: &FixInput) {
+    errors.coordinates(prefix, input.latitude, input.longitude);
+    let in_range =
+        |v: Option<f64>, max: f64| v.is_none_or(|v| v.is_finite() && (0.0..=max).contains(&v));
+    if !in_range(input.speed, 400.0) {
+        errors.push(format!("{prefix}speed"), "must be between 0 and 400 km/h");
+    }
+    if !in_range(input.heading, 360.0) {
+        errors.push(
+            format!("{prefix}heading"),
+            "must be between 0 and 360 degrees",
+        );
+    }
+    if !in_range(input.accuracy, 100_000.0) {
+        errors.push(
+            format!("{prefix}accuracy"),
+            "must be between 0 and 100000 metres",
+        );
+    }
+}
+
 /// When each driver's last fix was accepted, to hold its fixes to a minimum interval.
 #[derive(Debug, Default)]
 pub(super) struct FixPace {
@@ -156,18 +195,7 @@ impl MedEx {
         let driver = &context.driver;
         access(actor, Permission::ReportLocation(driver)).require()?;
         let mut errors = FieldErrors::new();
-        errors.coordinates("", input.latitude, input.longitude);
-        let in_range =
-            |v: Option<f64>, max: f64| v.is_none_or(|v| v.is_finite() && (0.0..=max).contains(&v));
-        if !in_range(input.speed, 400.0) {
-            errors.push("speed", "must be between 0 and 400 km/h");
-        }
-        if !in_range(input.heading, 360.0) {
-            errors.push("heading", "must be between 0 and 360 degrees");
-        }
-        if !in_range(input.accuracy, 100_000.0) {
-            errors.push("accuracy", "must be between 0 and 100000 metres");
-        }
+        check_fix(&mut errors, "", &input);
         errors.finish()?;
         if !driver.is_active {
             return Err(Error::Forbidden);
@@ -179,36 +207,92 @@ impl MedEx {
             .recorded_at
             .filter(|t| *t <= now + Duration::seconds(30) && *t >= now - Duration::hours(1))
             .unwrap_or(now);
-        let fix = LocationFix {
-            driver_id,
-            latitude: input.latitude,
-            longitude: input.longitude,
-            speed: input.speed,
-            heading: input.heading,
-            accuracy: input.accuracy,
-            recorded_at,
-        };
+        let fix = input.fix(driver_id, recorded_at);
         // Queued: the trail is written in batches behind the fan-out (crate::fix_queue).
         self.store.append_fixes(&[fix]).await?;
+        let location = self.located(&context, fix);
+        self.bus.publish(Event::DriverLocation(location.clone()));
+        Ok(location)
+    }
+
+    /// Records fixes a driver's device kept while it was offline, as one report (one step of
+    /// the pace): at most [`MAX_FIX_BATCH`], each with its `recorded_at` within the last
+    /// 24 hours (30 s ahead of the server's clock at most). They join the trail in time order;
+    /// the newest becomes the driver's position and is published, unless the driver's position
+    /// is newer already (an old fix never moves it back; subscribers see only the newest).
+    /// Returns the newest fix of the batch as a location.
+    pub async fn record_locations(
+        &self,
+        actor: &Actor,
+        driver_id: DriverId,
+        inputs: &[FixInput],
+    ) -> Result<Arc<DriverLocation>> {
+        let context = self.fix_context(driver_id).await?;
+        let driver = &context.driver;
+        access(actor, Permission::ReportLocation(driver)).require()?;
+        let now = self.clock.now();
+        let mut errors = FieldErrors::new();
+        if inputs.is_empty() || inputs.len() > MAX_FIX_BATCH {
+            errors.push("fixes", format!("must hold 1 to {MAX_FIX_BATCH} fixes"));
+        }
+        for (i, input) in inputs.iter().enumerate().take(MAX_FIX_BATCH) {
+            let prefix = format!("fixes[{i}].");
+            check_fix(&mut errors, &prefix, input);
+            match input.recorded_at {
+                None => errors.push(format!("{prefix}recorded_at"), "is required in a batch"),
+                Some(t) if t > now + Duration::seconds(30) => {
+                    errors.push(format!("{prefix}recorded_at"), "must not be in the future")
+                }
+                Some(t) if t < now - Duration::hours(24) => errors.push(
+                    format!("{prefix}recorded_at"),
+                    "must be within the last 24 hours",
+                ),
+                Some(_) => {}
+            }
+        }
+        errors.finish()?;
+        if !driver.is_active {
+            return Err(Error::Forbidden);
+        }
+        self.fix_pace.admit(driver_id, now)?;
+        let mut fixes: Vec<LocationFix> = inputs
+            .iter()
+            .map(|input| input.fix(driver_id, input.recorded_at.unwrap_or(now)))
+            .collect();
+        fixes.sort_by_key(|f| f.recorded_at);
+        let newest = *fixes.last().ok_or(Error::NotFound)?;
+        // Read before the append: is the batch's newest fix newer than the position now?
+        let current = self.store.driver(driver_id).await?;
+        let moves = current
+            .and_then(|d| d.last_location_update)
+            .is_none_or(|at| at <= newest.recorded_at);
+        self.store.append_fixes(&fixes).await?;
+        let location = self.located(&context, newest);
+        if moves {
+            self.bus.publish(Event::DriverLocation(location.clone()));
+        }
+        Ok(location)
+    }
+
+    /// The location event of `fix`, with the ETA of the driver's order.
+    fn located(&self, context: &FixContext, fix: LocationFix) -> Arc<DriverLocation> {
+        let driver = &context.driver;
         let order = &context.order;
-        let here = fix.coordinates();
-        let eta = match (&order, here) {
+        let eta = match (order, fix.coordinates()) {
             (Some(order), Some(here)) => {
                 routing::eta_minutes(order, here, driver.vehicle_type, &self.config())
             }
             _ => None,
         };
-        let location = Arc::new(DriverLocation {
-            driver_id,
+        Arc::new(DriverLocation {
+            driver_id: driver.id,
             vendor_id: driver.vendor_id,
             fix,
             order_id: order.as_ref().map(|o| o.id),
             tracking_token: order.as_ref().map(|o| o.tracking_token.clone()),
             order_status: order.as_ref().map(|o| o.status),
             eta_minutes: eta.map(|m| (m * 10.0).round() / 10.0),
-        });
-        self.bus.publish(Event::DriverLocation(location.clone()));
-        Ok(location)
+        })
     }
 
     /// The public view of an order by its tracking token. `with_trail` adds the driver's recent
