@@ -378,10 +378,13 @@ async fn open(s: &Settings, live: LiveUpdates) -> Result<Core, StartError> {
         }
         None => {
             let db_dir = s.data_dir.join("db");
-            let store = SledStore::open(&db_dir).map_err(|source| StartError::Store {
-                path: db_dir.display().to_string(),
-                source,
-            })?;
+            let store =
+                SledStore::open_with_cache(&db_dir, s.sled_cache_mb << 20).map_err(|source| {
+                    StartError::Store {
+                        path: db_dir.display().to_string(),
+                        source,
+                    }
+                })?;
             // sled made its files with the process's umask; they are ours only from now on.
             private_tree(&db_dir)?;
             (
