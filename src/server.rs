@@ -394,26 +394,30 @@ async fn open(s: &Settings, live: LiveUpdates) -> Result<Core, StartError> {
         }
     };
     let LiveUpdates { hub, bus } = live;
-    let medex = Arc::new(
-        MedEx::new(
-            Ports {
-                store: store.clone(),
-                bus: Arc::new(MeteredBus(bus)),
-                clock: Arc::new(SystemClock),
-                entropy: Arc::new(OsEntropy),
-                hasher: Arc::new(OffloadedHasher::new(
-                    Argon2Hasher::default(),
-                    s.hash_concurrency,
-                )),
-                tokens,
-                custody,
-            },
-            s.system.clone(),
-        )
-        .await?
-        // One driver's fixes are paced across its sockets and the HTTP fallback alike.
-        .with_min_fix_interval(s.ws_min_fix_interval),
-    );
+    let medex = MedEx::new(
+        Ports {
+            store: store.clone(),
+            bus: Arc::new(MeteredBus(bus)),
+            clock: Arc::new(SystemClock),
+            entropy: Arc::new(OsEntropy),
+            hasher: Arc::new(OffloadedHasher::new(
+                Argon2Hasher::default(),
+                s.hash_concurrency,
+            )),
+            tokens,
+            custody,
+        },
+        s.system.clone(),
+    )
+    .await?
+    // One driver's fixes are paced across its sockets and the HTTP fallback alike.
+    .with_min_fix_interval(s.ws_min_fix_interval);
+    // sled is one process's own; PostgreSQL may be shared by several instances.
+    let medex = Arc::new(if s.database_url.is_none() {
+        medex.with_private_store()
+    } else {
+        medex
+    });
     // The service's store queues fix appends; health checks and the flush at shutdown go
     // through it, so a graceful stop writes every accepted fix first.
     let store = medex.store().clone();

@@ -129,16 +129,12 @@ impl MedEx {
         let decoy_hash = ports.hasher.hash(format!("{decoy:?}")).await;
         let fix_queue =
             crate::fix_queue::FixQueue::new(ports.store, crate::fix_queue::DEFAULT_CAPACITY);
-        // Only this instance writes drivers and orders when the bus reaches no other one: its
-        // commits keep the contexts fresh. Otherwise other instances' changes show within 1 s.
-        let context_age = match ports.bus.health() {
-            crate::events::BusHealth::InProcess => Duration::seconds(60),
-            _ => Duration::seconds(1),
-        };
         Ok(Self {
             store: fix_queue.clone(),
             fix_queue,
-            fix_contexts: tracking::FixContexts::new(context_age),
+            // Other instances on the same store may change drivers and orders: their changes
+            // show in fixes within a second (see `with_private_store`).
+            fix_contexts: tracking::FixContexts::new(Duration::seconds(1)),
             bus: ports.bus,
             clock: ports.clock,
             entropy: ports.entropy,
@@ -155,6 +151,14 @@ impl MedEx {
     /// [`Error::RateLimited`]). Zero, the default, accepts every fix.
     pub fn with_min_fix_interval(mut self, interval: std::time::Duration) -> Self {
         self.fix_pace = tracking::FixPace::new(interval);
+        self
+    }
+
+    /// Says that no other process writes this store (sled locks its directory): this instance's
+    /// own commits then keep each driver's fix context fresh, and it is read again only after a
+    /// minute instead of a second.
+    pub fn with_private_store(mut self) -> Self {
+        self.fix_contexts = tracking::FixContexts::new(Duration::seconds(60));
         self
     }
 
