@@ -108,6 +108,11 @@ include-name = ["POST /api/uploads/proof", "POST /api/uploads/signature"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "415", "429", "5xx"]
 
 [[operations]]
+# A batch of fixes holds times of the last 24 hours only.
+include-name = ["POST /api/drivers/{id}/location"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
 # The body names a record that must exist: a pharmacy, a driver of the order's fleet.
 include-name = ["POST /api/orders", "POST /api/orders/{id}/assign-driver"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]

@@ -33,6 +33,8 @@ pub(crate) fn handle() -> PrometheusHandle {
 pub(crate) struct Exposition {
     pub(crate) handle: PrometheusHandle,
     pub(crate) ws: Arc<WsServer>,
+    /// For the depth and losses of the fix queue.
+    pub(crate) medex: Arc<medex_core::MedEx>,
     pub(crate) open_sockets: Arc<AtomicUsize>,
     /// SHA-256 of the bearer token `/metrics` requires, if one is configured.
     pub(crate) token_digest: Option<[u8; 32]>,
@@ -79,6 +81,10 @@ impl Exposition {
             .set(self.open_sockets.load(Ordering::Relaxed) as f64);
         metrics::gauge!("medex_open_connections", "kind" => "websocket")
             .set(self.ws.open_connections() as f64);
+        let fixes = self.medex.fix_queue().stats();
+        metrics::gauge!("medex_fix_queue_depth").set(fixes.depth as f64);
+        metrics::counter!("medex_fix_queue_dropped_total").absolute(fixes.dropped);
+        metrics::counter!("medex_fix_queue_failed_batches_total").absolute(fixes.failed_batches);
         (
             [
                 (header::CONTENT_TYPE, "text/plain; version=0.0.4"),

@@ -378,10 +378,13 @@ async fn open(s: &Settings, live: LiveUpdates) -> Result<Core, StartError> {
         }
         None => {
             let db_dir = s.data_dir.join("db");
-            let store = SledStore::open(&db_dir).map_err(|source| StartError::Store {
-                path: db_dir.display().to_string(),
-                source,
-            })?;
+            let store =
+                SledStore::open_with_cache(&db_dir, s.sled_cache_mb << 20).map_err(|source| {
+                    StartError::Store {
+                        path: db_dir.display().to_string(),
+                        source,
+                    }
+                })?;
             // sled made its files with the process's umask; they are ours only from now on.
             private_tree(&db_dir)?;
             (
@@ -391,27 +394,40 @@ async fn open(s: &Settings, live: LiveUpdates) -> Result<Core, StartError> {
         }
     };
     let LiveUpdates { hub, bus } = live;
-    let medex = Arc::new(
-        MedEx::new(
-            Ports {
-                store: store.clone(),
-                bus: Arc::new(MeteredBus(bus)),
-                clock: Arc::new(SystemClock),
-                entropy: Arc::new(OsEntropy),
-                hasher: Arc::new(OffloadedHasher::new(
-                    Argon2Hasher::default(),
-                    s.hash_concurrency,
-                )),
-                tokens,
-                custody,
-            },
-            s.system.clone(),
-        )
-        .await?
-        // One driver's fixes are paced across its sockets and the HTTP fallback alike.
-        .with_min_fix_interval(s.ws_min_fix_interval)
-        .with_private_webhooks(s.webhook_allow_private),
-    );
+    let medex = MedEx::new(
+        Ports {
+            store: store.clone(),
+            bus: Arc::new(MeteredBus(bus)),
+            clock: Arc::new(SystemClock),
+            entropy: Arc::new(OsEntropy),
+            hasher: Arc::new(OffloadedHasher::new(
+                Argon2Hasher::default(),
+                s.hash_concurrency,
+            )),
+            tokens,
+            custody,
+        },
+        s.system.clone(),
+    )
+    .await?
+    // One driver's fixes are paced across its sockets and the HTTP fallback alike.
+    .with_min_fix_interval(s.ws_min_fix_interval)
+    .with_private_webhooks(s.webhook_allow_private);
+    // sled is one process's own; PostgreSQL may be shared by several instances.
+    let medex = Arc::new(if s.database_url.is_none() {
+        medex.with_private_store()
+    } else {
+        medex
+    });
+    // The service's store queues fix appends; health checks and the flush at shutdown go
+    // through it, so a graceful stop writes every accepted fix first.
+    let store = medex.store().clone();
+    if let Some(writer) = medex
+        .fix_queue()
+        .writer(std::time::Duration::from_millis(200), tokio::time::sleep)
+    {
+        tokio::spawn(writer);
+    }
     Ok(Core {
         store,
         files,
@@ -520,6 +536,7 @@ impl Server {
         let exposition = Exposition {
             handle: crate::exposition::handle(),
             ws: ws.clone(),
+            medex: medex.clone(),
             open_sockets: open_sockets.clone(),
             token_digest: s.metrics_token.as_deref().map(Exposition::digest),
         };

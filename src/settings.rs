@@ -140,6 +140,9 @@ pub struct Settings {
     pub ws_min_fix_interval: Duration,
     /// `MEDEX_TRAIL_RETENTION_DAYS`, default 30.
     pub trail_retention_days: u32,
+    /// `MEDEX_SLED_CACHE_MB`, default 1024 (sled's own default): the page cache of the sled
+    /// store, in MiB.
+    pub sled_cache_mb: u64,
     /// `MEDEX_HASH_CONCURRENCY`, default the number of CPUs: password hashes computed at once.
     pub hash_concurrency: usize,
     /// `MEDEX_SHUTDOWN_GRACE_SECS`, default 10: how long in-flight requests may finish.
@@ -350,6 +353,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "MEDEX_TRAIL_RETENTION_DAYS",
         "30",
         "delete driver fixes older than this",
+    ),
+    (
+        "MEDEX_SLED_CACHE_MB",
+        "1024",
+        "page cache of the sled store in MiB (16 to 65536): most of the resident memory of a large database",
     ),
     (
         "MEDEX_HASH_CONCURRENCY",
@@ -747,6 +755,7 @@ impl Settings {
                 0..=60_000,
             )?),
             trail_retention_days: r.ranged("MEDEX_TRAIL_RETENTION_DAYS", 30, 1..=3650)?,
+            sled_cache_mb: r.ranged("MEDEX_SLED_CACHE_MB", 1024, 16..=65_536)?,
             hash_concurrency: r.ranged("MEDEX_HASH_CONCURRENCY", cpus, 1..=256)?,
             shutdown_grace: Duration::from_secs(r.ranged(
                 "MEDEX_SHUTDOWN_GRACE_SECS",

@@ -83,6 +83,7 @@ pub mod error;
 pub mod events;
 pub mod fields;
 pub mod files;
+pub mod fix_queue;
 pub mod integrations;
 pub mod lifecycle;
 pub mod memory;

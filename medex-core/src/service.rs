@@ -50,7 +50,7 @@ pub use delivery::{AssignmentResponse, ProofKind, Transition};
 pub use drivers::{DriverPatch, NewDriver};
 pub use integrations::{Idempotent, NewApiKey, NewWebhook};
 pub use orders::{ExternalOrder, NewItem, NewOrder, Requirements};
-pub use tracking::FixInput;
+pub use tracking::{FixInput, MAX_FIX_BATCH};
 pub use upkeep::Swept;
 pub use vendors::{LiveFleet, NewVendor, VendorPatch};
 
@@ -98,6 +98,11 @@ pub struct MedEx {
     fix_pace: tracking::FixPace,
     /// Webhook URLs may point to private addresses (development and tests).
     private_webhooks: bool,
+    /// Accepted fixes on their way to the trail (the same object as `store`).
+    fix_queue: Arc<crate::fix_queue::FixQueue>,
+    /// What each reporting driver's fixes need (its record, its active order), kept between
+    /// fixes and dropped whenever a commit touches them.
+    fix_contexts: tracking::FixContexts,
 }
 
 fn clamp_page<C>(page: Page<C>) -> Page<C> {
@@ -127,8 +132,14 @@ impl MedEx {
         let mut decoy = [0u8; 16];
         ports.entropy.fill(&mut decoy);
         let decoy_hash = ports.hasher.hash(format!("{decoy:?}")).await;
+        let fix_queue =
+            crate::fix_queue::FixQueue::new(ports.store, crate::fix_queue::DEFAULT_CAPACITY);
         Ok(Self {
-            store: ports.store,
+            store: fix_queue.clone(),
+            fix_queue,
+            // Other instances on the same store may change drivers and orders: their changes
+            // show in fixes within a second (see `with_private_store`).
+            fix_contexts: tracking::FixContexts::new(Duration::seconds(1)),
             bus: ports.bus,
             clock: ports.clock,
             entropy: ports.entropy,
@@ -149,9 +160,25 @@ impl MedEx {
         self
     }
 
-    /// The store, for health checks and shutdown.
+    /// Says that no other process writes this store (sled locks its directory): this instance's
+    /// own commits then keep each driver's fix context fresh, and it is read again only after a
+    /// minute instead of a second.
+    pub fn with_private_store(mut self) -> Self {
+        self.fix_contexts = tracking::FixContexts::new(Duration::seconds(60));
+        self
+    }
+
+    /// The store, for health checks and shutdown: fix appends through it are queued (see
+    /// [`crate::fix_queue`]) and its `flush` writes the queue first.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The queue of fixes on their way to the trail: its stats for metrics, and its writer for
+    /// the program to spawn (until it runs, fixes are written through before they are
+    /// published).
+    pub fn fix_queue(&self) -> &Arc<crate::fix_queue::FixQueue> {
+        &self.fix_queue
     }
 
     /// The clock in use.
@@ -173,7 +200,11 @@ impl MedEx {
     }
 
     async fn commit(&self, writes: Vec<Write>) -> Result<()> {
-        Ok(self.store.commit(writes).await?)
+        let touched = tracking::drivers_touched(&writes);
+        let result = self.store.commit(writes).await;
+        // Whether or not it went through, what these drivers' fixes rely on may have changed.
+        self.fix_contexts.forget(&touched);
+        Ok(result?)
     }
 
     // -----------------------------------------------------------------------------------------

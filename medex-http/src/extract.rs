@@ -129,6 +129,11 @@ pub(crate) fn parse_json<T: DeserializeOwned>(
     if !value.is_object() {
         return Err(ApiError::invalid("body", "must be a JSON object"));
     }
+    from_value(value)
+}
+
+/// Reads a parsed body as `T`: wrong values → 422 naming the field.
+pub(crate) fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." { "body" } else { path.as_str() };

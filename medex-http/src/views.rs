@@ -948,6 +948,50 @@ pub(crate) struct LocationRequest {
     pub(crate) recorded_at: Option<DateTime<Utc>>,
 }
 
+/// What the location endpoint takes: one fix, or the fixes a device kept while offline.
+/// (Schema only: the handler reads the shape by its `fixes` field.)
+#[derive(Debug, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum LocationReport {
+    /// At most 100 fixes, recorded as one report.
+    Batch(LocationBatchRequest),
+    /// One fix.
+    One(LocationRequest),
+}
+
+/// Fixes kept while offline (the WebSocket `locations` message's fields): they join the trail in
+/// `recorded_at` order, the newest becomes the position unless the position is newer already.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LocationBatchRequest {
+    #[schema(min_items = 1, max_items = 100)]
+    pub(crate) fixes: Vec<BatchFixRequest>,
+}
+
+/// One fix of a batch: as a single report, with its time required.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct BatchFixRequest {
+    #[schema(minimum = -90, maximum = 90)]
+    pub(crate) latitude: f64,
+    #[schema(minimum = -180, maximum = 180)]
+    pub(crate) longitude: f64,
+    /// km/h, 0 to 400.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 400)]
+    pub(crate) speed: Option<f64>,
+    /// Degrees, 0 to 360.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 360)]
+    pub(crate) heading: Option<f64>,
+    /// Metres, 0 to 100000.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 100000)]
+    pub(crate) accuracy: Option<f64>,
+    /// When measured: within the last 24 hours, and not ahead of the server's clock by more
+    /// than 30 s (else 422).
+    pub(crate) recorded_at: DateTime<Utc>,
+}
+
 /// A new pharmacy and its owner account.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct RegisterVendorRequest {

@@ -92,6 +92,9 @@ pub enum OpenError {
     },
 }
 
+/// sled's own default page cache: 1 GiB.
+pub const DEFAULT_CACHE_BYTES: u64 = 1 << 30;
+
 /// The sled implementation of [`medex_core::store::Store`].
 ///
 /// Dropping it closes the database and releases the directory lock (within moments: see
@@ -110,6 +113,12 @@ impl SledStore {
     /// [`OpenError::NewerSchema`] when a newer build wrote it. A directory that stays locked for
     /// two seconds is refused with [`OpenError::Locked`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// As [`SledStore::open`], with a page cache of `cache_bytes` (sled's `cache_capacity`; the
+    /// default is 1 GiB, which a large database fills).
+    pub fn open_with_cache(path: impl AsRef<Path>, cache_bytes: u64) -> Result<Self, OpenError> {
         let path = path.as_ref();
         // sled releases the directory's lock when the last handle on its file closes, and jobs it
         // queued on its own thread pool (writing a log buffer, truncating a segment) keep such
@@ -117,7 +126,8 @@ impl SledStore {
         // is free again within moments; another process's lock is not.
         let deadline = Instant::now() + LOCKED_RETRY;
         loop {
-            match Self::with_config(sled::Config::new().path(path), path.to_path_buf()) {
+            let config = sled::Config::new().path(path).cache_capacity(cache_bytes);
+            match Self::with_config(config, path.to_path_buf()) {
                 Err(OpenError::Locked { .. }) if Instant::now() < deadline => {
                     thread::sleep(Duration::from_millis(10));
                 }

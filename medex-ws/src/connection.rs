@@ -468,6 +468,37 @@ where
                 _ => record(ws, conn, reader, fix).await,
             }
         }
+        ClientMessage::Locations { fixes } => {
+            let Peer::Driver { actor, driver_id } = &conn.peer else {
+                return invalid(
+                    ws,
+                    config,
+                    reader,
+                    "unexpected_message",
+                    "only drivers send locations",
+                    Vec::new(),
+                )
+                .await;
+            };
+            let inputs: Vec<FixInput> = fixes
+                .iter()
+                .map(|f| FixInput {
+                    latitude: f.latitude,
+                    longitude: f.longitude,
+                    speed: f.speed,
+                    heading: f.heading,
+                    accuracy: f.accuracy,
+                    recorded_at: f.recorded_at,
+                })
+                .collect();
+            // One report: paced by the service as a single fix is (a batch too soon after
+            // the last report is answered with `rate_limited`, to be sent again).
+            let result = conn
+                .medex
+                .record_locations(actor, *driver_id, &inputs)
+                .await;
+            answer(ws, conn, reader, result.map(drop)).await
+        }
     }
 }
 
@@ -495,9 +526,24 @@ where
     let Peer::Driver { actor, driver_id } = &conn.peer else {
         return Ok(());
     };
+    let result = conn.medex.record_location(actor, *driver_id, fix).await;
+    answer(ws, conn, reader, result.map(drop)).await
+}
+
+/// Tells the driver what became of its report: nothing when it was recorded, an `error` when
+/// not, and closes the socket when this driver may not report at all.
+async fn answer<S>(
+    ws: &mut WebSocketStream<S>,
+    conn: &Connection,
+    reader: &mut Reader,
+    result: Result<(), Error>,
+) -> Result<(), Stop>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let config = &conn.config;
-    match conn.medex.record_location(actor, *driver_id, fix).await {
-        Ok(_) => {
+    match result {
+        Ok(()) => {
             reader.last_fix = Some(Instant::now());
             Ok(())
         }

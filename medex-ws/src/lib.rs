@@ -60,15 +60,15 @@ pub struct PeerAddr(pub std::net::SocketAddr);
 /// The path prefix [`WsServer::handle`] answers.
 pub const PATH_PREFIX: &str = "/ws/";
 
-/// Reads one client text frame as a connection does: `Ok(None)` for a `ping`, `Ok(Some(fix))`
-/// for a `location` (its values not yet validated), `Err` with the description sent back to the
-/// client otherwise.
+/// Reads one client text frame as a connection does: `Ok(None)` for a `ping` or a `locations`
+/// batch, `Ok(Some(fix))` for a `location` (its values not yet validated), `Err` with the
+/// description sent back to the client otherwise.
 ///
 /// Public only so that fuzz targets outside this crate reach the parser; not part of the API.
 #[doc(hidden)]
 pub fn parse_client_text(text: &str) -> Result<Option<medex_core::service::FixInput>, String> {
     Ok(match messages::ClientMessage::parse(text)? {
-        messages::ClientMessage::Ping => None,
+        messages::ClientMessage::Ping | messages::ClientMessage::Locations { .. } => None,
         messages::ClientMessage::Location {
             latitude,
             longitude,

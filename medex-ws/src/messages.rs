@@ -33,9 +33,30 @@ pub(crate) enum ClientMessage {
         accuracy: Option<f64>,
         recorded_at: Option<DateTime<Utc>>,
     },
+    /// Fixes the device kept while it was offline (drivers only): at most 100, each with its
+    /// `recorded_at`, recorded as one report.
+    Locations {
+        /// Oldest or newest first: they join the trail in `recorded_at` order.
+        fixes: Vec<BatchFix>,
+    },
     /// An application-level keep-alive for clients that cannot send ping frames; answered with
     /// `pong`.
     Ping,
+}
+
+/// One fix of a `locations` batch: the fields of a `location` message.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub(crate) struct BatchFix {
+    pub(crate) latitude: f64,
+    pub(crate) longitude: f64,
+    #[serde(default)]
+    pub(crate) speed: Option<f64>,
+    #[serde(default)]
+    pub(crate) heading: Option<f64>,
+    #[serde(default)]
+    pub(crate) accuracy: Option<f64>,
+    #[serde(default)]
+    pub(crate) recorded_at: Option<DateTime<Utc>>,
 }
 
 impl ClientMessage {
@@ -470,6 +491,31 @@ mod tests {
             }),
         );
         check(r#"{"type":"ping"}"#, Ok(ClientMessage::Ping));
+        check(
+            r#"{"type":"locations","fixes":[{"latitude":1,"longitude":2,"recorded_at":"2026-01-01T10:00:00Z"},{"latitude":3,"longitude":4,"speed":9}]}"#,
+            Ok(ClientMessage::Locations {
+                fixes: vec![
+                    BatchFix {
+                        latitude: 1.0,
+                        longitude: 2.0,
+                        speed: None,
+                        heading: None,
+                        accuracy: None,
+                        recorded_at: Some("2026-01-01T10:00:00Z".parse().unwrap()),
+                    },
+                    BatchFix {
+                        latitude: 3.0,
+                        longitude: 4.0,
+                        speed: Some(9.0),
+                        heading: None,
+                        accuracy: None,
+                        recorded_at: None,
+                    },
+                ],
+            }),
+        );
+        check(r#"{"type":"locations","fixes":[{"latitude":1}]}"#, Err(()));
+        check(r#"{"type":"locations"}"#, Err(()));
         check(
             r#"{"type":"location","latitude":"x","longitude":2}"#,
             Err(()),

@@ -19,6 +19,45 @@ pub struct FixInput {
     pub recorded_at: Option<DateTime<Utc>>,
 }
 
+/// Most fixes in one [`MedEx::record_locations`] batch.
+pub const MAX_FIX_BATCH: usize = 100;
+
+impl FixInput {
+    fn fix(&self, driver_id: DriverId, recorded_at: DateTime<Utc>) -> LocationFix {
+        LocationFix {
+            driver_id,
+            latitude: self.latitude,
+            longitude: self.longitude,
+            speed: self.speed,
+            heading: self.heading,
+            accuracy: self.accuracy,
+            recorded_at,
+        }
+    }
+}
+
+/// Checks one fix's values, its fields named `{prefix}latitude` and so on.
+fn check_fix(errors: &mut FieldErrors, prefix: &str, input: &FixInput) {
+    errors.coordinates(prefix, input.latitude, input.longitude);
+    let in_range =
+        |v: Option<f64>, max: f64| v.is_none_or(|v| v.is_finite() && (0.0..=max).contains(&v));
+    if !in_range(input.speed, 400.0) {
+        errors.push(format!("{prefix}speed"), "must be between 0 and 400 km/h");
+    }
+    if !in_range(input.heading, 360.0) {
+        errors.push(
+            format!("{prefix}heading"),
+            "must be between 0 and 360 degrees",
+        );
+    }
+    if !in_range(input.accuracy, 100_000.0) {
+        errors.push(
+            format!("{prefix}accuracy"),
+            "must be between 0 and 100000 metres",
+        );
+    }
+}
+
 /// When each driver's last fix was accepted, to hold its fixes to a minimum interval.
 #[derive(Debug, Default)]
 pub(super) struct FixPace {
@@ -53,30 +92,115 @@ impl FixPace {
     }
 }
 
+/// What a driver's fixes need from the store: its record and the active order it is on.
+#[derive(Debug)]
+pub(super) struct FixContext {
+    driver: Driver,
+    order: Option<Order>,
+    loaded_at: DateTime<Utc>,
+}
+
+/// The drivers' [`FixContext`]s, so that a fix reads nothing from the store. A commit that
+/// writes a driver, or an order with a driver, drops that driver's context (see
+/// [`MedEx::commit`](super::MedEx)); a context older than `max_age` is read again, for changes
+/// made by other instances.
+#[derive(Debug)]
+pub(super) struct FixContexts {
+    max_age: Duration,
+    /// Bumped by every forgetting, so that a context read while a commit raced with it is not
+    /// kept.
+    epoch: std::sync::atomic::AtomicU64,
+    known: std::sync::Mutex<std::collections::HashMap<DriverId, Arc<FixContext>>>,
+}
+
+/// The drivers whose fix context `writes` may change.
+pub(super) fn drivers_touched(writes: &[Write]) -> Vec<DriverId> {
+    writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Driver(d) => Some(d.id),
+            Write::Order(o) => o.driver_id,
+            Write::User(_)
+            | Write::Vendor(_)
+            | Write::ApiKey(_)
+            | Write::Webhook(_)
+            | Write::Delivery(_)
+            | Write::Idempotency(_) => None,
+        })
+        .collect()
+}
+
+impl FixContexts {
+    pub(super) fn new(max_age: Duration) -> Self {
+        Self {
+            max_age,
+            epoch: Default::default(),
+            known: Default::default(),
+        }
+    }
+
+    fn known(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<DriverId, Arc<FixContext>>> {
+        self.known.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn forget(&self, drivers: &[DriverId]) {
+        if drivers.is_empty() {
+            return;
+        }
+        let mut known = self.known();
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        for driver in drivers {
+            known.remove(driver);
+        }
+    }
+}
+
 impl MedEx {
-    /// Records a position from the driver's device: validates it, appends it to the trail,
-    /// computes the ETA of the order the driver is on, and publishes it.
+    /// The driver's context: remembered, or read from the store (driver, then its active order).
+    async fn fix_context(&self, driver_id: DriverId) -> Result<Arc<FixContext>> {
+        let now = self.clock.now();
+        let contexts = &self.fix_contexts;
+        if let Some(known) = contexts.known().get(&driver_id)
+            && now < known.loaded_at + contexts.max_age
+            && now >= known.loaded_at
+        {
+            return Ok(known.clone());
+        }
+        let epoch = contexts.epoch.load(std::sync::atomic::Ordering::SeqCst);
+        let driver = self.load_driver(driver_id).await?;
+        let order = match driver.active_order_id {
+            Some(id) => self.store.order(id).await?.filter(is_active_order),
+            None => None,
+        };
+        let context = Arc::new(FixContext {
+            driver,
+            order,
+            loaded_at: now,
+        });
+        let mut known = contexts.known();
+        if contexts.epoch.load(std::sync::atomic::Ordering::SeqCst) == epoch {
+            known.insert(driver_id, context.clone());
+        }
+        Ok(context)
+    }
+
+    /// Records a position from the driver's device: validates it, queues it for the trail,
+    /// makes it the driver's current position, computes the ETA of the order the driver is on,
+    /// and publishes it. The driver and its order come from memory when nothing changed them
+    /// since the last fix.
     pub async fn record_location(
         &self,
         actor: &Actor,
         driver_id: DriverId,
         input: FixInput,
     ) -> Result<Arc<DriverLocation>> {
-        let driver = self.load_driver(driver_id).await?;
-        access(actor, Permission::ReportLocation(&driver)).require()?;
+        let context = self.fix_context(driver_id).await?;
+        let driver = &context.driver;
+        access(actor, Permission::ReportLocation(driver)).require()?;
         let mut errors = FieldErrors::new();
-        errors.coordinates("", input.latitude, input.longitude);
-        let in_range =
-            |v: Option<f64>, max: f64| v.is_none_or(|v| v.is_finite() && (0.0..=max).contains(&v));
-        if !in_range(input.speed, 400.0) {
-            errors.push("speed", "must be between 0 and 400 km/h");
-        }
-        if !in_range(input.heading, 360.0) {
-            errors.push("heading", "must be between 0 and 360 degrees");
-        }
-        if !in_range(input.accuracy, 100_000.0) {
-            errors.push("accuracy", "must be between 0 and 100000 metres");
-        }
+        check_fix(&mut errors, "", &input);
         errors.finish()?;
         if !driver.is_active {
             return Err(Error::Forbidden);
@@ -88,38 +212,92 @@ impl MedEx {
             .recorded_at
             .filter(|t| *t <= now + Duration::seconds(30) && *t >= now - Duration::hours(1))
             .unwrap_or(now);
-        let fix = LocationFix {
-            driver_id,
-            latitude: input.latitude,
-            longitude: input.longitude,
-            speed: input.speed,
-            heading: input.heading,
-            accuracy: input.accuracy,
-            recorded_at,
-        };
+        let fix = input.fix(driver_id, recorded_at);
+        // Queued: the trail is written in batches behind the fan-out (crate::fix_queue).
         self.store.append_fixes(&[fix]).await?;
-        let order = match driver.active_order_id {
-            Some(id) => self.store.order(id).await?.filter(is_active_order),
-            None => None,
-        };
-        let here = fix.coordinates();
-        let eta = match (&order, here) {
+        let location = self.located(&context, fix);
+        self.bus.publish(Event::DriverLocation(location.clone()));
+        Ok(location)
+    }
+
+    /// Records fixes a driver's device kept while it was offline, as one report (one step of
+    /// the pace): at most [`MAX_FIX_BATCH`], each with its `recorded_at` within the last
+    /// 24 hours (30 s ahead of the server's clock at most). They join the trail in time order;
+    /// the newest becomes the driver's position and is published, unless the driver's position
+    /// is newer already (an old fix never moves it back; subscribers see only the newest).
+    /// Returns the newest fix of the batch as a location.
+    pub async fn record_locations(
+        &self,
+        actor: &Actor,
+        driver_id: DriverId,
+        inputs: &[FixInput],
+    ) -> Result<Arc<DriverLocation>> {
+        let context = self.fix_context(driver_id).await?;
+        let driver = &context.driver;
+        access(actor, Permission::ReportLocation(driver)).require()?;
+        let now = self.clock.now();
+        let mut errors = FieldErrors::new();
+        if inputs.is_empty() || inputs.len() > MAX_FIX_BATCH {
+            errors.push("fixes", format!("must hold 1 to {MAX_FIX_BATCH} fixes"));
+        }
+        for (i, input) in inputs.iter().enumerate().take(MAX_FIX_BATCH) {
+            let prefix = format!("fixes[{i}].");
+            check_fix(&mut errors, &prefix, input);
+            match input.recorded_at {
+                None => errors.push(format!("{prefix}recorded_at"), "is required in a batch"),
+                Some(t) if t > now + Duration::seconds(30) => {
+                    errors.push(format!("{prefix}recorded_at"), "must not be in the future")
+                }
+                Some(t) if t < now - Duration::hours(24) => errors.push(
+                    format!("{prefix}recorded_at"),
+                    "must be within the last 24 hours",
+                ),
+                Some(_) => {}
+            }
+        }
+        errors.finish()?;
+        if !driver.is_active {
+            return Err(Error::Forbidden);
+        }
+        self.fix_pace.admit(driver_id, now)?;
+        let mut fixes: Vec<LocationFix> = inputs
+            .iter()
+            .map(|input| input.fix(driver_id, input.recorded_at.unwrap_or(now)))
+            .collect();
+        fixes.sort_by_key(|f| f.recorded_at);
+        let newest = *fixes.last().ok_or(Error::NotFound)?;
+        // Read before the append: is the batch's newest fix newer than the position now?
+        let current = self.store.driver(driver_id).await?;
+        let moves = current
+            .and_then(|d| d.last_location_update)
+            .is_none_or(|at| at <= newest.recorded_at);
+        self.store.append_fixes(&fixes).await?;
+        let location = self.located(&context, newest);
+        if moves {
+            self.bus.publish(Event::DriverLocation(location.clone()));
+        }
+        Ok(location)
+    }
+
+    /// The location event of `fix`, with the ETA of the driver's order.
+    fn located(&self, context: &FixContext, fix: LocationFix) -> Arc<DriverLocation> {
+        let driver = &context.driver;
+        let order = &context.order;
+        let eta = match (order, fix.coordinates()) {
             (Some(order), Some(here)) => {
                 routing::eta_minutes(order, here, driver.vehicle_type, &self.config())
             }
             _ => None,
         };
-        let location = Arc::new(DriverLocation {
-            driver_id,
+        Arc::new(DriverLocation {
+            driver_id: driver.id,
             vendor_id: driver.vendor_id,
             fix,
             order_id: order.as_ref().map(|o| o.id),
             tracking_token: order.as_ref().map(|o| o.tracking_token.clone()),
             order_status: order.as_ref().map(|o| o.status),
             eta_minutes: eta.map(|m| (m * 10.0).round() / 10.0),
-        });
-        self.bus.publish(Event::DriverLocation(location.clone()));
-        Ok(location)
+        })
     }
 
     /// The public view of an order by its tracking token. `with_trail` adds the driver's recent

@@ -18,7 +18,7 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery, Auth};
 use crate::page::{listed, page};
 use crate::routes::dates::{DateRange, parse_offset};
 use crate::views::{
-    DriverDoc, DriverStatusDoc, DriverStatusRequest, EarningsDoc, LocationRequest, LocationView,
+    DriverDoc, DriverStatusDoc, DriverStatusRequest, EarningsDoc, LocationReport, LocationView,
     OrderDoc, OrderView, PatchDriverRequest, RegisterDriverRequest, RegisteredDriver,
 };
 
@@ -178,12 +178,15 @@ pub(crate) async fn set_driver_status(
     ))
 }
 
-/// The HTTP fallback of the WebSocket location message: same body, same pipeline.
+/// The HTTP fallback of the WebSocket `location` and `locations` messages: same bodies, same
+/// pipeline. A batch (`{"fixes": [...]}`) is one report for the pace; the answer is its newest
+/// fix.
 #[utoipa::path(post, path = "/api/drivers/{id}/location", tag = "drivers", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Driver id")),
-    request_body = LocationRequest,
+    request_body = LocationReport,
     responses(
-        (status = 200, description = "Recorded", body = LocationView),
+        (status = 200, description = "Recorded (a batch: its newest fix)", body = LocationView),
+        (status = 422, description = "A value out of range; in a batch, no fix or more than 100, or a `recorded_at` older than 24 hours or in the future (field errors such as `fixes[3].recorded_at`)", body = ErrorBody),
         (status = 403, description = "Only the driver itself", body = ErrorBody),
         (status = 404, description = "No such driver, or not you", body = ErrorBody),
         (status = 429, description = "Faster than one fix per minimum interval, by any socket or request (`rate_limited`)", body = ErrorBody,
@@ -193,17 +196,43 @@ pub(crate) async fn record_location(
     State(state): State<AppState>,
     Auth(actor): Auth,
     ApiPath(id): ApiPath<DriverId>,
-    ApiJson(body): ApiJson<LocationRequest>,
+    ApiJson(body): ApiJson<serde_json::Value>,
 ) -> ApiResult<Json<LocationView>> {
-    let input = FixInput {
-        latitude: body.latitude,
-        longitude: body.longitude,
-        speed: body.speed,
-        heading: body.heading,
-        accuracy: body.accuracy,
-        recorded_at: body.recorded_at,
+    // A batch has `fixes` and no `latitude` (a single fix may carry unknown fields, a batch
+    // may not); each shape is then read naming its wrong fields.
+    let report = if body.get("fixes").is_some() && body.get("latitude").is_none() {
+        LocationReport::Batch(crate::extract::from_value(body)?)
+    } else {
+        LocationReport::One(crate::extract::from_value(body)?)
     };
-    let location = state.medex.record_location(&actor, id, input).await?;
+    let location = match report {
+        LocationReport::One(body) => {
+            let input = FixInput {
+                latitude: body.latitude,
+                longitude: body.longitude,
+                speed: body.speed,
+                heading: body.heading,
+                accuracy: body.accuracy,
+                recorded_at: body.recorded_at,
+            };
+            state.medex.record_location(&actor, id, input).await?
+        }
+        LocationReport::Batch(batch) => {
+            let inputs: Vec<FixInput> = batch
+                .fixes
+                .iter()
+                .map(|f| FixInput {
+                    latitude: f.latitude,
+                    longitude: f.longitude,
+                    speed: f.speed,
+                    heading: f.heading,
+                    accuracy: f.accuracy,
+                    recorded_at: Some(f.recorded_at),
+                })
+                .collect();
+            state.medex.record_locations(&actor, id, &inputs).await?
+        }
+    };
     Ok(Json(LocationView {
         driver_id: location.driver_id,
         latitude: location.fix.latitude,

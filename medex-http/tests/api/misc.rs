@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::http::{Request, header};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::*;
 
@@ -373,4 +373,83 @@ async fn serves_over_a_real_socket_and_shuts_down_gracefully() {
     server.await.unwrap().unwrap();
     server2.await.unwrap().unwrap();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn a_batch_of_late_fixes_is_one_report_whose_newest_is_the_position() {
+    let w = World::new().await;
+    let order = w.order_in("picked_up").await;
+    let path = format!("/api/drivers/{}/location", w.driver.id);
+    let at = |minutes_ago: i64| {
+        (chrono::Utc::now() - chrono::Duration::minutes(minutes_ago))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let r = w
+        .app
+        .post(
+            &path,
+            Some(&w.driver.who.token),
+            json!({"fixes": [
+                {"latitude": 52.52, "longitude": 13.40, "recorded_at": at(3)},
+                {"latitude": 52.53, "longitude": 13.40, "recorded_at": at(1), "speed": 20.0},
+                {"latitude": 52.51, "longitude": 13.40, "recorded_at": at(9)},
+            ]}),
+        )
+        .await;
+    r.expect(200);
+    assert_eq!(r.json["latitude"], 52.53);
+    assert_eq!(r.json["order_id"], order.as_str());
+
+    // Too old, in the future, too many: 422 with the fields that are wrong.
+    let r = w
+        .app
+        .post(
+            &path,
+            Some(&w.driver.who.token),
+            json!({"fixes": [
+                {"latitude": 52.5, "longitude": 13.4, "recorded_at": at(2)},
+                {"latitude": 52.5, "longitude": 13.4, "recorded_at": at(25 * 60)},
+                {"latitude": 52.5, "longitude": 13.4, "recorded_at": at(-60)},
+            ]}),
+        )
+        .await;
+    r.expect(422);
+    let fields: Vec<&str> = r.json["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["fixes[1].recorded_at", "fixes[2].recorded_at"]);
+    let many: Vec<Value> = (0..101)
+        .map(|_| json!({"latitude": 52.5, "longitude": 13.4, "recorded_at": at(1)}))
+        .collect();
+    let r = w
+        .app
+        .post(&path, Some(&w.driver.who.token), json!({ "fixes": many }))
+        .await;
+    r.expect(422);
+    assert_eq!(r.json["errors"][0]["field"], "fixes");
+    w.app
+        .post(&path, Some(&w.driver.who.token), json!({"fixes": "soon"}))
+        .await
+        .expect(422);
+
+    // An older batch joins the trail and leaves the position where it is.
+    w.app
+        .post(
+            &path,
+            Some(&w.driver.who.token),
+            json!({"fixes": [{"latitude": 52.5, "longitude": 13.4, "recorded_at": at(30)}]}),
+        )
+        .await
+        .expect(200);
+    let r = w
+        .app
+        .get(
+            &format!("/api/drivers/{}", w.driver.id),
+            &w.vendor.owner.token,
+        )
+        .await;
+    assert_eq!(r.json["current_latitude"], 52.53);
 }

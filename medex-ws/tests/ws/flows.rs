@@ -237,3 +237,55 @@ async fn a_reassigned_driver_learns_it_is_relieved() {
     assert_eq!(relieved["type"], "unassigned");
     assert_eq!(relieved["order_id"], order.id.to_string());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_fixes_join_the_trail_and_subscribers_see_only_the_newest() {
+    let world = World::start().await;
+    let order = world.assigned_order().await;
+    let p = &world.pharmacy;
+    let mut vendor = connect(&world.vendor_url(p)).await;
+    assert_eq!(next_json(&mut vendor).await["type"], "initial_state");
+    let mut driver = connect(&world.driver_url(p)).await;
+    assert_eq!(next_json(&mut driver).await["type"], "connected");
+    let at = |minutes_ago: i64| {
+        (chrono::Utc::now() - chrono::Duration::minutes(minutes_ago))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let batch = |fixes: &[(f64, i64)]| {
+        let fixes: Vec<Value> = fixes
+            .iter()
+            .map(|(lat, ago)| serde_json::json!({"latitude": lat, "longitude": 13.4, "recorded_at": at(*ago)}))
+            .collect();
+        serde_json::json!({"type": "locations", "fixes": fixes})
+    };
+
+    send_json(&mut driver, batch(&[(52.52, 5), (52.53, 1), (52.51, 10)])).await;
+    let seen = next_of(&mut vendor, "driver_location").await;
+    assert_eq!(seen["latitude"], 52.53);
+    assert_eq!(seen["order_id"], order.id.to_string());
+    // Older than the position: stored, not shown.
+    send_json(&mut driver, batch(&[(52.515, 7)])).await;
+    // Refused batches are explained field by field.
+    send_json(&mut driver, batch(&[(52.5, 1), (52.5, 25 * 60)])).await;
+    let refused = next_of(&mut driver, "error").await;
+    assert_eq!(refused["code"], "validation_failed");
+    assert_eq!(refused["errors"][0]["field"], "fixes[1].recorded_at");
+    assert_eq!(quiet(&mut vendor).await, Ok(()));
+
+    world.medex.store().flush().await.unwrap();
+    let trail = world
+        .medex
+        .store()
+        .trail(medex_core::store::TrailQuery::new(
+            p.driver.id,
+            chrono::Utc::now() - chrono::Duration::hours(1),
+            chrono::Utc::now() + chrono::Duration::hours(1),
+            100,
+        ))
+        .await
+        .unwrap();
+    let recorded: Vec<f64> = trail.iter().map(|f| f.latitude).collect();
+    assert_eq!(recorded, [52.51, 52.515, 52.52, 52.53]);
+    let stored = world.medex.get_driver(&p.owner, p.driver.id).await.unwrap();
+    assert_eq!(stored.current_latitude, Some(52.53));
+}

@@ -123,6 +123,8 @@ async fn fixes_faster_than_the_minimum_interval_coalesce_to_the_latest() {
         next_of(&mut vendor, "driver_location").await["latitude"],
         52.2
     );
+    // The trail is written behind the fan-out: a flush writes what was accepted.
+    world.medex.store().flush().await.unwrap();
     let trail = world
         .medex
         .store()

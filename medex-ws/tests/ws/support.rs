@@ -76,6 +76,13 @@ impl World {
         })
         .await;
         let medex = kit.medex.clone();
+        // Fixes are written behind the fan-out, as the server does.
+        if let Some(writer) = medex
+            .fix_queue()
+            .writer(Duration::from_millis(50), tokio::time::sleep)
+        {
+            tokio::spawn(writer);
+        }
         let server = WsServer::new(medex.clone(), hub.clone(), config);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
