@@ -377,8 +377,9 @@ pub enum TargetRefusal {
 
 /// Checks a webhook URL as registered: absolute, `https://` (or `http://` with `allow_private`),
 /// no credentials, and not a literal non-public address unless `allow_private`. Names are checked
-/// again after resolution at every delivery.
-pub fn check_target(url: &str, allow_private: bool) -> Result<(), TargetRefusal> {
+/// again after resolution at every delivery. The answer is the URL as HTTP clients read it
+/// (`https:/shop.example` is `https://shop.example/`): what is stored, shown and sent to.
+pub fn check_target(url: &str, allow_private: bool) -> Result<String, TargetRefusal> {
     if url.len() > 2000 {
         return Err(TargetRefusal::Malformed);
     }
@@ -404,7 +405,7 @@ pub fn check_target(url: &str, allow_private: bool) -> Result<(), TargetRefusal>
     if private && !allow_private {
         return Err(TargetRefusal::Private);
     }
-    Ok(())
+    Ok(parsed.into())
 }
 
 /// A remembered `Idempotency-Key`: held while its first request runs, then its answer.
@@ -503,10 +504,15 @@ mod tests {
     #[test]
     fn registration_refuses_what_the_rule_forbids() {
         use TargetRefusal::*;
-        let check = |url: &str, allow: bool| check_target(url, allow);
+        let check = |url: &str, allow: bool| check_target(url, allow).map(drop);
         assert_eq!(check("https://shop.example.com/hook", false), Ok(()));
         assert_eq!(check("http://shop.example.com/hook", false), Err(NotHttps));
         assert_eq!(check("http://127.0.0.1:9/hook", true), Ok(()));
+        assert_eq!(
+            check_target("https:/2shop.example.com/medex", false).as_deref(),
+            Ok("https://2shop.example.com/medex"),
+            "the URL is stored as clients read it"
+        );
         assert_eq!(check("https://127.0.0.1/hook", false), Err(Private));
         assert_eq!(check("https://[::1]/hook", false), Err(Private));
         assert_eq!(check("https://localhost/hook", false), Err(Private));

@@ -34,7 +34,12 @@ impl Orders {
     fn make(&self) -> Order {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let id = OrderId::from_uuid(id(n));
-        fixtures::order(id, self.vendor, self.customer)
+        // Numbers and tokens are unique keys: each order needs its own.
+        Order {
+            order_number: format!("ORD-{n:08}"),
+            tracking_token: format!("bench-token-{n:016}"),
+            ..fixtures::order(id, self.vendor, self.customer)
+        }
     }
 }
 

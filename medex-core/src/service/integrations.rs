@@ -245,17 +245,20 @@ impl MedEx {
     ) -> Result<Webhook> {
         let vendor = self.integrations_of(actor, vendor).await?;
         let mut errors = FieldErrors::new();
-        let url = new.url.trim().to_owned();
-        if let Err(refusal) = check_target(&url, self.private_webhooks) {
-            let message = match refusal {
+        let url = match check_target(new.url.trim(), self.private_webhooks) {
+            Ok(url) => url,
+            Err(refusal) => {
+                let message = match refusal {
                 TargetRefusal::Private => {
                     "must point to a public address (private, loopback and link-local ones are refused)"
                         .to_owned()
                 }
-                other => other.to_string(),
-            };
-            errors.push("url", message);
-        }
+                    other => other.to_string(),
+                };
+                errors.push("url", message);
+                String::new()
+            }
+        };
         let (events, all) = parse_events(&mut errors, &new.events);
         errors.finish()?;
         if self.live_webhooks(vendor.id).await?.len() >= MAX_WEBHOOKS {

@@ -16,6 +16,7 @@ mod admin;
 mod custody;
 mod delivery;
 mod drivers;
+mod integrations;
 mod lifecycle_model;
 mod orders;
 mod tracking;

@@ -42,8 +42,8 @@ impl MedEx {
     /// Runs the background sweeps if this instance (`holder`, unique per process) holds the
     /// sweep lease or can take it: it keeps the lease for `every`, the time until its next call,
     /// so instances calling this on the same schedule sweep one at a time, and another takes
-    /// over once the holder stops calling. Deletes fixes older than `retention` and expired
-    /// refresh sessions. `None` when another instance holds the lease.
+    /// over once the holder stops calling. Deletes fixes older than `retention`, expired
+    /// refresh sessions and idempotency keys past their 24 hours. `None` when another instance holds the lease.
     pub async fn sweep(
         &self,
         holder: &str,
