@@ -120,6 +120,41 @@ pub(crate) struct Entry {
     pub(crate) unique: Option<UniqueKey>,
 }
 
+impl Entry {
+    /// An entry of a unique index: a second record with the same key is `Duplicate(kind)`.
+    fn unique(tree: Tx, key: Vec<u8>, kind: UniqueKey) -> Self {
+        Self {
+            tree,
+            key,
+            unique: Some(kind),
+        }
+    }
+
+    /// An entry of a plain index.
+    fn index(tree: Tx, key: Vec<u8>) -> Self {
+        Self {
+            tree,
+            key,
+            unique: None,
+        }
+    }
+}
+
+/// What every [`Record`] implementation spells alike: where it lives, its name in errors, and
+/// its `id` and `version` fields as the key and the version.
+macro_rules! kept_as {
+    ($tree:expr, $what:literal) => {
+        const TREE: Tx = $tree;
+        const WHAT: &'static str = $what;
+        fn id_bytes(&self) -> [u8; ID_LEN] {
+            self.id.to_bytes()
+        }
+        fn version(&self) -> u64 {
+            self.version
+        }
+    };
+}
+
 /// A record kept under its id with a version.
 pub(crate) trait Record:
     Serialize + DeserializeOwned + Clone + Send + Sync + 'static
@@ -137,190 +172,119 @@ pub(crate) trait Record:
 }
 
 impl Record for User {
-    const TREE: Tx = Tx::Users;
-    const WHAT: &'static str = "user";
-    fn id_bytes(&self) -> [u8; ID_LEN] {
-        self.id.to_bytes()
-    }
-    fn version(&self) -> u64 {
-        self.version
-    }
+    kept_as!(Tx::Users, "user");
     fn entries(&self) -> Vec<Entry> {
-        vec![Entry {
-            tree: Tx::UserEmail,
-            key: self.email.as_str().as_bytes().to_vec(),
-            unique: Some(UniqueKey::Email),
-        }]
+        vec![Entry::unique(
+            Tx::UserEmail,
+            self.email.as_str().as_bytes().to_vec(),
+            UniqueKey::Email,
+        )]
     }
 }
 
 impl Record for Vendor {
-    const TREE: Tx = Tx::Vendors;
-    const WHAT: &'static str = "vendor";
-    fn id_bytes(&self) -> [u8; ID_LEN] {
-        self.id.to_bytes()
-    }
-    fn version(&self) -> u64 {
-        self.version
-    }
+    kept_as!(Tx::Vendors, "vendor");
     fn entries(&self) -> Vec<Entry> {
         Vec::new()
     }
 }
 
 impl Record for Driver {
-    const TREE: Tx = Tx::Drivers;
-    const WHAT: &'static str = "driver";
-    fn id_bytes(&self) -> [u8; ID_LEN] {
-        self.id.to_bytes()
-    }
-    fn version(&self) -> u64 {
-        self.version
-    }
+    kept_as!(Tx::Drivers, "driver");
     fn entries(&self) -> Vec<Entry> {
-        vec![Entry {
-            tree: Tx::DriversByVendor,
-            key: key(&[&self.vendor_id.to_bytes(), &self.id.to_bytes()]),
-            unique: None,
-        }]
+        vec![Entry::index(
+            Tx::DriversByVendor,
+            key(&[&self.vendor_id.to_bytes(), &self.id.to_bytes()]),
+        )]
     }
 }
 
 impl Record for Order {
-    const TREE: Tx = Tx::Orders;
-    const WHAT: &'static str = "order";
-    fn id_bytes(&self) -> [u8; ID_LEN] {
-        self.id.to_bytes()
-    }
-    fn version(&self) -> u64 {
-        self.version
-    }
+    kept_as!(Tx::Orders, "order");
     fn entries(&self) -> Vec<Entry> {
         let id = self.id.to_bytes();
         let vendor = self.vendor_id.to_bytes();
         let mut entries = vec![
-            Entry {
-                tree: Tx::OrderNumber,
-                key: self.order_number.as_bytes().to_vec(),
-                unique: Some(UniqueKey::OrderNumber),
-            },
-            Entry {
-                tree: Tx::OrderTrackingToken,
-                key: self.tracking_token.as_bytes().to_vec(),
-                unique: Some(UniqueKey::TrackingToken),
-            },
-            Entry {
-                tree: Tx::OrdersByVendor,
-                key: key(&[&vendor, &id]),
-                unique: None,
-            },
-            Entry {
-                tree: Tx::OrdersByUser,
-                key: key(&[&self.user_id.to_bytes(), &id]),
-                unique: None,
-            },
-            Entry {
-                tree: Tx::OrdersByVendorCreated,
-                key: key(&[&vendor, &time_key(self.created_at), &id]),
-                unique: None,
-            },
+            Entry::unique(
+                Tx::OrderNumber,
+                self.order_number.as_bytes().to_vec(),
+                UniqueKey::OrderNumber,
+            ),
+            Entry::unique(
+                Tx::OrderTrackingToken,
+                self.tracking_token.as_bytes().to_vec(),
+                UniqueKey::TrackingToken,
+            ),
+            Entry::index(Tx::OrdersByVendor, key(&[&vendor, &id])),
+            Entry::index(Tx::OrdersByUser, key(&[&self.user_id.to_bytes(), &id])),
+            Entry::index(
+                Tx::OrdersByVendorCreated,
+                key(&[&vendor, &time_key(self.created_at), &id]),
+            ),
         ];
         if let Some(external) = &self.external_ref {
-            entries.push(Entry {
-                tree: Tx::OrderExternalRef,
-                key: external_ref_key(self.vendor_id, &external.source, &external.id),
-                unique: Some(UniqueKey::ExternalOrder),
-            });
+            entries.push(Entry::unique(
+                Tx::OrderExternalRef,
+                external_ref_key(self.vendor_id, &external.source, &external.id),
+                UniqueKey::ExternalOrder,
+            ));
         }
         if let Some(driver) = self.driver_id {
-            entries.push(Entry {
-                tree: Tx::OrdersByDriver,
-                key: key(&[&driver.to_bytes(), &id]),
-                unique: None,
-            });
+            entries.push(Entry::index(
+                Tx::OrdersByDriver,
+                key(&[&driver.to_bytes(), &id]),
+            ));
         }
         entries
     }
 }
 
 impl Record for ApiKey {
-    const TREE: Tx = Tx::ApiKeys;
-    const WHAT: &'static str = "api key";
-    fn id_bytes(&self) -> [u8; ID_LEN] {
-        self.id.to_bytes()
-    }
-    fn version(&self) -> u64 {
-        self.version
-    }
+    kept_as!(Tx::ApiKeys, "api key");
     fn entries(&self) -> Vec<Entry> {
         vec![
-            Entry {
-                tree: Tx::ApiKeyHash,
-                key: self.hash.as_bytes().to_vec(),
-                unique: Some(UniqueKey::ApiKeyHash),
-            },
-            Entry {
-                tree: Tx::ApiKeysByVendor,
-                key: key(&[&self.vendor_id.to_bytes(), &self.id.to_bytes()]),
-                unique: None,
-            },
+            Entry::unique(
+                Tx::ApiKeyHash,
+                self.hash.as_bytes().to_vec(),
+                UniqueKey::ApiKeyHash,
+            ),
+            Entry::index(
+                Tx::ApiKeysByVendor,
+                key(&[&self.vendor_id.to_bytes(), &self.id.to_bytes()]),
+            ),
         ]
     }
 }
 
 impl Record for Webhook {
-    const TREE: Tx = Tx::Webhooks;
-    const WHAT: &'static str = "webhook";
-    fn id_bytes(&self) -> [u8; ID_LEN] {
-        self.id.to_bytes()
-    }
-    fn version(&self) -> u64 {
-        self.version
-    }
+    kept_as!(Tx::Webhooks, "webhook");
     fn entries(&self) -> Vec<Entry> {
-        vec![Entry {
-            tree: Tx::WebhooksByVendor,
-            key: key(&[&self.vendor_id.to_bytes(), &self.id.to_bytes()]),
-            unique: None,
-        }]
+        vec![Entry::index(
+            Tx::WebhooksByVendor,
+            key(&[&self.vendor_id.to_bytes(), &self.id.to_bytes()]),
+        )]
     }
 }
 
 impl Record for Delivery {
-    const TREE: Tx = Tx::Deliveries;
-    const WHAT: &'static str = "delivery";
-    fn id_bytes(&self) -> [u8; ID_LEN] {
-        self.id.to_bytes()
-    }
-    fn version(&self) -> u64 {
-        self.version
-    }
+    kept_as!(Tx::Deliveries, "delivery");
     fn entries(&self) -> Vec<Entry> {
-        let mut entries = vec![Entry {
-            tree: Tx::DeliveriesByWebhook,
-            key: key(&[&self.webhook_id.to_bytes(), &self.id.to_bytes()]),
-            unique: None,
-        }];
+        let mut entries = vec![Entry::index(
+            Tx::DeliveriesByWebhook,
+            key(&[&self.webhook_id.to_bytes(), &self.id.to_bytes()]),
+        )];
         if self.state == DeliveryState::Pending {
-            entries.push(Entry {
-                tree: Tx::PendingDeliveries,
-                key: self.id.to_bytes().to_vec(),
-                unique: None,
-            });
+            entries.push(Entry::index(
+                Tx::PendingDeliveries,
+                self.id.to_bytes().to_vec(),
+            ));
         }
         entries
     }
 }
 
 impl Record for IdempotencyRecord {
-    const TREE: Tx = Tx::Idempotency;
-    const WHAT: &'static str = "idempotency key";
-    fn id_bytes(&self) -> [u8; ID_LEN] {
-        self.id.to_bytes()
-    }
-    fn version(&self) -> u64 {
-        self.version
-    }
+    kept_as!(Tx::Idempotency, "idempotency key");
     fn entries(&self) -> Vec<Entry> {
         Vec::new()
     }
