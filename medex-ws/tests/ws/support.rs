@@ -63,6 +63,18 @@ pub(crate) fn test_config() -> WsConfig {
 }
 
 impl World {
+    /// The latitudes of `driver`'s trail of the last hour, oldest first, once every accepted fix
+    /// is written (the trail is written behind the fan-out).
+    pub(crate) async fn recent_latitudes(&self, driver: medex_core::model::DriverId) -> Vec<f64> {
+        let store = self.medex.store();
+        store.flush().await.unwrap();
+        let now = chrono::Utc::now();
+        let hour = chrono::Duration::hours(1);
+        let query = medex_core::store::TrailQuery::new(driver, now - hour, now + hour, 100);
+        let trail = store.trail(query).await.unwrap();
+        trail.iter().map(|f| f.latitude).collect()
+    }
+
     pub(crate) async fn start() -> World {
         World::with(test_config()).await
     }
