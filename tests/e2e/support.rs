@@ -359,6 +359,9 @@ impl TestServer {
     /// files, as JSON, for comparing before and after a refused request.
     pub(crate) async fn snapshot(&self) -> Snapshot {
         let store = self.medex().store();
+        // Accepted fixes are written behind the answer: settle them first, so that a fix taken
+        // before the snapshot cannot land in the store between two snapshots.
+        store.flush().await.expect("the store flushes");
         // Pages until a short one: the worlds of these tests are small, the loops are a bound.
         macro_rules! all {
             ($list:expr) => {{
