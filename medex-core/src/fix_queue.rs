@@ -294,23 +294,14 @@ impl Store for FixQueue {
         }
     }
     async fn trail(&self, query: TrailQuery) -> Result<Vec<LocationFix>, StoreError> {
-        let TrailQuery {
-            driver,
-            from,
-            to,
-            limit,
-        } = query;
         let mut trail = self.inner.trail(query).await?;
         let waiting = {
             let state = self.state();
-            let of_window = |f: &&LocationFix| {
-                f.driver_id == driver && f.recorded_at >= from && f.recorded_at < to
-            };
             state
                 .writing
                 .iter()
                 .chain(state.queue.iter())
-                .filter(of_window)
+                .filter(|f| query.includes(f))
                 .copied()
                 .collect::<Vec<_>>()
         };
@@ -321,7 +312,7 @@ impl Store for FixQueue {
         trail.extend(waiting);
         trail.sort_by_key(|f| f.recorded_at);
         trail.dedup();
-        trail.truncate(limit);
+        trail.truncate(query.limit);
         Ok(trail)
     }
     async fn prune_trail(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {

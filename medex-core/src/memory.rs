@@ -419,22 +419,16 @@ impl Store for MemoryStore {
     }
 
     async fn trail(&self, query: TrailQuery) -> Result<Vec<LocationFix>, StoreError> {
-        let TrailQuery {
-            driver,
-            from,
-            to,
-            limit,
-        } = query;
         let state = self.state();
         let trail = state
             .trails
-            .get(&driver)
+            .get(&query.driver)
             .map(Vec::as_slice)
             .unwrap_or_default();
         Ok(trail
             .iter()
-            .filter(|f| f.recorded_at >= from && f.recorded_at < to)
-            .take(limit)
+            .filter(|f| query.includes(f))
+            .take(query.limit)
             .copied()
             .collect())
     }

@@ -179,6 +179,11 @@ impl TrailQuery {
             limit,
         }
     }
+
+    /// Whether `fix` is one this query asks for (the limit aside).
+    pub fn includes(&self, fix: &LocationFix) -> bool {
+        fix.driver_id == self.driver && fix.recorded_at >= self.from && fix.recorded_at < self.to
+    }
 }
 
 /// A request for the lease `name` on behalf of `holder`, made at `now`, to hold it until `until`.
