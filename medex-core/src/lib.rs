@@ -89,6 +89,7 @@ pub mod lifecycle;
 pub mod memory;
 pub mod model;
 pub mod permissions;
+pub mod remembered;
 pub mod reports;
 pub mod routing;
 pub mod service;

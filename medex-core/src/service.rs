@@ -25,6 +25,7 @@ use crate::fields::FieldErrors;
 use crate::lifecycle::{self, Action, Move, Signature, Verdict};
 use crate::model::*;
 use crate::permissions::{self, Access, Actor, Party, Permission, access, parties};
+use crate::remembered::Remembered;
 use crate::reports::{self, Earnings, VendorDailyReport};
 use crate::routing;
 use crate::store::{
@@ -103,6 +104,9 @@ pub struct MedEx {
     /// What each reporting driver's fixes need (its record, its active order), kept between
     /// fixes and dropped whenever a commit touches them.
     fix_contexts: tracking::FixContexts,
+    /// Public tracking views as their JSON answers, forgotten whenever a commit, a fix or the
+    /// configuration may change them.
+    tracking_views: tracking::TrackingViews,
 }
 
 fn clamp_page<C>(page: Page<C>) -> Page<C> {
@@ -139,7 +143,8 @@ impl MedEx {
             fix_queue,
             // Other instances on the same store may change drivers and orders: their changes
             // show in fixes within a second (see `with_private_store`).
-            fix_contexts: tracking::FixContexts::new(Duration::seconds(1)),
+            fix_contexts: tracking::FixContexts::new(Duration::seconds(1), 65_536),
+            tracking_views: tracking::TrackingViews::new(Duration::seconds(1)),
             bus: ports.bus,
             clock: ports.clock,
             entropy: ports.entropy,
@@ -164,7 +169,8 @@ impl MedEx {
     /// own commits then keep each driver's fix context fresh, and it is read again only after a
     /// minute instead of a second.
     pub fn with_private_store(mut self) -> Self {
-        self.fix_contexts = tracking::FixContexts::new(Duration::seconds(60));
+        self.fix_contexts = tracking::FixContexts::new(Duration::seconds(60), 65_536);
+        self.tracking_views = tracking::TrackingViews::new(Duration::seconds(60));
         self
     }
 
@@ -201,9 +207,14 @@ impl MedEx {
 
     async fn commit(&self, writes: Vec<Write>) -> Result<()> {
         let touched = tracking::drivers_touched(&writes);
+        let views = tracking::views_touched(&writes);
         let result = self.store.commit(writes).await;
-        // Whether or not it went through, what these drivers' fixes rely on may have changed.
-        self.fix_contexts.forget(&touched);
+        // Whether or not it went through, what these drivers' fixes and these orders' public
+        // views rely on may have changed.
+        for driver in &touched {
+            self.fix_contexts.forget(driver);
+        }
+        self.tracking_views.forget(&views);
         Ok(result?)
     }
 

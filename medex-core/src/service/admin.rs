@@ -100,7 +100,11 @@ impl MedEx {
         if current.1 <= version + 1 {
             *current = (config.clone(), version + 1);
         }
-        Ok(current.0.clone())
+        let in_force = current.0.clone();
+        drop(current);
+        // Speeds and link lifetimes are in the public views.
+        self.tracking_views.forget_all();
+        Ok(in_force)
     }
 
     /// Whether storage works now.

@@ -97,21 +97,13 @@ impl FixPace {
 pub(super) struct FixContext {
     driver: Driver,
     order: Option<Order>,
-    loaded_at: DateTime<Utc>,
 }
 
 /// The drivers' [`FixContext`]s, so that a fix reads nothing from the store. A commit that
-/// writes a driver, or an order with a driver, drops that driver's context (see
-/// [`MedEx::commit`](super::MedEx)); a context older than `max_age` is read again, for changes
-/// made by other instances.
-#[derive(Debug)]
-pub(super) struct FixContexts {
-    max_age: Duration,
-    /// Bumped by every forgetting, so that a context read while a commit raced with it is not
-    /// kept.
-    epoch: std::sync::atomic::AtomicU64,
-    known: std::sync::Mutex<std::collections::HashMap<DriverId, Arc<FixContext>>>,
-}
+/// writes a driver, or an order with a driver, forgets that driver's context (see
+/// [`MedEx::commit`](super::MedEx)); a context older than the map's age limit is read again, for
+/// changes made by other instances.
+pub(super) type FixContexts = Remembered<DriverId, FixContext>;
 
 /// The drivers whose fix context `writes` may change.
 pub(super) fn drivers_touched(writes: &[Write]) -> Vec<DriverId> {
@@ -130,59 +122,87 @@ pub(super) fn drivers_touched(writes: &[Write]) -> Vec<DriverId> {
         .collect()
 }
 
-impl FixContexts {
+/// The orders whose public view a commit may change.
+#[derive(Debug)]
+pub(super) enum ViewsTouched {
+    /// These orders (written, or their driver was).
+    Orders(Vec<OrderId>),
+    /// Every order: a pharmacy's name is in each of its orders' views.
+    All,
+}
+
+/// The orders whose public view `writes` may change.
+pub(super) fn views_touched(writes: &[Write]) -> ViewsTouched {
+    let mut orders = Vec::new();
+    for write in writes {
+        match write {
+            Write::Order(o) => orders.push(o.id),
+            Write::Driver(d) => orders.extend(d.active_order_id),
+            Write::Vendor(_) => return ViewsTouched::All,
+            Write::User(_)
+            | Write::ApiKey(_)
+            | Write::Webhook(_)
+            | Write::Delivery(_)
+            | Write::Idempotency(_) => {}
+        }
+    }
+    ViewsTouched::Orders(orders)
+}
+
+/// A public tracking view as its JSON answer, and until when the link works.
+#[derive(Debug)]
+pub(super) struct TrackedView {
+    json: bytes::Bytes,
+    link_expires: Option<DateTime<Utc>>,
+}
+
+/// Public tracking views, the most-read answer of a busy fleet, kept encoded: a read that finds
+/// its view reads nothing from the store and encodes nothing. A commit, a fix or a change of
+/// configuration that may change a view forgets it; views are read again after the age limit,
+/// for changes made by other instances. Live trackers read their first state fresh instead
+/// (see [`MedEx::tracking_view`]): what they see must not come before the events they follow.
+#[derive(Debug)]
+pub(super) struct TrackingViews {
+    /// The order each token names. A token never names another order, so this is kept for a
+    /// day; a deleted order answers as unknown when its view is made.
+    orders: Remembered<Box<str>, OrderId>,
+    views: Remembered<OrderId, TrackedView>,
+}
+
+impl TrackingViews {
     pub(super) fn new(max_age: Duration) -> Self {
         Self {
-            max_age,
-            epoch: Default::default(),
-            known: Default::default(),
+            orders: Remembered::new(Duration::days(1), 65_536),
+            views: Remembered::new(max_age, 16_384),
         }
     }
 
-    fn known(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<DriverId, Arc<FixContext>>> {
-        self.known.lock().unwrap_or_else(|e| e.into_inner())
+    pub(super) fn forget(&self, touched: &ViewsTouched) {
+        match touched {
+            ViewsTouched::Orders(orders) => orders.iter().for_each(|o| self.views.forget(o)),
+            ViewsTouched::All => self.views.forget_all(),
+        }
     }
 
-    pub(super) fn forget(&self, drivers: &[DriverId]) {
-        if drivers.is_empty() {
-            return;
-        }
-        let mut known = self.known();
-        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        for driver in drivers {
-            known.remove(driver);
-        }
+    pub(super) fn forget_all(&self) {
+        self.views.forget_all();
     }
 }
 
 impl MedEx {
     /// The driver's context: remembered, or read from the store (driver, then its active order).
     async fn fix_context(&self, driver_id: DriverId) -> Result<Arc<FixContext>> {
-        let now = self.clock.now();
-        let contexts = &self.fix_contexts;
-        if let Some(known) = contexts.known().get(&driver_id)
-            && now < known.loaded_at + contexts.max_age
-            && now >= known.loaded_at
-        {
-            return Ok(known.clone());
-        }
-        let epoch = contexts.epoch.load(std::sync::atomic::Ordering::SeqCst);
+        let making = match self.fix_contexts.get(&driver_id, self.clock.now()) {
+            Ok(known) => return Ok(known),
+            Err(making) => making,
+        };
         let driver = self.load_driver(driver_id).await?;
         let order = match driver.active_order_id {
             Some(id) => self.store.order(id).await?.filter(is_active_order),
             None => None,
         };
-        let context = Arc::new(FixContext {
-            driver,
-            order,
-            loaded_at: now,
-        });
-        let mut known = contexts.known();
-        if contexts.epoch.load(std::sync::atomic::Ordering::SeqCst) == epoch {
-            known.insert(driver_id, context.clone());
-        }
+        let context = Arc::new(FixContext { driver, order });
+        self.fix_contexts.keep(driver_id, context.clone(), making);
         Ok(context)
     }
 
@@ -216,6 +236,7 @@ impl MedEx {
         // Queued: the trail is written in batches behind the fan-out (crate::fix_queue).
         self.store.append_fixes(&[fix]).await?;
         let location = self.located(&context, fix);
+        self.forget_view_of(&context);
         self.bus.publish(Event::DriverLocation(location.clone()));
         Ok(location)
     }
@@ -274,9 +295,17 @@ impl MedEx {
         self.store.append_fixes(&fixes).await?;
         let location = self.located(&context, newest);
         if moves {
+            self.forget_view_of(&context);
             self.bus.publish(Event::DriverLocation(location.clone()));
         }
         Ok(location)
+    }
+
+    /// A new position moves the driver on its order's public view.
+    fn forget_view_of(&self, context: &FixContext) {
+        if let Some(order) = &context.order {
+            self.tracking_views.views.forget(&order.id);
+        }
     }
 
     /// The location event of `fix`, with the ETA of the driver's order.
@@ -300,11 +329,57 @@ impl MedEx {
         })
     }
 
+    /// The public view of an order by its tracking token, encoded as JSON: what
+    /// `GET /api/tracking/{token}` answers. Kept between reads (see [`TrackingViews`]).
+    pub async fn tracking_json(&self, token: &str) -> Result<bytes::Bytes> {
+        if !plausible_token(token) {
+            return Err(Error::NotFound);
+        }
+        let now = self.clock.now();
+        let views = &self.tracking_views;
+        let order_id = match views.orders.get(token, now) {
+            Ok(id) => Some(*id),
+            Err(_) => None,
+        };
+        if let Some(id) = order_id
+            && let Ok(kept) = views.views.get(&id, now)
+        {
+            return match kept.link_expires {
+                Some(at) if now >= at => Err(Error::NotFound),
+                _ => Ok(kept.json.clone()),
+            };
+        }
+        // Not kept: made now, with the ticket taken before anything is read.
+        let making = match order_id {
+            Some(id) => views.views.get(&id, now).err(),
+            None => None,
+        };
+        let order = match order_id {
+            Some(id) => self.store.order(id).await?,
+            None => self.store.order_by_tracking_token(token).await?,
+        }
+        .ok_or(Error::NotFound)?;
+        let view = self.view_of(&order, now).await?;
+        let kept = Arc::new(TrackedView {
+            // Plain fields and strings only: encoding cannot fail.
+            json: bytes::Bytes::from(serde_json::to_vec(&view).expect("a tracking view encodes")),
+            link_expires: crate::tracking::link_expires(&order, self.config().tracking_link_days),
+        });
+        match making {
+            Some(making) => views.views.keep(order.id, kept.clone(), making),
+            None => {
+                if let Err(making) = views.orders.get(token, now) {
+                    views.orders.keep(token.into(), Arc::new(order.id), making);
+                }
+            }
+        }
+        Ok(kept.json.clone())
+    }
+
     /// The public view of an order by its tracking token. `with_trail` adds the driver's recent
     /// path while the order is on its way (for maps; costs a trail read).
     pub async fn tracking_view(&self, token: &str, with_trail: bool) -> Result<TrackingView> {
-        // Tokens are 22 characters; anything else cannot match and is not worth a lookup.
-        if token.is_empty() || token.len() > 64 {
+        if !plausible_token(token) {
             return Err(Error::NotFound);
         }
         let order = self
@@ -312,28 +387,17 @@ impl MedEx {
             .order_by_tracking_token(token)
             .await?
             .ok_or(Error::NotFound)?;
-        let config = self.config();
-        // An old link of a finished order answers as an unknown one.
-        if crate::tracking::link_expires(&order, config.tracking_link_days)
-            .is_some_and(|at| self.clock.now() >= at)
-        {
-            return Err(Error::NotFound);
-        }
-        let vendor = self.store.vendor(order.vendor_id).await?;
-        let driver = match order.driver_id {
-            Some(id) if order.status.is_on_its_way() => self.store.driver(id).await?,
-            _ => None,
-        };
-        let mut view = TrackingView::new(&order, vendor.as_ref(), driver.as_ref(), &config);
+        let mut view = self.view_of(&order, self.clock.now()).await?;
+        let driver = view.driver.is_some().then_some(order.driver_id).flatten();
         if with_trail
-            && let (Some(driver), Some(at)) = (&driver, order.entered(OrderStatus::DriverAssigned))
+            && let (Some(driver), Some(at)) = (driver, order.entered(OrderStatus::DriverAssigned))
         {
             let now = self.clock.now();
             let from = at.max(now - Duration::hours(2));
             let trail = self
                 .store
                 .trail(TrailQuery::new(
-                    driver.id,
+                    driver,
                     from,
                     now + Duration::seconds(1),
                     2000,
@@ -343,4 +407,31 @@ impl MedEx {
         }
         Ok(view)
     }
+
+    /// The public view of `order` (without trail), or not found when its link has expired.
+    async fn view_of(&self, order: &Order, now: DateTime<Utc>) -> Result<TrackingView> {
+        let config = self.config();
+        // An old link of a finished order answers as an unknown one.
+        if crate::tracking::link_expires(order, config.tracking_link_days)
+            .is_some_and(|at| now >= at)
+        {
+            return Err(Error::NotFound);
+        }
+        let vendor = self.store.vendor(order.vendor_id).await?;
+        let driver = match order.driver_id {
+            Some(id) if order.status.is_on_its_way() => self.store.driver(id).await?,
+            _ => None,
+        };
+        Ok(TrackingView::new(
+            order,
+            vendor.as_ref(),
+            driver.as_ref(),
+            &config,
+        ))
+    }
+}
+
+/// Tokens are 22 characters; anything else cannot match and is not worth a lookup.
+fn plausible_token(token: &str) -> bool {
+    !token.is_empty() && token.len() <= 64
 }

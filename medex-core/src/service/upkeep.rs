@@ -31,6 +31,9 @@ impl MedEx {
             return Ok(false);
         }
         *current = (Arc::new(stored.config), stored.version);
+        drop(current);
+        // Speeds and link lifetimes are in the public views.
+        self.tracking_views.forget_all();
         Ok(true)
     }
 

@@ -2,9 +2,8 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
-use medex_core::MedEx;
-use medex_core::tracking::TrackingView;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -93,16 +92,19 @@ pub(crate) async fn tracking(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
     ApiQuery(q): ApiQuery<TrackingQuery>,
-) -> ApiResult<Json<TrackingView>> {
-    tracking_answer(&state.medex, &token, q.trail).await
-}
-
-/// The tracking route's answer, shared with the short path for plain reads
-/// ([`crate::TrackingReads`]).
-pub(crate) async fn tracking_answer(
-    medex: &MedEx,
-    token: &str,
-    trail: bool,
-) -> ApiResult<Json<TrackingView>> {
-    Ok(Json(medex.tracking_view(token, trail).await?))
+) -> ApiResult<Response> {
+    if q.trail {
+        return Ok(Json(state.medex.tracking_view(&token, true).await?).into_response());
+    }
+    // The plain read, the one a busy fleet's customers make most: answered with the view kept
+    // encoded between reads.
+    let json = state.medex.tracking_json(&token).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        json,
+    )
+        .into_response())
 }

@@ -358,3 +358,79 @@ fn late_fixes_join_the_trail_in_order_without_moving_the_driver_back() {
         assert!((km - 4.0 * 0.556).abs() < 0.05, "{km}");
     });
 }
+
+#[test]
+fn the_kept_tracking_answer_is_the_view_and_is_forgotten_when_the_view_changes() {
+    block_on(async {
+        let store = Arc::new(crate::testkit::FlakyStore::default());
+        let w = World::with(Options {
+            seed: 12,
+            store: Some(store.clone()),
+            ..Options::default()
+        })
+        .await;
+        let (driver, driver_id) = w.drivers[0];
+        let order = w.order_in(OrderStatus::DriverAssigned).await;
+        let token = order.tracking_token.as_str();
+        let fresh = || async {
+            let view = w.medex.tracking_view(token, false).await.unwrap();
+            bytes::Bytes::from(serde_json::to_vec(&view).unwrap())
+        };
+        // The first read finds the order by its token, the second keeps the view.
+        for _ in 0..3 {
+            assert_eq!(w.medex.tracking_json(token).await.unwrap(), fresh().await);
+        }
+        store.set_down(true);
+        let kept = w.medex.tracking_json(token).await.unwrap();
+        store.set_down(false);
+        assert_eq!(
+            kept,
+            fresh().await,
+            "a kept view is answered without the store"
+        );
+
+        // A fix moves the driver on the view; a status change changes it.
+        let fix = FixInput {
+            latitude: 52.507,
+            longitude: 13.401,
+            ..Default::default()
+        };
+        w.medex
+            .record_location(&driver, driver_id, fix)
+            .await
+            .unwrap();
+        let moved = w.medex.tracking_json(token).await.unwrap();
+        assert_eq!(moved, fresh().await);
+        assert_ne!(moved, kept);
+        w.move_to(order.id, OrderStatus::PickedUp, 0).await;
+        let picked_up = w.medex.tracking_json(token).await.unwrap();
+        assert_eq!(picked_up, fresh().await);
+        let status: serde_json::Value = serde_json::from_slice(&picked_up).unwrap();
+        assert_eq!(status["status"], "picked_up");
+
+        // Another instance's change shows once the kept view is a second old.
+        let mut vendor = store.vendor(w.vendor_a_id).await.unwrap().unwrap();
+        vendor.business_name = "Renamed Pharmacy".into();
+        vendor.version += 1;
+        store.commit(vec![Write::Vendor(vendor)]).await.unwrap();
+        assert_eq!(w.medex.tracking_json(token).await.unwrap(), picked_up);
+        w.clock().advance(Duration::seconds(1));
+        let renamed = w.medex.tracking_json(token).await.unwrap();
+        assert!(String::from_utf8_lossy(&renamed).contains("Renamed Pharmacy"));
+
+        // A finished order's link ends on time, kept or not.
+        w.move_to(order.id, OrderStatus::Delivered, 0).await;
+        w.medex.tracking_json(token).await.unwrap();
+        w.medex.tracking_json(token).await.unwrap();
+        let days = w.medex.config().tracking_link_days;
+        w.clock().advance(Duration::days(i64::from(days)));
+        assert!(matches!(
+            w.medex.tracking_json(token).await,
+            Err(Error::NotFound)
+        ));
+        assert!(matches!(
+            w.medex.tracking_json("not-a-token").await,
+            Err(Error::NotFound)
+        ));
+    });
+}
