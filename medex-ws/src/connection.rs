@@ -415,14 +415,7 @@ where
     };
     match message {
         ClientMessage::Ping => send_one(ws, messages::pong(Utc::now()), config).await,
-        ClientMessage::Location {
-            latitude,
-            longitude,
-            speed,
-            heading,
-            accuracy,
-            recorded_at,
-        } => {
+        ClientMessage::Location(fix) => {
             if !matches!(conn.peer, Peer::Driver { .. }) {
                 return invalid(
                     ws,
@@ -436,7 +429,7 @@ where
             }
             // Bad coordinates are refused at once, not after waiting for the interval.
             let mut errors = FieldErrors::new();
-            errors.coordinates("", latitude, longitude);
+            errors.coordinates("", fix.latitude, fix.longitude);
             if let Err(Invalid(fields)) = errors.finish() {
                 return invalid(
                     ws,
@@ -448,14 +441,7 @@ where
                 )
                 .await;
             }
-            let fix = FixInput {
-                latitude,
-                longitude,
-                speed,
-                heading,
-                accuracy,
-                recorded_at,
-            };
+            let fix = FixInput::from(fix);
             let now = Instant::now();
             match reader.last_fix {
                 Some(last) if now < last + config.min_fix_interval => {
@@ -480,17 +466,7 @@ where
                 )
                 .await;
             };
-            let inputs: Vec<FixInput> = fixes
-                .iter()
-                .map(|f| FixInput {
-                    latitude: f.latitude,
-                    longitude: f.longitude,
-                    speed: f.speed,
-                    heading: f.heading,
-                    accuracy: f.accuracy,
-                    recorded_at: f.recorded_at,
-                })
-                .collect();
+            let inputs: Vec<FixInput> = fixes.iter().copied().map(FixInput::from).collect();
             // One report: paced by the service as a single fix is (a batch too soon after
             // the last report is answered with `rate_limited`, to be sent again).
             let result = conn

@@ -69,20 +69,6 @@ pub const PATH_PREFIX: &str = "/ws/";
 pub fn parse_client_text(text: &str) -> Result<Option<medex_core::service::FixInput>, String> {
     Ok(match messages::ClientMessage::parse(text)? {
         messages::ClientMessage::Ping | messages::ClientMessage::Locations { .. } => None,
-        messages::ClientMessage::Location {
-            latitude,
-            longitude,
-            speed,
-            heading,
-            accuracy,
-            recorded_at,
-        } => Some(medex_core::service::FixInput {
-            latitude,
-            longitude,
-            speed,
-            heading,
-            accuracy,
-            recorded_at,
-        }),
+        messages::ClientMessage::Location(fix) => Some(fix.into()),
     })
 }

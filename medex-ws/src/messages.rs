@@ -25,28 +25,22 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(crate) enum ClientMessage {
     /// A driver's position (drivers only).
-    Location {
-        latitude: f64,
-        longitude: f64,
-        speed: Option<f64>,
-        heading: Option<f64>,
-        accuracy: Option<f64>,
-        recorded_at: Option<DateTime<Utc>>,
-    },
+    Location(WireFix),
     /// Fixes the device kept while it was offline (drivers only): at most 100, each with its
     /// `recorded_at`, recorded as one report.
     Locations {
         /// Oldest or newest first: they join the trail in `recorded_at` order.
-        fixes: Vec<BatchFix>,
+        fixes: Vec<WireFix>,
     },
     /// An application-level keep-alive for clients that cannot send ping frames; answered with
     /// `pong`.
     Ping,
 }
 
-/// One fix of a `locations` batch: the fields of a `location` message.
+/// A fix as a client sends it: the fields of a `location` message, or one fix of a `locations`
+/// batch.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-pub(crate) struct BatchFix {
+pub(crate) struct WireFix {
     pub(crate) latitude: f64,
     pub(crate) longitude: f64,
     #[serde(default)]
@@ -57,6 +51,19 @@ pub(crate) struct BatchFix {
     pub(crate) accuracy: Option<f64>,
     #[serde(default)]
     pub(crate) recorded_at: Option<DateTime<Utc>>,
+}
+
+impl From<WireFix> for medex_core::service::FixInput {
+    fn from(f: WireFix) -> Self {
+        Self {
+            latitude: f.latitude,
+            longitude: f.longitude,
+            speed: f.speed,
+            heading: f.heading,
+            accuracy: f.accuracy,
+            recorded_at: f.recorded_at,
+        }
+    }
 }
 
 impl ClientMessage {
@@ -470,32 +477,32 @@ mod tests {
         };
         check(
             r#"{"type":"location","latitude":52.5,"longitude":13.4}"#,
-            Ok(ClientMessage::Location {
+            Ok(ClientMessage::Location(WireFix {
                 latitude: 52.5,
                 longitude: 13.4,
                 speed: None,
                 heading: None,
                 accuracy: None,
                 recorded_at: None,
-            }),
+            })),
         );
         check(
             r#"{"type":"location","latitude":1,"longitude":2,"speed":30.5,"heading":90,"accuracy":5,"recorded_at":"2026-01-01T10:00:00Z"}"#,
-            Ok(ClientMessage::Location {
+            Ok(ClientMessage::Location(WireFix {
                 latitude: 1.0,
                 longitude: 2.0,
                 speed: Some(30.5),
                 heading: Some(90.0),
                 accuracy: Some(5.0),
                 recorded_at: Some("2026-01-01T10:00:00Z".parse().unwrap()),
-            }),
+            })),
         );
         check(r#"{"type":"ping"}"#, Ok(ClientMessage::Ping));
         check(
             r#"{"type":"locations","fixes":[{"latitude":1,"longitude":2,"recorded_at":"2026-01-01T10:00:00Z"},{"latitude":3,"longitude":4,"speed":9}]}"#,
             Ok(ClientMessage::Locations {
                 fixes: vec![
-                    BatchFix {
+                    WireFix {
                         latitude: 1.0,
                         longitude: 2.0,
                         speed: None,
@@ -503,7 +510,7 @@ mod tests {
                         accuracy: None,
                         recorded_at: Some("2026-01-01T10:00:00Z".parse().unwrap()),
                     },
-                    BatchFix {
+                    WireFix {
                         latitude: 3.0,
                         longitude: 4.0,
                         speed: Some(9.0),
