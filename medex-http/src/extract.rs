@@ -268,18 +268,21 @@ mod tests {
         check(&"[".repeat(100), 100);
     }
 
+    /// A body of items with quantities: the shape of an order, for the parser.
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Body {
+        items: Vec<Item>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Item {
+        quantity: u32,
+    }
+
     #[test]
     fn syntax_is_400_and_values_are_422() {
-        #[derive(Debug, serde::Deserialize)]
-        #[allow(dead_code)]
-        struct Body {
-            items: Vec<Item>,
-        }
-        #[derive(Debug, serde::Deserialize)]
-        #[allow(dead_code)]
-        struct Item {
-            quantity: u32,
-        }
         let check = |json: &str, status: u16, code: &str| {
             let e = parse_json::<Body>(json.as_bytes(), 4).unwrap_err();
             assert_eq!((e.status().as_u16(), e.code()), (status, code), "{json}");
@@ -297,16 +300,6 @@ mod tests {
 
     #[test]
     fn field_paths_name_the_bad_value() {
-        #[derive(Debug, serde::Deserialize)]
-        #[allow(dead_code)]
-        struct Body {
-            items: Vec<Item>,
-        }
-        #[derive(Debug, serde::Deserialize)]
-        #[allow(dead_code)]
-        struct Item {
-            quantity: u32,
-        }
         let e = parse_json::<Body>(br#"{"items": [{"quantity": 1}, {"quantity": "x"}]}"#, 8)
             .unwrap_err();
         assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);

@@ -14,6 +14,17 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::error::ApiError;
 
+/// `limit` and `cursor` of a list without filters.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PageQuery {
+    /// Page length, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub(crate) limit: Option<u32>,
+    /// The id of the last item of the previous page.
+    pub(crate) cursor: Option<Uuid>,
+}
+
 /// Checks `limit` and turns `cursor` into a core page.
 pub(crate) fn page<C>(
     limit: Option<u32>,

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Auth};
-use crate::page::{listed, page};
+use crate::page::{PageQuery, listed, page};
 use crate::routes::dates::{DateRange, parse_offset};
 use crate::views::{
     DriverDoc, DriverStatusDoc, DriverStatusRequest, EarningsDoc, LocationReport, LocationView,
@@ -35,17 +35,6 @@ pub(crate) struct DriverListQuery {
     #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
     /// The id of the last driver of the previous page.
-    cursor: Option<Uuid>,
-}
-
-/// A page of deliveries.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct PageQuery {
-    /// Page length, 1 to 200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<u32>,
-    /// The id of the last item of the previous page.
     cursor: Option<Uuid>,
 }
 

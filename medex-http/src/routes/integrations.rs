@@ -10,13 +10,13 @@ use medex_core::integrations::{ApiKey, Delivery, DeliveryAttempt, DeliveryState,
 use medex_core::model::{ApiKeyId, DeliveryId, VendorId, WebhookId};
 use medex_core::service::NewWebhook;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Auth};
-use crate::page::{listed, page};
+use crate::page::{PageQuery, listed, page};
 
 /// A new API key.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -164,17 +164,6 @@ impl DeliveryView {
             log: d.log.iter().map(AttemptView::of).collect(),
         }
     }
-}
-
-/// A page.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct PageQuery {
-    /// Page length, 1 to 200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<u32>,
-    /// The id of the last item of the previous page.
-    cursor: Option<Uuid>,
 }
 
 /// Makes an API key that acts as the pharmacy's account; the key is shown once.
