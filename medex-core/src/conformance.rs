@@ -271,13 +271,13 @@ async fn unique_keys_hold(store: &dyn Store) {
         .await
         .expect("external ids are unique per vendor only");
     let found = store
-        .order_by_external_ref(v.id, "woocommerce", "1001")
+        .order_by_external_ref(ShopOrder::new(v.id, "woocommerce", "1001"))
         .await
         .unwrap();
     assert_eq!(found.map(|o| o.id), Some(wc.id));
     assert!(
         store
-            .order_by_external_ref(v.id, "woocommerce", "9999")
+            .order_by_external_ref(ShopOrder::new(v.id, "woocommerce", "9999"))
             .await
             .unwrap()
             .is_none()
@@ -787,7 +787,7 @@ async fn text_is_kept_whatever_it_holds(store: &dyn Store) {
     assert_eq!(store.order(o.id).await.unwrap().as_ref(), Some(&o));
     assert_eq!(
         store
-            .order_by_external_ref(v.id, "shop\0", odd)
+            .order_by_external_ref(ShopOrder::new(v.id, "shop\0", odd))
             .await
             .unwrap()
             .map(|o| o.id),
@@ -796,7 +796,7 @@ async fn text_is_kept_whatever_it_holds(store: &dyn Store) {
     );
     assert!(
         store
-            .order_by_external_ref(v.id, "shop\u{FFFF}0", odd)
+            .order_by_external_ref(ShopOrder::new(v.id, "shop\u{FFFF}0", odd))
             .await
             .unwrap()
             .is_none(),

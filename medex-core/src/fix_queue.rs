@@ -36,8 +36,8 @@ use crate::model::{
     UserId, Vendor, VendorId, WebhookId,
 };
 use crate::store::{
-    DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig,
-    TrailQuery, UserQuery, Write,
+    DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, ShopOrder, Store, StoreError,
+    StoredConfig, TrailQuery, UserQuery, Write,
 };
 
 /// Default bound of the queue: three seconds of 20,000 fixes/s (~2.5 MB).
@@ -163,13 +163,7 @@ impl FixQueue {
                 state.dropped += 1;
             }
             state.queue.push_back(*fix);
-            let newer = state
-                .newest
-                .get(&fix.driver_id)
-                .is_none_or(|p| p.recorded_at <= fix.recorded_at);
-            if newer {
-                state.newest.insert(fix.driver_id, *fix);
-            }
+            fix.keep_newest(&mut state.newest);
         }
     }
 
@@ -262,15 +256,8 @@ impl Store for FixQueue {
     async fn order_by_tracking_token(&self, token: &str) -> Result<Option<Order>, StoreError> {
         self.inner.order_by_tracking_token(token).await
     }
-    async fn order_by_external_ref(
-        &self,
-        vendor: VendorId,
-        source: &str,
-        external_id: &str,
-    ) -> Result<Option<Order>, StoreError> {
-        self.inner
-            .order_by_external_ref(vendor, source, external_id)
-            .await
+    async fn order_by_external_ref(&self, key: ShopOrder<'_>) -> Result<Option<Order>, StoreError> {
+        self.inner.order_by_external_ref(key).await
     }
     async fn orders(
         &self,

@@ -14,8 +14,8 @@ use crate::model::{
     UserId, Vendor, VendorId, WebhookId,
 };
 use crate::store::{
-    DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig,
-    TrailQuery, UniqueKey, UserQuery, Write,
+    DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, ShopOrder, Store, StoreError,
+    StoredConfig, TrailQuery, UniqueKey, UserQuery, Write,
 };
 
 #[derive(Default)]
@@ -377,21 +377,16 @@ impl Store for MemoryStore {
             .cloned())
     }
 
-    async fn order_by_external_ref(
-        &self,
-        vendor: VendorId,
-        source: &str,
-        external_id: &str,
-    ) -> Result<Option<Order>, StoreError> {
+    async fn order_by_external_ref(&self, key: ShopOrder<'_>) -> Result<Option<Order>, StoreError> {
         Ok(self
             .state()
             .orders
             .values()
             .find(|o| {
-                o.vendor_id == vendor
+                o.vendor_id == key.vendor
                     && o.external_ref
                         .as_ref()
-                        .is_some_and(|r| r.source == source && r.id == external_id)
+                        .is_some_and(|r| r.source == key.source && r.id == key.id)
             })
             .cloned())
     }
@@ -407,13 +402,7 @@ impl Store for MemoryStore {
             // Keep the trail sorted by time even when fixes arrive out of order.
             let at = trail.partition_point(|f| f.recorded_at <= fix.recorded_at);
             trail.insert(at, *fix);
-            let newer = state
-                .positions
-                .get(&fix.driver_id)
-                .is_none_or(|p| p.recorded_at <= fix.recorded_at);
-            if newer {
-                state.positions.insert(fix.driver_id, *fix);
-            }
+            fix.keep_newest(&mut state.positions);
         }
         Ok(())
     }
@@ -480,23 +469,18 @@ impl Store for MemoryStore {
     }
 
     async fn acquire_lease(&self, claim: LeaseClaim<'_>) -> Result<bool, StoreError> {
-        let LeaseClaim {
-            name,
-            holder,
-            now,
-            until,
-        } = claim;
         let mut state = self.state();
-        let held_by_another = state
+        let blocked = state
             .leases
-            .get(name)
-            .is_some_and(|(by, ends)| by != holder && *ends > now);
-        if held_by_another {
+            .get(claim.name)
+            .is_some_and(|(by, ends)| claim.is_blocked_by(by, *ends));
+        if blocked {
             return Ok(false);
         }
-        state
-            .leases
-            .insert(name.to_owned(), (holder.to_owned(), until));
+        state.leases.insert(
+            claim.name.to_owned(),
+            (claim.holder.to_owned(), claim.until),
+        );
         Ok(true)
     }
 

@@ -1111,6 +1111,17 @@ impl LocationFix {
     pub fn coordinates(&self) -> Option<Coordinates> {
         Coordinates::new(self.latitude, self.longitude).ok()
     }
+
+    /// Makes this fix its driver's position in `positions` unless a newer one is there already
+    /// (a late fix never moves a driver back).
+    pub fn keep_newest(&self, positions: &mut std::collections::HashMap<DriverId, LocationFix>) {
+        let newer = positions
+            .get(&self.driver_id)
+            .is_none_or(|p| p.recorded_at <= self.recorded_at);
+        if newer {
+            positions.insert(self.driver_id, *self);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ pub enum UniqueKey {
 }
 
 /// What can go wrong in a store.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// A record in the commit was changed since it was read (its stored version is not
@@ -186,6 +186,25 @@ impl TrailQuery {
     }
 }
 
+/// An order as an external shop knows it: the pharmacy that took it in, the shop's name
+/// (`source`) and the shop's id of the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShopOrder<'a> {
+    /// The pharmacy.
+    pub vendor: VendorId,
+    /// The shop, e.g. `woocommerce`.
+    pub source: &'a str,
+    /// The shop's id of the order.
+    pub id: &'a str,
+}
+
+impl<'a> ShopOrder<'a> {
+    /// The order `id` of shop `source` at pharmacy `vendor`.
+    pub fn new(vendor: VendorId, source: &'a str, id: &'a str) -> Self {
+        Self { vendor, source, id }
+    }
+}
+
 /// A request for the lease `name` on behalf of `holder`, made at `now`, to hold it until `until`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeaseClaim<'a> {
@@ -200,6 +219,12 @@ pub struct LeaseClaim<'a> {
 }
 
 impl<'a> LeaseClaim<'a> {
+    /// Whether a lease held by `holder` until `until` stands in this claim's way: it belongs to
+    /// another holder and has not ended.
+    pub fn is_blocked_by(&self, holder: &str, until: DateTime<Utc>) -> bool {
+        holder != self.holder && until > self.now
+    }
+
     /// `holder`'s claim at `now` on the lease `name`, until `until`.
     pub fn new(name: &'a str, holder: &'a str, now: DateTime<Utc>, until: DateTime<Utc>) -> Self {
         Self {
@@ -287,12 +312,7 @@ pub trait Store: Send + Sync + 'static {
     /// The order with this tracking token, or `None`.
     async fn order_by_tracking_token(&self, token: &str) -> Result<Option<Order>, StoreError>;
     /// The order a vendor took in from an external shop, or `None`.
-    async fn order_by_external_ref(
-        &self,
-        vendor: VendorId,
-        source: &str,
-        external_id: &str,
-    ) -> Result<Option<Order>, StoreError>;
+    async fn order_by_external_ref(&self, key: ShopOrder<'_>) -> Result<Option<Order>, StoreError>;
     /// Orders matching `query`, newest first, one page.
     async fn orders(
         &self,

@@ -43,15 +43,3 @@ pub(crate) fn from_pool(error: PoolError) -> StoreError {
         other => StoreError::Unavailable(format!("no database connection: {other}")),
     }
 }
-
-/// A copy of an error for another waiter of the same batch (`StoreError` is not `Clone`).
-pub(crate) fn copy(result: &Result<(), StoreError>) -> Result<(), StoreError> {
-    match result {
-        Ok(()) => Ok(()),
-        Err(StoreError::Conflict) => Err(StoreError::Conflict),
-        Err(StoreError::Duplicate(key)) => Err(StoreError::Duplicate(*key)),
-        Err(StoreError::Corrupt(detail)) => Err(StoreError::Corrupt(detail.clone())),
-        Err(StoreError::Unavailable(detail)) => Err(StoreError::Unavailable(detail.clone())),
-        Err(other) => Err(StoreError::Unavailable(other.to_string())),
-    }
-}

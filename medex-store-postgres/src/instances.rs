@@ -67,12 +67,6 @@ pub(crate) async fn save_system_config(
 /// The row lock makes racing callers take turns, and each re-checks the condition on the row
 /// the one before it left.
 pub(crate) async fn acquire_lease(pool: &Pool, claim: LeaseClaim<'_>) -> Result<bool, StoreError> {
-    let LeaseClaim {
-        name,
-        holder,
-        now,
-        until,
-    } = claim;
     let client = client(pool).await?;
     let statement = client
         .prepare_cached(
@@ -85,7 +79,12 @@ pub(crate) async fn acquire_lease(pool: &Pool, claim: LeaseClaim<'_>) -> Result<
     let granted = client
         .execute(
             &statement,
-            &[&protect(name), &protect(holder), &until, &now],
+            &[
+                &protect(claim.name),
+                &protect(claim.holder),
+                &claim.until,
+                &claim.now,
+            ],
         )
         .await
         .map_err(from_pg)?;

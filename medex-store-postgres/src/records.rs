@@ -7,7 +7,7 @@ use medex_core::model::{
     ApiKeyId, DeliveryId, Driver, DriverId, IdempotencyId, Order, OrderId, User, UserId, Vendor,
     VendorId, WebhookId,
 };
-use medex_core::store::{DriverQuery, OrderQuery, Page, StoreError, UserQuery, Write};
+use medex_core::store::{DriverQuery, OrderQuery, Page, ShopOrder, StoreError, UserQuery, Write};
 use serde::de::DeserializeOwned;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -511,16 +511,14 @@ pub(crate) async fn order_by_tracking_token(
 
 pub(crate) async fn order_by_external_ref(
     pool: &Pool,
-    vendor: VendorId,
-    source: &str,
-    external_id: &str,
+    key: ShopOrder<'_>,
 ) -> Result<Option<Order>, StoreError> {
     one(
         pool,
         "order",
         "SELECT record FROM orders
          WHERE vendor_id = $1 AND external_source = $2 AND external_id = $3",
-        &[vendor.as_uuid(), &protect(source), &protect(external_id)],
+        &[key.vendor.as_uuid(), &protect(key.source), &protect(key.id)],
     )
     .await
 }

@@ -11,8 +11,8 @@ use medex_core::model::{
     UserId, Vendor, VendorId, WebhookId,
 };
 use medex_core::store::{
-    DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig,
-    TrailQuery, UserQuery, Write,
+    DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, ShopOrder, Store, StoreError,
+    StoredConfig, TrailQuery, UserQuery, Write,
 };
 
 use crate::{PgStore, instances, records, trail};
@@ -63,13 +63,8 @@ impl Store for PgStore {
         records::order_by_tracking_token(&self.pool, token).await
     }
 
-    async fn order_by_external_ref(
-        &self,
-        vendor: VendorId,
-        source: &str,
-        external_id: &str,
-    ) -> Result<Option<Order>, StoreError> {
-        records::order_by_external_ref(&self.pool, vendor, source, external_id).await
+    async fn order_by_external_ref(&self, key: ShopOrder<'_>) -> Result<Option<Order>, StoreError> {
+        records::order_by_external_ref(&self.pool, key).await
     }
 
     async fn orders(

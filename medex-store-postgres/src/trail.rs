@@ -30,7 +30,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::codec::{join_time, limit, split_bound, split_time};
-use crate::errors::{copy, from_pg};
+use crate::errors::from_pg;
 use crate::records::client;
 
 /// How long a committed batch may wait for a durable point.
@@ -145,7 +145,7 @@ async fn run(pool: Pool, mut queue: mpsc::UnboundedReceiver<Job>) {
                 unsynced = Some(Instant::now());
             }
             for reply in appended {
-                let _ = reply.send(copy(&result));
+                let _ = reply.send(result.clone());
             }
         }
         if !flushes.is_empty() {
@@ -157,7 +157,7 @@ async fn run(pool: Pool, mut queue: mpsc::UnboundedReceiver<Job>) {
                 unsynced = None;
             }
             for reply in flushes {
-                let _ = reply.send(copy(&result));
+                let _ = reply.send(result.clone());
             }
         }
     }

@@ -29,18 +29,6 @@ pub(crate) struct FixBatches {
     batches: AtomicU64,
 }
 
-/// An error for another waiter of the same batch (`StoreError` is not `Clone`).
-fn copy(result: &Result<(), StoreError>) -> Result<(), StoreError> {
-    match result {
-        Ok(()) => Ok(()),
-        Err(StoreError::Conflict) => Err(StoreError::Conflict),
-        Err(StoreError::Duplicate(key)) => Err(StoreError::Duplicate(*key)),
-        Err(StoreError::Corrupt(detail)) => Err(StoreError::Corrupt(detail.clone())),
-        Err(StoreError::Unavailable(detail)) => Err(StoreError::Unavailable(detail.clone())),
-        Err(other) => Err(StoreError::Unavailable(other.to_string())),
-    }
-}
-
 impl FixBatches {
     pub(crate) fn new() -> Self {
         Self {
@@ -62,11 +50,11 @@ impl FixBatches {
             Arc::clone(&queue.1)
         };
         if let Some(result) = outcome.get() {
-            return copy(result);
+            return result.clone();
         }
         let _writer = self.writer.lock().await;
         if let Some(result) = outcome.get() {
-            return copy(result);
+            return result.clone();
         }
         // Our batch has not been written, so it is still the queued one (only a writer replaces
         // it, and sets its outcome before letting go): write it, for everyone in it.
@@ -83,14 +71,14 @@ impl FixBatches {
             .blocking(move |inner| {
                 let result = inner.append_fixes(&batch);
                 batches.batches.fetch_add(1, Ordering::Relaxed);
-                let reply = copy(&result);
+                let reply = result.clone();
                 let _ = set_by_task.set(result);
                 reply
             })
             .await;
         // The task did not run (closed store) or did not finish (panic): tell the others too.
         if done.get().is_none() {
-            let _ = done.set(copy(&written));
+            let _ = done.set(written.clone());
         }
         written
     }
@@ -147,18 +135,5 @@ mod tests {
         }
         let batches = store.fix_batches.batches();
         assert!((1..=DRIVERS as u64).contains(&batches), "{batches} batches");
-    }
-
-    #[test]
-    fn errors_reach_every_waiter_of_the_batch() {
-        let check = |e: StoreError| {
-            let expected = e.to_string();
-            let copied = copy(&Err(e)).unwrap_err().to_string();
-            assert_eq!(copied, expected);
-        };
-        check(StoreError::Conflict);
-        check(StoreError::Unavailable("disk full".into()));
-        check(StoreError::Corrupt("bad bytes".into()));
-        assert!(copy(&Ok(())).is_ok());
     }
 }

@@ -14,7 +14,7 @@ use medex_core::model::{
     Driver, DriverId, LocationFix, Order, OrderId, User, UserId, Vendor, VendorId,
 };
 use medex_core::store::{
-    DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, StoreError, StoredConfig,
+    DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, ShopOrder, StoreError, StoredConfig,
     TrailQuery, UniqueKey, UserQuery, Write,
 };
 use serde::de::DeserializeOwned;
@@ -275,13 +275,11 @@ impl Inner {
 
     pub(crate) fn order_by_external_ref(
         &self,
-        vendor: VendorId,
-        source: &str,
-        external_id: &str,
+        key: ShopOrder<'_>,
     ) -> Result<Option<Order>, StoreError> {
         self.by_unique(
             Tx::OrderExternalRef,
-            &external_ref_key(vendor, source, external_id),
+            &external_ref_key(key.vendor, key.source, key.id),
         )
     }
 
@@ -650,29 +648,23 @@ impl Inner {
     /// Grants the lease unless another holder has it at `now`, in one transaction of the
     /// lease tree.
     pub(crate) fn acquire_lease(&self, claim: LeaseClaim<'_>) -> Result<bool, StoreError> {
-        let LeaseClaim {
-            name,
-            holder,
-            now,
-            until,
-        } = claim;
         let lease = encode(
             "lease",
             &Lease {
-                holder: holder.to_owned(),
-                until,
+                holder: claim.holder.to_owned(),
+                until: claim.until,
             },
         )?;
         let outcome = self.leases.transaction(|t| {
-            if let Some(bytes) = t.get(name.as_bytes())? {
+            if let Some(bytes) = t.get(claim.name.as_bytes())? {
                 let current: Lease = decode("lease", &bytes).map_err(|e| {
                     ConflictableTransactionError::Abort(Abort::Corrupt(e.to_string()))
                 })?;
-                if current.holder != holder && current.until > now {
+                if claim.is_blocked_by(&current.holder, current.until) {
                     return Ok(false);
                 }
             }
-            t.insert(name.as_bytes(), lease.clone())?;
+            t.insert(claim.name.as_bytes(), lease.clone())?;
             Ok(true)
         });
         match outcome {

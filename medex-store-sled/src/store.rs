@@ -10,8 +10,8 @@ use medex_core::model::{
     UserId, Vendor, VendorId, WebhookId,
 };
 use medex_core::store::{
-    DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig,
-    TrailQuery, UserQuery, Write,
+    DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, ShopOrder, Store, StoreError,
+    StoredConfig, TrailQuery, UserQuery, Write,
 };
 
 use crate::SledStore;
@@ -78,14 +78,8 @@ impl Store for SledStore {
         self.inner.order_by_tracking_token(token)
     }
 
-    async fn order_by_external_ref(
-        &self,
-        vendor: VendorId,
-        source: &str,
-        external_id: &str,
-    ) -> Result<Option<Order>, StoreError> {
-        self.inner
-            .order_by_external_ref(vendor, source, external_id)
+    async fn order_by_external_ref(&self, key: ShopOrder<'_>) -> Result<Option<Order>, StoreError> {
+        self.inner.order_by_external_ref(key)
     }
 
     async fn orders(

@@ -38,8 +38,8 @@ use crate::config::SystemConfig;
 use crate::memory::MemoryStore;
 use crate::model::{DriverStatus, Email, ExternalRef, Money, OrderId, OrderStatus, Role, VendorId};
 use crate::store::{
-    DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, Store, StoreError, TrailQuery,
-    UserQuery, Write,
+    DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, ShopOrder, Store, StoreError,
+    TrailQuery, UserQuery, Write,
 };
 
 /// Opens the store under test: an empty one the first time, and after that the same data again,
@@ -637,8 +637,12 @@ impl<R: Reopen> Harness<R> {
                 let (vendor, source, id) = external(vendor_id(n), e);
                 same(
                     "order_by_external_ref",
-                    model.order_by_external_ref(vendor, &source, &id).await,
-                    store.order_by_external_ref(vendor, &source, &id).await,
+                    model
+                        .order_by_external_ref(ShopOrder::new(vendor, &source, &id))
+                        .await,
+                    store
+                        .order_by_external_ref(ShopOrder::new(vendor, &source, &id))
+                        .await,
                 );
             }
         }

@@ -258,7 +258,7 @@ impl MedEx {
         let vendor = self.vendor_for_webhook(vendor).await?;
         if let Some(existing) = self
             .store
-            .order_by_external_ref(vendor.id, &new.source, &new.external_id)
+            .order_by_external_ref(ShopOrder::new(vendor.id, &new.source, &new.external_id))
             .await?
         {
             return Ok((existing, false));
@@ -298,7 +298,7 @@ impl MedEx {
             Err(Error::Storage(StoreError::Duplicate(UniqueKey::ExternalOrder))) => {
                 let existing = self
                     .store
-                    .order_by_external_ref(vendor.id, &new.source, &new.external_id)
+                    .order_by_external_ref(ShopOrder::new(vendor.id, &new.source, &new.external_id))
                     .await?;
                 existing
                     .map(|o| (o, false))

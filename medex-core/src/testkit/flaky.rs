@@ -14,8 +14,8 @@ use crate::model::{
     UserId, Vendor, VendorId, WebhookId,
 };
 use crate::store::{
-    DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, Store, StoreError, StoredConfig,
-    TrailQuery, UserQuery, Write,
+    DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, ShopOrder, Store, StoreError,
+    StoredConfig, TrailQuery, UserQuery, Write,
 };
 
 /// The in-memory store with a switch that makes every call fail as an unavailable disk would,
@@ -99,7 +99,7 @@ flaky_store! {
     drivers(q: &DriverQuery, p: Page<DriverId>) -> Vec<Driver>;
     order(id: OrderId) -> Option<Order>;
     order_by_tracking_token(t: &str) -> Option<Order>;
-    order_by_external_ref(v: VendorId, s: &str, e: &str) -> Option<Order>;
+    order_by_external_ref(key: ShopOrder<'_>) -> Option<Order>;
     orders(q: &OrderQuery, p: Page<OrderId>) -> Vec<Order>;
     append_fixes(f: &[LocationFix]) -> ();
     trail(query: TrailQuery) -> Vec<LocationFix>;
