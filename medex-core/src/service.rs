@@ -29,8 +29,8 @@ use crate::remembered::Remembered;
 use crate::reports::{self, Earnings, VendorDailyReport};
 use crate::routing;
 use crate::store::{
-    DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, Store, StoreError, TrailQuery,
-    UniqueKey, UserQuery, Write,
+    DriverQuery, LeaseClaim, OrderQuery, Page, RefreshSession, ShopOrder, Store, StoreError,
+    TrailQuery, UniqueKey, UserQuery, Write,
 };
 use crate::tracking::TrackingView;
 
@@ -113,6 +113,45 @@ fn clamp_page<C>(page: Page<C>) -> Page<C> {
     Page {
         limit: page.limit.clamp(1, MAX_PAGE),
         after: page.after,
+    }
+}
+
+/// Reads a store listing page by page from `from`, keeping what `keep` accepts, until `want`
+/// are kept, the listing ends or [`MAX_SCAN_PAGES`] pages were read. `id` is a record's cursor.
+async fn scan<T, C: Copy, F>(
+    from: Page<C>,
+    want: usize,
+    mut read: impl FnMut(Page<C>) -> F,
+    id: impl Fn(&T) -> C,
+    keep: impl Fn(&T) -> bool,
+) -> Result<Vec<T>>
+where
+    F: std::future::Future<Output = std::result::Result<Vec<T>, StoreError>>,
+{
+    let mut found = Vec::new();
+    let mut after = from.after;
+    for _ in 0..MAX_SCAN_PAGES {
+        let batch = read(Page {
+            limit: from.limit,
+            after,
+        })
+        .await?;
+        let exhausted = batch.len() < from.limit;
+        after = batch.last().map(&id);
+        found.extend(batch.into_iter().filter(|r| keep(r)));
+        if exhausted || found.len() >= want {
+            break;
+        }
+    }
+    found.truncate(want);
+    Ok(found)
+}
+
+/// The first page of a whole listing, as [`scan`] reads it to the end.
+fn whole<C>() -> Page<C> {
+    Page {
+        limit: MAX_PAGE,
+        after: None,
     }
 }
 

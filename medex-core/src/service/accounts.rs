@@ -77,17 +77,7 @@ impl MedEx {
             .tokens
             .verify(access_token, TokenType::Access, self.clock.now())
             .map_err(Error::Unauthenticated)?;
-        let user = self
-            .store
-            .user(claims.sub)
-            .await?
-            .ok_or(Error::Unauthenticated(AuthFailure::InvalidToken))?;
-        if !user.is_active {
-            return Err(Error::Unauthenticated(AuthFailure::Deactivated));
-        }
-        if !user.sessions.admit(claims.generation, claims.sid) {
-            return Err(Error::Unauthenticated(AuthFailure::Revoked));
-        }
+        let user = self.holder_of(&claims).await?;
         Ok(Actor {
             session: claims.sid,
             ..Actor::of(&user)
@@ -209,6 +199,23 @@ impl MedEx {
         }
     }
 
+    /// The account a verified token speaks for, if it is active and the token's session and
+    /// generation still stand.
+    async fn holder_of(&self, claims: &crate::auth::Claims) -> Result<User> {
+        let user = self
+            .store
+            .user(claims.sub)
+            .await?
+            .ok_or(Error::Unauthenticated(AuthFailure::InvalidToken))?;
+        if !user.is_active {
+            return Err(Error::Unauthenticated(AuthFailure::Deactivated));
+        }
+        if !user.sessions.admit(claims.generation, claims.sid) {
+            return Err(Error::Unauthenticated(AuthFailure::Revoked));
+        }
+        Ok(user)
+    }
+
     /// Trades a refresh token for a new pair of the same session. The old refresh token stops
     /// working. A refresh token presented again after it was used is taken as stolen: its whole
     /// session ends, the newer tokens refreshed from it included.
@@ -228,17 +235,7 @@ impl MedEx {
             }
             return Err(Error::Unauthenticated(AuthFailure::Revoked));
         }
-        let user = self
-            .store
-            .user(claims.sub)
-            .await?
-            .ok_or(Error::Unauthenticated(AuthFailure::InvalidToken))?;
-        if !user.is_active {
-            return Err(Error::Unauthenticated(AuthFailure::Deactivated));
-        }
-        if !user.sessions.admit(claims.generation, claims.sid) {
-            return Err(Error::Unauthenticated(AuthFailure::Revoked));
-        }
+        let user = self.holder_of(&claims).await?;
         match claims.sid {
             Some(session) => self.session_pair(user, session).await,
             None => self.session(user).await,

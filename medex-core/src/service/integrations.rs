@@ -144,28 +144,14 @@ impl MedEx {
     ) -> Result<Vec<ApiKey>> {
         let vendor = self.integrations_of(actor, vendor).await?;
         let page = clamp_page(page);
-        let mut found = Vec::new();
-        let mut after = page.after;
-        for _ in 0..MAX_SCAN_PAGES {
-            let batch = self
-                .store
-                .api_keys(
-                    vendor.id,
-                    Page {
-                        limit: page.limit,
-                        after,
-                    },
-                )
-                .await?;
-            let done = batch.len() < page.limit;
-            after = batch.last().map(|k| k.id);
-            found.extend(batch.into_iter().filter(|k| k.revoked_at.is_none()));
-            if done || found.len() >= page.limit {
-                break;
-            }
-        }
-        found.truncate(page.limit);
-        Ok(found)
+        scan(
+            page,
+            page.limit,
+            |p| self.store.api_keys(vendor.id, p),
+            |k| k.id,
+            |k| k.revoked_at.is_none(),
+        )
+        .await
     }
 
     /// Revokes a key at once: the next request with it is refused.
@@ -293,28 +279,14 @@ impl MedEx {
     /// The endpoints of a pharmacy that are not removed, newest first, at most [`MAX_WEBHOOKS`]
     /// (a pharmacy cannot register more).
     pub(super) async fn live_webhooks(&self, vendor: VendorId) -> Result<Vec<Webhook>> {
-        let mut found = Vec::new();
-        let mut after = None;
-        for _ in 0..MAX_SCAN_PAGES {
-            let batch = self
-                .store
-                .webhooks(
-                    vendor,
-                    Page {
-                        limit: MAX_PAGE,
-                        after,
-                    },
-                )
-                .await?;
-            after = batch.last().map(|w| w.id);
-            let full = batch.len() == MAX_PAGE;
-            found.extend(batch.into_iter().filter(|w| w.deleted_at.is_none()));
-            if !full {
-                break;
-            }
-        }
-        found.truncate(MAX_WEBHOOKS);
-        Ok(found)
+        scan(
+            whole(),
+            MAX_WEBHOOKS,
+            |p| self.store.webhooks(vendor, p),
+            |w| w.id,
+            |w| w.deleted_at.is_none(),
+        )
+        .await
     }
 
     /// A pharmacy's endpoints, newest first.

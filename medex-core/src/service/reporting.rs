@@ -15,27 +15,8 @@ fn delivered_within(period: Period) -> OrderQuery {
 
 impl MedEx {
     pub(super) async fn all_orders(&self, query: &OrderQuery) -> Result<Vec<Order>> {
-        let mut all = Vec::new();
-        let mut after = None;
-        for _ in 0..MAX_SCAN_PAGES {
-            let batch = self
-                .store
-                .orders(
-                    query,
-                    Page {
-                        limit: MAX_PAGE,
-                        after,
-                    },
-                )
-                .await?;
-            let exhausted = batch.len() < MAX_PAGE;
-            after = batch.last().map(|o| o.id);
-            all.extend(batch);
-            if exhausted {
-                break;
-            }
-        }
-        Ok(all)
+        let read = |p| self.store.orders(query, p);
+        scan(whole(), usize::MAX, read, |o| o.id, |_| true).await
     }
 
     pub(super) async fn all_drivers(&self, vendor: VendorId) -> Result<Vec<Driver>> {
@@ -43,27 +24,8 @@ impl MedEx {
             vendor_id: Some(vendor),
             status: None,
         };
-        let mut all = Vec::new();
-        let mut after = None;
-        for _ in 0..MAX_SCAN_PAGES {
-            let batch = self
-                .store
-                .drivers(
-                    &query,
-                    Page {
-                        limit: MAX_PAGE,
-                        after,
-                    },
-                )
-                .await?;
-            let exhausted = batch.len() < MAX_PAGE;
-            after = batch.last().map(|d| d.id);
-            all.extend(batch);
-            if exhausted {
-                break;
-            }
-        }
-        Ok(all)
+        let read = |p| self.store.drivers(&query, p);
+        scan(whole(), usize::MAX, read, |d| d.id, |_| true).await
     }
 
     /// A pharmacy's orders created in `[from, to)` as CSV.

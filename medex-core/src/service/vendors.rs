@@ -118,29 +118,14 @@ impl MedEx {
     /// Pharmacies: active ones for everyone, all of them for admins.
     pub async fn list_vendors(&self, actor: &Actor, page: Page<VendorId>) -> Result<Vec<Vendor>> {
         let page = clamp_page(page);
-        let mut found = Vec::new();
-        let mut after = page.after;
-        for _ in 0..MAX_SCAN_PAGES {
-            let batch = self
-                .store
-                .vendors(Page {
-                    limit: page.limit,
-                    after,
-                })
-                .await?;
-            let exhausted = batch.len() < page.limit;
-            after = batch.last().map(|v| v.id);
-            found.extend(
-                batch
-                    .into_iter()
-                    .filter(|v| access(actor, Permission::ViewVendor(v)) == Access::Granted),
-            );
-            if exhausted || found.len() >= page.limit {
-                break;
-            }
-        }
-        found.truncate(page.limit);
-        Ok(found)
+        scan(
+            page,
+            page.limit,
+            |p| self.store.vendors(p),
+            |v| v.id,
+            |v| access(actor, Permission::ViewVendor(v)) == Access::Granted,
+        )
+        .await
     }
 
     /// One pharmacy.

@@ -15,13 +15,9 @@ fn tracking_view_shows_only_public_fields() {
             .unwrap();
         assert!(pending.driver.is_none() && pending.eta_minutes.is_none());
         w.move_to(order.id, OrderStatus::DriverAssigned, 0).await;
-        let input = FixInput {
-            latitude: 52.505,
-            longitude: 13.40,
-            ..Default::default()
-        };
+        let fix = fix_at(52.505);
         w.medex
-            .record_location(&driver, driver_id, input)
+            .record_location(&driver, driver_id, fix)
             .await
             .unwrap();
         let view = w
@@ -390,11 +386,7 @@ fn the_kept_tracking_answer_is_the_view_and_is_forgotten_when_the_view_changes()
         );
 
         // A fix moves the driver on the view; a status change changes it.
-        let fix = FixInput {
-            latitude: 52.507,
-            longitude: 13.401,
-            ..Default::default()
-        };
+        let fix = fix_at(52.507);
         w.medex
             .record_location(&driver, driver_id, fix)
             .await
