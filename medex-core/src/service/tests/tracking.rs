@@ -8,11 +8,7 @@ fn tracking_view_shows_only_public_fields() {
         let w = World::in_memory(7).await;
         let (driver, driver_id) = w.drivers[0];
         let order = w.order_in(OrderStatus::Pending).await;
-        let pending = w
-            .medex
-            .tracking_view(&order.tracking_token, true)
-            .await
-            .unwrap();
+        let pending = view(&w, &order, true).await;
         assert!(pending.driver.is_none() && pending.eta_minutes.is_none());
         w.move_to(order.id, OrderStatus::DriverAssigned, 0).await;
         let fix = fix_at(52.505);
@@ -20,11 +16,7 @@ fn tracking_view_shows_only_public_fields() {
             .record_location(&driver, driver_id, fix)
             .await
             .unwrap();
-        let view = w
-            .medex
-            .tracking_view(&order.tracking_token, true)
-            .await
-            .unwrap();
+        let view = view(&w, &order, true).await;
         assert_eq!(view.driver.as_ref().unwrap().first_name, "Driver");
         assert!(view.eta_minutes.unwrap() > 0.0);
         assert_eq!(view.trail.len(), 1);
@@ -67,11 +59,7 @@ fn after_a_failed_attempt_the_public_learns_only_that_it_will_be_rescheduled() {
             )
             .await
             .unwrap();
-        let on_its_way = w
-            .medex
-            .tracking_view(&order.tracking_token, true)
-            .await
-            .unwrap();
+        let on_its_way = view(&w, &order, true).await;
         assert!(on_its_way.driver.is_some() && !on_its_way.attempt_failed);
         let failed = Transition {
             reason: Some("other".into()),
@@ -86,11 +74,7 @@ fn after_a_failed_attempt_the_public_learns_only_that_it_will_be_rescheduled() {
                     .await
                     .unwrap();
             }
-            let view = w
-                .medex
-                .tracking_view(&order.tracking_token, true)
-                .await
-                .unwrap();
+            let view = view(&w, &order, true).await;
             assert_eq!(view.status, status);
             assert!(view.attempt_failed);
             assert_eq!(view.attempt, 1);
@@ -104,11 +88,7 @@ fn after_a_failed_attempt_the_public_learns_only_that_it_will_be_rescheduled() {
             .change_status(&w.vendor_a, order.id, OrderStatus::Accepted, None)
             .await
             .unwrap();
-        let again = w
-            .medex
-            .tracking_view(&order.tracking_token, false)
-            .await
-            .unwrap();
+        let again = view(&w, &order, false).await;
         assert_eq!((again.attempt, again.attempt_failed), (2, false));
     });
 }
@@ -141,6 +121,14 @@ fn links_expire_after_the_order_ended() {
                 .is_ok()
         );
     });
+}
+
+/// The public view of `order`, which must be found.
+async fn view(w: &World, order: &Order, with_trail: bool) -> TrackingView {
+    w.medex
+        .tracking_view(&order.tracking_token, with_trail)
+        .await
+        .expect("the order is tracked")
 }
 
 fn fix_at(latitude: f64) -> FixInput {
