@@ -6,7 +6,10 @@
 // updates the status and the timeline. A connection that drops is retried with exponential
 // backoff; once the order reached a final status the server closes the socket and the page
 // stays on that final state. Everything is written with textContent and SVG attributes, never
-// as HTML, and no inline script or style is used (the page runs under a strict CSP).
+// as HTML, and no inline script or style is used (the page runs under a strict CSP). The map is
+// the shared SVG map of map.js.
+import { MapView, redrawOnResize, validPoint } from './map.js';
+
 (function () {
   'use strict';
 
@@ -248,88 +251,24 @@
   }
 
   // ---------------------------------------------------------------------------------------
-  // The map: Web Mercator in SVG, fitted to the points; tiles only when configured.
+  // The map: pickup, destination, the driver and its trail, and the way still to go.
 
-  var SVG_NS = 'http://www.w3.org/2000/svg';
-  var TILE = 256;
-
-  function svg(name, attrs, parent) {
-    var el = document.createElementNS(SVG_NS, name);
-    Object.keys(attrs).forEach(function (k) { el.setAttribute(k, attrs[k]); });
-    if (parent) parent.appendChild(el);
-    return el;
-  }
-
-  function project(point) {
-    var lat = Math.max(-85, Math.min(85, point.latitude));
-    var sin = Math.sin(lat * Math.PI / 180);
-    return {
-      x: TILE * (point.longitude + 180) / 360,
-      y: TILE * (0.5 - Math.log((1 + sin) / (1 - sin)) / (4 * Math.PI))
-    };
-  }
-
-  function validPoint(p) {
-    return p && isFinite(p.latitude) && isFinite(p.longitude);
-  }
+  var map = new MapView($('map'), { tileUrl: tileUrl });
 
   function driverPoint() {
     var d = view.driver;
     return AT_WORK[view.status] && d && validPoint(d.location) ? d.location : null;
   }
 
-  function round(n) { return Math.round(n * 10) / 10; }
-
   function renderMap() {
-    var map = $('map');
-    var wrap = $('map-wrap');
-    var width = Math.max(200, Math.round(wrap.clientWidth));
-    var height = Math.max(160, Math.round(wrap.clientHeight));
-    map.setAttribute('viewBox', '0 0 ' + width + ' ' + height);
-
     var pickup = validPoint(view.pickup) ? view.pickup : null;
     var destination = validPoint(view.destination) ? view.destination : null;
     var driver = driverPoint();
     var trail = AT_WORK[view.status] ? (view.trail || []).filter(validPoint) : [];
-    var all = [pickup, destination, driver].filter(Boolean).concat(trail);
-    show('map-empty', all.length === 0);
     show('legend-driver', !!driver);
     show('legend-destination', !!destination);
-    var markers = $('markers');
-    var route = $('route');
-    if (all.length === 0) {
-      markers.textContent = '';
-      route.textContent = '';
-      $('tiles').textContent = '';
-      $('scale').textContent = '';
-      return;
-    }
-
-    // Fit the points, with room for the markers, and never closer than street level.
-    var pts = all.map(project);
-    var minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
-    pts.forEach(function (p) {
-      minX = Math.min(minX, p.x); maxX = Math.max(maxX, p.x);
-      minY = Math.min(minY, p.y); maxY = Math.max(maxY, p.y);
-    });
-    var pad = 40;
-    var spanX = Math.max(maxX - minX, 1e-9);
-    var spanY = Math.max(maxY - minY, 1e-9);
-    var zoom = Math.log2(Math.min((width - 2 * pad) / spanX, (height - 2 * pad - 10) / spanY));
-    zoom = Math.max(1, Math.min(17, zoom));
-    var scale = Math.pow(2, zoom);
-    var cx = (minX + maxX) / 2;
-    var cy = (minY + maxY) / 2 - 6 / scale; // a little room above for the pin heads
-    function screen(point) {
-      var p = project(point);
-      return { x: round((p.x - cx) * scale + width / 2), y: round((p.y - cy) * scale + height / 2) };
-    }
-
-    renderTiles(width, height, zoom, cx, cy);
-    renderScale(width, height, zoom, (pickup || destination || driver).latitude);
 
     // Route hints: the way still to go, and where the driver has been.
-    route.textContent = '';
     var ahead = [];
     if (driver) {
       ahead.push(driver);
@@ -341,119 +280,16 @@
       if (!ahead.length) ahead.push(pickup);
       ahead.push(destination);
     }
-    if (ahead.length >= 2) {
-      svg('polyline', {
-        'class': 'route-ahead',
-        points: ahead.map(screen).map(function (p) { return p.x + ',' + p.y; }).join(' ')
-      }, route);
-    }
+    var lines = [{ 'class': 'route-ahead', points: ahead }];
     if (trail.length >= 1) {
-      var path = trail.slice(-MAX_TRAIL).concat(driver ? [driver] : []);
-      svg('polyline', {
-        'class': 'trail',
-        id: 'trail',
-        points: path.map(screen).map(function (p) { return p.x + ',' + p.y; }).join(' ')
-      }, route);
+      lines.push({ id: 'trail', 'class': 'trail', points: trail.slice(-MAX_TRAIL).concat(driver ? [driver] : []) });
     }
-
-    // Markers are kept between renders, so only their positions change.
-    placeMarker(markers, 'pickup-marker', pickup && screen(pickup), pickup, drawPickup, 'Pharmacy');
-    placeMarker(markers, 'destination-marker', destination && screen(destination), destination, drawDestination, 'Destination');
-    placeMarker(markers, 'driver-marker', driver && screen(driver), driver, drawDriver, 'Driver');
-  }
-
-  function placeMarker(parent, id, at, point, draw, title) {
-    var el = $(id);
-    if (!at) {
-      if (el) el.parentNode.removeChild(el);
-      return;
-    }
-    if (!el) {
-      el = svg('g', { id: id, 'class': 'marker ' + id }, null);
-      svg('title', {}, el).textContent = title;
-      draw(el);
-    }
-    parent.appendChild(el); // keeps the driver on top
-    el.setAttribute('transform', 'translate(' + at.x + ' ' + at.y + ')');
-    el.setAttribute('data-lat', String(point.latitude));
-    el.setAttribute('data-lon', String(point.longitude));
-  }
-
-  function drawPickup(g) {
-    svg('rect', { x: -13, y: -13, width: 26, height: 26, rx: 7, 'class': 'pickup-body' }, g);
-    svg('path', { d: 'M-2.5 -8h5v5.5h5.5v5h-5.5v5.5h-5v-5.5h-5.5v-5h5.5z', 'class': 'marker-glyph' }, g);
-  }
-
-  function drawDestination(g) {
-    svg('path', {
-      d: 'M0 0c-2-6-11-11-11-19a11 11 0 0 1 22 0c0 8-9 13-11 19z',
-      'class': 'destination-body'
-    }, g);
-    svg('circle', { cx: 0, cy: -19, r: 4.2, 'class': 'marker-glyph' }, g);
-  }
-
-  function drawDriver(g) {
-    svg('circle', { r: 18, 'class': 'driver-pulse' }, g);
-    svg('circle', { r: 10, 'class': 'driver-body' }, g);
-    svg('circle', { r: 3.5, 'class': 'marker-glyph' }, g);
-  }
-
-  var tileImages = {};
-
-  function renderTiles(width, height, zoom, cx, cy) {
-    var layer = $('tiles');
-    if (!tileUrl) return;
-    var tz = Math.max(0, Math.min(19, Math.round(zoom)));
-    var n = Math.pow(2, tz);
-    var scale = Math.pow(2, zoom);
-    var size = TILE * Math.pow(2, zoom - tz); // a tile's size on screen
-    var left = cx - width / 2 / scale;
-    var top = cy - height / 2 / scale;
-    var x0 = Math.floor(left * n / TILE);
-    var y0 = Math.max(0, Math.floor(top * n / TILE));
-    var x1 = Math.floor((left + width / scale) * n / TILE);
-    var y1 = Math.min(n - 1, Math.floor((top + height / scale) * n / TILE));
-    var wanted = {};
-    var subdomains = 'abc';
-    for (var tx = x0; tx <= x1; tx++) {
-      for (var ty = y0; ty <= y1; ty++) {
-        var wx = ((tx % n) + n) % n;
-        var url = tileUrl
-          .replace('{s}', subdomains[(wx + ty) % subdomains.length])
-          .replace('{z}', String(tz)).replace('{x}', String(wx)).replace('{y}', String(ty));
-        var key = tz + '/' + tx + '/' + ty;
-        var img = tileImages[key];
-        if (!img) {
-          img = svg('image', { href: url, 'class': 'tile', preserveAspectRatio: 'none' }, layer);
-          tileImages[key] = img;
-        }
-        img.setAttribute('x', round((tx * TILE / n - cx) * scale + width / 2));
-        img.setAttribute('y', round((ty * TILE / n - cy) * scale + height / 2));
-        img.setAttribute('width', round(size + 0.5));
-        img.setAttribute('height', round(size + 0.5));
-        wanted[key] = true;
-      }
-    }
-    Object.keys(tileImages).forEach(function (key) {
-      if (!wanted[key]) {
-        layer.removeChild(tileImages[key]);
-        delete tileImages[key];
-      }
-    });
-  }
-
-  function renderScale(width, height, zoom, latitude) {
-    var group = $('scale');
-    group.textContent = '';
-    var metresPerPixel = 156543.03392 * Math.cos(latitude * Math.PI / 180) / Math.pow(2, zoom);
-    var steps = [10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, 200000, 500000];
-    var metres = steps[0];
-    steps.forEach(function (s) { if (s / metresPerPixel <= Math.min(110, width / 3)) metres = s; });
-    var length = round(metres / metresPerPixel);
-    var x = 12, y = height - 12;
-    svg('path', { d: 'M' + x + ' ' + (y - 5) + 'v5h' + length + 'v-5', 'class': 'scale-bar' }, group);
-    var label = svg('text', { x: x + 2, y: y - 8, 'class': 'scale-text' }, group);
-    label.textContent = metres >= 1000 ? (metres / 1000) + ' km' : metres + ' m';
+    var markers = [];
+    if (pickup) markers.push({ id: 'pickup-marker', kind: 'pickup', point: pickup, title: 'Pharmacy' });
+    if (destination) markers.push({ id: 'destination-marker', kind: 'destination', point: destination, title: 'Destination' });
+    if (driver) markers.push({ id: 'driver-marker', kind: 'driver', point: driver, title: 'Driver' });
+    var drawn = map.draw({ markers: markers, lines: lines });
+    show('map-empty', !drawn);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -646,11 +482,7 @@
       renderFacts();
     }
   }, 1000);
-  if (typeof ResizeObserver === 'function') {
-    new ResizeObserver(function () { if (view) renderMap(); }).observe($('map-wrap'));
-  } else {
-    window.addEventListener('resize', function () { if (view) renderMap(); });
-  }
+  redrawOnResize($('map-wrap'), function () { if (view) renderMap(); });
   if (tileAttribution) {
     text('attribution', tileAttribution);
     show('attribution', true);
