@@ -174,6 +174,7 @@ function tick() {
   }
   state.inflight = null;
   flush();
+  renderLocationLine();
 }
 
 /** Sends what is queued: one fix as `location`, a backlog as one `locations` batch per tick. */

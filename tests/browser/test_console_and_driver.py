@@ -401,6 +401,8 @@ def run(browser, server):
             driver_id)
     after = driver_marker(console, driver_id)
     check(after["transform"] != before["transform"], "the marker moved on screen")
+    check(console.locator("#fleet-tiles image").count() == 0, "no tiles without MEDEX_TILE_URL")
+    check(console.locator("#fleet-map .grid-line").count() == 1, "the plain SVG plot")
     sent = [json.loads(f) for f in watch.frames_sent]
     check(any(f.get("type") == "location" and "recorded_at" in f for f in sent), f"location frames: {sent[-3:]}")
     shot(console, "console-driver-moving")
@@ -426,6 +428,18 @@ def run(browser, server):
     wait_js(driver, "() => document.getElementById('job').hidden")
     wait_js(driver, "() => document.getElementById('duty-status').dataset.status === 'available'")
     select = order_item(console, order_id).get_by_label(f"Driver for {order['order_number']}")
+    wait_js(console, "([id, d]) => !!document.querySelector(`li.order[data-order-id='${id}'] option[value='${d}']`)",
+            [order_id, driver_id])
+    select.select_option(driver_id)
+    order_item(console, order_id).get_by_role("button", name="Assign driver").click()
+    wait_order_status(console, order_id, "driver_assigned")
+
+    step("the driver declines once; the pharmacy assigns again")
+    driver.get_by_role("button", name="Decline").click()
+    driver.get_by_label("Why decline? (optional)").fill("flat tyre, fixed in a minute")
+    driver.get_by_role("button", name="Confirm decline").click()
+    wait_order_status(console, order_id, "accepted")
+    wait_js(driver, "() => document.getElementById('job').hidden")
     wait_js(console, "([id, d]) => !!document.querySelector(`li.order[data-order-id='${id}'] option[value='${d}']`)",
             [order_id, driver_id])
     select.select_option(driver_id)
@@ -566,8 +580,12 @@ def run(browser, server):
     check(len(api(server, "GET", f"/vendors/{vendor_id}/webhooks", token=vendor_token)) == 1, "one webhook")
     shot(console, "console-integrations")
     watch.assert_clean(console, "console", expected=["WebSocket connection", "net::ERR", "status of 401"])
+    refresh_token = console.evaluate("() => localStorage.getItem('medex.console.refresh_token')")
+    check(refresh_token, "the console keeps its refresh token")
     console.get_by_role("button", name="Sign out").click()
     console.get_by_role("heading", name="Sign in to the console").wait_for(timeout=WAIT_MS)
+    check(console.evaluate("() => localStorage.getItem('medex.console.refresh_token')") is None, "forgotten")
+    api(server, "POST", "/auth/refresh", {"refresh_token": refresh_token}, expect=(401,))
     console_ctx.close()
 
     step("an admin deactivates an account and changes the configuration (phone width)")
