@@ -126,6 +126,7 @@ function renderDuty() {
   $('go-offline').hidden = s === 'offline';
   $('go-offline').disabled = s === 'busy';
   if (onDuty()) startSharing(); else stopSharing();
+  $('waiting').hidden = !!state.job || !onDuty();
   renderLocationLine();
 }
 
@@ -280,6 +281,7 @@ function setJob(order) {
 function renderJob() {
   const job = state.job;
   $('job').hidden = !job;
+  $('waiting').hidden = !!job || !onDuty();
   if (!job) return;
   $('job-number').textContent = job.order_number;
   const status = $('job-status');
