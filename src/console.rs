@@ -12,32 +12,27 @@
 //! Proofs are uploads that need the session's token, so the page fetches them and shows them
 //! from memory: its `img-src` also admits `blob:`.
 
-use std::sync::Arc;
-
 use axum::Router;
-use axum::http::StatusCode;
-use axum::routing::get;
 
-use crate::web::{Features, Images, PagePolicy, TileLayer, render};
+use crate::web::{Features, Images, TileLayer};
 
 const INDEX_HTML: &str = include_str!("console/index.html");
 
 /// `GET /console` (and `/console/`), drawing the fleet map over `tiles` when given.
 pub(crate) fn routes(tiles: Option<&TileLayer>) -> Router {
-    let policy = PagePolicy::new(tiles, Images::OwnAndBlobs, Features::None);
-    let page: Arc<str> = render(INDEX_HTML, tiles).into();
-    let serve = move || {
-        let policy = policy.clone();
-        let page = page.clone();
-        async move { policy.html(StatusCode::OK, &page) }
-    };
-    Router::new()
-        .route("/console", get(serve.clone()))
-        .route("/console/", get(serve))
+    crate::web::page(
+        &["/console", "/console/"],
+        INDEX_HTML,
+        tiles,
+        Images::OwnAndBlobs,
+        Features::None,
+    )
 }
 
 #[cfg(test)]
 mod tests {
+    use axum::http::StatusCode;
+
     use super::*;
     use crate::web::tests::{assert_page_headers, assert_page_links_resolve, get, header};
 

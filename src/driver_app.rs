@@ -13,32 +13,27 @@
 //! It is the one page whose `Permissions-Policy` grants geolocation and the camera (to this
 //! origin only); the photo preview is shown from memory, so `img-src` also admits `blob:`.
 
-use std::sync::Arc;
-
 use axum::Router;
-use axum::http::StatusCode;
-use axum::routing::get;
 
-use crate::web::{Features, Images, PagePolicy, TileLayer, render};
+use crate::web::{Features, Images, TileLayer};
 
 const INDEX_HTML: &str = include_str!("driver_app/index.html");
 
 /// `GET /driver` (and `/driver/`), drawing its map over `tiles` when given.
 pub(crate) fn routes(tiles: Option<&TileLayer>) -> Router {
-    let policy = PagePolicy::new(tiles, Images::OwnAndBlobs, Features::LocationAndCamera);
-    let page: Arc<str> = render(INDEX_HTML, tiles).into();
-    let serve = move || {
-        let policy = policy.clone();
-        let page = page.clone();
-        async move { policy.html(StatusCode::OK, &page) }
-    };
-    Router::new()
-        .route("/driver", get(serve.clone()))
-        .route("/driver/", get(serve))
+    crate::web::page(
+        &["/driver", "/driver/"],
+        INDEX_HTML,
+        tiles,
+        Images::OwnAndBlobs,
+        Features::LocationAndCamera,
+    )
 }
 
 #[cfg(test)]
 mod tests {
+    use axum::http::StatusCode;
+
     use super::*;
     use crate::web::tests::{assert_page_headers, assert_page_links_resolve, get, header};
 

@@ -277,6 +277,26 @@ pub fn routes(medex: Arc<MedEx>, tiles: Option<TileLayer>) -> Router {
         .merge(asset_routes())
 }
 
+/// `GET` on each of `paths`: the page `template` (rendered once) under its policy.
+pub(crate) fn page(
+    paths: &[&'static str],
+    template: &str,
+    tiles: Option<&TileLayer>,
+    images: Images,
+    features: Features,
+) -> Router {
+    let policy = PagePolicy::new(tiles, images, features);
+    let page: Arc<str> = render(template, tiles).into();
+    let serve = move || {
+        let policy = policy.clone();
+        let page = page.clone();
+        async move { policy.html(StatusCode::OK, &page) }
+    };
+    paths.iter().fold(Router::new(), |router, path| {
+        router.route(path, get(serve.clone()))
+    })
+}
+
 /// `GET /assets/{file}`: an embedded file by its hashed name, cacheable for a year; anything
 /// else is a plain 404.
 pub(crate) fn asset_routes() -> Router {
