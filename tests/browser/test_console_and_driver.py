@@ -295,6 +295,33 @@ def check_accessible(page, where):
       return bad;
     }""")
     check(not unnamed, f"{where}: controls without a name: {unnamed}")
+    # Text contrast (WCAG AA): 4.5:1, or 3:1 for large text; disabled controls are exempt.
+    low = page.evaluate("""() => {
+      const rgb = (c) => { const m = c.match(/[\\d.]+/g); return m ? m.map(Number) : [0, 0, 0, 0]; };
+      const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+        return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+      const background = (el) => {
+        for (let e = el; e; e = e.parentElement) {
+          const c = rgb(getComputedStyle(e).backgroundColor);
+          if ((c[3] === undefined ? 1 : c[3]) > 0.5) return c;
+        }
+        return [255, 255, 255];
+      };
+      const bad = [];
+      for (const el of document.querySelectorAll('body *')) {
+        if (el.closest('svg, [hidden], [disabled]') || el.offsetParent === null) continue;
+        const own = Array.from(el.childNodes).some((n) => n.nodeType === 3 && n.textContent.trim());
+        if (!own) continue;
+        const style = getComputedStyle(el);
+        const a = lum(rgb(style.color)), b = lum(background(el));
+        const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        const size = parseFloat(style.fontSize), bold = Number(style.fontWeight) >= 700;
+        const large = size >= 24 || (bold && size >= 18.66);
+        if (ratio < (large ? 3 : 4.5)) bad.push(el.tagName + ' "' + el.textContent.trim().slice(0, 30) + '" ' + ratio.toFixed(2));
+      }
+      return bad;
+    }""")
+    check(not low, f"{where}: text with too little contrast: {low}")
     width = page.evaluate("() => document.documentElement.scrollWidth")
     viewport = page.viewport_size["width"]
     check(width <= viewport + 1, f"{where}: the page is {width}px wide on a {viewport}px screen")
