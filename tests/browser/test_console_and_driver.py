@@ -18,7 +18,8 @@ the customer through the API, a wrong one first). The console shows the custody 
 The driver app survives a reload and a server restart, keeping the positions it took meanwhile
 and sending them late as one `locations` batch; two console tabs reloading at once stay signed
 in (refresh tokens rotate; a reuse would end the session). API keys and webhooks are made and
-revoked in the console; an admin deactivates an account, and changes the configuration.
+revoked in the console; an admin deactivates an account, and changes the configuration. Access tokens
+last one minute, so the apps also refresh (and rotate) their tokens while they work.
 
 Every page is checked for requests to other hosts, Content-Security-Policy violations and
 console errors. Screenshots go to tests/artifacts/ (git-ignored).
@@ -99,6 +100,9 @@ class Server:
             MEDEX_LOG=env.get("MEDEX_LOG", "warn"),
             MEDEX_SHUTDOWN_GRACE_SECS="2",
             MEDEX_WEBHOOK_ALLOW_PRIVATE="true",
+            # Access tokens of one minute: the apps refresh (rotating the refresh token) every
+            # 30 s while the scenario runs, not only when they start.
+            MEDEX_ACCESS_TOKEN_MINUTES="1",
             NO_COLOR="1",
         )
         for name in ("MEDEX_TILE_URL", "MEDEX_TILE_ATTRIBUTION", "MEDEX_ADMIN_EMAIL", "MEDEX_ADMIN_PASSWORD",
@@ -214,6 +218,7 @@ class Watch:
         self.errors = []
         self.foreign = []
         self.frames_sent = []
+        self.refreshes = 0
 
     def attach(self, page):
         page.add_init_script(INIT_SCRIPT)
@@ -222,6 +227,8 @@ class Watch:
 
         def on_request(request):
             url = request.url
+            if url.endswith("/api/auth/refresh"):
+                self.refreshes += 1
             if not (url.startswith(self.server.base + "/") or url.startswith("ws://127.0.0.1:" + str(self.server.port) + "/")
                     or url.startswith("data:") or url.startswith("blob:")):
                 self.foreign.append(url)
@@ -573,6 +580,10 @@ def run(browser, server):
     watch.assert_clean(driver, "driver app after the restart",
                        expected=["WebSocket connection", "ERR_CONNECTION_REFUSED", "net::ERR"])
     watch.errors.clear()
+
+    step(f"the apps refreshed their one-minute access tokens on the way ({watch.refreshes} refreshes)")
+    # One came from the driver app's reload; the others from tokens running out while in use.
+    check(watch.refreshes >= 2, f"only {watch.refreshes} refreshes")
 
     step("two console tabs reloading at once stay signed in (refreshes are serialised)")
     second = watch.attach(console_ctx.new_page())
