@@ -279,6 +279,15 @@ function section(title, ...children) {
   return h('section', { class: 'card', 'aria-labelledby': id }, h('h2', { id }, title), children);
 }
 
+/** Gives each body cell its column's heading (`data-label`), shown beside it on a phone. */
+function labelled(table) {
+  const heads = Array.from(table.querySelectorAll('thead th')).map((th) => th.textContent);
+  for (const tr of table.querySelectorAll('tbody tr')) {
+    Array.from(tr.children).forEach((cell, i) => { if (heads[i]) cell.setAttribute('data-label', heads[i]); });
+  }
+  return table;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Orders: incoming, in progress, the fleet map, recent
 
@@ -592,12 +601,12 @@ function reportView(view) {
       h('h3', {}, 'The week to ', r.date),
       chart(reports),
       h('h3', {}, 'Drivers on ', r.date),
-      r.drivers.length ? h('table', { class: 'table' },
+      r.drivers.length ? labelled(h('table', { class: 'table' },
         h('thead', {}, h('tr', {}, ['Driver', 'Deliveries', 'Distance', 'Earnings', 'Avg. minutes', 'Failed', 'Returns'].map((c) => h('th', { scope: 'col' }, c)))),
         h('tbody', {}, r.drivers.map((d) => h('tr', {},
           h('th', { scope: 'row' }, d.driver_name), h('td', {}, String(d.deliveries)), h('td', {}, km(d.distance_km)),
           h('td', {}, money(d.earnings)), h('td', {}, d.average_delivery_minutes != null ? d.average_delivery_minutes.toFixed(0) : '–'),
-          h('td', {}, String(d.failed_attempts)), h('td', {}, String(d.returns))))))
+          h('td', {}, String(d.failed_attempts)), h('td', {}, String(d.returns)))))))
         : h('p', { class: 'muted' }, 'No deliveries that day.'));
   }
 
@@ -676,7 +685,7 @@ function driversView(view) {
 
   function render() {
     const drivers = Array.from(state.drivers.values()).sort((a, b) => a.full_name.localeCompare(b.full_name));
-    keep(list, () => drivers.length ? h('table', { class: 'table' },
+    keep(list, () => drivers.length ? labelled(h('table', { class: 'table' },
       h('thead', {}, h('tr', {}, ['Driver', 'Vehicle', 'Status', 'Deliveries', 'Earnings', 'Set status'].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, drivers.map((d) => {
         const select = h('select', { 'data-keep': 'status-' + d.id, 'aria-label': 'Status of ' + d.full_name },
@@ -695,7 +704,7 @@ function driversView(view) {
           h('td', {}, String(d.total_deliveries || 0)),
           h('td', {}, money(d.total_earnings)),
           h('td', { class: 'nowrap' }, select, ' ', set));
-      }))) : h('p', { class: 'muted' }, 'No drivers yet.'));
+      })))) : h('p', { class: 'muted' }, 'No drivers yet.'));
   }
 
   load().catch(failed);
@@ -792,7 +801,7 @@ function usersView(view) {
 
   async function load() {
     const users = await session.api('GET', '/admin/users', { query: { role: role.value, limit: 200 } });
-    replace(list, h('table', { class: 'table' },
+    replace(list, labelled(h('table', { class: 'table' },
       h('thead', {}, h('tr', {}, ['Name', 'E-mail', 'Role', 'Status', ''].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, users.map((u) => h('tr', { 'data-user-id': u.id, 'data-email': u.email },
         h('th', { scope: 'row' }, u.full_name), h('td', {}, u.email), h('td', {}, u.role),
@@ -807,8 +816,9 @@ function usersView(view) {
             await session.api('PATCH', '/admin/users/' + u.id, { body: { is_active: !u.is_active } });
             say(u.email + (u.is_active ? ' deactivated' : ' reactivated'), 'ok');
             await load();
-          }).catch(failed)
-        }, (u.is_active ? 'Deactivate ' : 'Reactivate ') + u.email)))))));
+          }).catch(failed),
+          'aria-label': (u.is_active ? 'Deactivate ' : 'Reactivate ') + u.email
+        }, u.is_active ? 'Deactivate' : 'Reactivate'))))))));
   }
 
   load().catch(failed);
