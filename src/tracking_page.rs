@@ -2,8 +2,8 @@
 //!
 //! One self-contained page, embedded in the binary: its HTML, stylesheet and script live in
 //! `src/tracking_page/`, with no CDN and no build step; the files are served, with those the
-//! console and the driver app share (the SVG map in `map.js`, `base.css`), by [`crate::web`]
-//! under content-hashed names. The page carries
+//! console and the driver app share (the SVG map in `map.js`, the reconnecting socket in
+//! `session.js`, `base.css`), by [`crate::web`] under content-hashed names. The page carries
 //! no order data: the script reads the token from its own URL, fetches the public tracking view
 //! (`GET /api/tracking/{token}`) and follows `/ws/tracking/{token}`, reconnecting with backoff.
 //! It therefore shows nothing the public tracking view does not already expose.

@@ -614,7 +614,7 @@ pub(crate) mod tests {
             assert!(body.contains(&format!("'./{}'", map.name)), "{page}");
             assert!(!body.contains("'./map.js'"), "{page}");
         }
-        for page in ["console.js", "driver.js"] {
+        for page in ["console.js", "driver.js", "track.js"] {
             let body = &ASSETS.get(page).unwrap().body;
             assert!(body.contains(&format!("'./{}'", session.name)), "{page}");
         }

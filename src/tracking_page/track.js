@@ -4,11 +4,12 @@
 // (GET /api/tracking/{token}?trail=true) and follows /ws/tracking/{token}: `initial_state`
 // replaces the view, `driver_location` moves the driver and updates the ETA, `order_status`
 // updates the status and the timeline. A connection that drops is retried with exponential
-// backoff; once the order reached a final status the server closes the socket and the page
+// backoff (the shared LiveSocket of session.js, anonymous here); once the order reached a final status the server closes the socket and the page
 // stays on that final state. Everything is written with textContent and SVG attributes, never
 // as HTML, and no inline script or style is used (the page runs under a strict CSP). The map is
 // the shared SVG map of map.js.
 import { MapView, redrawOnResize, validPoint } from './map.js';
+import { LiveSocket } from './session.js';
 
 (function () {
   'use strict';
@@ -44,7 +45,6 @@ import { MapView, redrawOnResize, validPoint } from './map.js';
   };
   var AT_WORK = { driver_assigned: true, picked_up: true, out_for_delivery: true };
   var MAX_TRAIL = 2000;
-  var MAX_BACKOFF_MS = 30000;
 
   var app = document.getElementById('app');
   var match = /^\/track\/([^/]+)\/?$/.exec(location.pathname);
@@ -54,10 +54,7 @@ import { MapView, redrawOnResize, validPoint } from './map.js';
   var tileAttribution = app.getAttribute('data-tile-attribution') || '';
 
   var view = null; // the tracking view, as the server sends it
-  var socket = null;
-  var attempt = 0; // failed connections in a row
-  var retryTimer = null;
-  var retryAt = 0;
+  var socket = null; // the LiveSocket, made at the start
   var finished = false;
   var refreshing = false;
   var refreshAgain = false;
@@ -336,13 +333,9 @@ import { MapView, redrawOnResize, validPoint } from './map.js';
       });
   }
 
-  function onMessage(event) {
-    var message;
-    try { message = JSON.parse(event.data); } catch (e) { return; }
-    if (!message || typeof message !== 'object') return;
+  function onMessage(message) {
     switch (message.type) {
       case 'initial_state':
-        attempt = 0;
         setConnection(TERMINAL[message.status] ? 'final' : 'live', TERMINAL[message.status] ? 'Final status' : 'Live');
         delete message.type;
         delete message.sent_at;
@@ -386,79 +379,44 @@ import { MapView, redrawOnResize, validPoint } from './map.js';
 
   function finish() {
     finished = true;
-    clearTimeout(retryTimer);
-    retryTimer = null;
+    if (socket) socket.stop();
     setConnection('final', 'Final status');
   }
 
-  function connect() {
-    if (finished || socket) return;
-    clearTimeout(retryTimer);
-    retryTimer = null;
-    setConnection(attempt ? 'reconnecting' : 'connecting', attempt ? 'Reconnecting…' : 'Connecting…');
-    var scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    var ws;
-    try {
-      ws = new WebSocket(scheme + '//' + location.host + '/ws/tracking/' + encodeURIComponent(token));
-    } catch (e) {
-      scheduleReconnect();
-      return;
-    }
-    socket = ws;
-    ws.onmessage = onMessage;
-    ws.onclose = function () {
-      if (socket !== ws) return;
-      socket = null;
-      if (finished) {
-        setConnection('final', 'Final status');
-        return;
-      }
-      attempt += 1;
-      scheduleReconnect();
-    };
+  function onSocketState(state) {
+    if (finished) return;
+    if (state === 'connecting') setConnection('connecting', 'Connecting…');
+    else if (state === 'reconnecting' || state === 'offline') tickReconnect();
+    // 'live' is shown once initial_state arrived.
   }
 
-  function scheduleReconnect() {
-    if (finished) return;
-    // 1 s, 2 s, 4 s … up to 30 s, with jitter so that many pages do not come back at once.
-    var base = Math.min(MAX_BACKOFF_MS, 1000 * Math.pow(2, Math.max(0, attempt - 1)));
-    var delay = Math.round(base * (0.6 + Math.random() * 0.4));
-    retryAt = Date.now() + delay;
-    clearTimeout(retryTimer);
-    retryTimer = setTimeout(function () {
-      retryTimer = null;
-      if (attempt >= 3) {
-        // After several failures, check that the order still exists before trying again.
-        fetchView().then(function (result) {
-          if (result.missing) return gone();
-          if (result.view && !view) setView(result.view);
-          connect();
-        }).catch(connect);
-      } else {
-        connect();
-      }
-    }, delay);
-    tickReconnect();
+  // After several failures, check that the order still exists before trying again.
+  function beforeRetry(failures) {
+    if (failures < 3) return true;
+    return fetchView().then(function (result) {
+      if (result.missing) { gone(); return false; }
+      if (result.view && !view) setView(result.view);
+      return !finished;
+    }).catch(function () { return true; });
   }
 
   function tickReconnect() {
-    if (!retryTimer) return;
+    if (finished || !socket || socket.open) return;
     if (!navigator.onLine) {
       setConnection('reconnecting', 'Offline – waiting for the network');
       return;
     }
-    var seconds = Math.max(1, Math.ceil((retryAt - Date.now()) / 1000));
+    if (!socket.waiting) {
+      setConnection('reconnecting', 'Reconnecting…');
+      return;
+    }
+    var seconds = Math.max(1, Math.ceil((socket.retryAt - Date.now()) / 1000));
     setConnection('reconnecting', 'Reconnecting in ' + seconds + ' s');
-  }
-
-  function reconnectNow() {
-    if (finished || socket) return;
-    attempt = Math.min(attempt, 1);
-    connect();
   }
 
   function gone() {
     finished = true;
+    if (socket) socket.stop();
     setConnection('final', 'Not found');
     app.setAttribute('data-status', 'missing');
     text('status', 'We could not find this delivery');
@@ -470,11 +428,10 @@ import { MapView, redrawOnResize, validPoint } from './map.js';
   // ---------------------------------------------------------------------------------------
   // Start
 
-  window.addEventListener('online', reconnectNow);
-  window.addEventListener('offline', tickReconnect);
-  document.addEventListener('visibilitychange', function () {
-    if (document.visibilityState === 'visible') reconnectNow();
+  socket = new LiveSocket(null, '/ws/tracking/' + encodeURIComponent(token), {
+    onMessage: onMessage, onState: onSocketState, beforeRetry: beforeRetry
   });
+  window.addEventListener('offline', tickReconnect);
   setInterval(function () {
     tickReconnect();
     if (view && !finished) {
@@ -492,8 +449,8 @@ import { MapView, redrawOnResize, validPoint } from './map.js';
     if (result.missing) return gone();
     // A live initial_state may already have arrived; it is newer.
     if (!view) setView(result.view);
-    if (!finished) connect();
+    if (!finished) socket.start();
   }).catch(function () {
-    connect();
+    socket.start();
   });
 })();

@@ -1,5 +1,5 @@
 // Sessions, API calls and live connections for the console and the driver app, over the public
-// HTTP and WebSocket API only.
+// HTTP and WebSocket API only; the tracking page uses the reconnecting socket without a session.
 //
 // Where the tokens live: the access token (15 minutes) only in this module's memory; the
 // refresh token in this origin's localStorage, under a key of its own per app, so that a reload
@@ -238,16 +238,19 @@ export class Session {
 
 /**
  * A WebSocket to `path` that reconnects on its own with backoff (1 s, 2 s, 4 s … 30 s, with
- * jitter), authenticated with the session's access token as the `bearer` subprotocol so that
- * the token never appears in a URL. `onMessage(message)` gets each parsed message,
- * `onState(state)` one of `connecting`, `live`, `reconnecting`, `offline`, `stopped`.
+ * jitter, so that many pages do not come back at once), authenticated with the session's access
+ * token as the `bearer` subprotocol so that the token never appears in a URL (no session: an
+ * anonymous socket, as the tracking page's). `onMessage(message)` gets each parsed message,
+ * `onState(state)` one of `connecting`, `live`, `reconnecting`, `offline`, `stopped`;
+ * `beforeRetry(failures)`, when given, may answer false (or a promise of false) to stop trying.
  */
 export class LiveSocket {
-  constructor(session, path, { onMessage, onState }) {
+  constructor(session, path, { onMessage, onState, beforeRetry }) {
     this.session = session;
     this.path = path;
     this.onMessage = onMessage;
     this.onState = onState || (() => {});
+    this.beforeRetry = beforeRetry || null;
     this.ws = null;
     this.failures = 0;
     this.timer = null;
@@ -275,6 +278,9 @@ export class LiveSocket {
     this.onState('stopped');
   }
 
+  /** Whether a reconnect is scheduled (at `retryAt`). */
+  get waiting() { return !!this.timer; }
+
   /** Whether the socket is open now. */
   get open() { return !!this.ws && this.ws.readyState === WebSocket.OPEN; }
 
@@ -290,18 +296,20 @@ export class LiveSocket {
     this.timer = null;
     if (this.stopped || this.ws) return;
     this.onState(this.failures ? 'reconnecting' : 'connecting');
-    let token;
-    try {
-      token = await this.session.token();
-    } catch (e) {
-      if (e instanceof SignedOut) return; // the app shows the login
-      return this.retry();
+    let protocols = [];
+    if (this.session) {
+      try {
+        protocols = ['bearer', await this.session.token()];
+      } catch (e) {
+        if (e instanceof SignedOut) return; // the app shows the login
+        return this.retry();
+      }
     }
     if (this.stopped || this.ws) return;
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     let ws;
     try {
-      ws = new WebSocket(scheme + '//' + location.host + this.path, ['bearer', token]);
+      ws = new WebSocket(scheme + '//' + location.host + this.path, protocols);
     } catch (e) {
       return this.retry();
     }
@@ -319,7 +327,7 @@ export class LiveSocket {
       if (this.stopped) return;
       // Refused before the upgrade (a browser cannot tell why) or closed for the token's sake:
       // the next attempt takes a fresh access token.
-      if (!opened || event.code === 1008) this.session.invalidate();
+      if (this.session && (!opened || event.code === 1008)) this.session.invalidate();
       this.retry();
     };
   }
@@ -332,6 +340,14 @@ export class LiveSocket {
     this.retryAt = Date.now() + delay;
     this.onState(navigator.onLine === false ? 'offline' : 'reconnecting');
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.connect(), delay);
+    this.timer = setTimeout(async () => {
+      if (this.beforeRetry) {
+        let go = true;
+        try { go = await this.beforeRetry(this.failures); } catch (e) { /* try anyway */ }
+        if (!go) { this.timer = null; return; }
+      }
+      this.timer = null;
+      this.connect();
+    }, delay);
   }
 }
