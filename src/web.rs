@@ -2,7 +2,7 @@
 //!
 //! Three front ends are served by the server itself, with no CDN and no build step: the public
 //! tracking page (`/track/{token}`, [`crate::tracking_page`]), the operator console (`/console`,
-//! [`crate::console`]) and the driver app (`/driver`, [`crate::driver_app`]); `GET /` offers
+//! `src/console.rs`) and the driver app (`/driver`, `src/driver_app.rs`); `GET /` offers
 //! browsers a page linking them. Their stylesheets, scripts and icon are embedded in the binary
 //! and served from one place, `GET /assets/{file}`, under names that carry a hash of their
 //! content (`map.1f2e….js`), so that browsers may keep them for a year and fetch them again only
@@ -10,7 +10,7 @@
 //! (`import … from './map.js'`) is served with the import rewritten to the hashed name, and its
 //! own hash covers that name, so a change to a shared module renames every page that uses it.
 //!
-//! Every page answers with the same headers ([`PagePolicy`]): a strict
+//! Every page answers with the same headers (one `PagePolicy`): a strict
 //! `Content-Security-Policy` (scripts, styles and connections from this origin only, no inline
 //! script or style, no frames, no form posts to anywhere), `Referrer-Policy: no-referrer`,
 //! `Cache-Control: no-store`, `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY` and a
@@ -304,12 +304,14 @@ pub(crate) fn asset_routes() -> Router {
 }
 
 async fn asset(file: Result<axum::extract::Path<String>, PathRejection>) -> Response<Body> {
+    // The files live as long as the program: served without a copy.
+    let assets: &'static Assets = &ASSETS;
     let found = file
         .ok()
-        .and_then(|axum::extract::Path(name)| ASSETS.by_name(&name));
+        .and_then(|axum::extract::Path(name)| assets.by_name(&name));
     let mut response = match found {
         Some(asset) => {
-            let mut response = Response::new(Body::from(asset.body.clone()));
+            let mut response = Response::new(Body::from(asset.body.as_str()));
             let headers = response.headers_mut();
             headers.insert(
                 header::CONTENT_TYPE,
