@@ -18,8 +18,10 @@ the customer through the API, a wrong one first). The console shows the custody 
 The driver app survives a reload and a server restart, keeping the positions it took meanwhile
 and sending them late as one `locations` batch; two console tabs reloading at once stay signed
 in (refresh tokens rotate; a reuse would end the session). API keys and webhooks are made and
-revoked in the console; an admin deactivates an account, and changes the configuration. Access tokens
-last one minute, so the apps also refresh (and rotate) their tokens while they work.
+revoked in the console; an admin deactivates an account, and changes the configuration; with
+MEDEX_TILE_URL set the fleet map draws tiles from that host (a local stand-in) under its
+policy. Access tokens last one minute, so the apps also refresh (and rotate) their tokens
+while they work.
 
 Every page is checked for requests to other hosts, Content-Security-Policy violations and
 console errors. Screenshots go to tests/artifacts/ (git-ignored).
@@ -29,6 +31,7 @@ Without them it prints "SKIPPED: <reason>" and exits 0, unless MEDEX_REQUIRE_BRO
 which turns a skip into a failure. Exits non-zero on any failure.
 """
 
+import http.server
 import json
 import os
 import re
@@ -38,6 +41,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import urllib.error
@@ -91,6 +95,7 @@ class Server:
         self.base = None
         self.log_path = os.path.join(ARTIFACTS, "server.log")
         self.process = None
+        self.extra_env = {}
 
     def env(self):
         env = dict(os.environ)
@@ -108,6 +113,7 @@ class Server:
         for name in ("MEDEX_TILE_URL", "MEDEX_TILE_ATTRIBUTION", "MEDEX_ADMIN_EMAIL", "MEDEX_ADMIN_PASSWORD",
                      "MEDEX_DATABASE_URL", "MEDEX_REDIS_URL"):
             env.pop(name, None)
+        env.update(self.extra_env)
         return env
 
     def create_admin(self, email, password):
@@ -182,14 +188,14 @@ def login(server, email, password, expect=(200,)):
     return api(server, "POST", "/auth/login", {"email": email, "password": password}, expect=expect)
 
 
-def png(width=64, height=48):
-    """A small real PNG: a teal square on white."""
+def png(width=64, height=48, inside=b"\x0f\x76\x6e", outside=b"\xff\xff\xff", border=12):
+    """A small real PNG: a square of one colour on another (a teal one on white by default)."""
     rows = []
     for y in range(height):
         row = bytearray(b"\0")
         for x in range(width):
-            inside = 12 <= x < width - 12 and 8 <= y < height - 8
-            row += b"\x0f\x76\x6e" if inside else b"\xff\xff\xff"
+            within = border <= x < width - border and border <= y < height - border
+            row += inside if within else outside
         rows.append(bytes(row))
 
     def chunk(kind, data):
@@ -197,6 +203,35 @@ def png(width=64, height=48):
 
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
             + chunk(b"IDAT", zlib.compress(b"".join(rows))) + chunk(b"IEND", b""))
+
+
+class TileServer:
+    """A local stand-in for a tile provider, counting the tiles asked for."""
+
+    def __init__(self):
+        tile = png(256, 256, inside=b"\xe6\xed\xe4", outside=b"\xc9\xd6\xdf", border=1)
+        self.requests = []
+        requests = self.requests
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                requests.append(self.path)
+                self.send_response(200)
+                self.send_header("content-type", "image/png")
+                self.send_header("content-length", str(len(tile)))
+                self.end_headers()
+                self.wfile.write(tile)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 # ------------------------------------------------------------------------------------------
@@ -219,6 +254,7 @@ class Watch:
         self.foreign = []
         self.frames_sent = []
         self.refreshes = 0
+        self.allowed = []  # other origins a page may use (a configured tile server)
 
     def attach(self, page):
         page.add_init_script(INIT_SCRIPT)
@@ -230,7 +266,8 @@ class Watch:
             if url.endswith("/api/auth/refresh"):
                 self.refreshes += 1
             if not (url.startswith(self.server.base + "/") or url.startswith("ws://127.0.0.1:" + str(self.server.port) + "/")
-                    or url.startswith("data:") or url.startswith("blob:")):
+                    or url.startswith("data:") or url.startswith("blob:")
+                    or any(url.startswith(a) for a in self.allowed)):
                 self.foreign.append(url)
 
         page.on("request", on_request)
@@ -666,6 +703,33 @@ def run(browser, server):
     other.get_by_text("cannot use this app").wait_for(timeout=WAIT_MS)
     watch.assert_clean(other, "driver app, wrong role")
     other.context.close()
+
+    step("with MEDEX_TILE_URL set: the fleet map loads tiles under the policy")
+    tiles = TileServer()
+    try:
+        server.stop()
+        server.extra_env = {"MEDEX_TILE_URL": f"http://127.0.0.1:{tiles.port}/{{z}}/{{x}}/{{y}}.png",
+                            "MEDEX_TILE_ATTRIBUTION": "Map tiles: local test server"}
+        server.start()
+        watch.allowed = [f"http://127.0.0.1:{tiles.port}/"]
+        wait_js(driver, "() => document.getElementById('connection').dataset.state === 'live'", timeout=60_000)
+        page = watch.attach(new_context(browser, DESKTOP).new_page())
+        response = page.goto(server.base + "/console")
+        check(f"http://127.0.0.1:{tiles.port}" in response.headers.get("content-security-policy", ""), "tile host in img-src")
+        sign_in(page, *PHARMACY)
+        wait_js(page, "id => !!document.getElementById('driver-' + id)", driver_id)
+        wait_js(page, "() => document.querySelectorAll('#fleet-tiles image').length > 0")
+        deadline = time.time() + 10
+        while not tiles.requests and time.time() < deadline:
+            time.sleep(0.1)
+        check(tiles.requests, "the browser fetched no tiles")
+        check(page.get_by_text("Map tiles: local test server").count() == 1, "tile attribution")
+        page.wait_for_timeout(500)
+        shot(page, "console-with-tiles")
+        watch.assert_clean(page, "console with tiles")
+        page.context.close()
+    finally:
+        tiles.close()
     driver_ctx.close()
 
 
