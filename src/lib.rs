@@ -5,6 +5,8 @@
 
 pub use medex_core as core;
 
+mod console;
+mod driver_app;
 // Public behind the feature only for the separate cargo-fuzz crate in fuzz/; see the module.
 mod exposition;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -18,4 +20,5 @@ pub mod settings;
 #[cfg(test)]
 mod tidy;
 pub mod tracking_page;
+pub mod web;
 pub mod webhooks;

@@ -540,9 +540,8 @@ impl Server {
             open_sockets: open_sockets.clone(),
             token_digest: s.metrics_token.as_deref().map(Exposition::digest),
         };
-        let mut router = medex_http::router_with(medex.clone(), http_config.clone(), shared).merge(
-            crate::tracking_page::routes_with(medex.clone(), s.tile_layer.clone()),
-        );
+        let mut router = medex_http::router_with(medex.clone(), http_config.clone(), shared)
+            .merge(crate::web::routes(medex.clone(), s.tile_layer.clone()));
         let metrics_addr = match s.metrics_addr {
             None => {
                 router = router.merge(exposition.routes());
@@ -572,9 +571,11 @@ impl Server {
                 Some(addr)
             }
         };
-        let router = router.layer(axum::middleware::from_fn(
-            medex_http::metrics::track_requests,
-        ));
+        let router = router
+            .layer(axum::middleware::from_fn(crate::web::landing))
+            .layer(axum::middleware::from_fn(
+                medex_http::metrics::track_requests,
+            ));
 
         let listener = TcpListener::bind(s.addr)
             .await

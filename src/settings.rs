@@ -12,7 +12,7 @@ use medex_core::config::{SystemConfig, Tariff, VehicleSpeeds};
 use medex_core::custody::CustodyKeys;
 use medex_core::model::Money;
 
-use crate::tracking_page::TileLayer;
+use crate::web::TileLayer;
 
 /// A setting that could not be used. The message names the variable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -169,8 +169,9 @@ pub struct Settings {
     /// `X-Forwarded-For` names the client. Empty (default): the header is ignored.
     pub trusted_proxies: Vec<medex_http::IpNet>,
     /// `MEDEX_TILE_URL` (a template like `https://tile.openstreetmap.org/{z}/{x}/{y}.png`) and
-    /// `MEDEX_TILE_ATTRIBUTION`: map tiles under the public tracking page. Default none: the
-    /// page draws its map from the coordinates alone and works offline.
+    /// `MEDEX_TILE_ATTRIBUTION`: map tiles under the maps of the tracking page, the console and
+    /// the driver app. Default none: the pages draw their maps from the coordinates alone and
+    /// work offline.
     pub tile_layer: Option<TileLayer>,
     /// `MEDEX_WEBHOOK_ALLOW_PRIVATE`, default false: webhook URLs may use plain `http://` and
     /// reach private, loopback and link-local addresses (development and tests only).
@@ -412,7 +413,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "MEDEX_TILE_URL",
         "unset (no tiles)",
-        "map tiles of the tracking page, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        "map tiles of the tracking page, the console and the driver app, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png",
     ),
     (
         "MEDEX_TILE_ATTRIBUTION",

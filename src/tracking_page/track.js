@@ -4,9 +4,13 @@
 // (GET /api/tracking/{token}?trail=true) and follows /ws/tracking/{token}: `initial_state`
 // replaces the view, `driver_location` moves the driver and updates the ETA, `order_status`
 // updates the status and the timeline. A connection that drops is retried with exponential
-// backoff; once the order reached a final status the server closes the socket and the page
+// backoff (the shared LiveSocket of session.js, anonymous here); once the order reached a final status the server closes the socket and the page
 // stays on that final state. Everything is written with textContent and SVG attributes, never
-// as HTML, and no inline script or style is used (the page runs under a strict CSP).
+// as HTML, and no inline script or style is used (the page runs under a strict CSP). The map is
+// the shared SVG map of map.js.
+import { MapView, redrawOnResize, validPoint } from './map.js';
+import { LiveSocket } from './session.js';
+
 (function () {
   'use strict';
 
@@ -41,7 +45,6 @@
   };
   var AT_WORK = { driver_assigned: true, picked_up: true, out_for_delivery: true };
   var MAX_TRAIL = 2000;
-  var MAX_BACKOFF_MS = 30000;
 
   var app = document.getElementById('app');
   var match = /^\/track\/([^/]+)\/?$/.exec(location.pathname);
@@ -51,10 +54,7 @@
   var tileAttribution = app.getAttribute('data-tile-attribution') || '';
 
   var view = null; // the tracking view, as the server sends it
-  var socket = null;
-  var attempt = 0; // failed connections in a row
-  var retryTimer = null;
-  var retryAt = 0;
+  var socket = null; // the LiveSocket, made at the start
   var finished = false;
   var refreshing = false;
   var refreshAgain = false;
@@ -248,88 +248,24 @@
   }
 
   // ---------------------------------------------------------------------------------------
-  // The map: Web Mercator in SVG, fitted to the points; tiles only when configured.
+  // The map: pickup, destination, the driver and its trail, and the way still to go.
 
-  var SVG_NS = 'http://www.w3.org/2000/svg';
-  var TILE = 256;
-
-  function svg(name, attrs, parent) {
-    var el = document.createElementNS(SVG_NS, name);
-    Object.keys(attrs).forEach(function (k) { el.setAttribute(k, attrs[k]); });
-    if (parent) parent.appendChild(el);
-    return el;
-  }
-
-  function project(point) {
-    var lat = Math.max(-85, Math.min(85, point.latitude));
-    var sin = Math.sin(lat * Math.PI / 180);
-    return {
-      x: TILE * (point.longitude + 180) / 360,
-      y: TILE * (0.5 - Math.log((1 + sin) / (1 - sin)) / (4 * Math.PI))
-    };
-  }
-
-  function validPoint(p) {
-    return p && isFinite(p.latitude) && isFinite(p.longitude);
-  }
+  var map = new MapView($('map'), { tileUrl: tileUrl });
 
   function driverPoint() {
     var d = view.driver;
     return AT_WORK[view.status] && d && validPoint(d.location) ? d.location : null;
   }
 
-  function round(n) { return Math.round(n * 10) / 10; }
-
   function renderMap() {
-    var map = $('map');
-    var wrap = $('map-wrap');
-    var width = Math.max(200, Math.round(wrap.clientWidth));
-    var height = Math.max(160, Math.round(wrap.clientHeight));
-    map.setAttribute('viewBox', '0 0 ' + width + ' ' + height);
-
     var pickup = validPoint(view.pickup) ? view.pickup : null;
     var destination = validPoint(view.destination) ? view.destination : null;
     var driver = driverPoint();
     var trail = AT_WORK[view.status] ? (view.trail || []).filter(validPoint) : [];
-    var all = [pickup, destination, driver].filter(Boolean).concat(trail);
-    show('map-empty', all.length === 0);
     show('legend-driver', !!driver);
     show('legend-destination', !!destination);
-    var markers = $('markers');
-    var route = $('route');
-    if (all.length === 0) {
-      markers.textContent = '';
-      route.textContent = '';
-      $('tiles').textContent = '';
-      $('scale').textContent = '';
-      return;
-    }
-
-    // Fit the points, with room for the markers, and never closer than street level.
-    var pts = all.map(project);
-    var minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
-    pts.forEach(function (p) {
-      minX = Math.min(minX, p.x); maxX = Math.max(maxX, p.x);
-      minY = Math.min(minY, p.y); maxY = Math.max(maxY, p.y);
-    });
-    var pad = 40;
-    var spanX = Math.max(maxX - minX, 1e-9);
-    var spanY = Math.max(maxY - minY, 1e-9);
-    var zoom = Math.log2(Math.min((width - 2 * pad) / spanX, (height - 2 * pad - 10) / spanY));
-    zoom = Math.max(1, Math.min(17, zoom));
-    var scale = Math.pow(2, zoom);
-    var cx = (minX + maxX) / 2;
-    var cy = (minY + maxY) / 2 - 6 / scale; // a little room above for the pin heads
-    function screen(point) {
-      var p = project(point);
-      return { x: round((p.x - cx) * scale + width / 2), y: round((p.y - cy) * scale + height / 2) };
-    }
-
-    renderTiles(width, height, zoom, cx, cy);
-    renderScale(width, height, zoom, (pickup || destination || driver).latitude);
 
     // Route hints: the way still to go, and where the driver has been.
-    route.textContent = '';
     var ahead = [];
     if (driver) {
       ahead.push(driver);
@@ -341,119 +277,16 @@
       if (!ahead.length) ahead.push(pickup);
       ahead.push(destination);
     }
-    if (ahead.length >= 2) {
-      svg('polyline', {
-        'class': 'route-ahead',
-        points: ahead.map(screen).map(function (p) { return p.x + ',' + p.y; }).join(' ')
-      }, route);
-    }
+    var lines = [{ 'class': 'route-ahead', points: ahead }];
     if (trail.length >= 1) {
-      var path = trail.slice(-MAX_TRAIL).concat(driver ? [driver] : []);
-      svg('polyline', {
-        'class': 'trail',
-        id: 'trail',
-        points: path.map(screen).map(function (p) { return p.x + ',' + p.y; }).join(' ')
-      }, route);
+      lines.push({ id: 'trail', 'class': 'trail', points: trail.slice(-MAX_TRAIL).concat(driver ? [driver] : []) });
     }
-
-    // Markers are kept between renders, so only their positions change.
-    placeMarker(markers, 'pickup-marker', pickup && screen(pickup), pickup, drawPickup, 'Pharmacy');
-    placeMarker(markers, 'destination-marker', destination && screen(destination), destination, drawDestination, 'Destination');
-    placeMarker(markers, 'driver-marker', driver && screen(driver), driver, drawDriver, 'Driver');
-  }
-
-  function placeMarker(parent, id, at, point, draw, title) {
-    var el = $(id);
-    if (!at) {
-      if (el) el.parentNode.removeChild(el);
-      return;
-    }
-    if (!el) {
-      el = svg('g', { id: id, 'class': 'marker ' + id }, null);
-      svg('title', {}, el).textContent = title;
-      draw(el);
-    }
-    parent.appendChild(el); // keeps the driver on top
-    el.setAttribute('transform', 'translate(' + at.x + ' ' + at.y + ')');
-    el.setAttribute('data-lat', String(point.latitude));
-    el.setAttribute('data-lon', String(point.longitude));
-  }
-
-  function drawPickup(g) {
-    svg('rect', { x: -13, y: -13, width: 26, height: 26, rx: 7, 'class': 'pickup-body' }, g);
-    svg('path', { d: 'M-2.5 -8h5v5.5h5.5v5h-5.5v5.5h-5v-5.5h-5.5v-5h5.5z', 'class': 'marker-glyph' }, g);
-  }
-
-  function drawDestination(g) {
-    svg('path', {
-      d: 'M0 0c-2-6-11-11-11-19a11 11 0 0 1 22 0c0 8-9 13-11 19z',
-      'class': 'destination-body'
-    }, g);
-    svg('circle', { cx: 0, cy: -19, r: 4.2, 'class': 'marker-glyph' }, g);
-  }
-
-  function drawDriver(g) {
-    svg('circle', { r: 18, 'class': 'driver-pulse' }, g);
-    svg('circle', { r: 10, 'class': 'driver-body' }, g);
-    svg('circle', { r: 3.5, 'class': 'marker-glyph' }, g);
-  }
-
-  var tileImages = {};
-
-  function renderTiles(width, height, zoom, cx, cy) {
-    var layer = $('tiles');
-    if (!tileUrl) return;
-    var tz = Math.max(0, Math.min(19, Math.round(zoom)));
-    var n = Math.pow(2, tz);
-    var scale = Math.pow(2, zoom);
-    var size = TILE * Math.pow(2, zoom - tz); // a tile's size on screen
-    var left = cx - width / 2 / scale;
-    var top = cy - height / 2 / scale;
-    var x0 = Math.floor(left * n / TILE);
-    var y0 = Math.max(0, Math.floor(top * n / TILE));
-    var x1 = Math.floor((left + width / scale) * n / TILE);
-    var y1 = Math.min(n - 1, Math.floor((top + height / scale) * n / TILE));
-    var wanted = {};
-    var subdomains = 'abc';
-    for (var tx = x0; tx <= x1; tx++) {
-      for (var ty = y0; ty <= y1; ty++) {
-        var wx = ((tx % n) + n) % n;
-        var url = tileUrl
-          .replace('{s}', subdomains[(wx + ty) % subdomains.length])
-          .replace('{z}', String(tz)).replace('{x}', String(wx)).replace('{y}', String(ty));
-        var key = tz + '/' + tx + '/' + ty;
-        var img = tileImages[key];
-        if (!img) {
-          img = svg('image', { href: url, 'class': 'tile', preserveAspectRatio: 'none' }, layer);
-          tileImages[key] = img;
-        }
-        img.setAttribute('x', round((tx * TILE / n - cx) * scale + width / 2));
-        img.setAttribute('y', round((ty * TILE / n - cy) * scale + height / 2));
-        img.setAttribute('width', round(size + 0.5));
-        img.setAttribute('height', round(size + 0.5));
-        wanted[key] = true;
-      }
-    }
-    Object.keys(tileImages).forEach(function (key) {
-      if (!wanted[key]) {
-        layer.removeChild(tileImages[key]);
-        delete tileImages[key];
-      }
-    });
-  }
-
-  function renderScale(width, height, zoom, latitude) {
-    var group = $('scale');
-    group.textContent = '';
-    var metresPerPixel = 156543.03392 * Math.cos(latitude * Math.PI / 180) / Math.pow(2, zoom);
-    var steps = [10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, 200000, 500000];
-    var metres = steps[0];
-    steps.forEach(function (s) { if (s / metresPerPixel <= Math.min(110, width / 3)) metres = s; });
-    var length = round(metres / metresPerPixel);
-    var x = 12, y = height - 12;
-    svg('path', { d: 'M' + x + ' ' + (y - 5) + 'v5h' + length + 'v-5', 'class': 'scale-bar' }, group);
-    var label = svg('text', { x: x + 2, y: y - 8, 'class': 'scale-text' }, group);
-    label.textContent = metres >= 1000 ? (metres / 1000) + ' km' : metres + ' m';
+    var markers = [];
+    if (pickup) markers.push({ id: 'pickup-marker', kind: 'pickup', point: pickup, title: 'Pharmacy' });
+    if (destination) markers.push({ id: 'destination-marker', kind: 'destination', point: destination, title: 'Destination' });
+    if (driver) markers.push({ id: 'driver-marker', kind: 'driver', point: driver, title: 'Driver' });
+    var drawn = map.draw({ markers: markers, lines: lines });
+    show('map-empty', !drawn);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -500,13 +333,9 @@
       });
   }
 
-  function onMessage(event) {
-    var message;
-    try { message = JSON.parse(event.data); } catch (e) { return; }
-    if (!message || typeof message !== 'object') return;
+  function onMessage(message) {
     switch (message.type) {
       case 'initial_state':
-        attempt = 0;
         setConnection(TERMINAL[message.status] ? 'final' : 'live', TERMINAL[message.status] ? 'Final status' : 'Live');
         delete message.type;
         delete message.sent_at;
@@ -550,79 +379,44 @@
 
   function finish() {
     finished = true;
-    clearTimeout(retryTimer);
-    retryTimer = null;
+    if (socket) socket.stop();
     setConnection('final', 'Final status');
   }
 
-  function connect() {
-    if (finished || socket) return;
-    clearTimeout(retryTimer);
-    retryTimer = null;
-    setConnection(attempt ? 'reconnecting' : 'connecting', attempt ? 'Reconnecting…' : 'Connecting…');
-    var scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    var ws;
-    try {
-      ws = new WebSocket(scheme + '//' + location.host + '/ws/tracking/' + encodeURIComponent(token));
-    } catch (e) {
-      scheduleReconnect();
-      return;
-    }
-    socket = ws;
-    ws.onmessage = onMessage;
-    ws.onclose = function () {
-      if (socket !== ws) return;
-      socket = null;
-      if (finished) {
-        setConnection('final', 'Final status');
-        return;
-      }
-      attempt += 1;
-      scheduleReconnect();
-    };
+  function onSocketState(state) {
+    if (finished) return;
+    if (state === 'connecting') setConnection('connecting', 'Connecting…');
+    else if (state === 'reconnecting' || state === 'offline') tickReconnect();
+    // 'live' is shown once initial_state arrived.
   }
 
-  function scheduleReconnect() {
-    if (finished) return;
-    // 1 s, 2 s, 4 s … up to 30 s, with jitter so that many pages do not come back at once.
-    var base = Math.min(MAX_BACKOFF_MS, 1000 * Math.pow(2, Math.max(0, attempt - 1)));
-    var delay = Math.round(base * (0.6 + Math.random() * 0.4));
-    retryAt = Date.now() + delay;
-    clearTimeout(retryTimer);
-    retryTimer = setTimeout(function () {
-      retryTimer = null;
-      if (attempt >= 3) {
-        // After several failures, check that the order still exists before trying again.
-        fetchView().then(function (result) {
-          if (result.missing) return gone();
-          if (result.view && !view) setView(result.view);
-          connect();
-        }).catch(connect);
-      } else {
-        connect();
-      }
-    }, delay);
-    tickReconnect();
+  // After several failures, check that the order still exists before trying again.
+  function beforeRetry(failures) {
+    if (failures < 3) return true;
+    return fetchView().then(function (result) {
+      if (result.missing) { gone(); return false; }
+      if (result.view && !view) setView(result.view);
+      return !finished;
+    }).catch(function () { return true; });
   }
 
   function tickReconnect() {
-    if (!retryTimer) return;
+    if (finished || !socket || socket.open) return;
     if (!navigator.onLine) {
       setConnection('reconnecting', 'Offline – waiting for the network');
       return;
     }
-    var seconds = Math.max(1, Math.ceil((retryAt - Date.now()) / 1000));
+    if (!socket.waiting) {
+      setConnection('reconnecting', 'Reconnecting…');
+      return;
+    }
+    var seconds = Math.max(1, Math.ceil((socket.retryAt - Date.now()) / 1000));
     setConnection('reconnecting', 'Reconnecting in ' + seconds + ' s');
-  }
-
-  function reconnectNow() {
-    if (finished || socket) return;
-    attempt = Math.min(attempt, 1);
-    connect();
   }
 
   function gone() {
     finished = true;
+    if (socket) socket.stop();
     setConnection('final', 'Not found');
     app.setAttribute('data-status', 'missing');
     text('status', 'We could not find this delivery');
@@ -634,11 +428,10 @@
   // ---------------------------------------------------------------------------------------
   // Start
 
-  window.addEventListener('online', reconnectNow);
-  window.addEventListener('offline', tickReconnect);
-  document.addEventListener('visibilitychange', function () {
-    if (document.visibilityState === 'visible') reconnectNow();
+  socket = new LiveSocket(null, '/ws/tracking/' + encodeURIComponent(token), {
+    onMessage: onMessage, onState: onSocketState, beforeRetry: beforeRetry
   });
+  window.addEventListener('offline', tickReconnect);
   setInterval(function () {
     tickReconnect();
     if (view && !finished) {
@@ -646,11 +439,7 @@
       renderFacts();
     }
   }, 1000);
-  if (typeof ResizeObserver === 'function') {
-    new ResizeObserver(function () { if (view) renderMap(); }).observe($('map-wrap'));
-  } else {
-    window.addEventListener('resize', function () { if (view) renderMap(); });
-  }
+  redrawOnResize($('map-wrap'), function () { if (view) renderMap(); });
   if (tileAttribution) {
     text('attribution', tileAttribution);
     show('attribution', true);
@@ -660,8 +449,8 @@
     if (result.missing) return gone();
     // A live initial_state may already have arrived; it is newer.
     if (!view) setView(result.view);
-    if (!finished) connect();
+    if (!finished) socket.start();
   }).catch(function () {
-    connect();
+    socket.start();
   });
 })();
