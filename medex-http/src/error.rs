@@ -171,7 +171,7 @@ pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// The safety net: any error answer not produced by [`ApiError`] (a layer's plain-text 413, a
 /// panic caught, …) is rewritten into the JSON error format, keeping its status and headers.
-pub(crate) async fn json_errors(response: Response) -> Response {
+pub(crate) fn json_errors(response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()

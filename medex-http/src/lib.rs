@@ -295,9 +295,15 @@ fn cors(origins: &[String]) -> CorsLayer {
         ])
 }
 
+/// What every answer gets on its way out, in one layer: errors as JSON, then the caching and
+/// protective headers.
+async fn every_answer(response: Response) -> Response {
+    protective_headers(no_store_by_default(error::json_errors(response)))
+}
+
 /// API answers carry patients' names, phones, addresses and positions: no browser or proxy cache
 /// may keep them, unless the route says otherwise (served uploads do).
-async fn no_store_by_default(mut response: Response) -> Response {
+fn no_store_by_default(mut response: Response) -> Response {
     response
         .headers_mut()
         .entry(header::CACHE_CONTROL)
@@ -307,7 +313,7 @@ async fn no_store_by_default(mut response: Response) -> Response {
 
 /// Every answer: no browser may guess another type than the one declared (a JSON error read as
 /// HTML, an upload as a script), and none may be framed by another site.
-async fn protective_headers(mut response: Response) -> Response {
+fn protective_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -419,9 +425,7 @@ pub fn router_with(medex: Arc<MedEx>, config: HttpConfig, shared: Shared) -> Rou
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(CatchPanicLayer::new())
-        .layer(axum::middleware::map_response(error::json_errors))
-        .layer(axum::middleware::map_response(no_store_by_default))
-        .layer(axum::middleware::map_response(protective_headers))
+        .layer(axum::middleware::map_response(every_answer))
         .layer(tower::util::option_layer(cors_layer))
         .layer(
             TraceLayer::new_for_http()

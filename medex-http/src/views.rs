@@ -795,6 +795,8 @@ pub(crate) enum SettableOrderStatusDoc {
     picked_up,
     out_for_delivery,
     delivered,
+    failed,
+    returned,
     cancelled,
 }
 
