@@ -8,11 +8,6 @@
 
 use std::io::BufRead as _;
 
-// Every request allocates and frees many small buffers from two threads; glibc's allocator
-// spent a fifth of a tracking read's time on it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use anyhow::{Context as _, bail};
 use medex::server::Server;
 use medex::settings::{LogFormat, Settings, VARIABLES};
