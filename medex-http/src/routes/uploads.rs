@@ -285,20 +285,40 @@ async fn upload(
     ))
 }
 
+/// What both upload operations answer (documentation only).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum UploadAnswers {
+    /// Stored and attached
+    #[response(status = 201)]
+    Stored(UploadView),
+    /// Not the assigned driver
+    #[response(status = 403)]
+    NotTheDriver(ErrorBody),
+    /// No such order, or not yours
+    #[response(status = 404)]
+    NoSuchOrder(ErrorBody),
+    /// The order is not on its way (not_in_delivery), keeps as many proofs as it can
+    /// (too_many_proofs), or changed by another request meanwhile (concurrent_update)
+    #[response(status = 409)]
+    NotNow(ErrorBody),
+    /// Not multipart, or not a JPEG/PNG/WebP image
+    #[response(status = 415)]
+    NotAnImage(ErrorBody),
+    /// Missing field or bad order id
+    #[response(status = 422)]
+    BadForm(ErrorBody),
+    /// The file could not be stored
+    #[response(status = 503)]
+    NotStored(ErrorBody),
+}
+
 /// Uploads a proof photo of an order on its way (its assigned driver, or its pharmacy): added to
 /// the order's `proofs` with its SHA-256, and the order's `proof_photo_url` as the latest photo.
 #[utoipa::path(post, path = "/api/uploads/proof", tag = "uploads", security(("bearer" = [])),
     request_body(content((UploadForm = "multipart/form-data",
         encoding(("file" = (content_type = "image/jpeg, image/png, image/webp")))))),
-    responses(
-        (status = 201, description = "Stored and attached", body = UploadView),
-        (status = 403, description = "Not the assigned driver", body = ErrorBody),
-        (status = 404, description = "No such order, or not yours", body = ErrorBody),
-        (status = 409, description = "The order is not on its way (not_in_delivery), keeps as many proofs as it can (too_many_proofs), or changed by another request meanwhile (concurrent_update)", body = ErrorBody),
-        (status = 415, description = "Not multipart, or not a JPEG/PNG/WebP image", body = ErrorBody),
-        (status = 422, description = "Missing field or bad order id", body = ErrorBody),
-        (status = 503, description = "The file could not be stored", body = ErrorBody),
-    ))]
+    responses(UploadAnswers))]
 pub(crate) async fn upload_proof(
     State(state): State<AppState>,
     Auth(actor): Auth,
@@ -312,15 +332,7 @@ pub(crate) async fn upload_proof(
 #[utoipa::path(post, path = "/api/uploads/signature", tag = "uploads", security(("bearer" = [])),
     request_body(content((UploadForm = "multipart/form-data",
         encoding(("file" = (content_type = "image/jpeg, image/png, image/webp")))))),
-    responses(
-        (status = 201, description = "Stored and attached", body = UploadView),
-        (status = 403, description = "Not the assigned driver", body = ErrorBody),
-        (status = 404, description = "No such order, or not yours", body = ErrorBody),
-        (status = 409, description = "The order is not on its way (not_in_delivery), keeps as many proofs as it can (too_many_proofs), or changed by another request meanwhile (concurrent_update)", body = ErrorBody),
-        (status = 415, description = "Not multipart, or not a JPEG/PNG/WebP image", body = ErrorBody),
-        (status = 422, description = "Missing field or bad order id", body = ErrorBody),
-        (status = 503, description = "The file could not be stored", body = ErrorBody),
-    ))]
+    responses(UploadAnswers))]
 pub(crate) async fn upload_signature(
     State(state): State<AppState>,
     Auth(actor): Auth,
