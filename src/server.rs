@@ -31,7 +31,7 @@ use medex_core::events::{BusHealth, Event, EventBus};
 use medex_core::files::FileStore;
 use medex_core::service::{MedEx, Ports};
 use medex_core::store::Store;
-use medex_http::DirectoryFiles;
+use medex_http::{DirectoryFiles, TrackingReads};
 use medex_store_postgres::{PgOptions, PgStore};
 use medex_store_sled::SledStore;
 use medex_ws::{Hub, WsConfig, WsServer};
@@ -590,6 +590,7 @@ impl Server {
         let task = tokio::spawn(serve(
             listener,
             router,
+            TrackingReads::new(medex.clone(), &http_config),
             ws,
             store,
             open_sockets,
@@ -627,6 +628,7 @@ struct ConnectionRules {
 async fn serve(
     listener: TcpListener,
     router: Router,
+    tracking_reads: Option<TrackingReads>,
     ws: Arc<WsServer>,
     store: Arc<dyn Store>,
     open_sockets: Arc<AtomicUsize>,
@@ -657,13 +659,20 @@ async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let ws = ws.clone();
+        let tracking_reads = tracking_reads.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             let router = router.clone();
             let ws = ws.clone();
+            let tracking_reads = tracking_reads.clone();
             async move {
                 if request.uri().path().starts_with("/ws/") {
                     request.extensions_mut().insert(medex_ws::PeerAddr(peer));
                     return Ok::<_, Infallible>(ws.handle(request).await.map(Body::new));
+                }
+                if let Some(reads) = &tracking_reads
+                    && let Some(token) = TrackingReads::token(&request)
+                {
+                    return Ok(reads.answer(token, &request).await);
                 }
                 request.extensions_mut().insert(ConnectInfo(peer));
                 router.oneshot(request.map(Body::new)).await

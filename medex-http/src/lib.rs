@@ -64,12 +64,14 @@ mod page;
 mod routes;
 mod schemas;
 mod throttle;
+mod tracking_reads;
 mod views;
 
 pub use error::{ErrorBody, FieldErrorBody};
 pub use files::DirectoryFiles;
 pub use ipnet::IpNet;
 pub use throttle::{CountsUnavailable, FailureCounts, LoginThrottle, MemoryCounts};
+pub use tracking_reads::TrackingReads;
 
 /// The request id header: set on every request that lacks one, echoed on every answer.
 pub(crate) const REQUEST_ID: &str = "x-request-id";

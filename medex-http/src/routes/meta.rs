@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use medex_core::MedEx;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -93,12 +94,21 @@ pub(crate) async fn tracking(
     ApiPath(token): ApiPath<String>,
     ApiQuery(q): ApiQuery<TrackingQuery>,
 ) -> ApiResult<Response> {
-    if q.trail {
-        return Ok(Json(state.medex.tracking_view(&token, true).await?).into_response());
+    tracking_answer(&state.medex, &token, q.trail).await
+}
+
+/// The tracking route's answer, shared with the short path for plain reads
+/// ([`crate::TrackingReads`]). A plain read, the one a busy fleet's customers make most, answers
+/// the view core keeps encoded between reads.
+pub(crate) async fn tracking_answer(
+    medex: &MedEx,
+    token: &str,
+    trail: bool,
+) -> ApiResult<Response> {
+    if trail {
+        return Ok(Json(medex.tracking_view(token, true).await?).into_response());
     }
-    // The plain read, the one a busy fleet's customers make most: answered with the view kept
-    // encoded between reads.
-    let json = state.medex.tracking_json(&token).await?;
+    let json = medex.tracking_json(token).await?;
     Ok((
         [(
             header::CONTENT_TYPE,
