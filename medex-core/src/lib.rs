@@ -91,6 +91,7 @@ pub mod model;
 pub mod permissions;
 pub mod reports;
 pub mod routing;
+pub mod sequencing;
 pub mod service;
 pub mod store;
 #[cfg(any(test, feature = "conformance"))]

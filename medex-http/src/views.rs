@@ -267,7 +267,10 @@ pub(crate) struct DriverDoc {
     license_number: Option<String>,
     #[schema(value_type = DriverStatusDoc)]
     status: (),
+    /// The first order of its run.
     active_order_id: Option<uuid::Uuid>,
+    /// Every order of its run, in the order they joined it.
+    active_order_ids: Vec<uuid::Uuid>,
     current_latitude: Option<f64>,
     current_longitude: Option<f64>,
     last_location_update: Option<DateTime<Utc>>,
@@ -557,6 +560,9 @@ pub(crate) struct VendorView {
     /// Private: the pharmacy's own delivery radius, km (`null`: the system's default).
     #[serde(skip_serializing_if = "Option::is_none")]
     delivery_radius_km: Option<Option<f64>>,
+    /// Private: how many active orders one of its drivers may hold at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_active_orders: Option<u32>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -581,6 +587,7 @@ impl VendorView {
             require_handover_code: None,
             has_woocommerce_webhook_secret: None,
             delivery_radius_km: None,
+            max_active_orders: None,
             created_at: v.created_at,
             updated_at: v.updated_at,
         }
@@ -597,6 +604,7 @@ impl VendorView {
             require_handover_code: Some(v.require_handover_code),
             has_woocommerce_webhook_secret: Some(v.woocommerce_webhook_secret.is_some()),
             delivery_radius_km: Some(v.delivery_radius_km),
+            max_active_orders: Some(v.max_active_orders),
             ..Self::public(v)
         }
     }
@@ -1049,6 +1057,11 @@ pub(crate) struct PatchVendorRequest {
     #[serde(default)]
     #[schema(minimum = 0.5, maximum = 1000)]
     pub(crate) delivery_radius_km: Option<f64>,
+    /// How many active orders one of its drivers may hold at once: a run (1, the default, is
+    /// one order at a time).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 30)]
+    pub(crate) max_active_orders: Option<u32>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(schema_with = schemas::webhook_secret)]
     pub(crate) woocommerce_webhook_secret: Option<Option<String>>,
