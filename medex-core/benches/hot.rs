@@ -113,6 +113,7 @@ fn driver(n: u64, vendor: VendorId) -> Driver {
         status: DriverStatus::Busy,
         active_order_id: None,
         active_order_ids: Vec::new(),
+        manual_stop_order: Vec::new(),
         current_latitude: Some(52.525),
         current_longitude: Some(13.408),
         last_location_update: Some(start()),

@@ -90,6 +90,7 @@ pub mod memory;
 pub mod model;
 pub mod permissions;
 pub mod reports;
+pub mod router;
 pub mod routing;
 pub mod sequencing;
 pub mod service;

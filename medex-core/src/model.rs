@@ -529,6 +529,10 @@ pub struct Driver {
     /// `active_order_id` its first element.
     #[serde(default)]
     pub active_order_ids: Vec<OrderId>,
+    /// The drop-off order the pharmacy fixed by hand for this run (`PUT /drivers/{id}/run`);
+    /// empty: sequenced automatically. Forgotten whenever the run changes.
+    #[serde(default)]
+    pub manual_stop_order: Vec<OrderId>,
     /// Last known position: filled by stores from the newest fix, not part of the versioned record.
     pub current_latitude: Option<f64>,
     /// Last known position.
@@ -600,6 +604,9 @@ impl Driver {
     }
 
     fn set_run(&mut self, run: Vec<OrderId>) {
+        if run != self.active_order_ids {
+            self.manual_stop_order.clear();
+        }
         self.active_order_id = run.first().copied();
         self.active_order_ids = run;
     }

@@ -271,6 +271,8 @@ pub(crate) struct DriverDoc {
     active_order_id: Option<uuid::Uuid>,
     /// Every order of its run, in the order they joined it.
     active_order_ids: Vec<uuid::Uuid>,
+    /// The drop-off order its pharmacy fixed by hand for this run (empty: sequenced).
+    manual_stop_order: Vec<uuid::Uuid>,
     current_latitude: Option<f64>,
     current_longitude: Option<f64>,
     last_location_update: Option<DateTime<Utc>>,

@@ -79,6 +79,7 @@ pub fn driver(id: DriverId, vendor: VendorId, owner: UserId) -> Driver {
         status: DriverStatus::Available,
         active_order_id: None,
         active_order_ids: Vec::new(),
+        manual_stop_order: Vec::new(),
         current_latitude: None,
         current_longitude: None,
         last_location_update: None,

@@ -80,6 +80,7 @@ impl MedEx {
             status: DriverStatus::Offline,
             active_order_id: None,
             active_order_ids: Vec::new(),
+            manual_stop_order: Vec::new(),
             current_latitude: None,
             current_longitude: None,
             last_location_update: None,

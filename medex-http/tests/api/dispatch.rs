@@ -112,3 +112,144 @@ async fn a_driver_holds_a_run_and_is_free_after_its_last_order() {
     assert!(r.json["active_order_id"].is_null());
     assert_eq!(r.json["total_deliveries"], 2);
 }
+
+/// An order of the customer to `(lat, lon)`, accepted and assigned to the world's driver.
+async fn assigned_to(w: &World, lat: f64, lon: f64) -> String {
+    let mut body = w.order_body();
+    body["delivery_latitude"] = json!(lat);
+    body["delivery_longitude"] = json!(lon);
+    let r = w
+        .app
+        .post("/api/orders", Some(&w.customer.token), body)
+        .await;
+    r.expect(201);
+    let id = r.json["id"].as_str().unwrap().to_owned();
+    w.set_status(&id, &w.vendor.owner.token, "accepted")
+        .await
+        .expect(200);
+    w.assign(&id, &w.driver).await.expect(200);
+    id
+}
+
+fn dropoffs(run: &serde_json::Value) -> Vec<String> {
+    run["stops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == "dropoff")
+        .map(|s| s["order_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_run_is_sequenced_and_a_pharmacy_may_fix_its_order_until_it_changes() {
+    let w = World::new().await;
+    set_limit(&w, json!(3)).await.expect(200);
+    w.available(&w.driver).await;
+    let path = format!("/api/drivers/{}/run", w.driver.id);
+    let empty = w.app.get(&path, &w.driver.who.token).await;
+    empty.expect(200);
+    assert_eq!(empty.json["stops"], json!([]));
+    assert_eq!(empty.json["total_km"], 0.0);
+
+    // The pharmacy is where the registration helper puts it; the far order first, then the near.
+    let far = assigned_to(&w, 52.56, 13.41).await;
+    let near = assigned_to(&w, 52.53, 13.41).await;
+    let r = w.app.get(&path, &w.driver.who.token).await;
+    r.expect(200);
+    let stops = r.json["stops"].as_array().unwrap();
+    assert_eq!(stops.len(), 4, "{}", r.text);
+    assert_eq!(stops[0]["kind"], "pickup");
+    assert_eq!(stops[1]["kind"], "pickup");
+    assert_eq!(
+        dropoffs(&r.json),
+        vec![near.clone(), far.clone()],
+        "near first"
+    );
+    assert!(r.json["total_km"].as_f64().unwrap() > 0.0);
+    assert!(r.json["total_minutes"].as_f64().unwrap() > 0.0);
+    assert_eq!(r.json["manual"], false);
+    for who in [&w.vendor.owner.token, &w.admin.token] {
+        w.app.get(&path, who).await.expect(200);
+    }
+
+    // By hand: the far one first.
+    let by_hand = json!({"order_ids": [far, near]});
+    let r = w
+        .app
+        .call(
+            "PUT",
+            &path,
+            Some(&w.vendor.owner.token),
+            Some(by_hand.clone()),
+        )
+        .await;
+    r.expect(200);
+    assert_eq!(dropoffs(&r.json), vec![far.clone(), near.clone()]);
+    assert_eq!(r.json["manual"], true);
+    let r = w.app.get(&path, &w.driver.who.token).await;
+    assert_eq!(dropoffs(&r.json), vec![far.clone(), near.clone()], "kept");
+    // A stop done keeps the order; a new order in the run forgets it.
+    w.set_status(&near, &w.driver.who.token, "picked_up")
+        .await
+        .expect(200);
+    let r = w.app.get(&path, &w.driver.who.token).await;
+    assert_eq!(r.json["manual"], true);
+    let third = assigned_to(&w, 52.54, 13.41).await;
+    let r = w.app.get(&path, &w.driver.who.token).await;
+    assert_eq!(r.json["manual"], false);
+    assert_eq!(dropoffs(&r.json).len(), 3);
+
+    // Not exactly the run: 422.
+    for body in [
+        json!({"order_ids": [far, near]}),
+        json!({"order_ids": [far, near, third, third]}),
+        json!({"order_ids": [far, near, w.order().await]}),
+        json!({"order_ids": []}),
+        json!({"order_ids": ["not-a-uuid"]}),
+        json!({"order_ids": "all"}),
+        json!({}),
+    ] {
+        let r = w
+            .app
+            .call(
+                "PUT",
+                &path,
+                Some(&w.vendor.owner.token),
+                Some(body.clone()),
+            )
+            .await;
+        r.expect(422);
+        assert_eq!(r.code(), "validation_failed", "{body}");
+    }
+    // Who may: the driver reads but does not arrange; strangers see nothing.
+    let all = json!({"order_ids": [third, far, near]});
+    let r = w
+        .app
+        .call("PUT", &path, Some(&w.driver.who.token), Some(all.clone()))
+        .await;
+    r.expect(403);
+    for (token, status) in [
+        (&w.other_vendor.owner.token, 404),
+        (&w.other_driver.who.token, 404),
+        (&w.customer.token, 403),
+    ] {
+        w.app.get(&path, token).await.expect(status);
+        w.app
+            .call("PUT", &path, Some(token), Some(all.clone()))
+            .await
+            .expect(status);
+    }
+    let unknown = format!("/api/drivers/{}/run", uuid::Uuid::nil());
+    w.app.get(&unknown, &w.admin.token).await.expect(404);
+    w.app
+        .get("/api/drivers/x/run", &w.admin.token)
+        .await
+        .expect(422);
+    let r = w.app.call("GET", &path, None, None).await;
+    r.expect(401);
+    w.app
+        .call("PUT", &path, Some(&w.admin.token), Some(all))
+        .await
+        .expect(200);
+}
