@@ -312,8 +312,9 @@ free_form! {
     TrackingDoc = "TrackingView", "Public tracking view: order_number, status, vendor_name, \
         timestamps, timeline, attempt, attempt_failed (the latest attempt failed and will be \
         rescheduled; never why), pickup, destination, driver (first_name, vehicle_type, \
-        location) and eta_minutes while the order is on its way; no phone numbers, no account \
-        ids.";
+        location) and eta_minutes while the order is on its way (on a run of several orders, \
+        through the stops before this one, with stops_before: how many drop-offs come first); \
+        no phone numbers, no account ids.";
     DailyReportDoc = "VendorDailyReport", "Daily report: date, utc_offset, orders_created, \
         orders_delivered, orders_cancelled, orders_rejected, failed_attempts, returns, revenue, \
         drivers[] (DriverFigures).";

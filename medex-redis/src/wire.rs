@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use medex_core::events::{DriverLocation, Event};
+use medex_core::events::{DriverLocation, Event, RunStopEta};
 use medex_core::model::{
     DriverId, DriverStatus, LocationFix, Order, OrderId, OrderStatus, SessionId, UserId, VendorId,
 };
@@ -53,6 +53,8 @@ enum WireRef<'a> {
         tracking_token: Option<&'a str>,
         order_status: Option<OrderStatus>,
         eta_minutes: Option<f64>,
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        run: &'a [RunStopEta],
     },
     DriverStatusChanged {
         driver_id: DriverId,
@@ -98,6 +100,8 @@ enum Wire {
         tracking_token: Option<String>,
         order_status: Option<OrderStatus>,
         eta_minutes: Option<f64>,
+        #[serde(default)]
+        run: Vec<RunStopEta>,
     },
     DriverStatusChanged {
         driver_id: DriverId,
@@ -134,6 +138,7 @@ pub(crate) fn encode(from: Origin, event: &Event) -> Vec<u8> {
             tracking_token: loc.tracking_token.as_deref(),
             order_status: loc.order_status,
             eta_minutes: loc.eta_minutes,
+            run: &loc.run,
         },
         Event::DriverStatusChanged {
             driver_id,
@@ -194,6 +199,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(Origin, Event), Unreadable> {
             tracking_token,
             order_status,
             eta_minutes,
+            run,
         } => Event::DriverLocation(Arc::new(DriverLocation {
             driver_id,
             vendor_id,
@@ -202,6 +208,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(Origin, Event), Unreadable> {
             tracking_token,
             order_status,
             eta_minutes,
+            run,
         })),
         Wire::DriverStatusChanged {
             driver_id,
@@ -295,6 +302,13 @@ mod tests {
                 tracking_token: Some(order.tracking_token.clone()),
                 order_status: Some(OrderStatus::OutForDelivery),
                 eta_minutes: Some(7.25),
+                run: vec![RunStopEta {
+                    order_id: order.id,
+                    tracking_token: order.tracking_token.clone(),
+                    order_status: OrderStatus::OutForDelivery,
+                    eta_minutes: 7.25,
+                    stops_before: 2,
+                }],
             })),
             Event::DriverStatusChanged {
                 driver_id: id(4),

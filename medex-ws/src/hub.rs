@@ -474,15 +474,14 @@ impl Fanout for Hub {
                     Delivery::Location(loc.driver_id),
                 );
             }
-            (Topic::Tracking(token), Event::DriverLocation(loc))
-                if loc.tracking_token.as_ref() == Some(token)
-                    && loc.order_status.is_some_and(|s| s.is_on_its_way()) =>
-            {
-                self.trackers.deliver(
-                    token.as_str(),
-                    || messages::tracker_location(loc, now),
-                    Delivery::Location(loc.driver_id),
-                );
+            (Topic::Tracking(token), Event::DriverLocation(loc)) => {
+                if let Some((eta, stops_before)) = loc.for_tracker(token) {
+                    self.trackers.deliver(
+                        token.as_str(),
+                        || messages::tracker_location(loc, eta, stops_before, now),
+                        Delivery::Location(loc.driver_id),
+                    );
+                }
             }
             (
                 Topic::Vendor(vendor),

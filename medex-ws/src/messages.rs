@@ -190,14 +190,22 @@ pub(crate) fn vendor_location(loc: &DriverLocation, sent_at: DateTime<Utc>) -> U
     )
 }
 
-/// `driver_location` for a public tracker: the position, its time and the ETA, nothing else.
-pub(crate) fn tracker_location(loc: &DriverLocation, sent_at: DateTime<Utc>) -> Utf8Bytes {
+/// `driver_location` for a public tracker: the position, its time and the ETA, and on a run how
+/// many drop-offs come before this customer's, nothing else.
+pub(crate) fn tracker_location(
+    loc: &DriverLocation,
+    eta_minutes: Option<f64>,
+    stops_before: Option<u32>,
+    sent_at: DateTime<Utc>,
+) -> Utf8Bytes {
     #[derive(Serialize)]
     struct Body {
         latitude: f64,
         longitude: f64,
         recorded_at: DateTime<Utc>,
         eta_minutes: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stops_before: Option<u32>,
     }
     text(
         "driver_location",
@@ -205,7 +213,8 @@ pub(crate) fn tracker_location(loc: &DriverLocation, sent_at: DateTime<Utc>) -> 
             latitude: loc.fix.latitude,
             longitude: loc.fix.longitude,
             recorded_at: loc.fix.recorded_at,
-            eta_minutes: loc.eta_minutes,
+            eta_minutes,
+            stops_before,
         },
         sent_at,
     )

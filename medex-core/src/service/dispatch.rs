@@ -3,8 +3,9 @@
 //! once), and the order a pharmacy fixes by hand, kept until the run changes.
 
 use super::*;
-use crate::router::{Profile, Router};
-use crate::sequencing::{self, Plan, RunOrder, Window};
+use crate::events::RunStopEta;
+use crate::router::{GreatCircle, Profile, Router};
+use crate::sequencing::{self, Plan, RunOrder, StopKind, Window};
 
 /// Statuses whose orders have stops ahead: a failed parcel waits for a retry or its return.
 fn has_stops(status: OrderStatus) -> bool {
@@ -62,8 +63,8 @@ impl MedEx {
         self.plan_run(&driver).await
     }
 
-    /// Sequences `driver`'s run as it is now.
-    pub(super) async fn plan_run(&self, driver: &Driver) -> Result<RunPlan> {
+    /// The orders of `driver`'s run that have stops ahead, in the order they joined it.
+    pub(super) async fn run_members(&self, driver: &Driver) -> Result<Vec<Order>> {
         let mut orders = Vec::new();
         for id in driver.run() {
             if let Some(order) = self.store.order(id).await?
@@ -72,26 +73,17 @@ impl MedEx {
                 orders.push(order);
             }
         }
+        Ok(orders)
+    }
+
+    /// Sequences `driver`'s run as it is now.
+    pub(super) async fn plan_run(&self, driver: &Driver) -> Result<RunPlan> {
+        let orders = self.run_members(driver).await?;
         let start = match driver.position() {
             Some(at) => at,
             None => self.load_vendor(driver.vendor_id).await?.location,
         };
-        let run = sequencing::Run {
-            start,
-            now: self.clock.now(),
-            orders: orders
-                .iter()
-                .filter_map(|o| {
-                    Some(RunOrder {
-                        order_id: o.id,
-                        pickup: o.pickup_location()?,
-                        dropoff: o.delivery_location()?,
-                        on_board: o.status != OrderStatus::DriverAssigned,
-                        window: Window::default(),
-                    })
-                })
-                .collect(),
-        };
+        let run = run_of(start, self.clock.now(), &orders);
         let profile = Profile::of(driver.vehicle_type, &self.config());
         let table = self.router.table(&run.points(), profile).await;
         let manual: Vec<OrderId> = driver
@@ -124,9 +116,92 @@ impl MedEx {
         })
     }
 
+    /// The drop-off order a driver's fixes follow between reloads of its context: the
+    /// pharmacy's, else the best on great circles from `at` (the router's answer may be a
+    /// network call away; a fix must not wait for one).
+    pub(super) fn fix_sequence(
+        &self,
+        driver: &Driver,
+        orders: &[Order],
+        at: Coordinates,
+    ) -> Vec<OrderId> {
+        let run = run_of(at, self.clock.now(), orders);
+        let manual: Vec<OrderId> = driver
+            .manual_stop_order
+            .iter()
+            .copied()
+            .filter(|id| run.orders.iter().any(|o| o.order_id == *id))
+            .collect();
+        if manual.len() == run.orders.len() {
+            return manual;
+        }
+        let profile = Profile::of(driver.vehicle_type, &self.config());
+        let table = GreatCircle::compute(&run.points(), profile);
+        sequencing::sequence(&run, &table)
+            .map(|plan| plan.dropoff_order())
+            .unwrap_or_default()
+    }
+
+    /// Each order of a run with its ETA from `at` through the stops before its own, along
+    /// `sequence` on great circles, and the drop-offs before it.
+    pub(super) fn run_etas(
+        &self,
+        driver: &Driver,
+        orders: &[Order],
+        sequence: &[OrderId],
+        at: Coordinates,
+    ) -> Vec<RunStopEta> {
+        let run = run_of(at, self.clock.now(), orders);
+        let profile = Profile::of(driver.vehicle_type, &self.config());
+        let table = GreatCircle::compute(&run.points(), profile);
+        let Ok(plan) = sequencing::in_order(&run, &table, sequence) else {
+            return Vec::new();
+        };
+        stop_etas(&plan, orders)
+    }
+
     /// Uses `router` for travel times between the stops of runs instead of great circles.
     pub fn with_router(mut self, router: Arc<dyn Router>) -> Self {
         self.router = router;
         self
     }
+}
+
+/// The run to sequence from `start` at `now`: orders without a destination have no stop.
+fn run_of(start: Coordinates, now: DateTime<Utc>, orders: &[Order]) -> sequencing::Run {
+    sequencing::Run {
+        start,
+        now,
+        orders: orders
+            .iter()
+            .filter_map(|o| {
+                Some(RunOrder {
+                    order_id: o.id,
+                    pickup: o.pickup_location()?,
+                    dropoff: o.delivery_location()?,
+                    on_board: o.status != OrderStatus::DriverAssigned,
+                    window: Window::default(),
+                })
+            })
+            .collect(),
+    }
+}
+
+/// Each order's drop-off in `plan`: minutes to it, and how many drop-offs come before.
+pub(super) fn stop_etas(plan: &Plan, orders: &[Order]) -> Vec<RunStopEta> {
+    plan.stops
+        .iter()
+        .filter(|s| s.kind == StopKind::Dropoff)
+        .enumerate()
+        .filter_map(|(before, stop)| {
+            let order = orders.iter().find(|o| o.id == stop.order_id)?;
+            Some(RunStopEta {
+                order_id: order.id,
+                tracking_token: order.tracking_token.clone(),
+                order_status: order.status,
+                eta_minutes: (stop.minutes * 10.0).round() / 10.0,
+                stops_before: u32::try_from(before).unwrap_or(u32::MAX),
+            })
+        })
+        .collect()
 }

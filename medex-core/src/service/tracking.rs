@@ -97,6 +97,10 @@ impl FixPace {
 pub(super) struct FixContext {
     driver: Driver,
     order: Option<Order>,
+    /// On a run of several orders with stops ahead: those orders, and the drop-off order its
+    /// fixes' ETAs follow until the context is read again.
+    run: Vec<Order>,
+    sequence: Vec<OrderId>,
     loaded_at: DateTime<Utc>,
 }
 
@@ -174,9 +178,31 @@ impl MedEx {
             Some(id) => self.store.order(id).await?.filter(is_active_order),
             None => None,
         };
+        let (run, sequence) = if driver.run().len() > 1 {
+            let run = self.run_members(&driver).await?;
+            let at = match driver.position() {
+                Some(at) => Some(at),
+                None => self
+                    .store
+                    .vendor(driver.vendor_id)
+                    .await?
+                    .map(|v| v.location),
+            };
+            match at {
+                Some(at) if run.len() > 1 => {
+                    let sequence = self.fix_sequence(&driver, &run, at);
+                    (run, sequence)
+                }
+                _ => (Vec::new(), Vec::new()),
+            }
+        } else {
+            (Vec::new(), Vec::new())
+        };
         let context = Arc::new(FixContext {
             driver,
             order,
+            run,
+            sequence,
             loaded_at: now,
         });
         let mut known = contexts.known();
@@ -279,11 +305,22 @@ impl MedEx {
         Ok(location)
     }
 
-    /// The location event of `fix`, with the ETA of the driver's order.
+    /// The location event of `fix`, with the ETA of the driver's order; on a run, each order's
+    /// ETA through the stops before its own.
     fn located(&self, context: &FixContext, fix: LocationFix) -> Arc<DriverLocation> {
         let driver = &context.driver;
         let order = &context.order;
+        let run = match fix.coordinates() {
+            Some(here) if !context.run.is_empty() => {
+                self.run_etas(driver, &context.run, &context.sequence, here)
+            }
+            _ => Vec::new(),
+        };
         let eta = match (order, fix.coordinates()) {
+            (Some(order), _) if run.iter().any(|s| s.order_id == order.id) => run
+                .iter()
+                .find(|s| s.order_id == order.id)
+                .map(|s| s.eta_minutes),
             (Some(order), Some(here)) => {
                 routing::eta_minutes(order, here, driver.vehicle_type, &self.config())
             }
@@ -297,6 +334,7 @@ impl MedEx {
             tracking_token: order.as_ref().map(|o| o.tracking_token.clone()),
             order_status: order.as_ref().map(|o| o.status),
             eta_minutes: eta.map(|m| (m * 10.0).round() / 10.0),
+            run,
         })
     }
 
@@ -325,6 +363,19 @@ impl MedEx {
             _ => None,
         };
         let mut view = TrackingView::new(&order, vendor.as_ref(), driver.as_ref(), &config);
+        // On a run of several orders the ETA runs through the stops before this customer's.
+        if let Some(driver) = driver.as_ref().filter(|d| d.run().len() > 1)
+            && driver.position().is_some()
+        {
+            let plan = self.plan_run(driver).await?;
+            let members = self.run_members(driver).await?;
+            if let Some(stop) = super::dispatch::stop_etas(&plan.plan, &members)
+                .into_iter()
+                .find(|s| s.order_id == order.id)
+            {
+                view.set_run_position(stop.eta_minutes, stop.stops_before);
+            }
+        }
         if with_trail
             && let (Some(driver), Some(at)) = (&driver, order.entered(OrderStatus::DriverAssigned))
         {
