@@ -471,8 +471,8 @@ fn exact(problem: &Problem<'_>) -> Vec<usize> {
     let mut arena: Vec<Label> = Vec::new();
     // labels[mask * n + last] = indices into the arena, a Pareto front.
     let mut labels: Vec<Vec<usize>> = vec![Vec::new(); (full + 1) * n];
-    for node in 0..n {
-        if required[node] != 0 {
+    for (node, &needs) in required.iter().enumerate() {
+        if needs != 0 {
             continue;
         }
         let (t, late) = problem.windows.arrive(node, problem.leg(None, node));
@@ -492,9 +492,9 @@ fn exact(problem: &Problem<'_>) -> Vec<usize> {
             let front = std::mem::take(&mut labels[mask * n + last]);
             for &at in &front {
                 let label = arena[at];
-                for next in 0..n {
+                for (next, &needs) in required.iter().enumerate() {
                     let bit = 1 << next;
-                    if mask & bit != 0 || mask & required[next] != required[next] {
+                    if mask & bit != 0 || mask & needs != needs {
                         continue;
                     }
                     let (t, late) = problem
