@@ -1114,6 +1114,15 @@ pub struct Order {
     pub custody_seal: Option<CustodySeal>,
     /// Origin in an external shop, for idempotent intake.
     pub external_ref: Option<ExternalRef>,
+    /// Not to be handed over before (UTC): the customer's window opens (DESIGN §14).
+    #[serde(default)]
+    pub deliver_after: Option<DateTime<Utc>>,
+    /// To be handed over by (UTC): the customer's window closes.
+    #[serde(default)]
+    pub deliver_before: Option<DateTime<Utc>>,
+    /// Not to be dispatched (assigned a driver) before (UTC).
+    #[serde(default)]
+    pub scheduled_for: Option<DateTime<Utc>>,
     /// When placed.
     pub created_at: DateTime<Utc>,
     /// When last changed.

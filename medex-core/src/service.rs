@@ -51,7 +51,7 @@ pub use delivery::{AssignmentResponse, ProofKind, Transition};
 pub use dispatch::RunPlan;
 pub use drivers::{DriverPatch, NewDriver};
 pub use integrations::{Idempotent, NewApiKey, NewWebhook};
-pub use orders::{ExternalOrder, NewItem, NewOrder, Requirements};
+pub use orders::{ExternalOrder, NewItem, NewOrder, Requirements, Schedule};
 pub use tracking::{FixInput, MAX_FIX_BATCH};
 pub use upkeep::Swept;
 pub use vendors::{LiveFleet, NewVendor, VendorPatch};

@@ -106,6 +106,7 @@ pub fn new_order(vendor: VendorId) -> NewOrder {
         }],
         notes: None,
         requirements: Default::default(),
+        schedule: Default::default(),
     }
 }
 

@@ -245,6 +245,12 @@ pub(crate) struct OrderDoc {
     /// `{"source": "woocommerce", "id": "..."}` for orders taken in from a shop.
     #[schema(value_type = Option<Object>)]
     external_ref: (),
+    /// Not handed over before (the customer's window opens).
+    deliver_after: Option<DateTime<Utc>>,
+    /// Handed over by (the window closes).
+    deliver_before: Option<DateTime<Utc>>,
+    /// Not dispatched before.
+    scheduled_for: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     version: u64,
@@ -793,6 +799,15 @@ pub(crate) struct CreateOrderRequest {
     /// `true` requires the recipient's handover code even if the pharmacy does not.
     #[serde(default)]
     pub(crate) require_handover_code: Option<bool>,
+    /// Not to be handed over before (RFC 3339); before `deliver_before`.
+    #[serde(default)]
+    pub(crate) deliver_after: Option<DateTime<Utc>>,
+    /// To be handed over by (RFC 3339): in the future, within 30 days.
+    #[serde(default)]
+    pub(crate) deliver_before: Option<DateTime<Utc>>,
+    /// Not to be dispatched before (RFC 3339); assignment waits until then.
+    #[serde(default)]
+    pub(crate) scheduled_for: Option<DateTime<Utc>>,
 }
 
 /// A status that `PATCH /api/orders/{id}` may move an order to (`driver_assigned` is reached

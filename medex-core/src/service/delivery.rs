@@ -199,6 +199,9 @@ impl MedEx {
         if order.driver_id == Some(driver_id) {
             return Ok(order); // Assigning the same driver again changes nothing.
         }
+        if order.scheduled_for.is_some_and(|at| self.clock.now() < at) {
+            return Err(Conflict::NotYetScheduled.into());
+        }
         // A free driver starts a run; a busy one takes another order of its pharmacy while its
         // run has room. Two assignments racing for the last place both write this driver record
         // from the version read here: the store lets one commit through.

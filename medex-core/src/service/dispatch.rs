@@ -180,7 +180,10 @@ fn run_of(start: Coordinates, now: DateTime<Utc>, orders: &[Order]) -> sequencin
                     pickup: o.pickup_location()?,
                     dropoff: o.delivery_location()?,
                     on_board: o.status != OrderStatus::DriverAssigned,
-                    window: Window::default(),
+                    window: Window {
+                        after: o.deliver_after,
+                        before: o.deliver_before,
+                    },
                 })
             })
             .collect(),

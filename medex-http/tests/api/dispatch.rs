@@ -253,3 +253,67 @@ async fn a_run_is_sequenced_and_a_pharmacy_may_fix_its_order_until_it_changes() 
         .await
         .expect(200);
 }
+
+#[tokio::test]
+async fn an_order_carries_its_window_and_bad_windows_are_422() {
+    let w = World::new().await;
+    let now = chrono::Utc::now();
+    let rfc = |minutes: i64| (now + chrono::Duration::minutes(minutes)).to_rfc3339();
+    let w = &w;
+    let place = |extra: serde_json::Value| {
+        let mut body = w.order_body();
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        async move {
+            w.app
+                .post("/api/orders", Some(&w.customer.token), body)
+                .await
+        }
+    };
+    for (bad, field) in [
+        (
+            json!({"deliver_after": rfc(90), "deliver_before": rfc(30)}),
+            "deliver_before",
+        ),
+        (json!({"deliver_before": rfc(-10)}), "deliver_before"),
+        (json!({"scheduled_for": rfc(60 * 24 * 40)}), "scheduled_for"),
+        (json!({"deliver_before": "tomorrow"}), "deliver_before"),
+        (json!({"deliver_after": 12}), "deliver_after"),
+    ] {
+        let r = place(bad.clone()).await;
+        r.expect(422);
+        assert_eq!(r.code(), "validation_failed", "{bad}");
+        assert!(
+            r.json["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["field"] == field),
+            "{bad}: {}",
+            r.text
+        );
+    }
+    let r = place(
+        json!({"deliver_after": rfc(30), "deliver_before": rfc(90), "scheduled_for": rfc(20)}),
+    )
+    .await;
+    r.expect(201);
+    for key in ["deliver_after", "deliver_before", "scheduled_for"] {
+        assert!(r.json[key].is_string(), "{key}: {}", r.text);
+    }
+    let id = r.json["id"].as_str().unwrap().to_owned();
+    w.set_status(&id, &w.vendor.owner.token, "accepted")
+        .await
+        .expect(200);
+    w.available(&w.driver).await;
+    let early = w.assign(&id, &w.driver).await;
+    early.expect(409);
+    assert_eq!(early.code(), "not_yet_scheduled");
+    let plain = w.order().await;
+    let r = w
+        .app
+        .get(&format!("/api/orders/{plain}"), &w.customer.token)
+        .await;
+    assert!(r.json["deliver_before"].is_null());
+}

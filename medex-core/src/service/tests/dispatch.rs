@@ -177,3 +177,113 @@ fn the_run_plan_follows_the_pharmacy_and_forgets_its_order_when_the_run_changes(
         assert_eq!(plan.plan.dropoff_order(), vec![orders[1].id, orders[0].id]);
     })
 }
+
+#[test]
+fn windows_are_checked_kept_and_sequenced_and_scheduled_orders_wait_for_their_time() {
+    block_on(async {
+        let w = World::in_memory(53).await;
+        let now = w.medex.now();
+        let place = |schedule: Schedule| {
+            let medex = w.medex.clone();
+            let customer = w.customers[0];
+            let vendor = w.vendor_a_id;
+            async move {
+                medex
+                    .create_order(
+                        &customer,
+                        NewOrder {
+                            schedule,
+                            ..new_order(vendor)
+                        },
+                    )
+                    .await
+            }
+        };
+        let at = |minutes: i64| Some(now + Duration::minutes(minutes));
+        for (bad, field) in [
+            (
+                Schedule {
+                    deliver_after: at(60),
+                    deliver_before: at(30),
+                    ..Schedule::default()
+                },
+                "deliver_before",
+            ),
+            (
+                Schedule {
+                    deliver_after: at(30),
+                    deliver_before: at(30),
+                    ..Schedule::default()
+                },
+                "deliver_before",
+            ),
+            (
+                Schedule {
+                    deliver_before: at(-5),
+                    ..Schedule::default()
+                },
+                "deliver_before",
+            ),
+            (
+                Schedule {
+                    scheduled_for: at(60 * 24 * 31),
+                    ..Schedule::default()
+                },
+                "scheduled_for",
+            ),
+            (
+                Schedule {
+                    scheduled_for: at(90),
+                    deliver_before: at(60),
+                    ..Schedule::default()
+                },
+                "scheduled_for",
+            ),
+        ] {
+            match place(bad).await {
+                Err(Error::Invalid(errors)) => assert!(
+                    errors.iter().any(|e| e.field == field),
+                    "{bad:?}: {errors:?}"
+                ),
+                other => panic!("{bad:?} must be refused, got {other:?}"),
+            }
+        }
+        let window = Schedule {
+            deliver_after: at(20),
+            deliver_before: at(120),
+            scheduled_for: at(10),
+        };
+        let order = place(window).await.unwrap();
+        assert_eq!(
+            (
+                order.deliver_after,
+                order.deliver_before,
+                order.scheduled_for
+            ),
+            (at(20), at(120), at(10))
+        );
+        let accepted = w.move_to(order.id, OrderStatus::Accepted, 0).await;
+        let (driver, driver_id) = w.drivers[0];
+        w.medex
+            .set_driver_status(&driver, driver_id, DriverStatus::Available)
+            .await
+            .unwrap();
+        let early = w
+            .medex
+            .assign_driver(&w.vendor_a, accepted.id, driver_id)
+            .await;
+        assert_eq!(conflict_code(early), "not_yet_scheduled");
+        w.clock().advance(Duration::minutes(10));
+        w.medex
+            .assign_driver(&w.vendor_a, accepted.id, driver_id)
+            .await
+            .unwrap();
+        // The drop-off waits for the window to open, and says which window it keeps.
+        let plan = w.medex.driver_run(&driver, driver_id).await.unwrap();
+        let dropoff = plan.plan.stops.last().unwrap();
+        assert_eq!(dropoff.eta, now + Duration::minutes(20));
+        let kept = dropoff.window.unwrap();
+        assert_eq!((kept.after, kept.before), (at(20), at(120)));
+        assert!(!dropoff.late);
+    })
+}
