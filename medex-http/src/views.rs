@@ -323,6 +323,7 @@ free_form! {
         no phone numbers, no account ids.";
     DailyReportDoc = "VendorDailyReport", "Daily report: date, utc_offset, orders_created, \
         orders_delivered, orders_cancelled, orders_rejected, failed_attempts, returns, revenue, \
+        delivered_on_time and delivered_late (of the orders with a deliver_before), \
         drivers[] (DriverFigures).";
     DriverFiguresDoc = "DriverFigures", "Per-driver figures: driver_id, driver_name, \
         deliveries, distance_km, earnings, average_delivery_minutes, failed_attempts, returns.";
