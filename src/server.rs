@@ -288,6 +288,7 @@ impl EventBus for MeteredBus {
         let kind = match &event {
             Event::OrderCreated(_) => "order_created",
             Event::OrderUpdated(_) => "order_updated",
+            Event::LateRisk(_) => "late_risk",
             Event::OrderStatusChanged { .. } => "order_status",
             Event::DriverAssigned { .. } => "driver_assigned",
             Event::DriverLocation(_) => "driver_location",

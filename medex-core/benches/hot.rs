@@ -96,6 +96,7 @@ fn order(n: u64, vendor: VendorId, customer: UserId, at: DateTime<Utc>) -> Order
         deliver_after: None,
         deliver_before: None,
         scheduled_for: None,
+        late_risk_at: None,
         created_at: at,
         updated_at: at,
         version: 1,

@@ -85,6 +85,9 @@ pub enum Event {
     },
     /// An order changed without changing status (its destination was given).
     OrderUpdated(Arc<Order>),
+    /// An order's drop-off is now expected after its `deliver_before` (raised once per order;
+    /// `late_risk_at` says when).
+    LateRisk(Arc<Order>),
     /// A driver was assigned to an order (the driver's `assignment` message).
     DriverAssigned {
         /// The order after assignment.
@@ -131,7 +134,7 @@ impl Event {
     /// The topics whose subscribers this event concerns, each once: the one routing table of
     /// live updates.
     ///
-    /// - `OrderCreated`, `OrderUpdated`, `DriverStatusChanged`: the pharmacy.
+    /// - `OrderCreated`, `OrderUpdated`, `LateRisk`, `DriverStatusChanged`: the pharmacy.
     /// - `OrderStatusChanged`: the pharmacy, the tracker, and the assigned driver unless the
     ///   change is an assignment (the driver hears of that as `DriverAssigned`).
     /// - `DriverAssigned`: the assigned driver, and a driver relieved by a re-assignment.
@@ -141,7 +144,7 @@ impl Event {
     /// - `SessionsEnded`: the account's connections.
     pub fn topics(&self) -> impl Iterator<Item = Topic> + use<> {
         let (a, b, c) = match self {
-            Event::OrderCreated(order) | Event::OrderUpdated(order) => {
+            Event::OrderCreated(order) | Event::OrderUpdated(order) | Event::LateRisk(order) => {
                 (Some(Topic::Vendor(order.vendor_id)), None, None)
             }
             Event::SessionsEnded { user_id, .. } => (Some(Topic::Account(*user_id)), None, None),
@@ -198,6 +201,7 @@ impl Event {
         match self {
             Event::OrderCreated(order)
             | Event::OrderUpdated(order)
+            | Event::LateRisk(order)
             | Event::OrderStatusChanged { order, .. }
             | Event::DriverAssigned { order, .. } => Some((order.id, order.version)),
             Event::DriverLocation(_)

@@ -1123,6 +1123,10 @@ pub struct Order {
     /// Not to be dispatched (assigned a driver) before (UTC).
     #[serde(default)]
     pub scheduled_for: Option<DateTime<Utc>>,
+    /// When its drop-off was first expected after `deliver_before` (`late_risk` is raised
+    /// once).
+    #[serde(default)]
+    pub late_risk_at: Option<DateTime<Utc>>,
     /// When placed.
     pub created_at: DateTime<Utc>,
     /// When last changed.

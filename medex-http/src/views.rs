@@ -251,6 +251,8 @@ pub(crate) struct OrderDoc {
     deliver_before: Option<DateTime<Utc>>,
     /// Not dispatched before.
     scheduled_for: Option<DateTime<Utc>>,
+    /// When its drop-off was first expected after `deliver_before` (`late_risk`, raised once).
+    late_risk_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     version: u64,

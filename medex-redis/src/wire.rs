@@ -33,6 +33,9 @@ enum WireRef<'a> {
     OrderUpdated {
         order: &'a Order,
     },
+    LateRisk {
+        order: &'a Order,
+    },
     SessionsEnded {
         user_id: UserId,
         session: Option<SessionId>,
@@ -80,6 +83,9 @@ enum Wire {
     OrderUpdated {
         order: Order,
     },
+    LateRisk {
+        order: Order,
+    },
     SessionsEnded {
         user_id: UserId,
         session: Option<SessionId>,
@@ -115,6 +121,7 @@ pub(crate) fn encode(from: Origin, event: &Event) -> Vec<u8> {
     let event = match event {
         Event::OrderCreated(order) => WireRef::OrderCreated { order },
         Event::OrderUpdated(order) => WireRef::OrderUpdated { order },
+        Event::LateRisk(order) => WireRef::LateRisk { order },
         Event::SessionsEnded { user_id, session } => WireRef::SessionsEnded {
             user_id: *user_id,
             session: *session,
@@ -179,6 +186,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(Origin, Event), Unreadable> {
     let event = match incoming.event {
         Wire::OrderCreated { order } => Event::OrderCreated(Arc::new(order)),
         Wire::OrderUpdated { order } => Event::OrderUpdated(Arc::new(order)),
+        Wire::LateRisk { order } => Event::LateRisk(Arc::new(order)),
         Wire::SessionsEnded { user_id, session } => Event::SessionsEnded { user_id, session },
         Wire::OrderStatusChanged { order, previous } => Event::OrderStatusChanged {
             order: Arc::new(order),

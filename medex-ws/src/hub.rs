@@ -502,6 +502,10 @@ impl Fanout for Hub {
                     Delivery::Event,
                 );
             }
+            (Topic::Vendor(vendor), Event::LateRisk(order)) if order.vendor_id == *vendor => {
+                self.vendors
+                    .deliver(vendor, || messages::late_risk(order, now), Delivery::Event);
+            }
             (Topic::Vendor(vendor), Event::OrderUpdated(order)) if order.vendor_id == *vendor => {
                 self.vendors.deliver(
                     vendor,

@@ -264,6 +264,30 @@ pub(crate) fn order_updated(order: &Order, sent_at: DateTime<Utc>) -> Utf8Bytes 
     )
 }
 
+/// `late_risk` for the vendor dashboard: the order whose drop-off is now expected after its
+/// `deliver_before`.
+pub(crate) fn late_risk(order: &Order, sent_at: DateTime<Utc>) -> Utf8Bytes {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        order_id: OrderId,
+        order_number: &'a str,
+        driver_id: Option<DriverId>,
+        deliver_before: Option<DateTime<Utc>>,
+        late_risk_at: Option<DateTime<Utc>>,
+    }
+    text(
+        "late_risk",
+        Body {
+            order_id: order.id,
+            order_number: &order.order_number,
+            driver_id: order.driver_id,
+            deliver_before: order.deliver_before,
+            late_risk_at: order.late_risk_at,
+        },
+        sent_at,
+    )
+}
+
 /// `order_status` for the parties who see the whole order (its pharmacy and its driver).
 pub(crate) fn order_status(
     order: &Order,

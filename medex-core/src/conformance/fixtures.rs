@@ -145,6 +145,7 @@ pub fn order(id: OrderId, vendor: VendorId, customer: UserId) -> Order {
         deliver_after: None,
         deliver_before: None,
         scheduled_for: None,
+        late_risk_at: None,
         created_at: t0(),
         updated_at: t0(),
         version: 1,

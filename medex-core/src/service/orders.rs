@@ -244,6 +244,7 @@ impl MedEx {
             deliver_after: None,
             deliver_before: None,
             scheduled_for: None,
+            late_risk_at: None,
             created_at: now,
             updated_at: now,
             version: 1,

@@ -243,6 +243,7 @@ impl MedEx {
         self.store.append_fixes(&[fix]).await?;
         let location = self.located(&context, fix);
         self.bus.publish(Event::DriverLocation(location.clone()));
+        self.raise_late_risks(&context, &location).await;
         Ok(location)
     }
 
@@ -301,8 +302,50 @@ impl MedEx {
         let location = self.located(&context, newest);
         if moves {
             self.bus.publish(Event::DriverLocation(location.clone()));
+            self.raise_late_risks(&context, &location).await;
         }
         Ok(location)
+    }
+
+    /// Marks each order of the fix whose drop-off is now expected after its `deliver_before`,
+    /// once: the mark is a version-guarded write of the order (with its `order.late_risk`
+    /// webhooks), so of racing fixes or instances one raises it, and `late_risk` goes to the
+    /// pharmacy. The fix itself is already taken: a failed mark is tried again by the next fix.
+    async fn raise_late_risks(&self, context: &FixContext, location: &DriverLocation) {
+        let candidates: Vec<(&Order, f64)> = if location.run.is_empty() {
+            context.order.iter().zip(location.eta_minutes).collect()
+        } else {
+            location
+                .run
+                .iter()
+                .filter_map(|s| {
+                    let order = context.run.iter().find(|o| o.id == s.order_id)?;
+                    Some((order, s.eta_minutes))
+                })
+                .collect()
+        };
+        let now = self.clock.now();
+        for (order, eta) in candidates {
+            let Some(by) = order.deliver_before else {
+                continue;
+            };
+            let expected = now + Duration::milliseconds((eta * 60_000.0) as i64);
+            if order.late_risk_at.is_some() || !order.status.is_on_its_way() || expected <= by {
+                continue;
+            }
+            let mut next = order.clone();
+            next.late_risk_at = Some(now);
+            next.updated_at = now.max(order.updated_at);
+            bump(&mut next, |o| &mut o.version);
+            let mut writes = vec![Write::Order(next.clone())];
+            match self.outbox(Some(order), &next).await {
+                Ok(deliveries) => writes.extend(deliveries),
+                Err(_) => continue,
+            }
+            if self.commit(writes).await.is_ok() {
+                self.bus.publish(Event::LateRisk(Arc::new(next)));
+            }
+        }
     }
 
     /// The location event of `fix`, with the ETA of the driver's order; on a run, each order's

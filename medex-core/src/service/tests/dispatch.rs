@@ -287,3 +287,66 @@ fn windows_are_checked_kept_and_sequenced_and_scheduled_orders_wait_for_their_ti
         assert!(!dropoff.late);
     })
 }
+
+#[test]
+fn a_drop_off_expected_past_its_window_raises_late_risk_once() {
+    block_on(async {
+        let w = World::in_memory(54).await;
+        let now = w.medex.now();
+        let order = w
+            .medex
+            .create_order(
+                &w.customers[0],
+                NewOrder {
+                    schedule: Schedule {
+                        deliver_before: Some(now + Duration::minutes(30)),
+                        ..Schedule::default()
+                    },
+                    ..new_order(w.vendor_a_id)
+                },
+            )
+            .await
+            .unwrap();
+        w.move_to(order.id, OrderStatus::OutForDelivery, 0).await;
+        let (driver, driver_id) = w.drivers[0];
+        let report = |latitude: f64| {
+            let medex = w.medex.clone();
+            async move {
+                medex
+                    .record_location(
+                        &driver,
+                        driver_id,
+                        FixInput {
+                            latitude,
+                            longitude: 13.42,
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .unwrap()
+            }
+        };
+        let late_risks = |events: Vec<Event>| {
+            events
+                .into_iter()
+                .filter(|e| matches!(e, Event::LateRisk(o) if o.id == order.id))
+                .count()
+        };
+        w.events();
+        // Next door: on time.
+        report(52.521).await;
+        assert_eq!(late_risks(w.events()), 0);
+        // 40 km away: not within 30 minutes, once, however often it says so.
+        w.clock().advance(Duration::seconds(5));
+        report(52.88).await;
+        w.clock().advance(Duration::seconds(5));
+        report(52.88).await;
+        assert_eq!(late_risks(w.events()), 1);
+        let stored = w.medex.get_order(&w.admin, order.id).await.unwrap();
+        assert!(stored.late_risk_at.is_some());
+        assert_eq!(
+            crate::integrations::events_of(Some(&order), &stored),
+            vec![crate::integrations::WebhookEvent::LateRisk]
+        );
+    })
+}
