@@ -73,6 +73,7 @@
 //! # }).unwrap();
 //! ```
 
+pub mod arrivals;
 pub mod auth;
 pub mod clock;
 pub mod config;
