@@ -14,6 +14,7 @@ mod exposition;
 pub mod fuzzing;
 pub mod hashing;
 mod listener;
+pub mod osrm;
 mod scaleout;
 pub mod server;
 pub mod settings;

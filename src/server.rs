@@ -288,6 +288,7 @@ impl EventBus for MeteredBus {
         let kind = match &event {
             Event::OrderCreated(_) => "order_created",
             Event::OrderUpdated(_) => "order_updated",
+            Event::LateRisk(_) => "late_risk",
             Event::OrderStatusChanged { .. } => "order_status",
             Event::DriverAssigned { .. } => "driver_assigned",
             Event::DriverLocation(_) => "driver_location",
@@ -413,6 +414,15 @@ async fn open(s: &Settings, live: LiveUpdates) -> Result<Core, StartError> {
     // One driver's fixes are paced across its sockets and the HTTP fallback alike.
     .with_min_fix_interval(s.ws_min_fix_interval)
     .with_private_webhooks(s.webhook_allow_private);
+    let medex = match &s.osrm_url {
+        Some(url) => medex.with_router(Arc::new(
+            crate::osrm::OsrmRouter::new(url, s.osrm_timeout).map_err(|e| SettingsError {
+                variable: "MEDEX_OSRM_URL",
+                problem: e.to_string(),
+            })?,
+        )),
+        None => medex,
+    };
     // sled is one process's own; PostgreSQL may be shared by several instances.
     let medex = Arc::new(if s.database_url.is_none() {
         medex.with_private_store()

@@ -186,6 +186,11 @@ pub struct Settings {
     /// `MEDEX_WEBHOOK_RETRY_BASE_MS`, default 10000: the first wait before a retry (doubling,
     /// with jitter); shorter only for tests.
     pub webhook_retry_base: Duration,
+    /// `MEDEX_OSRM_URL`: the operator's OSRM server, asked for street distances between the
+    /// stops of runs. Unset (default): great circles × road factor.
+    pub osrm_url: Option<String>,
+    /// `MEDEX_OSRM_TIMEOUT_MS`, default 2000: one OSRM request's whole time.
+    pub osrm_timeout: Duration,
 }
 
 /// Every variable the server reads, with its default and meaning, for `--help` and the README.
@@ -419,6 +424,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "MEDEX_TILE_ATTRIBUTION",
         "empty",
         "credit line the tile provider requires, shown under the map",
+    ),
+    (
+        "MEDEX_OSRM_URL",
+        "unset (great circles)",
+        "your own OSRM server for street distances between the stops of runs, e.g. http://osrm:5000 (never a public one)",
+    ),
+    (
+        "MEDEX_OSRM_TIMEOUT_MS",
+        "2000",
+        "time one OSRM table request may take; beyond, and when OSRM fails, great circles",
     ),
 ];
 
@@ -804,6 +819,25 @@ impl Settings {
                 "MEDEX_WEBHOOK_RETRY_BASE_MS",
                 10_000,
                 10..=60_000,
+            )?),
+            osrm_url: match r.raw("MEDEX_OSRM_URL") {
+                None => None,
+                Some(raw) => match url::Url::parse(raw.trim()) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                        Some(raw.trim().to_owned())
+                    }
+                    _ => {
+                        return Err(SettingsError {
+                            variable: "MEDEX_OSRM_URL",
+                            problem: "must be an http:// or https:// URL of an OSRM server".into(),
+                        });
+                    }
+                },
+            },
+            osrm_timeout: Duration::from_millis(r.ranged(
+                "MEDEX_OSRM_TIMEOUT_MS",
+                2_000,
+                50..=60_000,
             )?),
         })
     }

@@ -49,6 +49,9 @@ pub enum Conflict {
     /// The order has no delivery coordinates yet; the vendor must set them first.
     #[error("order needs a delivery location before it can be accepted")]
     LocationMissing,
+    /// The order is scheduled for later: no driver before its `scheduled_for`.
+    #[error("order is scheduled for later and cannot be dispatched yet")]
+    NotYetScheduled,
     /// The order can no longer be edited (only pending orders can).
     #[error("only pending orders can be edited")]
     NotEditable,
@@ -90,6 +93,7 @@ impl Conflict {
             Conflict::DriverHasActiveOrder => "driver_has_active_order",
             Conflict::ProofMissing(_) => "proof_missing",
             Conflict::LocationMissing => "location_missing",
+            Conflict::NotYetScheduled => "not_yet_scheduled",
             Conflict::NotEditable => "not_editable",
             Conflict::DestinationSet => "destination_already_set",
             Conflict::NotInDelivery => "not_in_delivery",

@@ -32,8 +32,43 @@ pub struct DriverLocation {
     pub tracking_token: Option<String>,
     /// That order's status.
     pub order_status: Option<OrderStatus>,
-    /// Minutes to the destination of that order, from this position.
+    /// Minutes to the destination of that order, from this position (on a run: through the
+    /// stops before it).
     pub eta_minutes: Option<f64>,
+    /// On a run of several orders (DESIGN §14): each order with a stop ahead, with its ETA
+    /// through the stops before its own and how many drop-offs come first. Empty otherwise.
+    pub run: Vec<RunStopEta>,
+}
+
+/// Where one order of a run stands for its customer: all its tracker is told.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunStopEta {
+    /// Which order.
+    pub order_id: OrderId,
+    /// Its tracking token, so its tracker can be reached.
+    pub tracking_token: String,
+    /// Its status.
+    pub order_status: OrderStatus,
+    /// Minutes to its drop-off through the stops before it.
+    pub eta_minutes: f64,
+    /// Drop-offs of other orders before its own (a count, nothing about them).
+    pub stops_before: u32,
+}
+
+impl DriverLocation {
+    /// The ETA and stops before for the order tracked by `token`: from its run entry, else the
+    /// order the event names (with no stops before it).
+    pub fn for_tracker(&self, token: &str) -> Option<(Option<f64>, Option<u32>)> {
+        if let Some(stop) = self.run.iter().find(|s| s.tracking_token == token) {
+            return stop
+                .order_status
+                .is_on_its_way()
+                .then_some((Some(stop.eta_minutes), Some(stop.stops_before)));
+        }
+        (self.tracking_token.as_deref() == Some(token)
+            && self.order_status.is_some_and(|s| s.is_on_its_way()))
+        .then_some((self.eta_minutes, None))
+    }
 }
 
 /// Something that happened.
@@ -50,6 +85,9 @@ pub enum Event {
     },
     /// An order changed without changing status (its destination was given).
     OrderUpdated(Arc<Order>),
+    /// An order's drop-off is now expected after its `deliver_before` (raised once per order;
+    /// `late_risk_at` says when).
+    LateRisk(Arc<Order>),
     /// A driver was assigned to an order (the driver's `assignment` message).
     DriverAssigned {
         /// The order after assignment.
@@ -96,16 +134,17 @@ impl Event {
     /// The topics whose subscribers this event concerns, each once: the one routing table of
     /// live updates.
     ///
-    /// - `OrderCreated`, `OrderUpdated`, `DriverStatusChanged`: the pharmacy.
+    /// - `OrderCreated`, `OrderUpdated`, `LateRisk`, `DriverStatusChanged`: the pharmacy.
     /// - `OrderStatusChanged`: the pharmacy, the tracker, and the assigned driver unless the
     ///   change is an assignment (the driver hears of that as `DriverAssigned`).
     /// - `DriverAssigned`: the assigned driver, and a driver relieved by a re-assignment.
     /// - `DriverLocation`: the pharmacy, and the order's tracker while the order is on its way
-    ///   (not while the driver heads back after a failed attempt).
+    ///   (not while the driver heads back after a failed attempt); on a run, the tracker of
+    ///   every order of the run on its way.
     /// - `SessionsEnded`: the account's connections.
     pub fn topics(&self) -> impl Iterator<Item = Topic> + use<> {
         let (a, b, c) = match self {
-            Event::OrderCreated(order) | Event::OrderUpdated(order) => {
+            Event::OrderCreated(order) | Event::OrderUpdated(order) | Event::LateRisk(order) => {
                 (Some(Topic::Vendor(order.vendor_id)), None, None)
             }
             Event::SessionsEnded { user_id, .. } => (Some(Topic::Account(*user_id)), None, None),
@@ -133,7 +172,10 @@ impl Event {
             Event::DriverLocation(loc) => (
                 Some(Topic::Vendor(loc.vendor_id)),
                 match (&loc.tracking_token, loc.order_status) {
-                    (Some(token), Some(status)) if status.is_on_its_way() => {
+                    (Some(token), Some(status))
+                        if status.is_on_its_way()
+                            && !loc.run.iter().any(|s| s.tracking_token == *token) =>
+                    {
                         Some(Topic::Tracking(token.clone()))
                     }
                     _ => None,
@@ -141,7 +183,16 @@ impl Event {
                 None,
             ),
         };
-        [a, b, c].into_iter().flatten()
+        let run: Vec<Topic> = match self {
+            Event::DriverLocation(loc) => loc
+                .run
+                .iter()
+                .filter(|s| s.order_status.is_on_its_way())
+                .map(|s| Topic::Tracking(s.tracking_token.clone()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        [a, b, c].into_iter().flatten().chain(run)
     }
 
     /// The order this event reports, with its version: events of one order carry rising
@@ -150,6 +201,7 @@ impl Event {
         match self {
             Event::OrderCreated(order)
             | Event::OrderUpdated(order)
+            | Event::LateRisk(order)
             | Event::OrderStatusChanged { order, .. }
             | Event::DriverAssigned { order, .. } => Some((order.id, order.version)),
             Event::DriverLocation(_)
@@ -318,6 +370,7 @@ mod tests {
             tracking_token: status.map(|_| "tok".to_owned()),
             order_status: status,
             eta_minutes: None,
+            run: Vec::new(),
         }))
     }
 

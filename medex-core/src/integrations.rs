@@ -88,16 +88,20 @@ pub enum WebhookEvent {
     /// `order.failed`: a failed delivery attempt.
     #[serde(rename = "order.failed")]
     Failed,
+    /// `order.late_risk`: the drop-off is now expected after its `deliver_before` (once).
+    #[serde(rename = "order.late_risk")]
+    LateRisk,
 }
 
 impl WebhookEvent {
     /// Every event type.
-    pub const ALL: [WebhookEvent; 5] = [
+    pub const ALL: [WebhookEvent; 6] = [
         WebhookEvent::OrderCreated,
         WebhookEvent::StatusChanged,
         WebhookEvent::DriverAssigned,
         WebhookEvent::Delivered,
         WebhookEvent::Failed,
+        WebhookEvent::LateRisk,
     ];
 
     /// The wire name.
@@ -108,6 +112,7 @@ impl WebhookEvent {
             WebhookEvent::DriverAssigned => "order.driver_assigned",
             WebhookEvent::Delivered => "order.delivered",
             WebhookEvent::Failed => "order.failed",
+            WebhookEvent::LateRisk => "order.late_risk",
         }
     }
 
@@ -122,6 +127,9 @@ pub fn events_of(before: Option<&Order>, after: &Order) -> Vec<WebhookEvent> {
     let Some(before) = before else {
         return vec![WebhookEvent::OrderCreated];
     };
+    if before.late_risk_at.is_none() && after.late_risk_at.is_some() {
+        return vec![WebhookEvent::LateRisk];
+    }
     let reassigned =
         after.status == OrderStatus::DriverAssigned && before.driver_id != after.driver_id;
     if before.status == after.status && !reassigned {

@@ -48,7 +48,7 @@
 //!     delivery_latitude: 52.53, delivery_longitude: 13.41,
 //!     customer_name: "Ann".into(), customer_phone: "+49 30 1234".into(),
 //!     items: vec![NewItem { name: "Amoxicillin 500mg".into(), quantity: 1, notes: None }],
-//!     notes: None, requirements: Requirements::default(),
+//!     notes: None, requirements: Requirements::default(), schedule: Default::default(),
 //! }).await?;
 //! medex.change_status(&vendor, order.id, OrderStatus::Accepted, None).await?;
 //! medex.set_driver_status(&driver_actor, driver.id, DriverStatus::Available).await?;
@@ -73,6 +73,7 @@
 //! # }).unwrap();
 //! ```
 
+pub mod arrivals;
 pub mod auth;
 pub mod clock;
 pub mod config;
@@ -91,7 +92,9 @@ pub mod model;
 pub mod permissions;
 pub mod remembered;
 pub mod reports;
+pub mod router;
 pub mod routing;
+pub mod sequencing;
 pub mod service;
 pub mod store;
 #[cfg(any(test, feature = "conformance"))]

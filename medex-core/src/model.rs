@@ -394,6 +394,14 @@ impl Sessions {
     }
 }
 
+/// The range of a pharmacy's `max_active_orders`: a round is 5–15 prescriptions; 30 bounds
+/// the work of sequencing one run.
+pub const MAX_ACTIVE_ORDERS: std::ops::RangeInclusive<u32> = 1..=30;
+
+fn one_active_order() -> u32 {
+    1
+}
+
 /// A pharmacy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Vendor {
@@ -425,6 +433,10 @@ pub struct Vendor {
     /// How far from its pickup point it delivers, km; `None`: the system's default.
     #[serde(default)]
     pub delivery_radius_km: Option<f64>,
+    /// How many active orders one of its drivers may hold at once (a run, DESIGN §14); 1 is
+    /// one order at a time. Within [`MAX_ACTIVE_ORDERS`].
+    #[serde(default = "one_active_order")]
+    pub max_active_orders: u32,
     /// Shared secret of its WooCommerce webhook; write-only on the wire.
     pub woocommerce_webhook_secret: Option<String>,
     /// When created.
@@ -510,8 +522,17 @@ pub struct Driver {
     pub license_number: Option<String>,
     /// Availability.
     pub status: DriverStatus,
-    /// The order it is on, while busy.
+    /// The first order of its run, while busy (the one field clients of a single order read).
     pub active_order_id: Option<OrderId>,
+    /// Every order of its run (DESIGN §14), in the order they joined it; empty while not busy.
+    /// Changed only through [`Driver::join_run`] and [`Driver::leave_run`], which keep
+    /// `active_order_id` its first element.
+    #[serde(default)]
+    pub active_order_ids: Vec<OrderId>,
+    /// The drop-off order the pharmacy fixed by hand for this run (`PUT /drivers/{id}/run`);
+    /// empty: sequenced automatically. Forgotten whenever the run changes.
+    #[serde(default)]
+    pub manual_stop_order: Vec<OrderId>,
     /// Last known position: filled by stores from the newest fix, not part of the versioned record.
     pub current_latitude: Option<f64>,
     /// Last known position.
@@ -541,6 +562,53 @@ impl Driver {
     /// The last known position, if any.
     pub fn position(&self) -> Option<Coordinates> {
         Coordinates::new(self.current_latitude?, self.current_longitude?).ok()
+    }
+
+    /// The orders of its run, in the order they joined it. A record written before runs
+    /// existed names its one order in `active_order_id` only.
+    pub fn run(&self) -> Vec<OrderId> {
+        match (self.active_order_ids.is_empty(), self.active_order_id) {
+            (true, Some(id)) => vec![id],
+            _ => self.active_order_ids.clone(),
+        }
+    }
+
+    /// Whether it holds any order.
+    pub fn is_on_run(&self) -> bool {
+        self.active_order_id.is_some() || !self.active_order_ids.is_empty()
+    }
+
+    /// Takes `order` into its run and makes it busy.
+    pub fn join_run(&mut self, order: OrderId) {
+        let mut run = self.run();
+        if !run.contains(&order) {
+            run.push(order);
+        }
+        self.set_run(run);
+        self.status = DriverStatus::Busy;
+    }
+
+    /// Lets `order` go; the driver is available again when that was the last of its run.
+    /// Returns whether the order was in the run.
+    pub fn leave_run(&mut self, order: OrderId) -> bool {
+        let mut run = self.run();
+        let Some(at) = run.iter().position(|id| *id == order) else {
+            return false;
+        };
+        run.remove(at);
+        self.set_run(run);
+        if !self.is_on_run() && self.status == DriverStatus::Busy {
+            self.status = DriverStatus::Available;
+        }
+        true
+    }
+
+    fn set_run(&mut self, run: Vec<OrderId>) {
+        if run != self.active_order_ids {
+            self.manual_stop_order.clear();
+        }
+        self.active_order_id = run.first().copied();
+        self.active_order_ids = run;
     }
 }
 
@@ -1046,6 +1114,19 @@ pub struct Order {
     pub custody_seal: Option<CustodySeal>,
     /// Origin in an external shop, for idempotent intake.
     pub external_ref: Option<ExternalRef>,
+    /// Not to be handed over before (UTC): the customer's window opens (DESIGN §14).
+    #[serde(default)]
+    pub deliver_after: Option<DateTime<Utc>>,
+    /// To be handed over by (UTC): the customer's window closes.
+    #[serde(default)]
+    pub deliver_before: Option<DateTime<Utc>>,
+    /// Not to be dispatched (assigned a driver) before (UTC).
+    #[serde(default)]
+    pub scheduled_for: Option<DateTime<Utc>>,
+    /// When its drop-off was first expected after `deliver_before` (`late_risk` is raised
+    /// once).
+    #[serde(default)]
+    pub late_risk_at: Option<DateTime<Utc>>,
     /// When placed.
     pub created_at: DateTime<Utc>,
     /// When last changed.

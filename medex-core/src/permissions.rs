@@ -136,6 +136,10 @@ pub enum Permission<'a> {
     ViewDriver(&'a Driver),
     /// Change a driver's profile or availability.
     EditDriver(&'a Driver),
+    /// Read the stops of a driver's run.
+    ViewRun(&'a Driver),
+    /// Fix the order of a driver's stops by hand (its pharmacy; admins too).
+    ArrangeRun(&'a Driver),
     /// Take a driver out of (or back into) service.
     ChangeDriverActive(&'a Driver),
     /// Report the driver's own position.
@@ -228,12 +232,15 @@ pub fn access(actor: &Actor, permission: Permission<'_>) -> Access {
             (Role::Vendor, Some(v)) => granted_if(actor.is_vendor(v), Hidden),
             _ => Denied,
         },
-        Permission::ViewDriver(driver) | Permission::EditDriver(driver) => match actor.role {
+        Permission::ViewDriver(driver)
+        | Permission::EditDriver(driver)
+        | Permission::ViewRun(driver) => match actor.role {
             Role::Vendor => granted_if(actor.is_vendor(driver.vendor_id), Hidden),
             Role::Driver => granted_if(actor.is_driver(driver.id), Hidden),
             Role::User | Role::Admin => Denied,
         },
-        Permission::ChangeDriverActive(driver) => match actor.role {
+        Permission::ChangeDriverActive(driver) | Permission::ArrangeRun(driver) => match actor.role
+        {
             Role::Vendor => granted_if(actor.is_vendor(driver.vendor_id), Hidden),
             Role::Driver => granted_if(!actor.is_driver(driver.id), Denied).hide_if_granted(),
             Role::User | Role::Admin => Denied,
@@ -471,6 +478,8 @@ mod tests {
             (Permission::ViewDriver(d),         [G,   D,   D,    G,    H,    G,   H]),
             (Permission::EditDriver(d),         [G,   D,   D,    G,    H,    G,   H]),
             (Permission::ChangeDriverActive(d), [G,   D,   D,    G,    H,    D,   H]),
+            (Permission::ViewRun(d),            [G,   D,   D,    G,    H,    G,   H]),
+            (Permission::ArrangeRun(d),         [G,   D,   D,    G,    H,    D,   H]),
             (Permission::ReportLocation(d),     [G,   D,   D,    D,    H,    G,   H]),
             (Permission::RegisterDriver(vid),   [G,   D,   D,    G,    H,    D,   D]),
             (Permission::ManageVendor(vid),     [G,   D,   D,    G,    H,    D,   D]),

@@ -154,6 +154,12 @@ pub struct VendorDailyReport {
     pub returns: u64,
     /// Delivery fees of the orders delivered that day.
     pub revenue: Money,
+    /// Orders delivered that day that had a `deliver_before` and kept it.
+    #[serde(default)]
+    pub delivered_on_time: u64,
+    /// Orders delivered that day after their `deliver_before`.
+    #[serde(default)]
+    pub delivered_late: u64,
     /// Per driver who delivered that day, by driver id.
     pub drivers: Vec<DriverFigures>,
 }
@@ -273,6 +279,17 @@ pub fn vendor_daily(
         .iter()
         .filter(|o| o.status == OrderStatus::Delivered && within(o.delivered_at, day))
         .fold(Money::ZERO, |sum, o| sum.saturating_add(o.delivery_fee));
+    let (mut delivered_on_time, mut delivered_late) = (0, 0);
+    for order in orders
+        .iter()
+        .filter(|o| o.status == OrderStatus::Delivered && within(o.delivered_at, day))
+    {
+        match (order.deliver_before, order.delivered_at) {
+            (Some(by), Some(at)) if at <= by => delivered_on_time += 1,
+            (Some(_), Some(_)) => delivered_late += 1,
+            _ => {}
+        }
+    }
     let (mut failed_attempts, mut returns) = (0, 0);
     for (setback, _) in setbacks(orders, drivers, day) {
         match setback {
@@ -293,6 +310,8 @@ pub fn vendor_daily(
         failed_attempts,
         returns,
         revenue,
+        delivered_on_time,
+        delivered_late,
         drivers: driver_figures(orders, drivers, day),
     }
 }
@@ -507,6 +526,8 @@ pub fn vendor_daily_csv(report: &VendorDailyReport) -> String {
         failed_attempts: u64,
         returns: u64,
         revenue: String,
+        delivered_on_time: u64,
+        delivered_late: u64,
     }
     let summary = write_csv([Summary {
         date: report.date,
@@ -518,6 +539,8 @@ pub fn vendor_daily_csv(report: &VendorDailyReport) -> String {
         failed_attempts: report.failed_attempts,
         returns: report.returns,
         revenue: report.revenue.to_string(),
+        delivered_on_time: report.delivered_on_time,
+        delivered_late: report.delivered_late,
     }]);
     format!(
         "{summary}\n{}",
@@ -571,6 +594,29 @@ mod tests {
 
     fn utc(h: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 3, 10, h, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn deliveries_with_a_window_count_as_on_time_or_late() {
+        let with_window = |n, by: u32| Order {
+            deliver_before: Some(utc(by)),
+            ..delivered(order(n, utc(8)), 9, utc(9), 30, 1.0)
+        };
+        // Delivered at 09:30: before 10:00 on time, after 09:00 late; no window counts neither.
+        let orders = [
+            with_window(1, 10),
+            with_window(2, 9),
+            delivered(order(3, utc(8)), 9, utc(9), 30, 1.0),
+        ];
+        let date = NaiveDate::from_ymd_opt(2026, 3, 10).unwrap();
+        let r = vendor_daily(&orders, &[], date, FixedOffset::east_opt(0).unwrap());
+        assert_eq!((r.delivered_on_time, r.delivered_late), (1, 1));
+        let csv = vendor_daily_csv(&r);
+        let header = csv.lines().next().unwrap();
+        assert!(
+            header.ends_with(r#""revenue","delivered_on_time","delivered_late""#),
+            "{csv}"
+        );
     }
 
     #[test]

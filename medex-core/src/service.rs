@@ -6,7 +6,7 @@
 //!
 //! This module holds the service itself, its ports and what every use case shares; each
 //! aggregate's use cases, with their input types, live in a module of their own: [`accounts`],
-//! [`vendors`], [`drivers`], [`integrations`], [`orders`], [`delivery`], [`custody`], [`tracking`], [`reporting`],
+//! [`vendors`], [`drivers`], [`integrations`], [`orders`], [`delivery`], [`dispatch`], [`custody`], [`tracking`], [`reporting`],
 //! [`admin`], [`upkeep`].
 //! Their types are re-exported here, so `medex_core::service::NewOrder` names the same type as
 //! `medex_core::service::orders::NewOrder`.
@@ -38,6 +38,7 @@ pub mod accounts;
 pub mod admin;
 pub mod custody;
 pub mod delivery;
+pub mod dispatch;
 pub mod drivers;
 pub mod integrations;
 pub mod orders;
@@ -48,9 +49,10 @@ pub mod vendors;
 
 pub use accounts::{NewAccount, Session};
 pub use delivery::{AssignmentResponse, ProofKind, Transition};
+pub use dispatch::RunPlan;
 pub use drivers::{DriverPatch, NewDriver};
 pub use integrations::{Idempotent, NewApiKey, NewWebhook};
-pub use orders::{ExternalOrder, NewItem, NewOrder, Requirements};
+pub use orders::{ExternalOrder, NewItem, NewOrder, Requirements, Schedule};
 pub use tracking::{FixInput, MAX_FIX_BATCH};
 pub use upkeep::Swept;
 pub use vendors::{LiveFleet, NewVendor, VendorPatch};
@@ -107,6 +109,8 @@ pub struct MedEx {
     /// Public tracking views as their JSON answers, forgotten whenever a commit, a fix or the
     /// configuration may change them.
     tracking_views: tracking::TrackingViews,
+    /// Travel times between the stops of runs.
+    router: Arc<dyn crate::router::Router>,
 }
 
 fn clamp_page<C>(page: Page<C>) -> Page<C> {
@@ -194,6 +198,7 @@ impl MedEx {
             decoy_hash,
             fix_pace: tracking::FixPace::default(),
             private_webhooks: false,
+            router: Arc::new(crate::router::GreatCircle),
         })
     }
 

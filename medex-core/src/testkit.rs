@@ -106,6 +106,7 @@ pub fn new_order(vendor: VendorId) -> NewOrder {
         }],
         notes: None,
         requirements: Default::default(),
+        schedule: Default::default(),
     }
 }
 
@@ -378,7 +379,8 @@ impl World {
     }
 
     /// A new order of customer 0 at pharmacy A, moved to `status` by the usual parties; from
-    /// `driver_assigned` on, driver 0 works on it (made available first if it is not busy).
+    /// `driver_assigned` on, driver 0 works on it (made available first if it is not busy; a
+    /// busy driver takes it into its run when pharmacy A allows).
     /// `failed` is reached with reason `recipient_absent`, `returned` through `failed`.
     pub async fn order_in(&self, status: OrderStatus) -> Order {
         self.order_for(status, 0).await
@@ -451,7 +453,8 @@ impl World {
                 Returned => m.change_status(&self.vendor_a, id, Returned, None).await,
                 DriverAssigned => {
                     let current = m.get_driver(&self.admin, driver_id).await.expect("driver");
-                    if current.status != DriverStatus::Available {
+                    // A busy driver takes the order into its run, if its pharmacy allows.
+                    if !matches!(current.status, DriverStatus::Available | DriverStatus::Busy) {
                         m.set_driver_status(&driver, driver_id, DriverStatus::Available)
                             .await
                             .expect("the driver is free to go on duty");

@@ -85,8 +85,13 @@ pub struct TrackingView {
     pub destination: Option<MapPoint>,
     /// The driver, while the order is on its way.
     pub driver: Option<PublicDriver>,
-    /// Minutes to the destination, while on its way and the driver's position is known.
+    /// Minutes to the destination, while on its way and the driver's position is known; on a
+    /// run of several orders, through the stops before this one.
     pub eta_minutes: Option<f64>,
+    /// On a run of several orders: how many drop-offs come before this one (a count, nothing
+    /// about the other customers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stops_before: Option<u32>,
     /// Recent path of the driver, oldest first (only where asked for).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub trail: Vec<MapPoint>,
@@ -170,7 +175,16 @@ impl TrackingView {
                 last_location_update: d.last_location_update,
             }),
             eta_minutes,
+            stops_before: None,
             trail: vec![],
+        }
+    }
+
+    /// The ETA and place of this order in its driver's run.
+    pub fn set_run_position(&mut self, eta_minutes: f64, stops_before: u32) {
+        if self.driver.is_some() {
+            self.eta_minutes = Some(eta_minutes);
+            self.stops_before = Some(stops_before);
         }
     }
 

@@ -78,7 +78,8 @@ pub(crate) const REQUEST_ID: &str = "x-request-id";
 
 use crate::error::ApiError;
 use crate::routes::{
-    admin, auth, custody, drivers, integrations, meta, orders, reports, uploads, vendors, webhooks,
+    admin, auth, custody, dispatch, drivers, integrations, meta, orders, reports, uploads, vendors,
+    webhooks,
 };
 use crate::throttle::Throttle;
 
@@ -187,6 +188,7 @@ fn api(max_upload_bytes: usize, state: Option<AppState>) -> OpenApiRouter<AppSta
         .routes(routes!(drivers::record_location))
         .routes(routes!(drivers::earnings))
         .routes(routes!(drivers::deliveries))
+        .routes(routes!(dispatch::get_run, dispatch::arrange_run))
         .routes(routes!(vendors::register_vendor))
         .routes(routes!(vendors::list_vendors))
         .routes(routes!(vendors::get_vendor, vendors::patch_vendor))

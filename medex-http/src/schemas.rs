@@ -164,13 +164,14 @@ pub(crate) fn webhook_events() -> Schema {
                     "order.driver_assigned",
                     "order.delivered",
                     "order.failed",
+                    "order.late_risk",
                 ]))
                 .min_items(Some(1))
                 .max_items(Some(20)),
         )
         .description(Some(
             "`[\"*\"]` for every event type, or some of `order.created`, \
-             `order.status_changed`, `order.driver_assigned`, `order.delivered`, `order.failed`.",
+             `order.status_changed`, `order.driver_assigned`, `order.delivered`, `order.failed`, `order.late_risk`.",
         ))
         .build()
         .into()

@@ -245,6 +245,14 @@ pub(crate) struct OrderDoc {
     /// `{"source": "woocommerce", "id": "..."}` for orders taken in from a shop.
     #[schema(value_type = Option<Object>)]
     external_ref: (),
+    /// Not handed over before (the customer's window opens).
+    deliver_after: Option<DateTime<Utc>>,
+    /// Handed over by (the window closes).
+    deliver_before: Option<DateTime<Utc>>,
+    /// Not dispatched before.
+    scheduled_for: Option<DateTime<Utc>>,
+    /// When its drop-off was first expected after `deliver_before` (`late_risk`, raised once).
+    late_risk_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     version: u64,
@@ -267,7 +275,12 @@ pub(crate) struct DriverDoc {
     license_number: Option<String>,
     #[schema(value_type = DriverStatusDoc)]
     status: (),
+    /// The first order of its run.
     active_order_id: Option<uuid::Uuid>,
+    /// Every order of its run, in the order they joined it.
+    active_order_ids: Vec<uuid::Uuid>,
+    /// The drop-off order its pharmacy fixed by hand for this run (empty: sequenced).
+    manual_stop_order: Vec<uuid::Uuid>,
     current_latitude: Option<f64>,
     current_longitude: Option<f64>,
     last_location_update: Option<DateTime<Utc>>,
@@ -307,10 +320,12 @@ free_form! {
     TrackingDoc = "TrackingView", "Public tracking view: order_number, status, vendor_name, \
         timestamps, timeline, attempt, attempt_failed (the latest attempt failed and will be \
         rescheduled; never why), pickup, destination, driver (first_name, vehicle_type, \
-        location) and eta_minutes while the order is on its way; no phone numbers, no account \
-        ids.";
+        location) and eta_minutes while the order is on its way (on a run of several orders, \
+        through the stops before this one, with stops_before: how many drop-offs come first); \
+        no phone numbers, no account ids.";
     DailyReportDoc = "VendorDailyReport", "Daily report: date, utc_offset, orders_created, \
         orders_delivered, orders_cancelled, orders_rejected, failed_attempts, returns, revenue, \
+        delivered_on_time and delivered_late (of the orders with a deliver_before), \
         drivers[] (DriverFigures).";
     DriverFiguresDoc = "DriverFigures", "Per-driver figures: driver_id, driver_name, \
         deliveries, distance_km, earnings, average_delivery_minutes, failed_attempts, returns.";
@@ -557,6 +572,9 @@ pub(crate) struct VendorView {
     /// Private: the pharmacy's own delivery radius, km (`null`: the system's default).
     #[serde(skip_serializing_if = "Option::is_none")]
     delivery_radius_km: Option<Option<f64>>,
+    /// Private: how many active orders one of its drivers may hold at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_active_orders: Option<u32>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -581,6 +599,7 @@ impl VendorView {
             require_handover_code: None,
             has_woocommerce_webhook_secret: None,
             delivery_radius_km: None,
+            max_active_orders: None,
             created_at: v.created_at,
             updated_at: v.updated_at,
         }
@@ -597,6 +616,7 @@ impl VendorView {
             require_handover_code: Some(v.require_handover_code),
             has_woocommerce_webhook_secret: Some(v.woocommerce_webhook_secret.is_some()),
             delivery_radius_km: Some(v.delivery_radius_km),
+            max_active_orders: Some(v.max_active_orders),
             ..Self::public(v)
         }
     }
@@ -782,6 +802,15 @@ pub(crate) struct CreateOrderRequest {
     /// `true` requires the recipient's handover code even if the pharmacy does not.
     #[serde(default)]
     pub(crate) require_handover_code: Option<bool>,
+    /// Not to be handed over before (RFC 3339); before `deliver_before`.
+    #[serde(default)]
+    pub(crate) deliver_after: Option<DateTime<Utc>>,
+    /// To be handed over by (RFC 3339): in the future, within 30 days.
+    #[serde(default)]
+    pub(crate) deliver_before: Option<DateTime<Utc>>,
+    /// Not to be dispatched before (RFC 3339); assignment waits until then.
+    #[serde(default)]
+    pub(crate) scheduled_for: Option<DateTime<Utc>>,
 }
 
 /// A status that `PATCH /api/orders/{id}` may move an order to (`driver_assigned` is reached
@@ -1051,6 +1080,11 @@ pub(crate) struct PatchVendorRequest {
     #[serde(default)]
     #[schema(minimum = 0.5, maximum = 1000)]
     pub(crate) delivery_radius_km: Option<f64>,
+    /// How many active orders one of its drivers may hold at once: a run (1, the default, is
+    /// one order at a time).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 30)]
+    pub(crate) max_active_orders: Option<u32>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(schema_with = schemas::webhook_secret)]
     pub(crate) woocommerce_webhook_secret: Option<Option<String>>,

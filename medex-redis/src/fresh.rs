@@ -121,6 +121,7 @@ mod tests {
             tracking_token: None,
             order_status: None,
             eta_minutes: None,
+            run: Vec::new(),
         }))
     }
 

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use medex_core::events::{DriverLocation, Event};
+use medex_core::events::{DriverLocation, Event, RunStopEta};
 use medex_core::model::{
     DriverId, DriverStatus, LocationFix, Order, OrderId, OrderStatus, SessionId, UserId, VendorId,
 };
@@ -33,6 +33,9 @@ enum WireRef<'a> {
     OrderUpdated {
         order: &'a Order,
     },
+    LateRisk {
+        order: &'a Order,
+    },
     SessionsEnded {
         user_id: UserId,
         session: Option<SessionId>,
@@ -53,6 +56,8 @@ enum WireRef<'a> {
         tracking_token: Option<&'a str>,
         order_status: Option<OrderStatus>,
         eta_minutes: Option<f64>,
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        run: &'a [RunStopEta],
     },
     DriverStatusChanged {
         driver_id: DriverId,
@@ -78,6 +83,9 @@ enum Wire {
     OrderUpdated {
         order: Order,
     },
+    LateRisk {
+        order: Order,
+    },
     SessionsEnded {
         user_id: UserId,
         session: Option<SessionId>,
@@ -98,6 +106,8 @@ enum Wire {
         tracking_token: Option<String>,
         order_status: Option<OrderStatus>,
         eta_minutes: Option<f64>,
+        #[serde(default)]
+        run: Vec<RunStopEta>,
     },
     DriverStatusChanged {
         driver_id: DriverId,
@@ -111,6 +121,7 @@ pub(crate) fn encode(from: Origin, event: &Event) -> Vec<u8> {
     let event = match event {
         Event::OrderCreated(order) => WireRef::OrderCreated { order },
         Event::OrderUpdated(order) => WireRef::OrderUpdated { order },
+        Event::LateRisk(order) => WireRef::LateRisk { order },
         Event::SessionsEnded { user_id, session } => WireRef::SessionsEnded {
             user_id: *user_id,
             session: *session,
@@ -134,6 +145,7 @@ pub(crate) fn encode(from: Origin, event: &Event) -> Vec<u8> {
             tracking_token: loc.tracking_token.as_deref(),
             order_status: loc.order_status,
             eta_minutes: loc.eta_minutes,
+            run: &loc.run,
         },
         Event::DriverStatusChanged {
             driver_id,
@@ -174,6 +186,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(Origin, Event), Unreadable> {
     let event = match incoming.event {
         Wire::OrderCreated { order } => Event::OrderCreated(Arc::new(order)),
         Wire::OrderUpdated { order } => Event::OrderUpdated(Arc::new(order)),
+        Wire::LateRisk { order } => Event::LateRisk(Arc::new(order)),
         Wire::SessionsEnded { user_id, session } => Event::SessionsEnded { user_id, session },
         Wire::OrderStatusChanged { order, previous } => Event::OrderStatusChanged {
             order: Arc::new(order),
@@ -194,6 +207,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(Origin, Event), Unreadable> {
             tracking_token,
             order_status,
             eta_minutes,
+            run,
         } => Event::DriverLocation(Arc::new(DriverLocation {
             driver_id,
             vendor_id,
@@ -202,6 +216,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(Origin, Event), Unreadable> {
             tracking_token,
             order_status,
             eta_minutes,
+            run,
         })),
         Wire::DriverStatusChanged {
             driver_id,
@@ -295,6 +310,13 @@ mod tests {
                 tracking_token: Some(order.tracking_token.clone()),
                 order_status: Some(OrderStatus::OutForDelivery),
                 eta_minutes: Some(7.25),
+                run: vec![RunStopEta {
+                    order_id: order.id,
+                    tracking_token: order.tracking_token.clone(),
+                    order_status: OrderStatus::OutForDelivery,
+                    eta_minutes: 7.25,
+                    stops_before: 2,
+                }],
             })),
             Event::DriverStatusChanged {
                 driver_id: id(4),

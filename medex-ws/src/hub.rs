@@ -474,15 +474,14 @@ impl Fanout for Hub {
                     Delivery::Location(loc.driver_id),
                 );
             }
-            (Topic::Tracking(token), Event::DriverLocation(loc))
-                if loc.tracking_token.as_ref() == Some(token)
-                    && loc.order_status.is_some_and(|s| s.is_on_its_way()) =>
-            {
-                self.trackers.deliver(
-                    token.as_str(),
-                    || messages::tracker_location(loc, now),
-                    Delivery::Location(loc.driver_id),
-                );
+            (Topic::Tracking(token), Event::DriverLocation(loc)) => {
+                if let Some((eta, stops_before)) = loc.for_tracker(token) {
+                    self.trackers.deliver(
+                        token.as_str(),
+                        || messages::tracker_location(loc, eta, stops_before, now),
+                        Delivery::Location(loc.driver_id),
+                    );
+                }
             }
             (
                 Topic::Vendor(vendor),
@@ -502,6 +501,10 @@ impl Fanout for Hub {
                     || messages::order_created(order, now),
                     Delivery::Event,
                 );
+            }
+            (Topic::Vendor(vendor), Event::LateRisk(order)) if order.vendor_id == *vendor => {
+                self.vendors
+                    .deliver(vendor, || messages::late_risk(order, now), Delivery::Event);
             }
             (Topic::Vendor(vendor), Event::OrderUpdated(order)) if order.vendor_id == *vendor => {
                 self.vendors.deliver(

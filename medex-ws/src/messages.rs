@@ -197,14 +197,22 @@ pub(crate) fn vendor_location(loc: &DriverLocation, sent_at: DateTime<Utc>) -> U
     )
 }
 
-/// `driver_location` for a public tracker: the position, its time and the ETA, nothing else.
-pub(crate) fn tracker_location(loc: &DriverLocation, sent_at: DateTime<Utc>) -> Utf8Bytes {
+/// `driver_location` for a public tracker: the position, its time and the ETA, and on a run how
+/// many drop-offs come before this customer's, nothing else.
+pub(crate) fn tracker_location(
+    loc: &DriverLocation,
+    eta_minutes: Option<f64>,
+    stops_before: Option<u32>,
+    sent_at: DateTime<Utc>,
+) -> Utf8Bytes {
     #[derive(Serialize)]
     struct Body {
         latitude: f64,
         longitude: f64,
         recorded_at: DateTime<Utc>,
         eta_minutes: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stops_before: Option<u32>,
     }
     text(
         "driver_location",
@@ -212,7 +220,8 @@ pub(crate) fn tracker_location(loc: &DriverLocation, sent_at: DateTime<Utc>) -> 
             latitude: loc.fix.latitude,
             longitude: loc.fix.longitude,
             recorded_at: loc.fix.recorded_at,
-            eta_minutes: loc.eta_minutes,
+            eta_minutes,
+            stops_before,
         },
         sent_at,
     )
@@ -257,6 +266,30 @@ pub(crate) fn order_updated(order: &Order, sent_at: DateTime<Utc>) -> Utf8Bytes 
         "order_updated",
         Body {
             order: order_view(order),
+        },
+        sent_at,
+    )
+}
+
+/// `late_risk` for the vendor dashboard: the order whose drop-off is now expected after its
+/// `deliver_before`.
+pub(crate) fn late_risk(order: &Order, sent_at: DateTime<Utc>) -> Utf8Bytes {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        order_id: OrderId,
+        order_number: &'a str,
+        driver_id: Option<DriverId>,
+        deliver_before: Option<DateTime<Utc>>,
+        late_risk_at: Option<DateTime<Utc>>,
+    }
+    text(
+        "late_risk",
+        Body {
+            order_id: order.id,
+            order_number: &order.order_number,
+            driver_id: order.driver_id,
+            deliver_before: order.deliver_before,
+            late_risk_at: order.late_risk_at,
         },
         sent_at,
     )

@@ -85,7 +85,8 @@ fn act(n: u8) -> Act {
 /// | 0 | a customer (`op & 1`) places an order; one that needs the handover code when `op & 2` |
 /// | 1–5 | the next forward move of order `op & 3`, by its usual party |
 /// | 6–11 | `who(arg >> 5)` does `act(arg & 31)` to order `op & 3` |
-/// | 12–13 | driver `(op & 15) % 3` sets its status to available, offline or on break (`arg % 3`) |
+/// | 12 | driver `(op & 15) % 3` sets its status to available, offline or on break (`arg % 3`) |
+/// | 13 | pharmacy A lets a driver hold `arg % 5` active orders (0: out of range, refused) |
 /// | 14 | the clock moves by `arg as i8` seconds |
 /// | 15 | the usual party does `act(arg)` to order `op & 3` |
 ///
@@ -105,7 +106,8 @@ fn decode(data: &[u8]) -> Vec<Op> {
                 0 => Op::Create(usize::from(op & 1)),
                 1..=5 => Op::Progress(order),
                 6..=11 => Op::Act(who(arg >> 5), order, act(arg & 31)),
-                12 | 13 => {
+                13 => Op::Capacity(u32::from(arg % 5)),
+                12 => {
                     let status = [
                         DriverStatus::Available,
                         DriverStatus::Offline,

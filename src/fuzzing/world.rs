@@ -123,6 +123,7 @@ fn new_order(vendor: VendorId) -> NewOrder {
         }],
         notes: None,
         requirements: Default::default(),
+        schedule: Default::default(),
     }
 }
 

@@ -168,7 +168,11 @@ import { LiveSocket } from './session.js';
     if (eta) {
       text('eta', eta);
       var arrival = new Date(etaReceivedAt + view.eta_minutes * 60000);
-      text('eta-clock', 'around ' + timeFormat.format(arrival));
+      // On a run of several orders: only a count of the stops first, never whose.
+      var before = typeof view.stops_before === 'number' && view.stops_before > 0
+        ? ' · ' + view.stops_before + (view.stops_before === 1 ? ' stop' : ' stops') + ' before yours'
+        : '';
+      text('eta-clock', 'around ' + timeFormat.format(arrival) + before);
     } else {
       text('eta', '–');
       text('eta-clock', 'once the driver shares a location');
@@ -322,6 +326,7 @@ import { LiveSocket } from './session.js';
       if (result.view && view && !finished && result.view.status === view.status) {
         view.driver = result.view.driver;
         view.eta_minutes = result.view.eta_minutes;
+        view.stops_before = result.view.stops_before;
         etaReceivedAt = Date.now();
         view.trail = result.view.trail || [];
         render();
@@ -349,6 +354,7 @@ import { LiveSocket } from './session.js';
         view.driver.location = point;
         view.driver.last_location_update = message.recorded_at || message.sent_at;
         view.eta_minutes = message.eta_minutes === undefined ? null : message.eta_minutes;
+        view.stops_before = message.stops_before;
         etaReceivedAt = Date.now();
         view.trail.push(point);
         if (view.trail.length > MAX_TRAIL) view.trail.splice(0, view.trail.length - MAX_TRAIL);

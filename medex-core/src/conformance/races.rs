@@ -1,5 +1,5 @@
 //! Racing writers: of sixteen writers of one version, one session, one e-mail, one configuration
-//! version or one lease, exactly one wins.
+//! version, one lease or the last place of one driver's run, exactly one wins.
 //!
 //! The kit has no runtime of its own: the store's test passes a [`Spawn`] that starts each racer
 //! as a task (on a multi-threaded runtime, so that they really run at once), and waits for it.
@@ -13,7 +13,7 @@ use chrono::Duration;
 use super::fixtures::t0;
 use super::numbered::{driver, order, user, vendor};
 use crate::config::SystemConfig;
-use crate::model::{DriverStatus, OrderStatus};
+use crate::model::{Driver, DriverStatus, Order, OrderStatus};
 use crate::store::{LeaseClaim, RefreshSession, Store, StoreError, Write};
 
 const RACERS: usize = 16;
@@ -80,6 +80,8 @@ pub async fn run(store: Arc<dyn Store>, spawn: Spawn<'_>) {
     crossed_commits_of_two_records_leave_exactly_one_winner(&store, spawn).await;
     of_racing_configuration_saves_of_one_version_exactly_one_wins(&store, spawn).await;
     of_racing_holders_of_one_lease_exactly_one_gets_it(&store, spawn).await;
+    of_racing_assignments_to_the_last_place_of_a_run_exactly_one_wins(&store, spawn).await;
+    a_stop_completed_while_another_is_declined_leaves_one_winner(&store, spawn).await;
 }
 
 async fn of_racing_commits_of_one_version_exactly_one_wins(
@@ -300,4 +302,150 @@ async fn of_racing_holders_of_one_lease_exactly_one_gets_it(
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A driver on a run with one place left, and several orders of its pharmacy being assigned to
+/// it at once: each assignment writes its order and the driver (its run one longer) from the
+/// version it read; one goes through, the others are `Conflict`s, and the run holds the winner.
+async fn of_racing_assignments_to_the_last_place_of_a_run_exactly_one_wins(
+    store: &Arc<dyn Store>,
+    spawn: Spawn<'_>,
+) {
+    let owner = user(70_300, "run-race@example.com");
+    let v = vendor(70_300, owner.id);
+    let mut d = driver(70_300, v.id, owner.id);
+    let on_run = order(70_300, v.id, owner.id);
+    d.join_run(on_run.id);
+    let candidates: Vec<Order> = (1..=RACERS as u64)
+        .map(|n| Order {
+            status: OrderStatus::Accepted,
+            ..order(70_300 + n, v.id, owner.id)
+        })
+        .collect();
+    let mut writes = vec![
+        Write::User(owner),
+        Write::Vendor(v),
+        Write::Driver(d.clone()),
+        Write::Order(on_run.clone()),
+    ];
+    writes.extend(candidates.iter().cloned().map(Write::Order));
+    store.commit(writes).await.unwrap();
+
+    let outcomes = race(spawn, RACERS, |i| {
+        let store = Arc::clone(store);
+        let mut assigned = candidates[i].clone();
+        assigned.status = OrderStatus::DriverAssigned;
+        assigned.driver_id = Some(d.id);
+        assigned.version += 1;
+        let mut busier = d.clone();
+        busier.join_run(assigned.id);
+        busier.version += 1;
+        async move {
+            store
+                .commit(vec![Write::Order(assigned), Write::Driver(busier)])
+                .await
+        }
+    })
+    .await;
+    let winners = winners(outcomes, conflict, "a racing assignment");
+    assert_eq!(
+        winners.len(),
+        1,
+        "one assignment takes the last place: {winners:?}"
+    );
+    let won = candidates[winners[0]].id;
+    let stored: Driver = store.driver(d.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.run(),
+        vec![on_run.id, won],
+        "the run holds the winner"
+    );
+    assert_eq!(stored.active_order_id, Some(on_run.id));
+    for (i, candidate) in candidates.iter().enumerate() {
+        let stored = store.order(candidate.id).await.unwrap().unwrap();
+        let expected = if i == winners[0] {
+            OrderStatus::DriverAssigned
+        } else {
+            OrderStatus::Accepted
+        };
+        assert_eq!(stored.status, expected, "candidate {i}");
+    }
+}
+
+/// A driver with two orders: it completes one while it declines the other, each write carrying
+/// the driver's run without its own order. One wins; the driver keeps the other order and stays
+/// busy, so no order is ever dropped from a run it is still on.
+async fn a_stop_completed_while_another_is_declined_leaves_one_winner(
+    store: &Arc<dyn Store>,
+    spawn: Spawn<'_>,
+) {
+    let owner = user(70_400, "run-cross@example.com");
+    let v = vendor(70_400, owner.id);
+    let mut d = driver(70_400, v.id, owner.id);
+    let delivered = Order {
+        status: OrderStatus::OutForDelivery,
+        driver_id: Some(d.id),
+        ..order(70_400, v.id, owner.id)
+    };
+    let declined = Order {
+        status: OrderStatus::DriverAssigned,
+        driver_id: Some(d.id),
+        ..order(70_401, v.id, owner.id)
+    };
+    d.join_run(delivered.id);
+    d.join_run(declined.id);
+    store
+        .commit(vec![
+            Write::User(owner),
+            Write::Vendor(v),
+            Write::Driver(d.clone()),
+            Write::Order(delivered.clone()),
+            Write::Order(declined.clone()),
+        ])
+        .await
+        .unwrap();
+    let outcomes = race(spawn, 2, |i| {
+        let store = Arc::clone(store);
+        let (mut moved, next_status) = if i == 0 {
+            (delivered.clone(), OrderStatus::Delivered)
+        } else {
+            (declined.clone(), OrderStatus::Accepted)
+        };
+        moved.status = next_status;
+        if i == 1 {
+            moved.driver_id = None;
+        }
+        moved.version += 1;
+        let mut freed = d.clone();
+        freed.leave_run(moved.id);
+        freed.version += 1;
+        async move {
+            store
+                .commit(vec![Write::Driver(freed), Write::Order(moved)])
+                .await
+        }
+    })
+    .await;
+    let winners = winners(outcomes, conflict, "a racing stop");
+    assert_eq!(winners.len(), 1, "one of the two stops wins: {winners:?}");
+    let kept = if winners[0] == 0 {
+        declined.id
+    } else {
+        delivered.id
+    };
+    let stored = store.driver(d.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.run(), stored.status),
+        (vec![kept], DriverStatus::Busy),
+        "the driver keeps the order whose write lost"
+    );
+    let untouched = if winners[0] == 0 {
+        &declined
+    } else {
+        &delivered
+    };
+    assert_eq!(
+        store.order(untouched.id).await.unwrap().unwrap().status,
+        untouched.status
+    );
 }

@@ -199,10 +199,19 @@ impl MedEx {
         if order.driver_id == Some(driver_id) {
             return Ok(order); // Assigning the same driver again changes nothing.
         }
-        if !driver.is_active
-            || driver.status != DriverStatus::Available
-            || driver.active_order_id.is_some()
-        {
+        if order.scheduled_for.is_some_and(|at| self.clock.now() < at) {
+            return Err(Conflict::NotYetScheduled.into());
+        }
+        // A free driver starts a run; a busy one takes another order of its pharmacy while its
+        // run has room. Two assignments racing for the last place both write this driver record
+        // from the version read here: the store lets one commit through.
+        let vendor = self.load_vendor(order.vendor_id).await?;
+        let has_room = match driver.status {
+            DriverStatus::Available => !driver.is_on_run(),
+            DriverStatus::Busy => driver.run().len() < vendor.max_active_orders as usize,
+            DriverStatus::Offline | DriverStatus::OnBreak => false,
+        };
+        if !driver.is_active || !has_room {
             return Err(Conflict::DriverNotAvailable.into());
         }
         // A driver whose account was deactivated cannot sign in to take the order.
@@ -220,8 +229,7 @@ impl MedEx {
         )?;
         next.driver_id = Some(driver_id);
         bump(&mut next, |o| &mut o.version);
-        driver.status = DriverStatus::Busy;
-        driver.active_order_id = Some(order.id);
+        driver.join_run(order.id);
         driver.updated_at = now;
         bump(&mut driver, |d| &mut d.version);
         let mut writes = vec![Write::Order(next.clone()), Write::Driver(driver.clone())];
@@ -367,7 +375,8 @@ impl MedEx {
         }
     }
 
-    /// The driver record freed from `order`, ready to commit.
+    /// The driver record with `order` gone from its run (available again when it was the last),
+    /// ready to commit.
     pub(super) async fn release(
         &self,
         driver: DriverId,
@@ -375,12 +384,7 @@ impl MedEx {
         now: DateTime<Utc>,
     ) -> Result<Driver> {
         let mut driver = self.load_driver(driver).await?;
-        if driver.active_order_id == Some(order) {
-            driver.active_order_id = None;
-            if driver.status == DriverStatus::Busy {
-                driver.status = DriverStatus::Available;
-            }
-        }
+        driver.leave_run(order);
         driver.updated_at = now;
         bump(&mut driver, |d| &mut d.version);
         Ok(driver)

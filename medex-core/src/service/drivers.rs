@@ -79,6 +79,8 @@ impl MedEx {
             license_number,
             status: DriverStatus::Offline,
             active_order_id: None,
+            active_order_ids: Vec::new(),
+            manual_stop_order: Vec::new(),
             current_latitude: None,
             current_longitude: None,
             last_location_update: None,
@@ -164,7 +166,7 @@ impl MedEx {
         errors.finish()?;
         driver.vehicle_type = patch.vehicle_type.unwrap_or(driver.vehicle_type);
         if let Some(active) = patch.is_active {
-            if !active && driver.active_order_id.is_some() {
+            if !active && driver.is_on_run() {
                 return Err(Conflict::DriverHasActiveOrder.into());
             }
             driver.is_active = active;
@@ -191,7 +193,7 @@ impl MedEx {
                 "must be available, offline or on_break",
             ));
         }
-        if driver.active_order_id.is_some() {
+        if driver.is_on_run() {
             return Err(Conflict::DriverHasActiveOrder.into());
         }
         if driver.status == status {

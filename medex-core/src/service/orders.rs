@@ -25,6 +25,51 @@ pub struct Requirements {
     pub handover_code: bool,
 }
 
+/// When an order should be handed over and dispatched (DESIGN §14); all optional, UTC.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Schedule {
+    /// Not handed over before.
+    pub deliver_after: Option<DateTime<Utc>>,
+    /// Handed over by.
+    pub deliver_before: Option<DateTime<Utc>>,
+    /// Not dispatched before.
+    pub scheduled_for: Option<DateTime<Utc>>,
+}
+
+/// How far ahead an order may be scheduled.
+const MAX_SCHEDULE_DAYS: i64 = 30;
+
+impl Schedule {
+    /// Checks the times against `now`: the window's start before its end, the dispatch time
+    /// before the window's end, nothing more than [`MAX_SCHEDULE_DAYS`] ahead, the window's end
+    /// not already past.
+    fn check(&self, errors: &mut FieldErrors, now: DateTime<Utc>) {
+        let horizon = now + Duration::days(MAX_SCHEDULE_DAYS);
+        for (field, at) in [
+            ("deliver_after", self.deliver_after),
+            ("deliver_before", self.deliver_before),
+            ("scheduled_for", self.scheduled_for),
+        ] {
+            if at.is_some_and(|t| t > horizon) {
+                errors.push(field, format!("must be within {MAX_SCHEDULE_DAYS} days"));
+            }
+        }
+        if let (Some(after), Some(before)) = (self.deliver_after, self.deliver_before)
+            && after >= before
+        {
+            errors.push("deliver_before", "must be after deliver_after");
+        }
+        if let Some(before) = self.deliver_before {
+            if before <= now {
+                errors.push("deliver_before", "must be in the future");
+            }
+            if self.scheduled_for.is_some_and(|s| s >= before) {
+                errors.push("scheduled_for", "must be before deliver_before");
+            }
+        }
+    }
+}
+
 /// A new order placed through the API.
 #[derive(Debug, Clone)]
 pub struct NewOrder {
@@ -46,6 +91,8 @@ pub struct NewOrder {
     pub notes: Option<String>,
     /// Raised requirements; what the pharmacy requires holds anyway.
     pub requirements: Requirements,
+    /// Its window and dispatch time.
+    pub schedule: Schedule,
 }
 
 /// An order taken in from an external shop (WooCommerce).
@@ -194,6 +241,10 @@ impl MedEx {
             status_history: vec![],
             custody_seal: None,
             external_ref: None,
+            deliver_after: None,
+            deliver_before: None,
+            scheduled_for: None,
+            late_risk_at: None,
             created_at: now,
             updated_at: now,
             version: 1,
@@ -220,6 +271,7 @@ impl MedEx {
         let customer_phone = errors.text("customer_phone", &new.customer_phone, 40);
         let items = items(&mut errors, &new.items);
         let notes = errors.optional_text("notes", new.notes.as_deref(), 2000);
+        new.schedule.check(&mut errors, self.clock.now());
         let vendor = self
             .store
             .vendor(new.vendor_id)
@@ -245,6 +297,9 @@ impl MedEx {
         order.require_proof_photo |= new.requirements.proof_photo;
         order.require_signature |= new.requirements.signature;
         order.require_handover_code |= new.requirements.handover_code;
+        order.deliver_after = new.schedule.deliver_after;
+        order.deliver_before = new.schedule.deliver_before;
+        order.scheduled_for = new.schedule.scheduled_for;
         self.insert_order(order).await
     }
 

@@ -15,6 +15,7 @@ mod accounts;
 mod admin;
 mod custody;
 mod delivery;
+mod dispatch;
 mod drivers;
 mod integrations;
 mod lifecycle_model;

@@ -97,6 +97,10 @@ impl FixPace {
 pub(super) struct FixContext {
     driver: Driver,
     order: Option<Order>,
+    /// On a run of several orders with stops ahead: those orders, and the drop-off order its
+    /// fixes' ETAs follow until the context is read again.
+    run: Vec<Order>,
+    sequence: Vec<OrderId>,
 }
 
 /// The drivers' [`FixContext`]s, so that a fix reads nothing from the store. A commit that
@@ -137,7 +141,8 @@ pub(super) fn views_touched(writes: &[Write]) -> ViewsTouched {
     for write in writes {
         match write {
             Write::Order(o) => orders.push(o.id),
-            Write::Driver(d) => orders.extend(d.active_order_id),
+            // Joining or leaving a run changes every view of it.
+            Write::Driver(d) => orders.extend(d.run()),
             Write::Vendor(_) => return ViewsTouched::All,
             Write::User(_)
             | Write::ApiKey(_)
@@ -201,7 +206,32 @@ impl MedEx {
             Some(id) => self.store.order(id).await?.filter(is_active_order),
             None => None,
         };
-        let context = Arc::new(FixContext { driver, order });
+        let (run, sequence) = if driver.run().len() > 1 {
+            let run = self.run_members(&driver).await?;
+            let at = match driver.position() {
+                Some(at) => Some(at),
+                None => self
+                    .store
+                    .vendor(driver.vendor_id)
+                    .await?
+                    .map(|v| v.location),
+            };
+            match at {
+                Some(at) if run.len() > 1 => {
+                    let sequence = self.fix_sequence(&driver, &run, at);
+                    (run, sequence)
+                }
+                _ => (Vec::new(), Vec::new()),
+            }
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let context = Arc::new(FixContext {
+            driver,
+            order,
+            run,
+            sequence,
+        });
         self.fix_contexts.keep(driver_id, context.clone(), making);
         Ok(context)
     }
@@ -238,6 +268,7 @@ impl MedEx {
         let location = self.located(&context, fix);
         self.forget_view_of(&context);
         self.bus.publish(Event::DriverLocation(location.clone()));
+        self.raise_late_risks(&context, &location).await;
         Ok(location)
     }
 
@@ -297,22 +328,75 @@ impl MedEx {
         if moves {
             self.forget_view_of(&context);
             self.bus.publish(Event::DriverLocation(location.clone()));
+            self.raise_late_risks(&context, &location).await;
         }
         Ok(location)
     }
 
-    /// A new position moves the driver on its order's public view.
+    /// A new position moves the driver on the public views of the orders it carries.
     fn forget_view_of(&self, context: &FixContext) {
-        if let Some(order) = &context.order {
+        for order in context.order.iter().chain(&context.run) {
             self.tracking_views.views.forget(&order.id);
         }
     }
 
-    /// The location event of `fix`, with the ETA of the driver's order.
+    /// Marks each order of the fix whose drop-off is now expected after its `deliver_before`,
+    /// once: the mark is a version-guarded write of the order (with its `order.late_risk`
+    /// webhooks), so of racing fixes or instances one raises it, and `late_risk` goes to the
+    /// pharmacy. The fix itself is already taken: a failed mark is tried again by the next fix.
+    async fn raise_late_risks(&self, context: &FixContext, location: &DriverLocation) {
+        let candidates: Vec<(&Order, f64)> = if location.run.is_empty() {
+            context.order.iter().zip(location.eta_minutes).collect()
+        } else {
+            location
+                .run
+                .iter()
+                .filter_map(|s| {
+                    let order = context.run.iter().find(|o| o.id == s.order_id)?;
+                    Some((order, s.eta_minutes))
+                })
+                .collect()
+        };
+        let now = self.clock.now();
+        for (order, eta) in candidates {
+            let Some(by) = order.deliver_before else {
+                continue;
+            };
+            let expected = now + Duration::milliseconds((eta * 60_000.0) as i64);
+            if order.late_risk_at.is_some() || !order.status.is_on_its_way() || expected <= by {
+                continue;
+            }
+            let mut next = order.clone();
+            next.late_risk_at = Some(now);
+            next.updated_at = now.max(order.updated_at);
+            bump(&mut next, |o| &mut o.version);
+            let mut writes = vec![Write::Order(next.clone())];
+            match self.outbox(Some(order), &next).await {
+                Ok(deliveries) => writes.extend(deliveries),
+                Err(_) => continue,
+            }
+            if self.commit(writes).await.is_ok() {
+                self.bus.publish(Event::LateRisk(Arc::new(next)));
+            }
+        }
+    }
+
+    /// The location event of `fix`, with the ETA of the driver's order; on a run, each order's
+    /// ETA through the stops before its own.
     fn located(&self, context: &FixContext, fix: LocationFix) -> Arc<DriverLocation> {
         let driver = &context.driver;
         let order = &context.order;
+        let run = match fix.coordinates() {
+            Some(here) if !context.run.is_empty() => {
+                self.run_etas(driver, &context.run, &context.sequence, here)
+            }
+            _ => Vec::new(),
+        };
         let eta = match (order, fix.coordinates()) {
+            (Some(order), _) if run.iter().any(|s| s.order_id == order.id) => run
+                .iter()
+                .find(|s| s.order_id == order.id)
+                .map(|s| s.eta_minutes),
             (Some(order), Some(here)) => {
                 routing::eta_minutes(order, here, driver.vehicle_type, &self.config())
             }
@@ -326,6 +410,7 @@ impl MedEx {
             tracking_token: order.as_ref().map(|o| o.tracking_token.clone()),
             order_status: order.as_ref().map(|o| o.status),
             eta_minutes: eta.map(|m| (m * 10.0).round() / 10.0),
+            run,
         })
     }
 
@@ -359,13 +444,16 @@ impl MedEx {
             None => self.store.order_by_tracking_token(token).await?,
         }
         .ok_or(Error::NotFound)?;
-        let view = self.view_of(&order, now).await?;
+        let (view, on_a_run) = self.view_of(&order, now).await?;
         let kept = Arc::new(TrackedView {
             // Plain fields and strings only: encoding cannot fail.
             json: bytes::Bytes::from(serde_json::to_vec(&view).expect("a tracking view encodes")),
             link_expires: crate::tracking::link_expires(&order, self.config().tracking_link_days),
         });
         match making {
+            // A view on a run depends on the run's other orders, whose changes do not name this
+            // one: it is made afresh on every read.
+            Some(_) if on_a_run => {}
             Some(making) => views.views.keep(order.id, kept.clone(), making),
             None => {
                 if let Err(making) = views.orders.get(token, now) {
@@ -387,7 +475,7 @@ impl MedEx {
             .order_by_tracking_token(token)
             .await?
             .ok_or(Error::NotFound)?;
-        let mut view = self.view_of(&order, self.clock.now()).await?;
+        let (mut view, _) = self.view_of(&order, self.clock.now()).await?;
         let driver = view.driver.is_some().then_some(order.driver_id).flatten();
         if with_trail
             && let (Some(driver), Some(at)) = (driver, order.entered(OrderStatus::DriverAssigned))
@@ -408,8 +496,9 @@ impl MedEx {
         Ok(view)
     }
 
-    /// The public view of `order` (without trail), or not found when its link has expired.
-    async fn view_of(&self, order: &Order, now: DateTime<Utc>) -> Result<TrackingView> {
+    /// The public view of `order` (without trail), or not found when its link has expired; and
+    /// whether its driver is on a run of several orders (the view then depends on the others).
+    async fn view_of(&self, order: &Order, now: DateTime<Utc>) -> Result<(TrackingView, bool)> {
         let config = self.config();
         // An old link of a finished order answers as an unknown one.
         if crate::tracking::link_expires(order, config.tracking_link_days)
@@ -422,12 +511,22 @@ impl MedEx {
             Some(id) if order.status.is_on_its_way() => self.store.driver(id).await?,
             _ => None,
         };
-        Ok(TrackingView::new(
-            order,
-            vendor.as_ref(),
-            driver.as_ref(),
-            &config,
-        ))
+        let mut view = TrackingView::new(order, vendor.as_ref(), driver.as_ref(), &config);
+        let on_a_run = driver.as_ref().is_some_and(|d| d.run().len() > 1);
+        // On a run of several orders the ETA runs through the stops before this customer's.
+        if let Some(driver) = driver.as_ref().filter(|_| on_a_run)
+            && driver.position().is_some()
+        {
+            let plan = self.plan_run(driver).await?;
+            let members = self.run_members(driver).await?;
+            if let Some(stop) = super::dispatch::stop_etas(&plan.plan, &members)
+                .into_iter()
+                .find(|s| s.order_id == order.id)
+            {
+                view.set_run_position(stop.eta_minutes, stop.stops_before);
+            }
+        }
+        Ok((view, on_a_run))
     }
 }
 

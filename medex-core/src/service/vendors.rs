@@ -42,6 +42,8 @@ pub struct VendorPatch {
     pub require_handover_code: Option<bool>,
     /// How far from its pickup point it delivers, km (0.5 to 1000).
     pub delivery_radius_km: Option<f64>,
+    /// How many active orders one driver may hold at once (1 to 30).
+    pub max_active_orders: Option<u32>,
     /// Webhook secret; `Some(None)` removes it.
     pub woocommerce_webhook_secret: Option<Option<String>>,
     /// Admins only.
@@ -97,6 +99,7 @@ impl MedEx {
             require_signature: config.default_require_signature,
             require_handover_code: false,
             delivery_radius_km: None,
+            max_active_orders: 1,
             woocommerce_webhook_secret: None,
             created_at: now,
             updated_at: now,
@@ -184,6 +187,20 @@ impl MedEx {
                 vendor.delivery_radius_km = Some(km);
             } else {
                 errors.push("delivery_radius_km", "must be between 0.5 and 1000 km");
+            }
+        }
+        if let Some(n) = patch.max_active_orders {
+            if crate::model::MAX_ACTIVE_ORDERS.contains(&n) {
+                vendor.max_active_orders = n;
+            } else {
+                errors.push(
+                    "max_active_orders",
+                    format!(
+                        "must be between {} and {}",
+                        crate::model::MAX_ACTIVE_ORDERS.start(),
+                        crate::model::MAX_ACTIVE_ORDERS.end()
+                    ),
+                );
             }
         }
         errors.finish()?;

@@ -5,7 +5,8 @@
 //! through `MedEx` and through [`Model`] and compares the two after every step.
 //!
 //! The world is the test kit's ([`super::World`]): pharmacy A (every order's) with drivers 0 and
-//! 1, pharmacy B with driver 2, two customers and an admin.
+//! 1, pharmacy B with driver 2, two customers and an admin. Pharmacy A's drivers hold runs of
+//! up to its `max_active_orders` orders (DESIGN §14), which [`Op::Capacity`] changes.
 
 use chrono::Duration;
 
@@ -14,7 +15,7 @@ use crate::MedEx;
 use crate::error::Result;
 use crate::model::{DriverStatus, FailureReason, HandoverCode, Money, Order, OrderId, OrderStatus};
 use crate::permissions::Actor;
-use crate::service::{AssignmentResponse, NewOrder, Requirements, Transition};
+use crate::service::{AssignmentResponse, NewOrder, Requirements, Transition, VendorPatch};
 
 /// One step of a sequence.
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +32,8 @@ pub enum Op {
     DriverStatus(usize, DriverStatus),
     /// Moves the clock by seconds (backwards too).
     Tick(i64),
+    /// Pharmacy A lets one driver hold up to this many active orders (out of range: refused).
+    Capacity(u32),
 }
 
 /// An action on an order.
@@ -97,8 +100,8 @@ pub enum Outcome {
 pub struct ModelDriver {
     /// Its availability.
     pub status: DriverStatus,
-    /// The order it works on.
-    pub order: Option<usize>,
+    /// The orders of its run, in the order they joined it.
+    pub run: Vec<usize>,
     /// Deliveries completed in this sequence.
     pub deliveries: u64,
     /// Earned before this sequence began (a fleet may serve several).
@@ -114,6 +117,8 @@ pub struct Model {
     pub orders: Vec<ModelOrder>,
     /// Drivers 0, 1 (pharmacy A) and 2 (pharmacy B).
     pub drivers: Vec<ModelDriver>,
+    /// Pharmacy A's `max_active_orders`.
+    pub capacity: u32,
 }
 
 /// Drivers 0 and 1 belong to pharmacy A (every order's pharmacy), driver 2 to pharmacy B.
@@ -122,11 +127,25 @@ pub fn fleet_a(driver: usize) -> bool {
 }
 
 impl Model {
-    fn free(&mut self, driver: Option<usize>) {
+    /// Order `index` leaves the run of `driver`; the driver is available after its last.
+    fn free(&mut self, driver: Option<usize>, index: usize) {
         if let Some(d) = driver {
-            self.drivers[d].status = DriverStatus::Available;
-            self.drivers[d].order = None;
+            let driver = &mut self.drivers[d];
+            driver.run.retain(|&i| i != index);
+            if driver.run.is_empty() {
+                driver.status = DriverStatus::Available;
+            }
         }
+    }
+
+    /// Pharmacy A sets `max_active_orders`; returns whether it must succeed. Runs longer than
+    /// a lowered limit keep their orders and take no more.
+    pub fn set_capacity(&mut self, n: u32) -> bool {
+        if !(1..=30).contains(&n) {
+            return false;
+        }
+        self.capacity = n;
+        true
     }
 
     /// Applies an action; returns what the service must answer.
@@ -163,21 +182,26 @@ impl Model {
                     return Outcome::Done;
                 }
                 let driver = &self.drivers[d];
-                if driver.status != DriverStatus::Available || driver.order.is_some() {
+                let room = match driver.status {
+                    DriverStatus::Available => driver.run.is_empty(),
+                    DriverStatus::Busy => driver.run.len() < self.capacity as usize,
+                    _ => false,
+                };
+                if !room {
                     return Outcome::Refused;
                 }
                 step(DriverAssigned);
                 next.driver = Some(d);
-                self.free(order.driver);
+                self.free(order.driver, index);
                 self.drivers[d].status = DriverStatus::Busy;
-                self.drivers[d].order = Some(index);
+                self.drivers[d].run.push(index);
             }
             // Acknowledging is a no-op for the driver at work, after pickup and after a failure too.
             (Act::AcceptAssignment, _) if assigned => return Outcome::Done,
             (Act::Decline, DriverAssigned) if assigned => {
                 step(Accepted);
                 next.driver = None;
-                self.free(order.driver);
+                self.free(order.driver, index);
             }
             (Act::PickUp, DriverAssigned) if assigned => step(PickedUp),
             // From a failed attempt, `out_for_delivery` is a second try on the same run.
@@ -194,7 +218,7 @@ impl Model {
                 let d = order.driver.expect("an order on its way has a driver");
                 self.drivers[d].deliveries += 1;
                 self.drivers[d].earned_orders.push(index);
-                self.free(Some(d));
+                self.free(Some(d), index);
             }
             (Act::Fail(reason), OutForDelivery) if assigned => {
                 if locked && reason != FailureReason::HandoverCodeFailed {
@@ -205,16 +229,16 @@ impl Model {
             // The driver is freed, the order keeps naming it until a new attempt.
             (Act::Return, Failed) if staff => {
                 step(Returned);
-                self.free(order.driver);
+                self.free(order.driver, index);
             }
             (Act::Cancel, Pending | Accepted) if customer || staff => step(Cancelled),
             (Act::Cancel, DriverAssigned) if staff => {
                 step(Cancelled);
-                self.free(order.driver);
+                self.free(order.driver, index);
             }
             (Act::Cancel, PickedUp | OutForDelivery) if who == Who::Admin => {
                 step(Cancelled);
-                self.free(order.driver);
+                self.free(order.driver, index);
             }
             (Act::Cancel, Returned) if staff => step(Cancelled),
             _ => return Outcome::Refused,
@@ -242,8 +266,13 @@ impl Model {
         };
         match order.status {
             OrderStatus::Accepted => {
+                // A free driver, else one whose run has room.
                 let free = (0..2).find(|&d| self.drivers[d].status == DriverStatus::Available);
-                Act::Assign(free.unwrap_or(0))
+                let room = (0..2).find(|&d| {
+                    self.drivers[d].status == DriverStatus::Busy
+                        && self.drivers[d].run.len() < self.capacity as usize
+                });
+                Act::Assign(free.or(room).unwrap_or(0))
             }
             OrderStatus::DriverAssigned => Act::PickUp,
             OrderStatus::PickedUp => Act::StartDelivery,
@@ -262,7 +291,7 @@ impl Model {
 
     /// Driver `d` sets its availability; returns whether it must succeed.
     pub fn set_driver_status(&mut self, d: usize, status: DriverStatus) -> bool {
-        if self.drivers[d].order.is_some() {
+        if !self.drivers[d].run.is_empty() {
             return false;
         }
         self.drivers[d].status = status;
@@ -359,8 +388,9 @@ fn described(e: crate::error::Error) -> String {
 
 /// Plays `ops` through the world's service and through a fresh [`Model`], comparing outcome and
 /// state after every step: each move succeeds exactly when the model says it must, a refused
-/// move changes nothing, histories only grow, a driver works on one order at a time and is
-/// credited once per delivery. At most `max_orders` orders are placed (further `Create`s are
+/// move changes nothing, histories only grow, a driver's run is exactly the orders it works on
+/// (within its pharmacy's limit), it is busy exactly while it holds one, and it is credited
+/// once per delivery. At most `max_orders` orders are placed (further `Create`s are
 /// skipped). The world may have served earlier runs: drivers' totals are read at the start, and
 /// a run that passes leaves no order open and every driver offline.
 ///
@@ -371,7 +401,14 @@ pub async fn run(
     max_orders: usize,
 ) -> std::result::Result<(), String> {
     let medex = &world.medex;
-    let mut model = Model::default();
+    let mut model = Model {
+        capacity: medex
+            .get_vendor(&world.admin, world.vendor_a_id)
+            .await
+            .map_err(described)?
+            .max_active_orders,
+        ..Model::default()
+    };
     for (_, id) in world.drivers {
         let driver = medex
             .get_driver(&world.admin, id)
@@ -379,7 +416,7 @@ pub async fn run(
             .map_err(described)?;
         model.drivers.push(ModelDriver {
             status: driver.status,
-            order: None,
+            run: Vec::new(),
             deliveries: driver.total_deliveries,
             earned_before: driver.total_earnings,
             earned_orders: vec![],
@@ -464,6 +501,20 @@ pub async fn run(
                 );
             }
             Op::Tick(seconds) => world.clock().advance(Duration::seconds(seconds)),
+            Op::Capacity(n) => {
+                let expected = model.set_capacity(n);
+                let patch = VendorPatch {
+                    max_active_orders: Some(n),
+                    ..VendorPatch::default()
+                };
+                let result = medex
+                    .update_vendor(&world.vendor_a, world.vendor_a_id, patch)
+                    .await;
+                ensure!(
+                    result.is_ok() == expected,
+                    "pharmacy A to {n} active orders per driver: {result:?}"
+                );
+            }
         }
         run.check(world, &model).await?;
     }
@@ -482,7 +533,7 @@ impl Run {
     /// The service matches the model, and the invariants hold.
     async fn check(&mut self, world: &World, model: &Model) -> std::result::Result<(), String> {
         let medex = &world.medex;
-        let mut active_per_driver = [0usize; 3];
+        let mut active_per_driver: [Vec<OrderId>; 3] = Default::default();
         for (i, expected) in model.orders.iter().enumerate() {
             let order = medex
                 .get_order(&world.admin, self.ids[i])
@@ -545,7 +596,7 @@ impl Run {
                 let Some(d) = driver_index else {
                     return Err(format!("order {i} is at work without a driver"));
                 };
-                active_per_driver[d] += 1;
+                active_per_driver[d].push(order.id);
             }
             self.before[i] = order;
         }
@@ -554,7 +605,23 @@ impl Run {
                 .get_driver(&world.admin, world.drivers[d].1)
                 .await
                 .map_err(described)?;
-            ensure!(active_per_driver[d] <= 1, "driver {d} on two active orders");
+            let mut run = driver.run();
+            run.sort();
+            active_per_driver[d].sort();
+            ensure!(
+                run == active_per_driver[d],
+                "driver {d}: its run {run:?} is the orders it works on {:?}",
+                active_per_driver[d]
+            );
+            let mut expected_run: Vec<OrderId> =
+                expected.run.iter().map(|&i| self.ids[i]).collect();
+            expected_run.sort();
+            ensure!(run == expected_run, "driver {d}: its run is the model's");
+            ensure!(
+                driver.active_order_id == driver.run().first().copied()
+                    && driver.is_on_run() == (driver.status == DriverStatus::Busy),
+                "driver {d}: busy exactly while it holds an order, the first named"
+            );
             ensure!(driver.status == expected.status, "driver {d} status");
             ensure!(
                 driver.total_deliveries == expected.deliveries,
@@ -574,9 +641,18 @@ impl Run {
         Ok(())
     }
 
-    /// Leaves the world as the next run expects it: no open order, every driver offline.
+    /// Leaves the world as the next run expects it: no open order, every driver offline,
+    /// pharmacy A at one order per driver.
     async fn tidy(&self, world: &World) -> std::result::Result<(), String> {
         let medex = &world.medex;
+        let one = VendorPatch {
+            max_active_orders: Some(1),
+            ..VendorPatch::default()
+        };
+        medex
+            .update_vendor(&world.admin, world.vendor_a_id, one)
+            .await
+            .map_err(|e| format!("an admin sets one order per driver: {e:?}"))?;
         for &id in &self.ids {
             let order = medex.get_order(&world.admin, id).await.map_err(described)?;
             if order.status == OrderStatus::Failed {

@@ -5,6 +5,7 @@ pub(crate) mod admin;
 pub(crate) mod auth;
 pub(crate) mod custody;
 pub(crate) mod dates;
+pub(crate) mod dispatch;
 pub(crate) mod drivers;
 pub(crate) mod integrations;
 pub(crate) mod meta;

@@ -4,7 +4,9 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use medex_core::model::{DriverId, OrderId, OrderStatus, VendorId};
-use medex_core::service::{AssignmentResponse, NewItem, NewOrder, Requirements, Transition};
+use medex_core::service::{
+    AssignmentResponse, NewItem, NewOrder, Requirements, Schedule, Transition,
+};
 use medex_core::store::OrderQuery;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -84,6 +86,11 @@ pub(crate) async fn create_order(
             proof_photo: body.require_proof_photo.unwrap_or(false),
             signature: body.require_signature.unwrap_or(false),
             handover_code: body.require_handover_code.unwrap_or(false),
+        },
+        schedule: Schedule {
+            deliver_after: body.deliver_after,
+            deliver_before: body.deliver_before,
+            scheduled_for: body.scheduled_for,
         },
     };
     let order = state.medex.create_order(&actor, new).await?;
@@ -227,7 +234,7 @@ pub(crate) async fn cancel_order(
         (status = 200, description = "Assigned", body = OrderDoc),
         (status = 403, description = "Only the pharmacy or an admin assigns", body = ErrorBody),
         (status = 404, description = "No such order, or not yours", body = ErrorBody),
-        (status = 409, description = "Driver not available, or order not assignable now; or changed by another request meanwhile (`concurrent_update`)", body = ErrorBody),
+        (status = 409, description = "Driver not available (`driver_not_available`), the order scheduled for later (`not_yet_scheduled`), or not assignable now; or changed by another request meanwhile (`concurrent_update`)", body = ErrorBody),
         (status = 422, description = "No such driver in the fleet", body = ErrorBody),
     ))]
 pub(crate) async fn assign_driver(

@@ -5,6 +5,7 @@ mod helpers;
 mod access;
 mod auth;
 mod custody;
+mod dispatch;
 mod integrations;
 mod lifecycle;
 mod lists;

@@ -196,6 +196,7 @@ fn location(p: &Pharmacy, offset: f64) -> Arc<DriverLocation> {
         tracking_token: None,
         order_status: None,
         eta_minutes: None,
+        run: Vec::new(),
     })
 }
 

@@ -277,3 +277,60 @@ async fn late_fixes_join_the_trail_and_subscribers_see_only_the_newest() {
     let stored = world.medex.get_driver(&p.owner, p.driver.id).await.unwrap();
     assert_eq!(stored.current_latitude, Some(52.53));
 }
+
+/// A run of two orders (DESIGN §14): each tracker gets its own ETA through the stops before its
+/// customer's and the count of those stops, and nothing of the other order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_tracker_of_a_run_hears_its_own_eta_and_stops_before() {
+    let world = World::start().await;
+    let p = &world.pharmacy;
+    world
+        .medex
+        .update_vendor(
+            &p.owner,
+            p.vendor.id,
+            medex_core::service::VendorPatch {
+                max_active_orders: Some(2),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let first = world.kit.order_in(OrderStatus::OutForDelivery).await;
+    let second = world.kit.order_in(OrderStatus::OutForDelivery).await;
+    let mut trackers = Vec::new();
+    for order in [&first, &second] {
+        let mut tracker = connect(&world.tracking_url(order)).await;
+        assert_eq!(next_json(&mut tracker).await["type"], "initial_state");
+        trackers.push(tracker);
+    }
+    let mut driver = connect(&world.driver_url(p)).await;
+    assert_eq!(next_json(&mut driver).await["type"], "connected");
+    send_json(&mut driver, fix(52.521, 13.401)).await;
+    let mut before = Vec::new();
+    for (tracker, other) in trackers.iter_mut().zip([&second, &first]) {
+        let seen = next_of(tracker, "driver_location").await;
+        assert_eq!(
+            keys(&seen),
+            [
+                "eta_minutes",
+                "latitude",
+                "longitude",
+                "recorded_at",
+                "sent_at",
+                "stops_before",
+                "type"
+            ],
+            "{seen}"
+        );
+        assert!(!seen.to_string().contains(&other.tracking_token));
+        before.push((
+            seen["stops_before"].as_u64().unwrap(),
+            seen["eta_minutes"].as_f64().unwrap(),
+        ));
+    }
+    // Both go to the same address: one is first, the other one stop later, not sooner.
+    before.sort_by_key(|(n, _)| *n);
+    assert_eq!((before[0].0, before[1].0), (0, 1), "{before:?}");
+    assert!(before[0].1 <= before[1].1, "{before:?}");
+}

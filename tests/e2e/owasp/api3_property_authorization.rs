@@ -276,7 +276,13 @@ async fn clients_cannot_set_server_owned_fields() {
         &[
             (
                 driver_key(&second.id),
-                &["active_order_id", "status", "updated_at", "version"],
+                &[
+                    "active_order_id",
+                    "active_order_ids",
+                    "status",
+                    "updated_at",
+                    "version",
+                ],
             ),
             (
                 order_key(&scene.accepted),

@@ -202,6 +202,21 @@ async fn every_operation_by_every_role() {
             [401, 403, 200, 200, 200],
         ),
         (
+            "/api/drivers/{id}/run",
+            format!("{d}/run"),
+            "GET",
+            none(),
+            [401, 403, 200, 200, 200],
+        ),
+        // Not the driver's run: the parties who may arrange it hear why (422).
+        (
+            "/api/drivers/{id}/run",
+            format!("{d}/run"),
+            "PUT",
+            json_body(json!({"order_ids": [scene.work, scene.work]})),
+            [401, 403, 422, 403, 422],
+        ),
+        (
             "/api/vendors/register",
             "/api/vendors/register".into(),
             "POST",

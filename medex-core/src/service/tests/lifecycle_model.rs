@@ -52,6 +52,7 @@ fn op() -> impl Strategy<Value = Op> {
         8 => (0..3usize).prop_map(Op::Progress),
         2 => (0..3usize, status).prop_map(|(d, s)| Op::DriverStatus(d, s)),
         1 => (-30i64..120).prop_map(Op::Tick),
+        1 => prop_oneof![4 => 1..4u32, 1 => 0..40u32].prop_map(Op::Capacity),
     ]
 }
 
@@ -60,10 +61,14 @@ proptest! {
 
     #[test]
     fn lifecycle_matches_the_reference_model(
+        capacity in 1..4u32,
         first in prop::collection::vec(0..2usize, 1..4),
         ops in prop::collection::vec(op(), 1..120),
     ) {
-        let ops: Vec<Op> = first.into_iter().map(Op::Create).chain(ops).collect();
+        let ops: Vec<Op> = std::iter::once(Op::Capacity(capacity))
+            .chain(first.into_iter().map(Op::Create))
+            .chain(ops)
+            .collect();
         block_on(async {
             let world = World::in_memory(42).await;
             run(&world, ops, usize::MAX).await
@@ -128,6 +133,70 @@ fn failed_attempts_returns_and_handover_codes_follow_the_model() {
     ]);
     block_on(async {
         let world = World::in_memory(43).await;
+        run(&world, ops, usize::MAX).await
+    })
+    .unwrap();
+}
+
+/// DESIGN §14 in one scripted sequence through the same runner: pharmacy A lets a driver hold
+/// three orders; driver 0 takes three (a fourth is refused while the run is full and goes to
+/// driver 1), delivers one, fails one, declines none; it stays busy until the failed parcel is
+/// back and the last order is delivered, then it is free; a lowered limit keeps the run.
+#[test]
+fn runs_hold_several_orders_and_free_the_driver_after_the_last() {
+    let act = |who, n, act| Op::Act(who, n, act);
+    let vendor = |n, a| act(Who::VendorA, n, a);
+    let driver0 = |n, a| act(Who::Driver(0), n, a);
+    let mut ops = vec![
+        Op::Capacity(0),
+        Op::Capacity(31),
+        Op::Capacity(3),
+        Op::DriverStatus(0, DriverStatus::Available),
+        Op::DriverStatus(1, DriverStatus::Available),
+    ];
+    for n in 0..4 {
+        ops.extend([Op::Create(n % 2), vendor(n, Act::Accept)]);
+    }
+    ops.extend([
+        vendor(0, Act::Assign(0)),
+        vendor(1, Act::Assign(0)),
+        // Going offline with a run is refused.
+        Op::DriverStatus(0, DriverStatus::Offline),
+        vendor(2, Act::Assign(0)),
+        // The run is full.
+        vendor(3, Act::Assign(0)),
+        vendor(3, Act::Assign(1)),
+        // Moving an order of the run to driver 1 and back.
+        vendor(2, Act::Assign(1)),
+        vendor(2, Act::Assign(0)),
+        Op::Capacity(1),
+        // Lowered below the run: nothing more joins, nothing leaves.
+        vendor(2, Act::Assign(0)),
+        Op::Capacity(3),
+        vendor(2, Act::Assign(0)),
+    ]);
+    for n in 0..3 {
+        ops.extend([driver0(n, Act::PickUp), driver0(n, Act::StartDelivery)]);
+    }
+    ops.extend([
+        driver0(0, Act::Deliver),
+        driver0(1, Act::Fail(FailureReason::RecipientAbsent)),
+        Op::DriverStatus(0, DriverStatus::OnBreak),
+        driver0(2, Act::Deliver),
+        // Still holding the failed parcel.
+        Op::DriverStatus(0, DriverStatus::OnBreak),
+        vendor(1, Act::Return),
+        Op::DriverStatus(0, DriverStatus::OnBreak),
+        Op::DriverStatus(0, DriverStatus::Available),
+        vendor(1, Act::Accept),
+        vendor(1, Act::Assign(0)),
+        act(Who::Driver(0), 1, Act::Decline),
+        Op::Progress(3),
+        Op::Progress(3),
+        Op::Progress(3),
+    ]);
+    block_on(async {
+        let world = World::in_memory(44).await;
         run(&world, ops, usize::MAX).await
     })
     .unwrap();

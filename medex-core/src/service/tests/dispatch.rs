@@ -1,0 +1,411 @@
+//! Dispatch: a run of several orders, each customer's ETA through the stops before theirs.
+
+use super::*;
+use crate::events::Topic;
+
+/// Three orders of pharmacy A due east of it at 1, 3 and 5 km (placed far, near, middle), all
+/// on board driver 0 and on their way.
+async fn run_of_three(w: &World) -> Vec<Order> {
+    w.medex
+        .update_vendor(
+            &w.vendor_a,
+            w.vendor_a_id,
+            VendorPatch {
+                max_active_orders: Some(3),
+                ..VendorPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    let pharmacy = w.medex.get_vendor(&w.admin, w.vendor_a_id).await.unwrap();
+    let east = |km: f64| pharmacy.location.longitude() + km / 67.8;
+    let mut orders = Vec::new();
+    for km in [5.0, 1.0, 3.0] {
+        let placed = w
+            .medex
+            .create_order(
+                &w.customers[0],
+                NewOrder {
+                    delivery_latitude: pharmacy.location.latitude(),
+                    delivery_longitude: east(km),
+                    ..new_order(w.vendor_a_id)
+                },
+            )
+            .await
+            .unwrap();
+        orders.push(w.move_to(placed.id, OrderStatus::OutForDelivery, 0).await);
+    }
+    orders
+}
+
+#[test]
+fn each_customer_of_a_run_sees_the_stops_before_theirs_and_nothing_of_the_others() {
+    block_on(async {
+        let w = World::in_memory(51).await;
+        let orders = run_of_three(&w).await;
+        let (driver, driver_id) = w.drivers[0];
+        let pharmacy = w.medex.get_vendor(&w.admin, w.vendor_a_id).await.unwrap();
+        w.events();
+        let location = w
+            .medex
+            .record_location(
+                &driver,
+                driver_id,
+                FixInput {
+                    latitude: pharmacy.location.latitude(),
+                    longitude: pharmacy.location.longitude(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        // Near (placed second), middle (third), far (first).
+        let expected_before = [2u32, 0, 1];
+        let mut etas = [0.0; 3];
+        for (i, order) in orders.iter().enumerate() {
+            let view = w
+                .medex
+                .tracking_view(&order.tracking_token, false)
+                .await
+                .unwrap();
+            assert_eq!(view.stops_before, Some(expected_before[i]), "order {i}");
+            etas[i] = view.eta_minutes.unwrap();
+            let json = serde_json::to_string(&view).unwrap();
+            for (j, other) in orders.iter().enumerate().filter(|(j, _)| *j != i) {
+                assert!(
+                    !json.contains(&other.tracking_token) && !json.contains(&other.id.to_string()),
+                    "order {i}'s view names order {j}"
+                );
+            }
+            let stop = location
+                .run
+                .iter()
+                .find(|s| s.order_id == order.id)
+                .expect("every order of the run in the location event");
+            assert_eq!(stop.stops_before, expected_before[i]);
+            assert!(
+                (stop.eta_minutes - etas[i]).abs() < 0.15,
+                "fix and view agree"
+            );
+        }
+        assert!(etas[1] < etas[2] && etas[2] < etas[0], "{etas:?}");
+        // On 1.3 × the great circle at the vehicle's speed, the far customer waits for all 5 km.
+        let vehicle = w
+            .medex
+            .get_driver(&w.admin, driver_id)
+            .await
+            .unwrap()
+            .vehicle_type;
+        let speed = w.medex.config().vehicle_speeds.of(vehicle);
+        assert!((etas[0] - 5.0 * 1.3 / speed * 60.0).abs() < 0.5, "{etas:?}");
+        let published = w.events();
+        let topics: Vec<Topic> = published
+            .iter()
+            .filter(|e| matches!(e, Event::DriverLocation(_)))
+            .flat_map(|e| e.topics())
+            .collect();
+        for order in &orders {
+            assert_eq!(
+                topics
+                    .iter()
+                    .filter(|t| **t == Topic::Tracking(order.tracking_token.clone()))
+                    .count(),
+                1,
+                "each tracker of the run is told once"
+            );
+        }
+        // The nearest is delivered: the others move up.
+        w.medex
+            .change_status(&driver, orders[1].id, OrderStatus::Delivered, None)
+            .await
+            .unwrap();
+        let middle = w
+            .medex
+            .tracking_view(&orders[2].tracking_token, false)
+            .await
+            .unwrap();
+        assert_eq!(middle.stops_before, Some(0));
+        // The last one alone is an ordinary order again: no count.
+        w.medex
+            .change_status(&driver, orders[2].id, OrderStatus::Delivered, None)
+            .await
+            .unwrap();
+        let last = w
+            .medex
+            .tracking_view(&orders[0].tracking_token, false)
+            .await
+            .unwrap();
+        assert_eq!(last.stops_before, None);
+        assert!(last.eta_minutes.is_some());
+    })
+}
+
+#[test]
+fn the_run_plan_follows_the_pharmacy_and_forgets_its_order_when_the_run_changes() {
+    block_on(async {
+        let w = World::in_memory(52).await;
+        let orders = run_of_three(&w).await;
+        let driver_id = w.drivers[0].1;
+        let plan = w
+            .medex
+            .driver_run(&w.drivers[0].0, driver_id)
+            .await
+            .unwrap();
+        assert_eq!(
+            plan.plan.dropoff_order(),
+            vec![orders[1].id, orders[2].id, orders[0].id]
+        );
+        let by_hand = vec![orders[0].id, orders[1].id, orders[2].id];
+        let arranged = w
+            .medex
+            .arrange_run(&w.vendor_a, driver_id, by_hand.clone())
+            .await
+            .unwrap();
+        assert!(arranged.manual);
+        assert_eq!(arranged.plan.dropoff_order(), by_hand);
+        let refused = w
+            .medex
+            .arrange_run(&w.drivers[0].0, driver_id, by_hand.clone())
+            .await;
+        assert!(matches!(refused, Err(Error::Forbidden)), "{refused:?}");
+        w.medex
+            .cancel_order(&w.admin, orders[2].id, None)
+            .await
+            .unwrap();
+        let plan = w.medex.driver_run(&w.admin, driver_id).await.unwrap();
+        assert!(!plan.manual, "the run changed");
+        assert_eq!(plan.plan.dropoff_order(), vec![orders[1].id, orders[0].id]);
+    })
+}
+
+#[test]
+fn windows_are_checked_kept_and_sequenced_and_scheduled_orders_wait_for_their_time() {
+    block_on(async {
+        let w = World::in_memory(53).await;
+        let now = w.medex.now();
+        let place = |schedule: Schedule| {
+            let medex = w.medex.clone();
+            let customer = w.customers[0];
+            let vendor = w.vendor_a_id;
+            async move {
+                medex
+                    .create_order(
+                        &customer,
+                        NewOrder {
+                            schedule,
+                            ..new_order(vendor)
+                        },
+                    )
+                    .await
+            }
+        };
+        let at = |minutes: i64| Some(now + Duration::minutes(minutes));
+        for (bad, field) in [
+            (
+                Schedule {
+                    deliver_after: at(60),
+                    deliver_before: at(30),
+                    ..Schedule::default()
+                },
+                "deliver_before",
+            ),
+            (
+                Schedule {
+                    deliver_after: at(30),
+                    deliver_before: at(30),
+                    ..Schedule::default()
+                },
+                "deliver_before",
+            ),
+            (
+                Schedule {
+                    deliver_before: at(-5),
+                    ..Schedule::default()
+                },
+                "deliver_before",
+            ),
+            (
+                Schedule {
+                    scheduled_for: at(60 * 24 * 31),
+                    ..Schedule::default()
+                },
+                "scheduled_for",
+            ),
+            (
+                Schedule {
+                    scheduled_for: at(90),
+                    deliver_before: at(60),
+                    ..Schedule::default()
+                },
+                "scheduled_for",
+            ),
+        ] {
+            match place(bad).await {
+                Err(Error::Invalid(errors)) => assert!(
+                    errors.iter().any(|e| e.field == field),
+                    "{bad:?}: {errors:?}"
+                ),
+                other => panic!("{bad:?} must be refused, got {other:?}"),
+            }
+        }
+        let window = Schedule {
+            deliver_after: at(20),
+            deliver_before: at(120),
+            scheduled_for: at(10),
+        };
+        let order = place(window).await.unwrap();
+        assert_eq!(
+            (
+                order.deliver_after,
+                order.deliver_before,
+                order.scheduled_for
+            ),
+            (at(20), at(120), at(10))
+        );
+        let accepted = w.move_to(order.id, OrderStatus::Accepted, 0).await;
+        let (driver, driver_id) = w.drivers[0];
+        w.medex
+            .set_driver_status(&driver, driver_id, DriverStatus::Available)
+            .await
+            .unwrap();
+        let early = w
+            .medex
+            .assign_driver(&w.vendor_a, accepted.id, driver_id)
+            .await;
+        assert_eq!(conflict_code(early), "not_yet_scheduled");
+        w.clock().advance(Duration::minutes(10));
+        w.medex
+            .assign_driver(&w.vendor_a, accepted.id, driver_id)
+            .await
+            .unwrap();
+        // The drop-off waits for the window to open, and says which window it keeps.
+        let plan = w.medex.driver_run(&driver, driver_id).await.unwrap();
+        let dropoff = plan.plan.stops.last().unwrap();
+        assert_eq!(dropoff.eta, now + Duration::minutes(20));
+        let kept = dropoff.window.unwrap();
+        assert_eq!((kept.after, kept.before), (at(20), at(120)));
+        assert!(!dropoff.late);
+    })
+}
+
+#[test]
+fn a_drop_off_expected_past_its_window_raises_late_risk_once() {
+    block_on(async {
+        let w = World::in_memory(54).await;
+        let now = w.medex.now();
+        let order = w
+            .medex
+            .create_order(
+                &w.customers[0],
+                NewOrder {
+                    schedule: Schedule {
+                        deliver_before: Some(now + Duration::minutes(30)),
+                        ..Schedule::default()
+                    },
+                    ..new_order(w.vendor_a_id)
+                },
+            )
+            .await
+            .unwrap();
+        w.move_to(order.id, OrderStatus::OutForDelivery, 0).await;
+        let (driver, driver_id) = w.drivers[0];
+        let report = |latitude: f64| {
+            let medex = w.medex.clone();
+            async move {
+                medex
+                    .record_location(
+                        &driver,
+                        driver_id,
+                        FixInput {
+                            latitude,
+                            longitude: 13.42,
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .unwrap()
+            }
+        };
+        let late_risks = |events: Vec<Event>| {
+            events
+                .into_iter()
+                .filter(|e| matches!(e, Event::LateRisk(o) if o.id == order.id))
+                .count()
+        };
+        w.events();
+        // Next door: on time.
+        report(52.521).await;
+        assert_eq!(late_risks(w.events()), 0);
+        // 40 km away: not within 30 minutes, once, however often it says so.
+        w.clock().advance(Duration::seconds(5));
+        report(52.88).await;
+        w.clock().advance(Duration::seconds(5));
+        report(52.88).await;
+        assert_eq!(late_risks(w.events()), 1);
+        let stored = w.medex.get_order(&w.admin, order.id).await.unwrap();
+        assert!(stored.late_risk_at.is_some());
+        assert_eq!(
+            crate::integrations::events_of(Some(&order), &stored),
+            vec![crate::integrations::WebhookEvent::LateRisk]
+        );
+    })
+}
+
+#[test]
+fn kept_tracking_answers_follow_the_run_they_are_on() {
+    block_on(async {
+        let w = World::in_memory(52).await;
+        let orders = run_of_three(&w).await;
+        let (driver, driver_id) = w.drivers[0];
+        let pharmacy = w.medex.get_vendor(&w.admin, w.vendor_a_id).await.unwrap();
+        let at_the_pharmacy = FixInput {
+            latitude: pharmacy.location.latitude(),
+            longitude: pharmacy.location.longitude(),
+            ..Default::default()
+        };
+        w.medex
+            .record_location(&driver, driver_id, at_the_pharmacy)
+            .await
+            .unwrap();
+        let agrees = |order: &Order| {
+            let token = order.tracking_token.clone();
+            let medex = w.medex.clone();
+            async move {
+                // Twice: the second read answers what the first may have kept.
+                medex.tracking_json(&token).await.unwrap();
+                let answered = medex.tracking_json(&token).await.unwrap();
+                let view = medex.tracking_view(&token, false).await.unwrap();
+                assert_eq!(answered, serde_json::to_vec(&view).unwrap(), "{token}");
+                view
+            }
+        };
+        for order in &orders {
+            agrees(order).await;
+        }
+        // The nearest is delivered: the others' answers move up at once.
+        w.medex
+            .change_status(&driver, orders[1].id, OrderStatus::Delivered, None)
+            .await
+            .unwrap();
+        assert_eq!(agrees(&orders[2]).await.stops_before, Some(0));
+        agrees(&orders[0]).await;
+        // Alone again, the last order's answer is kept, and a fix still moves it.
+        w.medex
+            .change_status(&driver, orders[2].id, OrderStatus::Delivered, None)
+            .await
+            .unwrap();
+        let alone = agrees(&orders[0]).await;
+        assert_eq!(alone.stops_before, None);
+        w.clock().advance(Duration::seconds(2));
+        let east = FixInput {
+            longitude: at_the_pharmacy.longitude + 0.01,
+            ..at_the_pharmacy
+        };
+        w.medex
+            .record_location(&driver, driver_id, east)
+            .await
+            .unwrap();
+        let moved = agrees(&orders[0]).await;
+        assert_ne!(moved.eta_minutes, alone.eta_minutes);
+    })
+}
