@@ -28,6 +28,14 @@ use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
+/// The password of every account the server makes.
+const PASSWORD: &str = "s3cret-pass";
+
+/// Signs `email` in with [`PASSWORD`] and returns its access token.
+async fn access_token(medex: &MedEx, email: &str) -> String {
+    medex.login(email, PASSWORD).await.unwrap().access_token
+}
+
 async fn server(addr: &str, drivers: usize, vendors: usize, file: &str) {
     let hub = Arc::new(Hub::new());
     let world = support::world(&hub).await;
@@ -40,7 +48,7 @@ async fn server(addr: &str, drivers: usize, vendors: usize, file: &str) {
         let (vendor, owner) = medex
             .register_vendor(NewVendor {
                 email: email.clone(),
-                password: "s3cret-pass".into(),
+                password: PASSWORD.into(),
                 business_name: format!("Pharmacy {v}"),
                 address: "1 Main St".into(),
                 latitude: 52.52,
@@ -49,11 +57,7 @@ async fn server(addr: &str, drivers: usize, vendors: usize, file: &str) {
             })
             .await
             .unwrap();
-        let token = medex
-            .login(&email, "s3cret-pass")
-            .await
-            .unwrap()
-            .access_token;
+        let token = access_token(&medex, &email).await;
         lines.push(format!("vendor {} {token}", vendor.id));
         owners.push((vendor, Actor::of(&owner)));
     }
@@ -66,7 +70,7 @@ async fn server(addr: &str, drivers: usize, vendors: usize, file: &str) {
                 NewDriver {
                     vendor_id: None,
                     email: email.clone(),
-                    password: "s3cret-pass".into(),
+                    password: PASSWORD.into(),
                     full_name: format!("Driver {d}"),
                     phone: None,
                     vehicle_type: VehicleType::Scooter,
@@ -92,11 +96,7 @@ async fn server(addr: &str, drivers: usize, vendors: usize, file: &str) {
             .assign_driver(owner, order.id, driver.id)
             .await
             .unwrap();
-        let token = medex
-            .login(&email, "s3cret-pass")
-            .await
-            .unwrap()
-            .access_token;
+        let token = access_token(&medex, &email).await;
         lines.push(format!("driver {token} {}", order.tracking_token));
     }
     std::fs::write(file, lines.join("\n")).unwrap();

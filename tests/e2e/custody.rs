@@ -31,6 +31,15 @@ async fn record(w: &World, order: &str) -> Value {
     r.json
 }
 
+/// Writes `order` straight into the server's store, as someone with write access to it could.
+async fn overwrite(s: &TestServer, order: &medex_core::model::Order) {
+    s.medex()
+        .store()
+        .commit(vec![Write::Order(order.clone())])
+        .await
+        .unwrap();
+}
+
 async fn keys(s: &TestServer) -> Value {
     let r = s.public("/api/custody/keys").await;
     r.expect(200);
@@ -61,11 +70,7 @@ async fn a_record_edited_in_storage_fails_the_check_even_with_hashes_recomputed(
     let failed = edited.status_history.len() - 1;
     edited.status_history[failed].reason = Some("refused".into());
     edited.version += 1;
-    s.medex()
-        .store()
-        .commit(vec![Write::Order(edited.clone())])
-        .await
-        .unwrap();
+    overwrite(s, &edited).await;
     let caught = record(&w, &order).await;
     assert_eq!(caught["verified"], false);
     assert_eq!(caught["entries"][failed]["reason"], "refused");
@@ -80,11 +85,7 @@ async fn a_record_edited_in_storage_fails_the_check_even_with_hashes_recomputed(
     }
     edited.status_history = relinked;
     edited.version += 1;
-    s.medex()
-        .store()
-        .commit(vec![Write::Order(edited.clone())])
-        .await
-        .unwrap();
+    overwrite(s, &edited).await;
     let caught = record(&w, &order).await;
     assert_eq!(caught["verified"], false);
     let error = verify_custody(&caught, &published).expect_err("the edit is found out");
@@ -98,11 +99,7 @@ async fn a_record_edited_in_storage_fails_the_check_even_with_hashes_recomputed(
         seal.signature = "%%%".into();
     }
     garbled.version += 1;
-    s.medex()
-        .store()
-        .commit(vec![Write::Order(garbled)])
-        .await
-        .unwrap();
+    overwrite(s, &garbled).await;
     assert_eq!(record(&w, &order).await["verified"], false);
 
     // Strangers learn nothing of the record.

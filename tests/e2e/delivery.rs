@@ -154,13 +154,7 @@ async fn one_delivery_seen_by_every_party_and_by_nobody_else() {
     );
 
     // 6. The driver takes it and picks the parcel up.
-    s.post(
-        &format!("/api/orders/{order}/assignment"),
-        Some(&w.driver.who.token),
-        json!({"action": "accept"}),
-    )
-    .await
-    .expect(200);
+    w.accept_assignment(&order, &w.driver).await.expect(200);
     w.set_status(&order, &w.driver.who.token, "picked_up")
         .await
         .expect(200);
@@ -187,17 +181,7 @@ async fn one_delivery_seen_by_every_party_and_by_nobody_else() {
         assert!(first_eta > 0.0);
     }
     let public = tracker.expect("driver_location").await;
-    assert_eq!(
-        keys(&public),
-        [
-            "eta_minutes",
-            "latitude",
-            "longitude",
-            "recorded_at",
-            "sent_at",
-            "type"
-        ]
-    );
+    assert_eq!(keys(&public), PUBLIC_FIX_FIELDS);
     assert_eq!(public["eta_minutes"].as_f64(), Some(first_eta));
 
     // 8. Out for delivery; closer, so a shorter ETA.
@@ -257,17 +241,7 @@ async fn one_delivery_seen_by_every_party_and_by_nobody_else() {
                 .is_some_and(|id| id.len() >= 32)
         );
     }
-    let metrics = s.public("/metrics").await;
-    assert!(
-        metrics
-            .text
-            .lines()
-            .any(|line| line.starts_with("medex_http_requests_total")
-                && line.contains(r#"route="/api/tracking/{token}""#)
-                && line.contains(r#"status="200""#)),
-        "{}",
-        metrics.text
-    );
+    assert_tracking_counted(s, "200").await;
 
     // An unknown token is answered on the same path, in the API's error format, and counted.
     let unknown = s.public("/api/tracking/NoSuchToken00000000000").await;
@@ -275,17 +249,7 @@ async fn one_delivery_seen_by_every_party_and_by_nobody_else() {
     assert_eq!(unknown.json["code"], "not_found");
     assert_eq!(unknown.header("cache-control"), Some("no-store"));
     assert!(unknown.header("x-request-id").is_some());
-    let metrics = s.public("/metrics").await;
-    assert!(
-        metrics
-            .text
-            .lines()
-            .any(|line| line.starts_with("medex_http_requests_total")
-                && line.contains(r#"route="/api/tracking/{token}""#)
-                && line.contains(r#"status="404""#)),
-        "{}",
-        metrics.text
-    );
+    assert_tracking_counted(s, "404").await;
 
     // 8a. At the door the recipient's code is asked for: a wrong one is refused and counted,
     // and nobody hears of it (each socket's next message below is a later one).
@@ -370,14 +334,7 @@ async fn one_delivery_seen_by_every_party_and_by_nobody_else() {
         .await
         .expect(200);
     for socket in [&mut dashboard, &mut admin] {
-        let status = socket.expect("order_status").await;
-        assert_eq!(
-            (
-                status["status"].as_str(),
-                status["previous_status"].as_str()
-            ),
-            (Some("returned"), Some("failed"))
-        );
+        socket.expect_status_change("failed", "returned").await;
         let free = socket.expect("driver_status").await;
         assert_eq!(
             (free["driver_id"].as_str(), free["status"].as_str()),
@@ -411,14 +368,7 @@ async fn one_delivery_seen_by_every_party_and_by_nobody_else() {
         (&json!(2), &Value::Null)
     );
     for socket in [&mut dashboard, &mut admin] {
-        let status = socket.expect("order_status").await;
-        assert_eq!(
-            (
-                status["status"].as_str(),
-                status["previous_status"].as_str()
-            ),
-            (Some("accepted"), Some("returned"))
-        );
+        let status = socket.expect_status_change("returned", "accepted").await;
         assert_eq!(status["order"]["attempt"], 2);
     }
     let public = tracker.expect("order_status").await;
@@ -446,13 +396,7 @@ async fn one_delivery_seen_by_every_party_and_by_nobody_else() {
         tracker.expect("order_status").await["status"],
         "driver_assigned"
     );
-    s.post(
-        &format!("/api/orders/{order}/assignment"),
-        Some(&w.driver.who.token),
-        json!({"action": "accept"}),
-    )
-    .await
-    .expect(200);
+    w.accept_assignment(&order, &w.driver).await.expect(200);
     for (step, (latitude, longitude)) in [
         ("picked_up", (52.5260, 13.4070)),
         ("out_for_delivery", (52.5285, 13.4020)),
@@ -604,12 +548,7 @@ async fn one_delivery_seen_by_every_party_and_by_nobody_else() {
     assert_eq!(list.json[0]["id"], order.as_str());
 
     // 12. The driver is credited once; the pharmacy's report and the admin agree.
-    let earnings = s
-        .get(
-            &format!("/api/drivers/{}/earnings", w.driver.id),
-            &w.driver.who.token,
-        )
-        .await;
+    let earnings = w.driver_earnings().await;
     earnings.expect(200);
     assert_eq!(earnings.json["total_deliveries"], 1);
     assert_eq!(earnings.json["total_earnings"].as_f64(), Some(fee));
@@ -725,12 +664,6 @@ async fn one_delivery_seen_by_every_party_and_by_nobody_else() {
     public_texts.push(tracker.transcript());
     public_texts.push(late.transcript());
     let secrets = [
-        CUSTOMER_NAME,
-        CUSTOMER_PHONE,
-        RECIPIENT_PHONE,
-        VENDOR_PHONE,
-        DRIVER_PHONE,
-        DRIVER_SURNAME,
         "B-MX 1",
         &w.customer.user_id,
         &w.customer.email,
@@ -753,7 +686,7 @@ async fn one_delivery_seen_by_every_party_and_by_nobody_else() {
         &handover,
     ];
     for text in &public_texts {
-        for secret in secrets {
+        for secret in FIXED_PERSONAL_DETAILS.into_iter().chain(secrets) {
             assert!(
                 !text.contains(secret),
                 "the public saw {secret:?} in {text}"
@@ -768,4 +701,20 @@ async fn one_delivery_seen_by_every_party_and_by_nobody_else() {
         socket.close().await;
     }
     w.server.stop().await;
+}
+
+/// Asserts that /metrics counts a request to the tracking route answered `status`.
+async fn assert_tracking_counted(s: &TestServer, status: &str) {
+    let metrics = s.public("/metrics").await;
+    let answered = format!(r#"status="{status}""#);
+    assert!(
+        metrics
+            .text
+            .lines()
+            .any(|line| line.starts_with("medex_http_requests_total")
+                && line.contains(r#"route="/api/tracking/{token}""#)
+                && line.contains(&answered)),
+        "{}",
+        metrics.text
+    );
 }

@@ -151,15 +151,7 @@ async fn accepting_and_cancelling_one_order_at_once_has_one_effect_each() {
     for round in 0..4 {
         let (order, _) = w.order().await;
         let accept = || w.set_status(&order, &w.vendor.owner.token, "accepted");
-        let cancel = || async {
-            s.call(
-                "DELETE",
-                &format!("/api/orders/{order}"),
-                Some(&w.customer.token),
-                None,
-            )
-            .await
-        };
+        let cancel = || async { w.cancel(&order, &w.customer.token).await };
         // Interleaved so neither side always starts first.
         let (accepts, cancels) = futures::join!(
             join_all((0..N / 2).map(|_| accept())),
@@ -259,12 +251,7 @@ async fn delivering_twice_at_once_credits_the_driver_once() {
         );
         fees += stored.delivery_fee.cents();
     }
-    let earnings = s
-        .get(
-            &format!("/api/drivers/{}/earnings", w.driver.id),
-            &w.driver.who.token,
-        )
-        .await;
+    let earnings = w.driver_earnings().await;
     earnings.expect(200);
     assert_eq!(earnings.json["total_deliveries"], 3);
     assert_eq!(
@@ -284,15 +271,7 @@ async fn cancelling_while_the_driver_picks_up_leaves_one_outcome() {
         let (order, _) = w.order_in("driver_assigned", &w.driver).await;
         let (pickups, cancels) = futures::join!(
             join_all((0..N / 2).map(|_| w.set_status(&order, &w.driver.who.token, "picked_up"))),
-            join_all((0..N / 2).map(|_| async {
-                s.call(
-                    "DELETE",
-                    &format!("/api/orders/{order}"),
-                    Some(&w.vendor.owner.token),
-                    None,
-                )
-                .await
-            })),
+            join_all((0..N / 2).map(|_| async { w.cancel(&order, &w.vendor.owner.token).await })),
         );
         let (p, c) = (tally(&pickups), tally(&cancels));
         let stored = s.stored_order(&order).await;
@@ -476,14 +455,7 @@ async fn reassigning_cancelling_and_deactivating_at_once_keep_drivers_and_orders
         assert_consistent(s).await;
         // Clear the way for the next round.
         if !stored.status.is_terminal() {
-            s.call(
-                "DELETE",
-                &format!("/api/orders/{order}"),
-                Some(vendor),
-                None,
-            )
-            .await
-            .expect(200);
+            w.cancel(&order, vendor).await.expect(200);
         }
     }
 
@@ -514,14 +486,7 @@ async fn reassigning_cancelling_and_deactivating_at_once_keep_drivers_and_orders
                 .expect(200);
         }
         assert_consistent(s).await;
-        s.call(
-            "DELETE",
-            &format!("/api/orders/{order}"),
-            Some(vendor),
-            None,
-        )
-        .await
-        .expect(200);
+        w.cancel(&order, vendor).await.expect(200);
     }
     w.server.stop().await;
 }

@@ -184,6 +184,33 @@ async fn scene(a: &TestServer, b: &TestServer, tag: &str) -> Scene {
     }
 }
 
+impl Scene {
+    /// The vendor dashboard's socket address on `server`, signed in as the owner.
+    fn dashboard_url(&self, server: &TestServer) -> String {
+        server.ws_url(&format!(
+            "/ws/vendor/{}?token={}",
+            self.vendor.id, self.vendor.owner.token
+        ))
+    }
+
+    /// The driver's socket address on `server`, signed in as the driver.
+    fn driver_url(&self, server: &TestServer) -> String {
+        server.ws_url(&format!("/ws/driver?token={}", self.driver.who.token))
+    }
+
+    /// The driver moves `order` on to `status` through `server`, which accepts it.
+    async fn driver_sets(&self, server: &TestServer, order: &str, status: &str) {
+        server
+            .patch(
+                &format!("/api/orders/{order}"),
+                &self.driver.who.token,
+                json!({ "status": status }),
+            )
+            .await
+            .expect(200);
+    }
+}
+
 fn order_body(vendor: &Pharmacy) -> Value {
     json!({
         "vendor_id": vendor.id,
@@ -278,40 +305,16 @@ async fn two_instances_share_live_updates_uploads_throttling_and_configuration()
     // Live: a driver on A, a dashboard and a tracker on B.
     let s = scene(&a, &b, "live").await;
     let (order, token) = picked_up(&s, &a, &b).await;
-    let mut dashboard = Socket::connect(
-        &b.ws_url(&format!(
-            "/ws/vendor/{}?token={}",
-            s.vendor.id, s.vendor.owner.token
-        )),
-        "dashboard on B",
-    )
-    .await;
+    let mut dashboard = Socket::connect(&s.dashboard_url(&b), "dashboard on B").await;
     dashboard.expect("initial_state").await;
     let mut tracker =
         Socket::connect(&b.ws_url(&format!("/ws/tracking/{token}")), "tracker on B").await;
     tracker.expect("initial_state").await;
-    let mut own_dashboard = Socket::connect(
-        &a.ws_url(&format!(
-            "/ws/vendor/{}?token={}",
-            s.vendor.id, s.vendor.owner.token
-        )),
-        "dashboard on A",
-    )
-    .await;
+    let mut own_dashboard = Socket::connect(&s.dashboard_url(&a), "dashboard on A").await;
     own_dashboard.expect("initial_state").await;
-    let mut driver = Socket::connect(
-        &a.ws_url(&format!("/ws/driver?token={}", s.driver.who.token)),
-        "driver on A",
-    )
-    .await;
+    let mut driver = Socket::connect(&s.driver_url(&a), "driver on A").await;
     driver.expect("connected").await;
-    a.patch(
-        &format!("/api/orders/{order}"),
-        &s.driver.who.token,
-        json!({"status": "out_for_delivery"}),
-    )
-    .await
-    .expect(200);
+    s.driver_sets(&a, &order, "out_for_delivery").await;
     // The status change through A, on B.
     let status = dashboard.until("order_status").await;
     assert_eq!(status["status"], "out_for_delivery", "{status}");
@@ -582,11 +585,7 @@ async fn kill_9_of_one_instance_loses_no_acknowledged_write_and_its_driver_moves
     let (a, b) = (a_process.api(), b_process.api());
     let s = Arc::new(scene(&a, &b, "kill").await);
     let (order, _) = picked_up(&s, &a, &b).await;
-    let mut driver = Socket::connect(
-        &a.ws_url(&format!("/ws/driver?token={}", s.driver.who.token)),
-        "driver on A",
-    )
-    .await;
+    let mut driver = Socket::connect(&s.driver_url(&a), "driver on A").await;
     driver.expect("connected").await;
     driver
         .send_json(json!({"type": "location", "latitude": 52.5201, "longitude": 13.4101}))
@@ -630,20 +629,9 @@ async fn kill_9_of_one_instance_loses_no_acknowledged_write_and_its_driver_moves
 
     // The driver's socket ended with A; it reconnects through the address, now B, and goes on.
     driver.ended().await;
-    let mut watching = Socket::connect(
-        &b.ws_url(&format!(
-            "/ws/vendor/{}?token={}",
-            s.vendor.id, s.vendor.owner.token
-        )),
-        "dashboard on B",
-    )
-    .await;
+    let mut watching = Socket::connect(&s.dashboard_url(&b), "dashboard on B").await;
     watching.expect("initial_state").await;
-    let mut driver = Socket::connect(
-        &b.ws_url(&format!("/ws/driver?token={}", s.driver.who.token)),
-        "driver on B",
-    )
-    .await;
+    let mut driver = Socket::connect(&s.driver_url(&b), "driver on B").await;
     let connected = driver.expect("connected").await;
     assert_eq!(
         connected["active_order"]["id"],
@@ -654,13 +642,7 @@ async fn kill_9_of_one_instance_loses_no_acknowledged_write_and_its_driver_moves
         .send_json(json!({"type": "location", "latitude": 52.5211, "longitude": 13.4111}))
         .await;
     assert_eq!(watching.until("driver_location").await["latitude"], 52.5211);
-    b.patch(
-        &format!("/api/orders/{order}"),
-        &s.driver.who.token,
-        json!({"status": "out_for_delivery"}),
-    )
-    .await
-    .expect(200);
+    s.driver_sets(&b, &order, "out_for_delivery").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -686,16 +668,10 @@ async fn a_bus_outage_ends_with_every_subscriber_resynced() {
     let (a, b) = (a_process.api(), b_process.api());
     let s = scene(&a, &b, "outage").await;
     let (order, token) = picked_up(&s, &a, &b).await;
-    let dashboard_url = b.ws_url(&format!(
-        "/ws/vendor/{}?token={}",
-        s.vendor.id, s.vendor.owner.token
-    ));
+    let dashboard_url = s.dashboard_url(&b);
     let tracker_url = b.ws_url(&format!("/ws/tracking/{token}"));
-    let driver_url = a.ws_url(&format!("/ws/driver?token={}", s.driver.who.token));
-    let own_dashboard_url = a.ws_url(&format!(
-        "/ws/vendor/{}?token={}",
-        s.vendor.id, s.vendor.owner.token
-    ));
+    let driver_url = s.driver_url(&a);
+    let own_dashboard_url = s.dashboard_url(&a);
     let connect_all = || async {
         let mut dashboard = Socket::connect(&dashboard_url, "dashboard on B").await;
         dashboard.expect("initial_state").await;
@@ -739,13 +715,7 @@ async fn a_bus_outage_ends_with_every_subscriber_resynced() {
     during[3]
         .send_json(json!({"type": "location", "latitude": 52.5231, "longitude": 13.4131}))
         .await;
-    a.patch(
-        &format!("/api/orders/{order}"),
-        &s.driver.who.token,
-        json!({"status": "out_for_delivery"}),
-    )
-    .await
-    .expect(200);
+    s.driver_sets(&a, &order, "out_for_delivery").await;
     assert_eq!(
         during[2].until("driver_location").await["latitude"],
         52.5231

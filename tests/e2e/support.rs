@@ -136,6 +136,16 @@ pub(crate) fn http_client() -> reqwest::Client {
         .expect("an HTTP client")
 }
 
+/// The base settings for a server on `dir` and `storage`, with `extra` replaced or added.
+fn settings_for(dir: &Path, storage: &Storage, extra: &[(&str, &str)]) -> Settings {
+    let mut variables = base_variables(dir.to_str().expect("a UTF-8 path"));
+    variables.extend(storage.variables().iter().cloned());
+    for (k, v) in extra {
+        variables.insert((*k).to_owned(), (*v).to_owned());
+    }
+    Settings::from_lookup(|name| variables.get(name).cloned()).expect("valid settings")
+}
+
 impl TestServer {
     pub(crate) async fn start() -> Self {
         Self::start_with(&[]).await
@@ -145,14 +155,7 @@ impl TestServer {
     pub(crate) async fn start_with(extra: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let storage = Storage::new().await;
-        let mut variables = base_variables(dir.path().to_str().expect("a UTF-8 path"));
-        variables.extend(storage.variables().iter().cloned());
-        for (k, v) in extra {
-            variables.insert((*k).to_owned(), (*v).to_owned());
-        }
-        let settings =
-            Settings::from_lookup(|name| variables.get(name).cloned()).expect("valid settings");
-        let running = Server::new(settings)
+        let running = Server::new(settings_for(dir.path(), &storage, extra))
             .start()
             .await
             .expect("the server starts");
@@ -201,14 +204,7 @@ impl TestServer {
         if let Some(running) = self.running.take() {
             running.shutdown().await;
         }
-        let mut variables = base_variables(self.dir.path().to_str().expect("a UTF-8 path"));
-        variables.extend(self.storage.variables().iter().cloned());
-        for (k, v) in extra {
-            variables.insert((*k).to_owned(), (*v).to_owned());
-        }
-        let settings =
-            Settings::from_lookup(|name| variables.get(name).cloned()).expect("valid settings");
-        let running = Server::new(settings)
+        let running = Server::new(settings_for(self.dir.path(), &self.storage, extra))
             .start()
             .await
             .expect("the server starts again");
@@ -896,6 +892,26 @@ pub(crate) const DRIVER_NAME: &str = "Dee Driverson";
 pub(crate) const DRIVER_SURNAME: &str = "Driverson";
 pub(crate) const DRIVER_PHONE: &str = "+49 30 555 0101";
 
+/// The fixed personal details a [`World`] holds: none of them may reach a public view.
+pub(crate) const FIXED_PERSONAL_DETAILS: [&str; 6] = [
+    CUSTOMER_NAME,
+    CUSTOMER_PHONE,
+    RECIPIENT_PHONE,
+    VENDOR_PHONE,
+    DRIVER_PHONE,
+    DRIVER_SURNAME,
+];
+
+/// The fields of a driver's position as the public tracking page receives it, and no others.
+pub(crate) const PUBLIC_FIX_FIELDS: [&str; 6] = [
+    "eta_minutes",
+    "latitude",
+    "longitude",
+    "recorded_at",
+    "sent_at",
+    "type",
+];
+
 /// Everyone the suites need, on one server.
 pub(crate) struct World {
     pub(crate) server: TestServer,
@@ -990,6 +1006,57 @@ impl World {
                 &format!("/api/orders/{order}/assign-driver"),
                 Some(&self.vendor.owner.token),
                 json!({"driver_id": courier.id}),
+            )
+            .await
+    }
+
+    /// The main pharmacy's dashboard socket address, signed in with `token`.
+    pub(crate) fn dashboard_url(&self, token: &str) -> String {
+        self.server
+            .ws_url(&format!("/ws/vendor/{}?token={token}", self.vendor.id))
+    }
+
+    /// `courier`'s driver socket address.
+    pub(crate) fn driver_url(&self, courier: &Courier) -> String {
+        self.server
+            .ws_url(&format!("/ws/driver?token={}", courier.who.token))
+    }
+
+    /// The main pharmacy registers a webhook endpoint at `url` for every event.
+    pub(crate) async fn register_webhook(&self, url: &str) -> Reply {
+        self.server
+            .post(
+                &format!("/api/vendors/{}/webhooks", self.vendor.id),
+                Some(&self.vendor.owner.token),
+                json!({"url": url, "events": ["*"]}),
+            )
+            .await
+    }
+
+    /// `courier` accepts the assignment of `order`.
+    pub(crate) async fn accept_assignment(&self, order: &str, courier: &Courier) -> Reply {
+        self.server
+            .post(
+                &format!("/api/orders/{order}/assignment"),
+                Some(&courier.who.token),
+                json!({"action": "accept"}),
+            )
+            .await
+    }
+
+    /// Cancels `order` (DELETE) with `token`.
+    pub(crate) async fn cancel(&self, order: &str, token: &str) -> Reply {
+        self.server
+            .call("DELETE", &format!("/api/orders/{order}"), Some(token), None)
+            .await
+    }
+
+    /// The main driver's earnings, as the driver reads them.
+    pub(crate) async fn driver_earnings(&self) -> Reply {
+        self.server
+            .get(
+                &format!("/api/drivers/{}/earnings", self.driver.id),
+                &self.driver.who.token,
             )
             .await
     }
@@ -1111,6 +1178,21 @@ impl Socket {
             self.name
         );
         message
+    }
+
+    /// The next message, which must be an order_status moving the order from `from` to `to`.
+    pub(crate) async fn expect_status_change(&mut self, from: &str, to: &str) -> Value {
+        let status = self.expect("order_status").await;
+        assert_eq!(
+            (
+                status["status"].as_str(),
+                status["previous_status"].as_str()
+            ),
+            (Some(to), Some(from)),
+            "{}: {status}",
+            self.name
+        );
+        status
     }
 
     /// The next message of type `kind`, skipping others (positions and statuses interleave).

@@ -402,13 +402,7 @@ async fn private_destinations_are_blocked_at_every_attempt_and_redirects_are_not
         format!("https://localhost:{port}/hook"),
         format!("https://[::ffff:127.0.0.1]:{port}/hook"),
     ] {
-        s.post(
-            &format!("/api/vendors/{}/webhooks", w.vendor.id),
-            Some(&w.vendor.owner.token),
-            json!({"url": url, "events": ["*"]}),
-        )
-        .await
-        .expect(422);
+        w.register_webhook(&url).await.expect(422);
     }
     // Endpoints that got in anyway (registered while the switch was on) are refused at sending:
     // a name resolving to 127.0.0.1, a literal loopback address, plain http.

@@ -23,6 +23,14 @@ mod orders;
 mod tracking;
 mod upkeep;
 
+/// A new order of the first customer at pharmacy A, still pending.
+async fn placed_order(w: &World) -> Order {
+    w.medex
+        .create_order(&w.customers[0], new_order(w.vendor_a_id))
+        .await
+        .unwrap()
+}
+
 fn conflict_code(result: Result<Order>) -> &'static str {
     match result {
         Err(e) => e.code(),

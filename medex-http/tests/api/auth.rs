@@ -61,13 +61,7 @@ async fn vendor_and_driver_logins_carry_their_links() {
 async fn refresh_rotates_and_logout_revokes() {
     let app = App::new().await;
     let first = app.customer("ann@example.test").await;
-    let r = app
-        .post(
-            "/api/auth/refresh",
-            None,
-            json!({"refresh_token": first.refresh}),
-        )
-        .await;
+    let r = refresh(&app, &first.refresh).await;
     r.expect(200);
     let second = r.json["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(second, first.refresh);
@@ -76,50 +70,15 @@ async fn refresh_rotates_and_logout_revokes() {
         .expect(200);
 
     // The old refresh token stopped working.
-    app.post(
-        "/api/auth/refresh",
-        None,
-        json!({"refresh_token": first.refresh}),
-    )
-    .await
-    .expect(401);
+    refresh(&app, &first.refresh).await.expect(401);
     // An access token is not a refresh token.
-    app.post(
-        "/api/auth/refresh",
-        None,
-        json!({"refresh_token": first.token}),
-    )
-    .await
-    .expect(401);
+    refresh(&app, &first.token).await.expect(401);
 
-    app.call(
-        "POST",
-        "/api/auth/logout",
-        None,
-        Some(json!({"refresh_token": second})),
-    )
-    .await
-    .expect(204);
-    app.post("/api/auth/refresh", None, json!({"refresh_token": second}))
-        .await
-        .expect(401);
+    logout(&app, &second).await.expect(204);
+    refresh(&app, &second).await.expect(401);
     // Logging out twice is fine.
-    app.call(
-        "POST",
-        "/api/auth/logout",
-        None,
-        Some(json!({"refresh_token": second})),
-    )
-    .await
-    .expect(204);
-    app.call(
-        "POST",
-        "/api/auth/logout",
-        None,
-        Some(json!({"refresh_token": "garbage"})),
-    )
-    .await
-    .expect(401);
+    logout(&app, &second).await.expect(204);
+    logout(&app, "garbage").await.expect(401);
 }
 
 #[tokio::test]
@@ -142,14 +101,7 @@ async fn deactivation_stops_tokens_at_once() {
     let r = w.app.get("/api/auth/me", &w.customer.token).await;
     r.expect(401);
     assert_eq!(r.code(), "account_inactive");
-    w.app
-        .post(
-            "/api/auth/refresh",
-            None,
-            json!({"refresh_token": w.customer.refresh}),
-        )
-        .await
-        .expect(401);
+    refresh(&w.app, &w.customer.refresh).await.expect(401);
     w.app.login(&w.customer.email, PASSWORD).await.expect(401);
     // An admin cannot lock itself out.
     let me = w.app.get("/api/auth/me", &w.admin.token).await;
@@ -228,4 +180,24 @@ async fn the_lock_ends_with_its_window() {
         }
     }
     assert_eq!(status, 200);
+}
+
+/// Asks for new tokens with `refresh_token`.
+async fn refresh(app: &App, refresh_token: &str) -> Reply {
+    app.post(
+        "/api/auth/refresh",
+        None,
+        json!({ "refresh_token": refresh_token }),
+    )
+    .await
+}
+
+/// Ends the session `refresh_token` belongs to.
+async fn logout(app: &App, refresh_token: &str) -> Reply {
+    app.post(
+        "/api/auth/logout",
+        None,
+        json!({ "refresh_token": refresh_token }),
+    )
+    .await
 }

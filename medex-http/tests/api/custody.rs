@@ -129,10 +129,7 @@ async fn a_failed_attempt_by_each_role_and_with_each_kind_of_bad_input() {
             "{body}"
         );
     }
-    let r = w
-        .app
-        .call("DELETE", &path, Some(&w.admin.token), None)
-        .await;
+    let r = w.app.delete(&path, &w.admin.token).await;
     r.expect(409);
 
     // A second try on the same run, and a second failure.
@@ -192,18 +189,13 @@ async fn a_returned_order_is_cancelled_by_its_pharmacy() {
     let w = World::new().await;
     let order = w.order_in("returned").await;
     let path = format!("/api/orders/{order}");
-    let r = w
-        .app
-        .call("DELETE", &path, Some(&w.customer.token), None)
-        .await;
+    let r = w.app.delete(&path, &w.customer.token).await;
     r.expect(409);
     let r = w
         .app
-        .call(
-            "DELETE",
+        .delete(
             &format!("{path}?reason=moved%20away"),
-            Some(&w.vendor.owner.token),
-            None,
+            &w.vendor.owner.token,
         )
         .await;
     r.expect(200);
@@ -397,7 +389,7 @@ async fn the_custody_record_is_served_to_the_parties_and_the_keys_to_anyone() {
         .get("/api/orders/nope/custody", &w.customer.token)
         .await
         .expect(422);
-    let keys = w.app.call("GET", "/api/custody/keys", None, None).await;
+    let keys = w.app.public("/api/custody/keys").await;
     keys.expect(200);
     let listed = keys.json.as_array().unwrap();
     assert_eq!(listed.len(), 1);

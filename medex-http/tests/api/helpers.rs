@@ -56,6 +56,17 @@ impl Reply {
     }
 }
 
+/// A request builder for `method` on `path`, with `token` as its bearer if there is one.
+fn request(method: &str, path: &str, token: Option<&str>) -> axum::http::request::Builder {
+    let request = Request::builder()
+        .method(Method::from_bytes(method.as_bytes()).unwrap())
+        .uri(path);
+    match token {
+        Some(token) => request.header(header::AUTHORIZATION, format!("Bearer {token}")),
+        None => request,
+    }
+}
+
 /// A test server: the router over a fresh in-memory service.
 #[derive(Clone)]
 pub(crate) struct App {
@@ -115,12 +126,7 @@ impl App {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Reply {
-        let mut request = Request::builder()
-            .method(Method::from_bytes(method.as_bytes()).unwrap())
-            .uri(path);
-        if let Some(token) = token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
+        let request = request(method, path, token);
         let request = match body {
             Some(body) => request
                 .header(header::CONTENT_TYPE, "application/json")
@@ -139,12 +145,7 @@ impl App {
         content_type: Option<&str>,
         body: impl Into<Body>,
     ) -> Reply {
-        let mut request = Request::builder()
-            .method(Method::from_bytes(method.as_bytes()).unwrap())
-            .uri(path);
-        if let Some(token) = token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
+        let mut request = request(method, path, token);
         if let Some(ct) = content_type {
             request = request.header(header::CONTENT_TYPE, ct);
         }
@@ -153,6 +154,16 @@ impl App {
 
     pub(crate) async fn get(&self, path: &str, token: &str) -> Reply {
         self.call("GET", path, Some(token), None).await
+    }
+
+    /// A GET without a token.
+    pub(crate) async fn public(&self, path: &str) -> Reply {
+        self.call("GET", path, None, None).await
+    }
+
+    /// A DELETE with `token` and no body.
+    pub(crate) async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.call("DELETE", path, Some(token), None).await
     }
 
     pub(crate) async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
@@ -361,6 +372,39 @@ impl World {
                 &format!("/api/orders/{order}/assign-driver"),
                 Some(&self.vendor.owner.token),
                 json!({"driver_id": courier.id}),
+            )
+            .await
+    }
+
+    /// The main pharmacy asks for a proof photo and a signature before a delivery counts.
+    pub(crate) async fn require_proofs(&self) {
+        self.app
+            .patch(
+                &format!("/api/vendors/{}", self.vendor.id),
+                &self.vendor.owner.token,
+                json!({"require_proof_photo": true, "require_signature": true}),
+            )
+            .await
+            .expect(200);
+    }
+
+    /// The main driver reports `body` as where it is: one position or a batch of fixes.
+    pub(crate) async fn report_location(&self, body: Value) -> Reply {
+        self.app
+            .post(
+                &format!("/api/drivers/{}/location", self.driver.id),
+                Some(&self.driver.who.token),
+                body,
+            )
+            .await
+    }
+
+    /// The main driver's record, as its pharmacy reads it.
+    pub(crate) async fn driver_record(&self) -> Reply {
+        self.app
+            .get(
+                &format!("/api/drivers/{}", self.driver.id),
+                &self.vendor.owner.token,
             )
             .await
     }

@@ -74,32 +74,21 @@ async fn an_api_key_acts_as_its_pharmacy_and_nothing_more() {
 
     // Another pharmacy cannot revoke it; its owner can, and it stops at once.
     let kid = made["id"].as_str().unwrap();
+    let own_key = format!("/api/vendors/{}/api-keys/{kid}", w.vendor.id);
     w.app
-        .call(
-            "DELETE",
+        .delete(
             &format!("/api/vendors/{}/api-keys/{kid}", w.other_vendor.id),
-            Some(&w.other_vendor.owner.token),
-            None,
+            &w.other_vendor.owner.token,
         )
         .await
         .expect(404);
     w.app
-        .call(
-            "DELETE",
-            &format!("/api/vendors/{}/api-keys/{kid}", w.vendor.id),
-            Some(&w.vendor.owner.token),
-            None,
-        )
+        .delete(&own_key, &w.vendor.owner.token)
         .await
         .expect(204);
     w.app.get("/api/auth/me", &key).await.expect(401);
     w.app
-        .call(
-            "DELETE",
-            &format!("/api/vendors/{}/api-keys/{kid}", w.vendor.id),
-            Some(&w.vendor.owner.token),
-            None,
-        )
+        .delete(&own_key, &w.vendor.owner.token)
         .await
         .expect(404);
     // A made-up key of the right shape is refused like any bad token.
@@ -242,7 +231,7 @@ async fn webhook_registration_refuses_what_the_address_rule_forbids() {
     assert_eq!(log.json[0]["event"], "order.created");
     assert_eq!(log.json[0]["state"], "pending");
     w.app
-        .call("DELETE", &format!("{path}/{wid}"), Some(token), None)
+        .delete(&format!("{path}/{wid}"), token)
         .await
         .expect(204);
     assert_eq!(w.app.get(&path, token).await.json, json!([]));

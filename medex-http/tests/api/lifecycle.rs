@@ -318,11 +318,9 @@ async fn cancellation_by_each_party_at_each_status() {
         };
         let r = w
             .app
-            .call(
-                "DELETE",
+            .delete(
                 &format!("/api/orders/{order}?reason=changed%20my%20mind"),
-                Some(token),
-                None,
+                token,
             )
             .await;
         assert_eq!(
@@ -348,12 +346,7 @@ async fn cancellation_by_each_party_at_each_status() {
             && !o.status.is_terminal()
         {
             w.app
-                .call(
-                    "DELETE",
-                    &format!("/api/orders/{order}"),
-                    Some(&w.admin.token),
-                    None,
-                )
+                .delete(&format!("/api/orders/{order}"), &w.admin.token)
                 .await
                 .expect(200);
         }
@@ -363,14 +356,7 @@ async fn cancellation_by_each_party_at_each_status() {
 #[tokio::test]
 async fn proof_policy_blocks_delivery_until_met() {
     let w = World::new().await;
-    w.app
-        .patch(
-            &format!("/api/vendors/{}", w.vendor.id),
-            &w.vendor.owner.token,
-            json!({"require_proof_photo": true, "require_signature": true}),
-        )
-        .await
-        .expect(200);
+    w.require_proofs().await;
     let order = w.order_in("out_for_delivery").await;
     let r = w.set_status(&order, &w.driver.who.token, "delivered").await;
     r.expect(409);

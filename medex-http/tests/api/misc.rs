@@ -10,14 +10,14 @@ use crate::helpers::*;
 #[tokio::test]
 async fn health_reports_storage_and_never_leaks_its_errors() {
     let w = World::new().await;
-    let r = w.app.call("GET", "/api/health", None, None).await;
+    let r = w.app.public("/api/health").await;
     r.expect(200);
     assert_eq!(r.json["status"], "healthy");
     assert_eq!(r.json["storage"], "ok");
     assert!(r.json["version"].is_string());
 
     w.app.store.set_down(true);
-    let r = w.app.call("GET", "/api/health", None, None).await;
+    let r = w.app.public("/api/health").await;
     assert_eq!(r.status.as_u16(), 503);
     assert_eq!(r.json["status"], "unhealthy");
     assert_eq!(r.json["storage"], "unavailable");
@@ -34,15 +34,15 @@ async fn health_reports_storage_and_never_leaks_its_errors() {
 #[tokio::test]
 async fn index_docs_and_openapi_are_served() {
     let app = App::new().await;
-    let r = app.call("GET", "/", None, None).await;
+    let r = app.public("/").await;
     r.expect(200);
     assert_eq!(r.json["name"], "medex");
     assert_eq!(r.json["docs"], "/docs");
-    let r = app.call("GET", "/api/openapi.json", None, None).await;
+    let r = app.public("/api/openapi.json").await;
     r.expect(200);
     assert!(r.json["paths"]["/api/orders"].is_object());
     assert_eq!(r.json, serde_json::to_value(medex_http::openapi()).unwrap());
-    let r = app.call("GET", "/docs/", None, None).await;
+    let r = app.public("/docs/").await;
     r.expect(200);
     assert!(
         r.text.contains("swagger"),
@@ -56,7 +56,7 @@ async fn index_docs_and_openapi_are_served() {
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_json() {
     let app = App::new().await;
-    let r = app.call("GET", "/api/nothing-here", None, None).await;
+    let r = app.public("/api/nothing-here").await;
     r.expect(404);
     assert_eq!(r.code(), "route_not_found");
     let r = app.call("PUT", "/api/orders", None, None).await;
@@ -69,7 +69,7 @@ async fn unknown_routes_and_methods_answer_json() {
 #[tokio::test]
 async fn request_ids_are_set_and_propagated() {
     let app = App::new().await;
-    let r = app.call("GET", "/api/health", None, None).await;
+    let r = app.public("/api/health").await;
     assert!(r.header("x-request-id").is_some_and(|id| id.len() >= 32));
     let r = app
         .send(
@@ -120,22 +120,14 @@ async fn tracking_shows_the_public_view_only() {
     let w = World::new().await;
     let order = w.order_in("driver_assigned").await;
     let stored = w.stored_order(&order).await;
-    w.app
-        .post(
-            &format!("/api/drivers/{}/location", w.driver.id),
-            Some(&w.driver.who.token),
-            json!({"latitude": 52.521, "longitude": 13.401, "speed": 12.0, "accuracy": 5.0}),
-        )
-        .await
-        .expect(200);
+    w.report_location(
+        json!({"latitude": 52.521, "longitude": 13.401, "speed": 12.0, "accuracy": 5.0}),
+    )
+    .await
+    .expect(200);
     let r = w
         .app
-        .call(
-            "GET",
-            &format!("/api/tracking/{}", stored.tracking_token),
-            None,
-            None,
-        )
+        .public(&format!("/api/tracking/{}", stored.tracking_token))
         .await;
     r.expect(200);
     assert_eq!(r.json["order_number"], stored.order_number.as_str());
@@ -154,18 +146,13 @@ async fn tracking_shows_the_public_view_only() {
     }
     let r = w
         .app
-        .call(
-            "GET",
-            &format!("/api/tracking/{}?trail=true", stored.tracking_token),
-            None,
-            None,
-        )
+        .public(&format!(
+            "/api/tracking/{}?trail=true",
+            stored.tracking_token
+        ))
         .await;
     r.expect(200);
-    w.app
-        .call("GET", "/api/tracking/x", None, None)
-        .await
-        .expect(404);
+    w.app.public("/api/tracking/x").await.expect(404);
 }
 
 #[tokio::test]
@@ -173,23 +160,12 @@ async fn location_answers_with_the_eta() {
     let w = World::new().await;
     let order = w.order_in("picked_up").await;
     let r = w
-        .app
-        .post(
-            &format!("/api/drivers/{}/location", w.driver.id),
-            Some(&w.driver.who.token),
-            json!({"latitude": 52.525, "longitude": 13.405, "heading": 90.0}),
-        )
+        .report_location(json!({"latitude": 52.525, "longitude": 13.405, "heading": 90.0}))
         .await;
     r.expect(200);
     assert_eq!(r.json["order_id"], order.as_str());
     assert!(r.json["eta_minutes"].as_f64().unwrap() > 0.0);
-    let r = w
-        .app
-        .get(
-            &format!("/api/drivers/{}", w.driver.id),
-            &w.vendor.owner.token,
-        )
-        .await;
+    let r = w.driver_record().await;
     assert_eq!(r.json["current_latitude"], 52.525);
 }
 
@@ -379,22 +355,16 @@ async fn serves_over_a_real_socket_and_shuts_down_gracefully() {
 async fn a_batch_of_late_fixes_is_one_report_whose_newest_is_the_position() {
     let w = World::new().await;
     let order = w.order_in("picked_up").await;
-    let path = format!("/api/drivers/{}/location", w.driver.id);
     let at = |minutes_ago: i64| {
         (chrono::Utc::now() - chrono::Duration::minutes(minutes_ago))
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     };
     let r = w
-        .app
-        .post(
-            &path,
-            Some(&w.driver.who.token),
-            json!({"fixes": [
-                {"latitude": 52.52, "longitude": 13.40, "recorded_at": at(3)},
-                {"latitude": 52.53, "longitude": 13.40, "recorded_at": at(1), "speed": 20.0},
-                {"latitude": 52.51, "longitude": 13.40, "recorded_at": at(9)},
-            ]}),
-        )
+        .report_location(json!({"fixes": [
+            {"latitude": 52.52, "longitude": 13.40, "recorded_at": at(3)},
+            {"latitude": 52.53, "longitude": 13.40, "recorded_at": at(1), "speed": 20.0},
+            {"latitude": 52.51, "longitude": 13.40, "recorded_at": at(9)},
+        ]}))
         .await;
     r.expect(200);
     assert_eq!(r.json["latitude"], 52.53);
@@ -402,16 +372,11 @@ async fn a_batch_of_late_fixes_is_one_report_whose_newest_is_the_position() {
 
     // Too old, in the future, too many: 422 with the fields that are wrong.
     let r = w
-        .app
-        .post(
-            &path,
-            Some(&w.driver.who.token),
-            json!({"fixes": [
-                {"latitude": 52.5, "longitude": 13.4, "recorded_at": at(2)},
-                {"latitude": 52.5, "longitude": 13.4, "recorded_at": at(25 * 60)},
-                {"latitude": 52.5, "longitude": 13.4, "recorded_at": at(-60)},
-            ]}),
-        )
+        .report_location(json!({"fixes": [
+            {"latitude": 52.5, "longitude": 13.4, "recorded_at": at(2)},
+            {"latitude": 52.5, "longitude": 13.4, "recorded_at": at(25 * 60)},
+            {"latitude": 52.5, "longitude": 13.4, "recorded_at": at(-60)},
+        ]}))
         .await;
     r.expect(422);
     let fields: Vec<&str> = r.json["errors"]
@@ -424,32 +389,19 @@ async fn a_batch_of_late_fixes_is_one_report_whose_newest_is_the_position() {
     let many: Vec<Value> = (0..101)
         .map(|_| json!({"latitude": 52.5, "longitude": 13.4, "recorded_at": at(1)}))
         .collect();
-    let r = w
-        .app
-        .post(&path, Some(&w.driver.who.token), json!({ "fixes": many }))
-        .await;
+    let r = w.report_location(json!({ "fixes": many })).await;
     r.expect(422);
     assert_eq!(r.json["errors"][0]["field"], "fixes");
-    w.app
-        .post(&path, Some(&w.driver.who.token), json!({"fixes": "soon"}))
+    w.report_location(json!({"fixes": "soon"}))
         .await
         .expect(422);
 
     // An older batch joins the trail and leaves the position where it is.
-    w.app
-        .post(
-            &path,
-            Some(&w.driver.who.token),
-            json!({"fixes": [{"latitude": 52.5, "longitude": 13.4, "recorded_at": at(30)}]}),
-        )
-        .await
-        .expect(200);
-    let r = w
-        .app
-        .get(
-            &format!("/api/drivers/{}", w.driver.id),
-            &w.vendor.owner.token,
-        )
-        .await;
+    w.report_location(
+        json!({"fixes": [{"latitude": 52.5, "longitude": 13.4, "recorded_at": at(30)}]}),
+    )
+    .await
+    .expect(200);
+    let r = w.driver_record().await;
     assert_eq!(r.json["current_latitude"], 52.53);
 }

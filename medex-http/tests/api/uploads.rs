@@ -1,7 +1,5 @@
 //! Proof of delivery: images by magic bytes, size limits, generated names, party-only access.
 
-use serde_json::json;
-
 use crate::helpers::*;
 
 const JPEG: &[u8] =
@@ -101,7 +99,7 @@ async fn each_image_type_is_stored_attached_and_served_to_the_parties() {
         ] {
             w.app.get(&url, token).await.expect(404);
         }
-        w.app.call("GET", &url, None, None).await.expect(401);
+        w.app.public(&url).await.expect(401);
     }
     assert_eq!(w.stored_files().len(), 3);
 }
@@ -109,14 +107,7 @@ async fn each_image_type_is_stored_attached_and_served_to_the_parties() {
 #[tokio::test]
 async fn proof_uploads_satisfy_the_delivery_rule() {
     let w = World::new().await;
-    w.app
-        .patch(
-            &format!("/api/vendors/{}", w.vendor.id),
-            &w.vendor.owner.token,
-            json!({"require_proof_photo": true, "require_signature": true}),
-        )
-        .await
-        .expect(200);
+    w.require_proofs().await;
     let order = w.order_in("out_for_delivery").await;
     w.upload("proof", &w.driver.who.token, &order, JPEG, "a.jpg")
         .await
@@ -327,27 +318,14 @@ async fn malformed_uploads_are_client_errors() {
         .await
         .expect(422);
     // Broken framing.
-    let r = w
-        .app
-        .raw(
-            "POST",
-            url,
-            token,
-            Some("multipart/form-data; boundary=xyz"),
-            "--xyz\r\ngarbage",
-        )
-        .await;
-    r.expect(400);
-    let r = w
-        .app
-        .raw(
-            "POST",
-            url,
-            token,
-            Some("multipart/form-data"),
-            "no boundary",
-        )
-        .await;
-    r.expect(400);
+    let post_multipart = |content_type: &'static str, body: &'static str| {
+        w.app.raw("POST", url, token, Some(content_type), body)
+    };
+    post_multipart("multipart/form-data; boundary=xyz", "--xyz\r\ngarbage")
+        .await
+        .expect(400);
+    post_multipart("multipart/form-data", "no boundary")
+        .await
+        .expect(400);
     assert!(w.stored_files().is_empty());
 }

@@ -103,25 +103,9 @@ async fn the_body_limit_is_exact() {
         format!(r#"{{"email": "a@b.io", "password": "x", "pad": "{pad}"}}"#)
     };
     assert_eq!(body(1000).len(), 1000);
-    let r = app
-        .raw(
-            "POST",
-            "/api/auth/login",
-            None,
-            Some("application/json"),
-            body(1000),
-        )
-        .await;
+    let r = sign_in_with(&app, body(1000)).await;
     r.expect(401);
-    let r = app
-        .raw(
-            "POST",
-            "/api/auth/login",
-            None,
-            Some("application/json"),
-            body(1001),
-        )
-        .await;
+    let r = sign_in_with(&app, body(1001)).await;
     r.expect(413);
 }
 
@@ -145,140 +129,94 @@ async fn wrong_types_and_ranges_are_422_naming_the_field() {
     };
     let reg =
         json!({"email": "new@x.io", "password": PASSWORD, "full_name": "N", "vehicle_type": "car"});
-    let table: Vec<(&str, String, Option<&str>, Value, &str)> = vec![
+    // Most rows are one of three requests: a new order with one field changed, a call without
+    // a token, a change of the configuration.
+    let new_order = |patch: Value, field: &'static str| {
         (
             "POST",
-            "/api/auth/register".into(),
-            None,
+            "/api/orders".into(),
+            Some(customer),
+            with(patch),
+            field,
+        )
+    };
+    let anonymous =
+        |path: &str, body: Value, field: &'static str| ("POST", path.into(), None, body, field);
+    let config_change = |body: Value, field: &'static str| {
+        (
+            "PATCH",
+            "/api/admin/config".into(),
+            Some(admin),
+            body,
+            field,
+        )
+    };
+    let table: Vec<(&str, String, Option<&str>, Value, &str)> = vec![
+        anonymous(
+            "/api/auth/register",
             json!({"email": 5, "password": PASSWORD, "full_name": "A"}),
             "email",
         ),
-        (
-            "POST",
-            "/api/auth/register".into(),
-            None,
+        anonymous(
+            "/api/auth/register",
             json!({"email": "a@b.io", "password": "short", "full_name": "A"}),
             "password",
         ),
-        (
-            "POST",
-            "/api/auth/register".into(),
-            None,
+        anonymous(
+            "/api/auth/register",
             json!({"email": "not-an-email", "password": PASSWORD, "full_name": "A"}),
             "email",
         ),
-        (
-            "POST",
-            "/api/auth/register".into(),
-            None,
+        anonymous(
+            "/api/auth/register",
             json!({"email": "a@b.io", "password": PASSWORD}),
             "body",
         ),
-        (
-            "POST",
-            "/api/auth/login".into(),
-            None,
+        anonymous(
+            "/api/auth/login",
             json!({"email": [], "password": "x"}),
             "email",
         ),
-        (
-            "POST",
-            "/api/auth/refresh".into(),
-            None,
+        anonymous(
+            "/api/auth/refresh",
             json!({"refresh_token": 1}),
             "refresh_token",
         ),
-        (
-            "POST",
-            "/api/auth/logout".into(),
-            None,
+        anonymous(
+            "/api/auth/logout",
             json!({"refresh_token": null}),
             "refresh_token",
         ),
-        (
-            "POST",
-            "/api/orders".into(),
-            Some(customer),
-            with(json!({"items": [{"name": "A", "quantity": "many"}]})),
+        new_order(
+            json!({"items": [{"name": "A", "quantity": "many"}]}),
             "items[0].quantity",
         ),
-        (
-            "POST",
-            "/api/orders".into(),
-            Some(customer),
-            with(json!({"items": [{"name": "A", "quantity": -1}]})),
+        new_order(
+            json!({"items": [{"name": "A", "quantity": -1}]}),
             "items[0].quantity",
         ),
-        (
-            "POST",
-            "/api/orders".into(),
-            Some(customer),
-            with(json!({"items": [{"name": "A", "quantity": 1001}]})),
+        new_order(
+            json!({"items": [{"name": "A", "quantity": 1001}]}),
             "items[0].quantity",
         ),
-        (
-            "POST",
-            "/api/orders".into(),
-            Some(customer),
-            with(json!({"items": [{"name": "A", "quantity": 1.5}]})),
+        new_order(
+            json!({"items": [{"name": "A", "quantity": 1.5}]}),
             "items[0].quantity",
         ),
-        (
-            "POST",
-            "/api/orders".into(),
-            Some(customer),
-            with(json!({"items": [{"name": "x".repeat(201), "quantity": 1}]})),
+        new_order(
+            json!({"items": [{"name": "x".repeat(201), "quantity": 1}]}),
             "items[0].name",
         ),
-        (
-            "POST",
-            "/api/orders".into(),
-            Some(customer),
-            with(json!({"items": []})),
-            "items",
-        ),
-        (
-            "POST",
-            "/api/orders".into(),
-            Some(customer),
-            with(json!({"delivery_latitude": 200.0})),
-            "delivery_latitude",
-        ),
-        (
-            "POST",
-            "/api/orders".into(),
-            Some(customer),
-            with(json!({"delivery_longitude": "east"})),
-            "delivery_longitude",
-        ),
-        (
-            "POST",
-            "/api/orders".into(),
-            Some(customer),
-            with(json!({"vendor_id": "nope"})),
+        new_order(json!({"items": []}), "items"),
+        new_order(json!({"delivery_latitude": 200.0}), "delivery_latitude"),
+        new_order(json!({"delivery_longitude": "east"}), "delivery_longitude"),
+        new_order(json!({"vendor_id": "nope"}), "vendor_id"),
+        new_order(
+            json!({"vendor_id": "01890000-0000-7000-8000-000000000000"}),
             "vendor_id",
         ),
-        (
-            "POST",
-            "/api/orders".into(),
-            Some(customer),
-            with(json!({"vendor_id": "01890000-0000-7000-8000-000000000000"})),
-            "vendor_id",
-        ),
-        (
-            "POST",
-            "/api/orders".into(),
-            Some(customer),
-            with(json!({"customer_name": "  "})),
-            "customer_name",
-        ),
-        (
-            "POST",
-            "/api/orders".into(),
-            Some(customer),
-            with(json!({"customer_phone": "1\u{0}2"})),
-            "customer_phone",
-        ),
+        new_order(json!({"customer_name": "  "}), "customer_name"),
+        new_order(json!({"customer_phone": "1\u{0}2"}), "customer_phone"),
         (
             "PATCH",
             o.clone(),
@@ -427,34 +365,10 @@ async fn wrong_types_and_ranges_are_422_naming_the_field() {
             json!({"is_active": "no"}),
             "is_active",
         ),
-        (
-            "PATCH",
-            "/api/admin/config".into(),
-            Some(admin),
-            json!({"road_factor": 0.5}),
-            "road_factor",
-        ),
-        (
-            "PATCH",
-            "/api/admin/config".into(),
-            Some(admin),
-            json!({"tariff": {"per_km": "x"}}),
-            "tariff.per_km",
-        ),
-        (
-            "PATCH",
-            "/api/admin/config".into(),
-            Some(admin),
-            json!({"tariff": {"per_km": 1.234}}),
-            "tariff.per_km",
-        ),
-        (
-            "PATCH",
-            "/api/admin/config".into(),
-            Some(admin),
-            json!([1]),
-            "body",
-        ),
+        config_change(json!({"road_factor": 0.5}), "road_factor"),
+        config_change(json!({"tariff": {"per_km": "x"}}), "tariff.per_km"),
+        config_change(json!({"tariff": {"per_km": 1.234}}), "tariff.per_km"),
+        config_change(json!([1]), "body"),
     ];
     for (method, path, token, body, field) in table {
         let r = w.app.call(method, &path, token, Some(body.clone())).await;
@@ -609,4 +523,16 @@ async fn registering_another_role_is_refused() {
     )
     .await
     .expect(201);
+}
+
+/// Posts `body`, as JSON text, to the sign-in route.
+async fn sign_in_with(app: &App, body: String) -> Reply {
+    app.raw(
+        "POST",
+        "/api/auth/login",
+        None,
+        Some("application/json"),
+        body,
+    )
+    .await
 }

@@ -62,6 +62,13 @@ impl World {
             .await
     }
 
+    /// An unsigned POST of `body`, as `content_type`, to `url`.
+    async fn post_unsigned(&self, url: &str, content_type: &str, body: &'static str) -> Reply {
+        self.app
+            .raw("POST", url, None, Some(content_type), body)
+            .await
+    }
+
     async fn vendor_orders(&self) -> Vec<Value> {
         let r = self
             .app
@@ -167,35 +174,26 @@ async fn bad_signatures_are_401_and_create_nothing() {
     // An unknown pharmacy is answered as a wrong signature is, so that pharmacies cannot be
     // enumerated; a malformed id is a malformed request.
     let r = w
-        .app
-        .raw(
-            "POST",
+        .post_unsigned(
             "/api/webhooks/wc/order-created?vendor_id=01890000-0000-7000-8000-000000000000",
-            None,
-            Some("application/json"),
+            "application/json",
             FIXTURE,
         )
         .await;
     r.expect(401);
     assert_eq!(r.text, no_secret);
     let r = w
-        .app
-        .raw(
-            "POST",
+        .post_unsigned(
             "/api/webhooks/wc/order-created?vendor_id=7",
-            None,
-            Some("application/json"),
+            "application/json",
             FIXTURE,
         )
         .await;
     r.expect(422);
     let r = w
-        .app
-        .raw(
-            "POST",
+        .post_unsigned(
             "/api/webhooks/wc/order-created",
-            None,
-            Some("application/json"),
+            "application/json",
             FIXTURE,
         )
         .await;
@@ -210,12 +208,9 @@ async fn the_ping_is_answered_200_and_creates_nothing() {
             w.with_secret().await;
         }
         let r = w
-            .app
-            .raw(
-                "POST",
+            .post_unsigned(
                 &format!("/api/webhooks/wc/order-created?vendor_id={}", w.vendor.id),
-                None,
-                Some("application/x-www-form-urlencoded"),
+                "application/x-www-form-urlencoded",
                 "webhook_id=15",
             )
             .await;
@@ -224,12 +219,9 @@ async fn the_ping_is_answered_200_and_creates_nothing() {
     assert!(w.vendor_orders().await.is_empty());
     // A form body that is not the ping is not an order either.
     let r = w
-        .app
-        .raw(
-            "POST",
+        .post_unsigned(
             &format!("/api/webhooks/wc/order-created?vendor_id={}", w.vendor.id),
-            None,
-            Some("application/x-www-form-urlencoded"),
+            "application/x-www-form-urlencoded",
             "webhook_id=15&status=delivered",
         )
         .await;

@@ -13,6 +13,18 @@ async fn sql(db: &TestDatabase) -> tokio_postgres::Client {
     client
 }
 
+/// Runs `statements` on `client`; they must succeed.
+async fn run(client: &tokio_postgres::Client, statements: &str) {
+    client.batch_execute(statements).await.unwrap();
+}
+
+/// Why a store cannot open `db`: opening it must fail.
+async fn refusal(db: &TestDatabase) -> OpenError {
+    PgStore::connect_with(db.url(), options())
+        .await
+        .unwrap_err()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_starting_together_migrate_once() {
     let Some(db) = TestDatabase::create("migrate_together").await else {
@@ -44,24 +56,26 @@ async fn a_database_of_the_first_schema_is_migrated_with_its_configuration() {
         return;
     };
     let client = sql(&db).await;
-    client
-        .batch_execute(include_str!("../../migrations/0001_records_and_trail.sql"))
-        .await
-        .unwrap();
+    run(
+        &client,
+        include_str!("../../migrations/0001_records_and_trail.sql"),
+    )
+    .await;
     let config = medex_core::config::SystemConfig {
         road_factor: 1.9,
         ..Default::default()
     };
-    client
-        .batch_execute(&format!(
+    run(
+        &client,
+        &format!(
             "CREATE TABLE medex_migrations (version integer PRIMARY KEY, name text NOT NULL,
                  applied_at timestamptz NOT NULL DEFAULT now());
              INSERT INTO medex_migrations (version, name) VALUES (1, 'records_and_trail');
              INSERT INTO system_config (id, record) VALUES (1, '{}')",
             serde_json::to_string(&config).unwrap()
-        ))
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
     let store = PgStore::connect_with(db.url(), options()).await.unwrap();
     use medex_core::store::Store as _;
     let stored = store.system_config().await.unwrap().unwrap();
@@ -80,12 +94,11 @@ async fn a_database_from_a_newer_medex_is_refused_untouched() {
     };
     drop(PgStore::connect_with(db.url(), options()).await.unwrap());
     let client = sql(&db).await;
-    client
-        .batch_execute(
-            "INSERT INTO medex_migrations (version, name) VALUES (999, 'from_the_future')",
-        )
-        .await
-        .unwrap();
+    run(
+        &client,
+        "INSERT INTO medex_migrations (version, name) VALUES (999, 'from_the_future')",
+    )
+    .await;
     match PgStore::connect_with(db.url(), options()).await {
         Err(OpenError::NewerSchema {
             found: 999,
@@ -101,13 +114,12 @@ async fn a_database_of_another_program_is_refused() {
         return;
     };
     let client = sql(&db).await;
-    client
-        .batch_execute("CREATE TABLE users (id serial PRIMARY KEY, name text)")
-        .await
-        .unwrap();
-    let refused = PgStore::connect_with(db.url(), options())
-        .await
-        .unwrap_err();
+    run(
+        &client,
+        "CREATE TABLE users (id serial PRIMARY KEY, name text)",
+    )
+    .await;
+    let refused = refusal(&db).await;
     assert!(
         matches!(refused, OpenError::Migration { .. }),
         "{refused:?}"
@@ -121,18 +133,15 @@ async fn a_database_of_another_program_is_refused() {
     assert_eq!(recorded, None, "nothing of the failed migration was kept");
 
     // Migrations under a name this build never had.
-    client
-        .batch_execute(
-            "DROP TABLE users;
+    run(
+        &client,
+        "DROP TABLE users;
              CREATE TABLE medex_migrations (version integer PRIMARY KEY, name text NOT NULL,
                  applied_at timestamptz NOT NULL DEFAULT now());
              INSERT INTO medex_migrations (version, name) VALUES (1, 'not_ours')",
-        )
-        .await
-        .unwrap();
-    let refused = PgStore::connect_with(db.url(), options())
-        .await
-        .unwrap_err();
+    )
+    .await;
+    let refused = refusal(&db).await;
     assert!(
         matches!(refused, OpenError::ForeignSchema(_)),
         "{refused:?}"

@@ -34,13 +34,7 @@ async fn a_stalled_subscriber_does_not_delay_a_healthy_one_and_is_closed_with_10
     let url = world.vendor_url(p);
 
     // A client that never reads, with a small receive buffer so it fills quickly.
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket.connect(world.addr).await.unwrap();
-    let (mut stalled, _) =
-        tokio_tungstenite::client_async(url.as_str(), MaybeTlsStream::Plain(stream))
-            .await
-            .unwrap();
+    let mut stalled = connect_small_buffered(&world, &url).await;
 
     // A healthy client that reads everything and reports what it saw.
     let healthy = connect(&url).await;
@@ -133,13 +127,7 @@ async fn a_stalled_tracker_sees_only_the_latest_position() {
     let order = world.assigned_order().await;
     let p = &world.pharmacy;
     let url = world.tracking_url(&order);
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket.connect(world.addr).await.unwrap();
-    let (mut stalled, _) =
-        tokio_tungstenite::client_async(url.as_str(), MaybeTlsStream::Plain(stream))
-            .await
-            .unwrap();
+    let mut stalled = connect_small_buffered(&world, &url).await;
     let mut healthy = connect(&url).await;
     assert_eq!(next_json(&mut healthy).await["type"], "initial_state");
 
@@ -205,4 +193,16 @@ async fn recv(seen: &mut mpsc::UnboundedReceiver<serde_json::Value>) -> serde_js
         .await
         .expect("the healthy subscriber was delayed past the hang guard")
         .expect("the healthy subscriber's connection ended")
+}
+
+/// Connects to `url` with a small receive buffer, so that a client that does not read fills
+/// it quickly.
+async fn connect_small_buffered(world: &World, url: &str) -> Client {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(world.addr).await.unwrap();
+    let (client, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+        .await
+        .unwrap();
+    client
 }

@@ -26,8 +26,7 @@ async fn driver_fixes_reach_the_vendor_and_the_tracker_with_eta_and_nobody_else(
     assert_eq!(initial["status"], "driver_assigned");
     assert_eq!(initial["vendor_name"], "Pharmacy 1");
 
-    let mut stranger = connect(&world.vendor_url(&world.other)).await;
-    assert_eq!(next_json(&mut stranger).await["type"], "initial_state");
+    let mut stranger = connect_greeted(&world.vendor_url(&world.other), "initial_state").await;
 
     let mut driver = connect(&world.driver_url(p)).await;
     let connected = next_json(&mut driver).await;
@@ -84,10 +83,8 @@ async fn use_case_changes_arrive_on_the_right_sockets() {
     let medex = &world.medex;
     let p = &world.pharmacy;
 
-    let mut vendor = connect(&world.vendor_url(p)).await;
-    assert_eq!(next_json(&mut vendor).await["type"], "initial_state");
-    let mut stranger = connect(&world.vendor_url(&world.other)).await;
-    assert_eq!(next_json(&mut stranger).await["type"], "initial_state");
+    let mut vendor = connect_greeted(&world.vendor_url(p), "initial_state").await;
+    let mut stranger = connect_greeted(&world.vendor_url(&world.other), "initial_state").await;
     let mut driver = connect(&world.driver_url(p)).await;
     let connected = next_json(&mut driver).await;
     assert_eq!(connected["active_order"], Value::Null);
@@ -221,8 +218,7 @@ async fn a_reassigned_driver_learns_it_is_relieved() {
         .unwrap();
     let second_token = world.token(Who::Driver(1)).await;
 
-    let mut first = connect(&world.driver_url(p)).await;
-    assert_eq!(next_json(&mut first).await["type"], "connected");
+    let mut first = connect_greeted(&world.driver_url(p), "connected").await;
     let mut other = connect(&world.url(&format!("/ws/driver?token={second_token}"))).await;
     assert_eq!(next_json(&mut other).await["active_order"], Value::Null);
 
@@ -243,10 +239,8 @@ async fn late_fixes_join_the_trail_and_subscribers_see_only_the_newest() {
     let world = World::start().await;
     let order = world.assigned_order().await;
     let p = &world.pharmacy;
-    let mut vendor = connect(&world.vendor_url(p)).await;
-    assert_eq!(next_json(&mut vendor).await["type"], "initial_state");
-    let mut driver = connect(&world.driver_url(p)).await;
-    assert_eq!(next_json(&mut driver).await["type"], "connected");
+    let mut vendor = connect_greeted(&world.vendor_url(p), "initial_state").await;
+    let mut driver = connect_greeted(&world.driver_url(p), "connected").await;
     let at = |minutes_ago: i64| {
         (chrono::Utc::now() - chrono::Duration::minutes(minutes_ago))
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

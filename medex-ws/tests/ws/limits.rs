@@ -11,8 +11,7 @@ use crate::support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_message_closes_with_1009() {
     let world = World::start().await;
-    let mut driver = connect(&world.driver_url(&world.pharmacy)).await;
-    assert_eq!(next_json(&mut driver).await["type"], "connected");
+    let mut driver = connect_greeted(&world.driver_url(&world.pharmacy), "connected").await;
     let padding = "x".repeat(5000);
     send_json(
         &mut driver,
@@ -28,10 +27,8 @@ async fn invalid_messages_get_an_error_and_the_connection_stays() {
     let world = World::start().await;
     let order = world.assigned_order().await;
     let p = &world.pharmacy;
-    let mut vendor = connect(&world.vendor_url(p)).await;
-    assert_eq!(next_json(&mut vendor).await["type"], "initial_state");
-    let mut driver = connect(&world.driver_url(p)).await;
-    assert_eq!(next_json(&mut driver).await["type"], "connected");
+    let mut vendor = connect_greeted(&world.vendor_url(p), "initial_state").await;
+    let mut driver = connect_greeted(&world.driver_url(p), "connected").await;
 
     let check = async |driver: &mut Client, text: &str, code: &str| {
         send_text(driver, text).await;
@@ -73,8 +70,7 @@ async fn invalid_messages_get_an_error_and_the_connection_stays() {
     assert_eq!(seen["order_id"], order.id.to_string());
 
     // Trackers and dashboards do not send locations.
-    let mut tracker = connect(&world.tracking_url(&order)).await;
-    assert_eq!(next_json(&mut tracker).await["type"], "initial_state");
+    let mut tracker = connect_greeted(&world.tracking_url(&order), "initial_state").await;
     check(
         &mut tracker,
         &fix(1.0, 2.0).to_string(),
@@ -86,8 +82,7 @@ async fn invalid_messages_get_an_error_and_the_connection_stays() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persistent_abuse_closes_with_1008() {
     let world = World::start().await;
-    let mut driver = connect(&world.driver_url(&world.pharmacy)).await;
-    assert_eq!(next_json(&mut driver).await["type"], "connected");
+    let mut driver = connect_greeted(&world.driver_url(&world.pharmacy), "connected").await;
     for _ in 0..10 {
         send_text(&mut driver, "garbage").await;
     }
@@ -105,8 +100,7 @@ async fn fixes_faster_than_the_minimum_interval_coalesce_to_the_latest() {
     })
     .await;
     let p = &world.pharmacy;
-    let mut vendor = connect(&world.vendor_url(p)).await;
-    assert_eq!(next_json(&mut vendor).await["type"], "initial_state");
+    let mut vendor = connect_greeted(&world.vendor_url(p), "initial_state").await;
     let mut driver = connect(&world.driver_url(p)).await;
     let connected = next_json(&mut driver).await;
     assert_eq!(connected["min_fix_interval_ms"], 2000);
@@ -130,12 +124,7 @@ async fn fixes_faster_than_the_minimum_interval_coalesce_to_the_latest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_client_is_pinged_then_closed_when_idle() {
-    let world = World::with(WsConfig {
-        ping_interval: Duration::from_millis(100),
-        idle_timeout: Duration::from_millis(400),
-        ..test_config()
-    })
-    .await;
+    let world = World::with(pinging_config()).await;
     let order = world.pending_order().await;
     let mut tracker = connect(&world.tracking_url(&order)).await;
     // Not reading means not answering pings: to the server the client is gone.
@@ -147,15 +136,9 @@ async fn a_silent_client_is_pinged_then_closed_when_idle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_answering_pings_stays_connected() {
-    let world = World::with(WsConfig {
-        ping_interval: Duration::from_millis(100),
-        idle_timeout: Duration::from_millis(400),
-        ..test_config()
-    })
-    .await;
+    let world = World::with(pinging_config()).await;
     let order = world.pending_order().await;
-    let mut tracker = connect(&world.tracking_url(&order)).await;
-    assert_eq!(next_json(&mut tracker).await["type"], "initial_state");
+    let mut tracker = connect_greeted(&world.tracking_url(&order), "initial_state").await;
     // Reading answers pings; over several idle timeouts nothing but pings arrives.
     for _ in 0..4 {
         assert_eq!(quiet(&mut tracker).await, Ok(()));
@@ -197,4 +180,13 @@ async fn shutdown_closes_every_connection_with_1001_and_refuses_new_ones() {
         (status, body["code"].as_str()),
         (503, Some("shutting_down"))
     );
+}
+
+/// Settings that ping every 100 ms and drop a client that has not answered for 400 ms.
+fn pinging_config() -> WsConfig {
+    WsConfig {
+        ping_interval: Duration::from_millis(100),
+        idle_timeout: Duration::from_millis(400),
+        ..test_config()
+    }
 }

@@ -194,6 +194,13 @@ pub(crate) async fn connect(url: &str) -> Client {
     client
 }
 
+/// Connects to `url` and reads its first message, which must be of type `greeting`.
+pub(crate) async fn connect_greeted(url: &str, greeting: &str) -> Client {
+    let mut client = connect(url).await;
+    assert_eq!(next_json(&mut client).await["type"], greeting, "{url}");
+    client
+}
+
 /// Connects with extra request headers; returns the client and the handshake response.
 pub(crate) async fn connect_with(
     url: &str,

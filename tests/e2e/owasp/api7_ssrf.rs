@@ -283,11 +283,7 @@ async fn urls_in_every_field_are_stored_inert_and_never_fetched() {
     s.public(&format!("/api/tracking/{encoded}"))
         .await
         .expect(404);
-    let mut app = Socket::connect(
-        &s.ws_url(&format!("/ws/driver?token={}", w.driver.who.token)),
-        "driver",
-    )
-    .await;
+    let mut app = Socket::connect(&w.driver_url(&w.driver), "driver").await;
     app.expect("connected").await;
     app.send_json(with_urls(
         json!({"type": "location", "latitude": 52.52, "longitude": 13.41}),
@@ -297,13 +293,7 @@ async fn urls_in_every_field_are_stored_inert_and_never_fetched() {
     app.expect("pong").await;
     app.close().await;
     // The canary as a webhook endpoint: refused (plain http to a loopback address).
-    s.post(
-        &format!("/api/vendors/{}/webhooks", w.vendor.id),
-        Some(&w.vendor.owner.token),
-        json!({"url": url, "events": ["*"]}),
-    )
-    .await
-    .expect(422);
+    w.register_webhook(&url).await.expect(422);
     // Everything above has been answered; one more round trip for anything queued behind.
     s.public("/api/health").await.expect(200);
     assert_eq!(

@@ -480,39 +480,15 @@ async fn finding_08_sockets_close_when_their_tokens_stop_working() {
     let s = &w.server;
     // A driver's socket closes at the deactivation itself (not at the next keep-alive ping,
     // 20 s later): the close arrives well within the test's bound, driven by the event.
-    let mut driver = Socket::connect(
-        &s.ws_url(&format!("/ws/driver?token={}", w.driver.who.token)),
-        "driver",
-    )
-    .await;
+    let mut driver = Socket::connect(&w.driver_url(&w.driver), "driver").await;
     driver.expect("connected").await;
-    s.patch(
-        &format!("/api/admin/users/{}", w.driver.who.user_id),
-        &w.admin.token,
-        serde_json::json!({"is_active": false}),
-    )
-    .await
-    .expect(200);
+    deactivate_driver(&w).await;
     let (code, _) = driver.closed().await;
     assert_eq!(code, CloseCode::Policy);
     // A dashboard closes when its session is logged out; another session's stays.
     let other_session = s.signed_in(&w.vendor.owner.email).await;
-    let mut ended = Socket::connect(
-        &s.ws_url(&format!(
-            "/ws/vendor/{}?token={}",
-            w.vendor.id, w.vendor.owner.token
-        )),
-        "dashboard",
-    )
-    .await;
-    let mut kept = Socket::connect(
-        &s.ws_url(&format!(
-            "/ws/vendor/{}?token={}",
-            w.vendor.id, other_session.token
-        )),
-        "other dashboard",
-    )
-    .await;
+    let mut ended = Socket::connect(&w.dashboard_url(&w.vendor.owner.token), "dashboard").await;
+    let mut kept = Socket::connect(&w.dashboard_url(&other_session.token), "other dashboard").await;
     ended.expect("initial_state").await;
     kept.expect("initial_state").await;
     s.post(
@@ -537,13 +513,7 @@ async fn finding_18_a_driver_whose_account_is_deactivated_cannot_be_assigned() {
     let w = World::new().await;
     let s = &w.server;
     s.available(&w.driver).await;
-    s.patch(
-        &format!("/api/admin/users/{}", w.driver.who.user_id),
-        &w.admin.token,
-        serde_json::json!({"is_active": false}),
-    )
-    .await
-    .expect(200);
+    deactivate_driver(&w).await;
     let (order, _) = w.order_in("accepted", &w.driver).await;
     let r = w.assign(&order, &w.driver).await;
     r.expect(409);
@@ -600,14 +570,7 @@ async fn finding_05_the_customer_cannot_set_the_fee_with_a_far_destination() {
 async fn finding_06_a_pharmacy_cannot_move_a_customers_destination() {
     let w = World::new().await;
     let s = &w.server;
-    let mut dashboard = Socket::connect(
-        &s.ws_url(&format!(
-            "/ws/vendor/{}?token={}",
-            w.vendor.id, w.vendor.owner.token
-        )),
-        "dashboard",
-    )
-    .await;
+    let mut dashboard = Socket::connect(&w.dashboard_url(&w.vendor.owner.token), "dashboard").await;
     dashboard.expect("initial_state").await;
     let (order, _) = w.order().await;
     dashboard.expect("order_created").await;
@@ -735,21 +698,14 @@ async fn finding_09_a_driver_is_paced_across_all_its_sockets_and_http() {
     let s = TestServer::start_with(&[("MEDEX_WS_MIN_FIX_INTERVAL_MS", "60000")]).await;
     let w = World::on(s).await;
     let s = &w.server;
-    let url = s.ws_url(&format!("/ws/driver?token={}", w.driver.who.token));
+    let url = w.driver_url(&w.driver);
     let (mut first, mut second) = (
         Socket::connect(&url, "first socket").await,
         Socket::connect(&url, "second socket").await,
     );
     first.expect("connected").await;
     second.expect("connected").await;
-    let mut dashboard = Socket::connect(
-        &s.ws_url(&format!(
-            "/ws/vendor/{}?token={}",
-            w.vendor.id, w.vendor.owner.token
-        )),
-        "dashboard",
-    )
-    .await;
+    let mut dashboard = Socket::connect(&w.dashboard_url(&w.vendor.owner.token), "dashboard").await;
     dashboard.expect("initial_state").await;
     let fix = serde_json::json!({"type": "location", "latitude": 52.52, "longitude": 13.40});
     first.send_json(fix.clone()).await;
@@ -890,4 +846,16 @@ async fn finding_11_every_stored_proof_is_an_order_s_and_uploads_are_bounded() {
         );
     }
     w.server.stop().await;
+}
+
+/// The admin deactivates the main driver's account.
+async fn deactivate_driver(w: &World) {
+    w.server
+        .patch(
+            &format!("/api/admin/users/{}", w.driver.who.user_id),
+            &w.admin.token,
+            serde_json::json!({"is_active": false}),
+        )
+        .await
+        .expect(200);
 }

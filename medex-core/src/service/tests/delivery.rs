@@ -7,11 +7,7 @@ fn full_delivery_credits_the_driver_once_and_frees_it() {
     block_on(async {
         let w = World::in_memory(3).await;
         let (driver, driver_id) = w.drivers[0];
-        let order = w
-            .medex
-            .create_order(&w.customers[0], new_order(w.vendor_a_id))
-            .await
-            .unwrap();
+        let order = placed_order(&w).await;
         w.medex
             .change_status(&w.vendor_a, order.id, OrderStatus::Accepted, None)
             .await
@@ -162,11 +158,7 @@ fn decline_and_reassign_free_the_previous_driver() {
                 .await
                 .unwrap();
         }
-        let order = w
-            .medex
-            .create_order(&w.customers[0], new_order(w.vendor_a_id))
-            .await
-            .unwrap();
+        let order = placed_order(&w).await;
         w.medex
             .change_status(&w.admin, order.id, OrderStatus::Accepted, None)
             .await
@@ -282,11 +274,7 @@ fn cancellation_rights_follow_the_table() {
 fn rejection_needs_a_reason_and_proof_policy_blocks_delivery() {
     block_on(async {
         let w = World::in_memory(6).await;
-        let order = w
-            .medex
-            .create_order(&w.customers[0], new_order(w.vendor_a_id))
-            .await
-            .unwrap();
+        let order = placed_order(&w).await;
         assert_eq!(
             conflict_code(
                 w.medex
@@ -310,11 +298,7 @@ fn rejection_needs_a_reason_and_proof_policy_blocks_delivery() {
             .await
             .unwrap();
         // The policy applies to orders placed from now on: each order keeps its own.
-        let order = w
-            .medex
-            .create_order(&w.customers[0], new_order(w.vendor_a_id))
-            .await
-            .unwrap();
+        let order = placed_order(&w).await;
         assert!(order.require_proof_photo && order.require_signature);
         let (driver, _) = w.drivers[0];
         w.move_to(order.id, OrderStatus::OutForDelivery, 0).await;

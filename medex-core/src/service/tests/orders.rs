@@ -6,11 +6,7 @@ use super::*;
 fn order_is_priced_and_numbered_by_the_server() {
     block_on(async {
         let w = World::in_memory(1).await;
-        let order = w
-            .medex
-            .create_order(&w.customers[0], new_order(w.vendor_a_id))
-            .await
-            .unwrap();
+        let order = placed_order(&w).await;
         assert!(order.order_number.starts_with("ORD-") && order.order_number.len() == 12);
         assert_eq!(order.tracking_token.len(), 22);
         let km = order.estimated_distance_km.unwrap();
@@ -55,11 +51,7 @@ fn invalid_orders_name_every_bad_field() {
 fn lists_are_scoped_to_the_actor() {
     block_on(async {
         let w = World::in_memory(9).await;
-        let mine = w
-            .medex
-            .create_order(&w.customers[0], new_order(w.vendor_a_id))
-            .await
-            .unwrap();
+        let mine = placed_order(&w).await;
         w.medex
             .create_order(&w.customers[1], new_order(w.vendor_a_id))
             .await
