@@ -129,11 +129,16 @@ impl Assets {
 /// The embedded files, hashed once.
 pub(crate) static ASSETS: LazyLock<Assets> = LazyLock::new(Assets::build);
 
-/// Fills a page template: `{{asset:NAME}}` becomes the hashed path of that file,
-/// `{{TILE_URL}}` and `{{TILE_ATTRIBUTION}}` the tile layer's settings (escaped).
+/// The start of every page up to its title (`{{head}}` in a template): language, viewport, no
+/// referrer, not indexed, light and dark.
+const HEAD_HTML: &str = include_str!("web/head.html");
+
+/// Fills a page template: `{{head}}` becomes [`HEAD_HTML`], `{{asset:NAME}}` the hashed path of
+/// that file, `{{TILE_URL}}` and `{{TILE_ATTRIBUTION}}` the tile layer's settings (escaped).
 pub(crate) fn render(template: &str, tiles: Option<&TileLayer>) -> String {
+    let template = template.replacen("{{head}}\n", HEAD_HTML, 1);
     let mut out = String::with_capacity(template.len() + 256);
-    let mut rest = template;
+    let mut rest = template.as_str();
     while let Some(at) = rest.find("{{asset:") {
         out.push_str(&rest[..at]);
         let after = &rest[at + "{{asset:".len()..];
