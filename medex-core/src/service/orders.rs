@@ -245,6 +245,8 @@ impl MedEx {
             deliver_before: None,
             scheduled_for: None,
             late_risk_at: None,
+            driver_arriving_at: None,
+            driver_arrived_at: None,
             created_at: now,
             updated_at: now,
             version: 1,
