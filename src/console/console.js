@@ -516,7 +516,7 @@ const RUN_STALE_MS = 30_000;
  */
 function runPanel(redraw, shown) {
   const title = h('h2', { id: 'h-run' }, 'Run');
-  const totals = h('p', { class: 'run-totals', id: 'run-totals' });
+  const totals = h('p', { class: 'run-totals', id: 'run-totals', 'aria-live': 'polite' });
   const error = h('p', { class: 'error', id: 'run-error', role: 'alert', hidden: true });
   const stops = h('ol', { class: 'stops', id: 'run-stops' });
   const close = h('button', { type: 'button', class: 'link', onclick: () => show(null) }, 'Close');
@@ -587,9 +587,10 @@ function runPanel(redraw, shown) {
     const focused = document.activeElement && stops.contains(document.activeElement) ? document.activeElement.getAttribute('data-action') : null;
     replace(stops, list.map((stop, i) => stop.kind === 'pickup' ? pickupRow(stop, i) : dropoffRow(stop, i, drops)));
     if (focused) {
-      let again = stops.querySelector('[data-action="' + focused + '"]');
-      if (again && again.disabled) again = again.parentNode.querySelector('button:not([disabled])');
-      if (again) again.focus();
+      // A move button that now stands at the end is disabled: its neighbour takes the focus.
+      let target = stops.querySelector('[data-action="' + focused + '"]');
+      if (target && target.disabled) target = target.parentNode.querySelector('button:not([disabled])');
+      if (target) target.focus();
     }
     redraw();
   }

@@ -469,6 +469,7 @@ function wireJob() {
   const patch = (body) => session.api('PATCH', '/orders/' + state.job.id, { body }).then(setJob).then(refreshRun);
   const act = (id, work) => $(id).addEventListener('click', (e) => busy(e.currentTarget, work).catch(fail));
   act('accept', async () => {
+    say(''); // the "New assignment" line is answered
     setJob(await session.api('POST', '/orders/' + state.job.id + '/assignment', { body: { action: 'accept' } }));
     refreshRun();
   });
