@@ -209,6 +209,18 @@ function onMessage(m) {
       state.orders.set(m.order.id, m.order);
       changed('orders', m.order.id);
       break;
+    case 'late_risk':
+      say(m.order_number + ' may miss its delivery window', 'error');
+      break;
+    case 'driver_arriving':
+    case 'driver_arrived':
+    case 'driver_departed': {
+      const d = state.drivers.get(m.driver_id);
+      const who = d && d.full_name ? d.full_name : 'The driver';
+      const what = { driver_arriving: ' is arriving at ', driver_arrived: ' is at the door of ', driver_departed: ' has left ' }[m.type];
+      say(who + what + m.order_number, 'ok');
+      break;
+    }
     default:
       break;
   }
