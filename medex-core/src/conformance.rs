@@ -111,6 +111,7 @@ pub async fn run(store: &dyn Store) {
     custody::records_keep_their_chain_of_custody(store).await;
     the_ends_of_the_calendar_are_bounds_like_any_other(store).await;
     text_is_kept_whatever_it_holds(store).await;
+    runs_windows_and_arrivals_are_kept(store).await;
     store.check().await.expect("check() on a healthy store");
     store.flush().await.expect("flush() on a healthy store");
 }
@@ -820,4 +821,50 @@ async fn text_is_kept_whatever_it_holds(store: &dyn Store) {
             .is_none()
     );
     assert!(store.take_refresh_session("jti\0").await.unwrap().is_none());
+}
+
+/// What dispatch keeps on records (DESIGN §14): a pharmacy's run size, a driver's run and its
+/// hand-fixed order, an order's window, dispatch time and the marks told once.
+async fn runs_windows_and_arrivals_are_kept(store: &dyn Store) {
+    let owner = user(110, "runs@example.com", Role::Vendor);
+    let mut v = vendor(111, owner.id);
+    v.max_active_orders = 12;
+    let at = |minutes: i64| t0() + Duration::minutes(minutes);
+    let mut orders = Vec::new();
+    for n in 0..3 {
+        let mut o = order(113 + n, v.id, owner.id, t0());
+        o.deliver_after = Some(at(30));
+        o.deliver_before = Some(at(90));
+        o.scheduled_for = Some(at(10));
+        o.late_risk_at = Some(at(40));
+        o.driver_arriving_at = Some(at(50));
+        o.driver_arrived_at = Some(at(51));
+        orders.push(o);
+    }
+    let driver_user = user(112, "runs-driver@example.com", Role::Driver);
+    let mut d = driver(116, v.id, driver_user.id);
+    d.status = DriverStatus::Busy;
+    d.active_order_id = Some(orders[0].id);
+    d.active_order_ids = orders.iter().map(|o| o.id).collect();
+    d.manual_stop_order = vec![orders[2].id, orders[0].id, orders[1].id];
+    for o in &mut orders {
+        o.driver_id = Some(d.id);
+    }
+    let mut writes = vec![
+        Write::User(owner),
+        Write::User(driver_user),
+        Write::Vendor(v.clone()),
+        Write::Driver(d.clone()),
+    ];
+    writes.extend(orders.iter().cloned().map(Write::Order));
+    store.commit(writes).await.expect("a run is stored");
+    assert_eq!(store.vendor(v.id).await.unwrap(), Some(v));
+    let back = store.driver(d.id).await.unwrap().expect("the driver");
+    assert_eq!(
+        (&back.active_order_ids, &back.manual_stop_order),
+        (&d.active_order_ids, &d.manual_stop_order)
+    );
+    for o in &orders {
+        assert_eq!(store.order(o.id).await.unwrap().as_ref(), Some(o));
+    }
 }
