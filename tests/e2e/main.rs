@@ -7,6 +7,7 @@ mod support;
 mod crash;
 mod custody;
 mod delivery;
+mod dispatch;
 mod faults;
 mod owasp;
 mod races;
