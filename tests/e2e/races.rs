@@ -52,15 +52,15 @@ async fn assert_consistent(s: &TestServer) {
             .iter()
             .filter(|o| o.driver_id == Some(driver.id) && o.status.has_driver_at_work())
             .collect();
-        assert!(
-            active.len() <= 1,
-            "driver {} is on {} orders",
-            driver.id,
-            active.len()
-        );
+        // A run holds exactly the orders that name the driver and are under way.
+        let mut run = driver.run();
+        run.sort();
+        let mut held: Vec<_> = active.iter().map(|o| o.id).collect();
+        held.sort();
+        assert_eq!(run, held, "driver {}'s run", driver.id);
         assert_eq!(
-            driver.active_order_id,
-            active.first().map(|o| o.id),
+            driver.active_order_id.is_some(),
+            !active.is_empty(),
             "driver {}",
             driver.id
         );
@@ -140,6 +140,50 @@ async fn one_driver_assigned_to_many_orders_at_once_lands_on_exactly_one() {
             assert_eq!(stored.status_history.len(), 2, "a loser's history moved");
         }
     }
+    assert_consistent(s).await;
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_slot_of_a_run_assigned_at_once_goes_to_exactly_one_order() {
+    let w = World::new().await;
+    let s = &w.server;
+    s.patch(
+        &format!("/api/vendors/{}", w.vendor.id),
+        &w.vendor.owner.token,
+        json!({"max_active_orders": 3}),
+    )
+    .await
+    .expect(200);
+    // Two orders on the driver's run already; one slot left.
+    let (first, _) = w.order_in("driver_assigned", &w.driver).await;
+    let (second, _) = w.order_in("accepted", &w.driver).await;
+    w.assign(&second, &w.driver).await.expect(200);
+    let mut orders = Vec::new();
+    for _ in 0..N {
+        orders.push(w.order_in("accepted", &w.driver).await.0);
+    }
+    let replies = join_all(orders.iter().map(|o| w.assign(o, &w.driver))).await;
+    let counts = tally(&replies);
+    assert_eq!(
+        counts,
+        BTreeMap::from([(200, 1), (409, N - 1)]),
+        "{replies:#?}"
+    );
+    for r in replies.iter().filter(|r| r.status.as_u16() == 409) {
+        r.assert_error_format("a run already full");
+    }
+    let winner = replies
+        .iter()
+        .find(|r| r.status.as_u16() == 200)
+        .unwrap()
+        .str("id");
+    let driver = s.stored_driver(&w.driver.id).await;
+    let mut run: Vec<String> = driver.run().iter().map(|id| id.to_string()).collect();
+    run.sort();
+    let mut want = vec![first, second, winner];
+    want.sort();
+    assert_eq!(run, want);
     assert_consistent(s).await;
     w.server.stop().await;
 }
