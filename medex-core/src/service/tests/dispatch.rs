@@ -418,6 +418,43 @@ fn north_of(at: Coordinates, metres: f64) -> (f64, f64) {
     (at.latitude() + metres / 111_320.0, at.longitude())
 }
 
+/// Driver 0 reports a fix at `(latitude, longitude)`.
+async fn report(w: &World, (latitude, longitude): (f64, f64)) {
+    let (driver, driver_id) = w.drivers[0];
+    let fix = FixInput {
+        latitude,
+        longitude,
+        ..Default::default()
+    };
+    w.medex
+        .record_location(&driver, driver_id, fix)
+        .await
+        .unwrap();
+}
+
+/// The arrivals the events tell, in order.
+fn arrivals(events: Vec<Event>) -> Vec<(OrderId, Arrival)> {
+    events
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::DriverArrival { order, arrival, .. } => Some((order.id, arrival)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Driver 0 parked at `door` for `seconds`, a fix every 5 s of the world's clock: the arrivals
+/// told meanwhile.
+async fn park(w: &World, door: Coordinates, seconds: i64) -> Vec<(OrderId, Arrival)> {
+    let mut told = Vec::new();
+    for _ in 0..=seconds / 5 {
+        report(w, (door.latitude(), door.longitude())).await;
+        told.extend(arrivals(w.events()));
+        w.clock().advance(Duration::seconds(5));
+    }
+    told
+}
+
 #[test]
 fn a_noisy_approach_to_the_door_tells_arriving_arrived_and_departed_once_each() {
     block_on(async {
@@ -439,24 +476,7 @@ fn a_noisy_approach_to_the_door_tells_arriving_arrived_and_departed_once_each() 
             .unwrap();
         let order = w.order_in(OrderStatus::OutForDelivery).await;
         let door = order.delivery_location().unwrap();
-        let (driver, driver_id) = w.drivers[0];
-        let report = |(latitude, longitude): (f64, f64)| {
-            let medex = w.medex.clone();
-            async move {
-                medex
-                    .record_location(
-                        &driver,
-                        driver_id,
-                        FixInput {
-                            latitude,
-                            longitude,
-                            ..Default::default()
-                        },
-                    )
-                    .await
-                    .unwrap();
-            }
-        };
+        let driver_id = w.drivers[0].1;
         // A fixed pseudo-random jitter of up to ±30 m, as a phone's GPS gives standing still.
         let mut seed = 0x2545_f491_u32;
         let mut jitter = move || {
@@ -466,15 +486,10 @@ fn a_noisy_approach_to_the_door_tells_arriving_arrived_and_departed_once_each() 
             f64::from(seed % 61) - 30.0
         };
         let told = |events: Vec<Event>| -> Vec<Arrival> {
-            events
+            let mine = arrivals(events)
                 .into_iter()
-                .filter_map(|e| match e {
-                    Event::DriverArrival {
-                        order: o, arrival, ..
-                    } if o.id == order.id => Some(arrival),
-                    _ => None,
-                })
-                .collect()
+                .filter(|(id, _)| *id == order.id);
+            mine.map(|(_, arrival)| arrival).collect()
         };
         w.events();
         let mut trace = Vec::new();
@@ -490,14 +505,14 @@ fn a_noisy_approach_to_the_door_tells_arriving_arrived_and_departed_once_each() 
         }
         let mut seen = Vec::new();
         for at in trace {
-            report(at).await;
+            report(&w, at).await;
             seen.extend(told(w.events()));
             w.clock().advance(Duration::seconds(4));
         }
         assert_eq!(seen, [Arrival::Arriving, Arrival::Arrived]);
         // …then away; coming back tells nothing more.
         for metres in [120.0, 200.0, 400.0, 40.0, 30.0, 300.0] {
-            report(north_of(door, metres)).await;
+            report(&w, north_of(door, metres)).await;
             seen.extend(told(w.events()));
             w.clock().advance(Duration::seconds(4));
         }
@@ -552,31 +567,10 @@ fn arrivals_are_told_for_the_run_stop_the_driver_heads_for() {
     block_on(async {
         let w = World::in_memory(56).await;
         let orders = run_of_three(&w).await;
-        let (driver, driver_id) = w.drivers[0];
         // Orders lie 1, 3 and 5 km east: parked at the nearest one's door.
         let nearest = &orders[1];
-        let door = nearest.delivery_location().unwrap();
         w.events();
-        let mut told = Vec::new();
-        for _ in 0..8 {
-            w.medex
-                .record_location(
-                    &driver,
-                    driver_id,
-                    FixInput {
-                        latitude: door.latitude(),
-                        longitude: door.longitude(),
-                        ..Default::default()
-                    },
-                )
-                .await
-                .unwrap();
-            told.extend(w.events().into_iter().filter_map(|e| match e {
-                Event::DriverArrival { order, arrival, .. } => Some((order.id, arrival)),
-                _ => None,
-            }));
-            w.clock().advance(Duration::seconds(5));
-        }
+        let told = park(&w, nearest.delivery_location().unwrap(), 35).await;
         assert_eq!(
             told,
             [
@@ -593,42 +587,18 @@ fn a_second_try_at_the_door_is_told_again() {
         let w = World::in_memory(57).await;
         let order = w.order_in(OrderStatus::OutForDelivery).await;
         let door = order.delivery_location().unwrap();
-        let (driver, driver_id) = w.drivers[0];
-        let park = |seconds: i64| {
-            let w = &w;
-            async move {
-                let mut told = Vec::new();
-                for _ in 0..=seconds / 5 {
-                    w.medex
-                        .record_location(
-                            &driver,
-                            driver_id,
-                            FixInput {
-                                latitude: door.latitude(),
-                                longitude: door.longitude(),
-                                ..Default::default()
-                            },
-                        )
-                        .await
-                        .unwrap();
-                    told.extend(w.events().into_iter().filter_map(|e| match e {
-                        Event::DriverArrival { arrival, .. } => Some(arrival),
-                        _ => None,
-                    }));
-                    w.clock().advance(Duration::seconds(5));
-                }
-                told
-            }
-        };
+        let driver = w.drivers[0].0;
+        let told = |seconds| park(&w, door, seconds);
+        let (arriving, arrived) = ((order.id, Arrival::Arriving), (order.id, Arrival::Arrived));
         w.events();
-        assert_eq!(park(25).await, [Arrival::Arriving, Arrival::Arrived]);
+        assert_eq!(told(25).await, [arriving, arrived]);
         // Nobody opened: the attempt fails, and the driver rings again.
         w.move_to(order.id, OrderStatus::Failed, 0).await;
-        assert_eq!(park(5).await, [], "not on board while failed");
+        assert_eq!(told(5).await, [], "not on board while failed");
         w.medex
             .change_status(&driver, order.id, OrderStatus::OutForDelivery, None)
             .await
             .unwrap();
-        assert_eq!(park(25).await, [Arrival::Arriving, Arrival::Arrived]);
+        assert_eq!(told(25).await, [arriving, arrived]);
     })
 }
