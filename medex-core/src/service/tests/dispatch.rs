@@ -552,6 +552,23 @@ fn suggestions_are_for_the_pharmacy_and_for_orders_it_can_still_assign() {
         );
         // Its driver sees it but may not ask: 403.
         assert_eq!(code(ask(w.drivers[0].0, delivered.id).await), "forbidden");
+        // Scheduled for later: no driver yet, so no suggestion either.
+        let later = w
+            .medex
+            .create_order(
+                &w.customers[0],
+                NewOrder {
+                    schedule: Schedule {
+                        scheduled_for: Some(w.medex.now() + Duration::minutes(30)),
+                        ..Schedule::default()
+                    },
+                    ..new_order(w.vendor_a_id)
+                },
+            )
+            .await
+            .unwrap();
+        let later = w.move_to(later.id, OrderStatus::Accepted, 0).await;
+        assert_eq!(code(ask(w.vendor_a, later.id).await), "not_yet_scheduled");
         // Before pickup an order can be re-assigned: its own driver is not among the answers.
         let assigned = w.order_for(OrderStatus::DriverAssigned, 0).await;
         on_duty_north(&w, 1, 2.0).await;
