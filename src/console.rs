@@ -5,9 +5,11 @@
 //! content-hashed files. The page carries no data and no secret; its script signs in and then
 //! speaks only the public API: `/api/...` over HTTP with a bearer token and `/ws/vendor/{id}` for
 //! the live fleet map. Sections: incoming orders (Accept, Reject), Assign driver, the fleet map,
-//! an order's custody record and proofs, the daily report with a chart and its CSV, drivers,
-//! webhooks and API keys, and for admins users and the configuration. How it keeps its session
-//! is written at the top of `src/web/session.js`.
+//! a driver's run (its stops numbered in sequence, in a list and on the map, the drop-offs
+//! reordered by drag and drop or with buttons: `PUT /api/drivers/{id}/run`), an order's custody
+//! record and proofs, the daily report with a chart and its CSV, drivers, webhooks and API keys,
+//! and for admins users and the configuration. How it keeps its session is written at the top
+//! of `src/web/session.js`.
 //!
 //! Proofs are uploads that need the session's token, so the page fetches them and shows them
 //! from memory: its `img-src` also admits `blob:`.

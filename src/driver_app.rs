@@ -7,7 +7,8 @@
 //! Geolocation positions sent over the same socket every 4 s while on duty (kept while the
 //! connection is down and sent late as a `locations` batch with their `recorded_at`), Picked up,
 //! Out for delivery, Delivered with a camera photo, a signature drawn on a canvas and the
-//! handover code, Failed with a reason, and earnings. How it keeps its session through a reload
+//! handover code, Failed with a reason, and earnings. A driver holding several orders sees the
+//! next stop of its run (`GET /api/drivers/{id}/run`) and how many are left. How it keeps its session through a reload
 //! or a server restart is written at the top of `src/web/session.js`.
 //!
 //! It is the one page whose `Permissions-Policy` grants geolocation and the camera (to this

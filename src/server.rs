@@ -289,6 +289,7 @@ impl EventBus for MeteredBus {
             Event::OrderCreated(_) => "order_created",
             Event::OrderUpdated(_) => "order_updated",
             Event::LateRisk(_) => "late_risk",
+            Event::DriverArrival { arrival, .. } => arrival.message_type(),
             Event::OrderStatusChanged { .. } => "order_status",
             Event::DriverAssigned { .. } => "driver_assigned",
             Event::DriverLocation(_) => "driver_location",

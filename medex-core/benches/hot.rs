@@ -97,6 +97,8 @@ fn order(n: u64, vendor: VendorId, customer: UserId, at: DateTime<Utc>) -> Order
         deliver_before: None,
         scheduled_for: None,
         late_risk_at: None,
+        driver_arriving_at: None,
+        driver_arrived_at: None,
         created_at: at,
         updated_at: at,
         version: 1,

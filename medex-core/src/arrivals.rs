@@ -24,7 +24,8 @@ pub const ARRIVED_DWELL_SECONDS: i64 = 20;
 pub const DEPARTED_RADIUS_M: f64 = 150.0;
 
 /// What a fix tells about the stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Arrival {
     /// The driver is about to arrive.
     Arriving,
@@ -32,6 +33,17 @@ pub enum Arrival {
     Arrived,
     /// The driver left the stop after arriving.
     Departed,
+}
+
+impl Arrival {
+    /// The name of its live message: `driver_arriving`, `driver_arrived`, `driver_departed`.
+    pub fn message_type(self) -> &'static str {
+        match self {
+            Arrival::Arriving => "driver_arriving",
+            Arrival::Arrived => "driver_arrived",
+            Arrival::Departed => "driver_departed",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,6 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
 
+use crate::arrivals::Arrival;
 use crate::model::{
     DriverId, DriverStatus, LocationFix, Order, OrderId, OrderStatus, SessionId, UserId, VendorId,
 };
@@ -97,6 +98,19 @@ pub enum Event {
     },
     /// A driver reported a position.
     DriverLocation(Arc<DriverLocation>),
+    /// A driver is about to reach, has reached or has left an order's drop-off (DESIGN §14),
+    /// each once per order; `order` carries the marks (`driver_arriving_at`,
+    /// `driver_arrived_at`).
+    DriverArrival {
+        /// The order whose drop-off it is.
+        order: Arc<Order>,
+        /// Whose approach.
+        driver_id: DriverId,
+        /// What happened.
+        arrival: Arrival,
+        /// Minutes to the drop-off from the fix that told it, when known.
+        eta_minutes: Option<f64>,
+    },
     /// Tokens of an account stopped working: one session (`Some`: a logout, a refresh token used
     /// twice) or all of them (`None`: deactivation, a password change, "log out everywhere").
     /// Live connections opened with them close.
@@ -141,6 +155,8 @@ impl Event {
     /// - `DriverLocation`: the pharmacy, and the order's tracker while the order is on its way
     ///   (not while the driver heads back after a failed attempt); on a run, the tracker of
     ///   every order of the run on its way.
+    /// - `DriverArrival`: the pharmacy, and the order's tracker for `arriving` only (where the
+    ///   driver waits or goes next is not the customer's to follow).
     /// - `SessionsEnded`: the account's connections.
     pub fn topics(&self) -> impl Iterator<Item = Topic> + use<> {
         let (a, b, c) = match self {
@@ -158,6 +174,12 @@ impl Event {
                     .filter(|_| order.status != OrderStatus::DriverAssigned)
                     .map(Topic::Driver),
                 Some(Topic::Tracking(order.tracking_token.clone())),
+            ),
+            Event::DriverArrival { order, arrival, .. } => (
+                Some(Topic::Vendor(order.vendor_id)),
+                (*arrival == Arrival::Arriving)
+                    .then(|| Topic::Tracking(order.tracking_token.clone())),
+                None,
             ),
             Event::DriverAssigned {
                 order,
@@ -203,7 +225,8 @@ impl Event {
             | Event::OrderUpdated(order)
             | Event::LateRisk(order)
             | Event::OrderStatusChanged { order, .. }
-            | Event::DriverAssigned { order, .. } => Some((order.id, order.version)),
+            | Event::DriverAssigned { order, .. }
+            | Event::DriverArrival { order, .. } => Some((order.id, order.version)),
             Event::DriverLocation(_)
             | Event::DriverStatusChanged { .. }
             | Event::SessionsEnded { .. } => None,

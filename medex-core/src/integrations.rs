@@ -91,17 +91,25 @@ pub enum WebhookEvent {
     /// `order.late_risk`: the drop-off is now expected after its `deliver_before` (once).
     #[serde(rename = "order.late_risk")]
     LateRisk,
+    /// `order.driver_arriving`: the driver is about to reach the drop-off (once).
+    #[serde(rename = "order.driver_arriving")]
+    DriverArriving,
+    /// `order.driver_arrived`: the driver has been at the drop-off for a while (once).
+    #[serde(rename = "order.driver_arrived")]
+    DriverArrived,
 }
 
 impl WebhookEvent {
     /// Every event type.
-    pub const ALL: [WebhookEvent; 6] = [
+    pub const ALL: [WebhookEvent; 8] = [
         WebhookEvent::OrderCreated,
         WebhookEvent::StatusChanged,
         WebhookEvent::DriverAssigned,
         WebhookEvent::Delivered,
         WebhookEvent::Failed,
         WebhookEvent::LateRisk,
+        WebhookEvent::DriverArriving,
+        WebhookEvent::DriverArrived,
     ];
 
     /// The wire name.
@@ -113,6 +121,8 @@ impl WebhookEvent {
             WebhookEvent::Delivered => "order.delivered",
             WebhookEvent::Failed => "order.failed",
             WebhookEvent::LateRisk => "order.late_risk",
+            WebhookEvent::DriverArriving => "order.driver_arriving",
+            WebhookEvent::DriverArrived => "order.driver_arrived",
         }
     }
 
@@ -127,8 +137,22 @@ pub fn events_of(before: Option<&Order>, after: &Order) -> Vec<WebhookEvent> {
     let Some(before) = before else {
         return vec![WebhookEvent::OrderCreated];
     };
-    if before.late_risk_at.is_none() && after.late_risk_at.is_some() {
-        return vec![WebhookEvent::LateRisk];
+    // Marks set once, without a change of status.
+    let marked =
+        |mark: fn(&Order) -> Option<DateTime<Utc>>| mark(before).is_none() && mark(after).is_some();
+    let marks: Vec<WebhookEvent> = [
+        (marked(|o| o.late_risk_at), WebhookEvent::LateRisk),
+        (
+            marked(|o| o.driver_arriving_at),
+            WebhookEvent::DriverArriving,
+        ),
+        (marked(|o| o.driver_arrived_at), WebhookEvent::DriverArrived),
+    ]
+    .into_iter()
+    .filter_map(|(set, event)| set.then_some(event))
+    .collect();
+    if !marks.is_empty() {
+        return marks;
     }
     let reassigned =
         after.status == OrderStatus::DriverAssigned && before.driver_id != after.driver_id;

@@ -367,7 +367,13 @@ pub fn apply(
             next.picked_up_at = Some(at);
             next.driver_accepted_at.get_or_insert(at);
         }
-        Action::StartDelivery | Action::RetryDelivery => next.out_for_delivery_at = Some(at),
+        Action::StartDelivery => next.out_for_delivery_at = Some(at),
+        Action::RetryDelivery => {
+            next.out_for_delivery_at = Some(at);
+            // Another approach to the door: its arrivals are told again.
+            next.driver_arriving_at = None;
+            next.driver_arrived_at = None;
+        }
         Action::Deliver => {
             next.delivered_at = Some(at);
             proofs = order.proofs.iter().map(|p| p.sha256).collect();
@@ -386,6 +392,8 @@ pub fn apply(
             next.driver_accepted_at = None;
             next.picked_up_at = None;
             next.out_for_delivery_at = None;
+            next.driver_arriving_at = None;
+            next.driver_arrived_at = None;
             next.handover_failures = 0;
         }
     }

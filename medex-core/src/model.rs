@@ -1131,6 +1131,12 @@ pub struct Order {
     /// once).
     #[serde(default)]
     pub late_risk_at: Option<DateTime<Utc>>,
+    /// When its driver was first about to arrive at the drop-off (`driver_arriving`, once).
+    #[serde(default)]
+    pub driver_arriving_at: Option<DateTime<Utc>>,
+    /// When its driver was first seen at the drop-off long enough (`driver_arrived`, once).
+    #[serde(default)]
+    pub driver_arrived_at: Option<DateTime<Utc>>,
     /// When placed.
     pub created_at: DateTime<Utc>,
     /// When last changed.

@@ -440,8 +440,9 @@ pub fn sequence(run: &Run, table: &TravelTable) -> Result<Plan, SequencingError>
 }
 
 /// The plan that visits the drop-offs in `dropoffs` order (which must name each order of the
-/// run once), collecting parcels at a pickup point just before the first drop-off that needs
-/// one of them.
+/// run once). Each pickup point is visited once, where it costs least before the first drop-off
+/// that needs it: a driver standing at the pharmacy collects every parcel there first, one out
+/// on the road delivers what it carries before coming back, whichever is sooner.
 pub fn in_order(
     run: &Run,
     table: &TravelTable,
@@ -450,6 +451,7 @@ pub fn in_order(
     let problem = problem(run, table)?;
     let mut nodes = Vec::with_capacity(problem.layout.nodes());
     let mut named = vec![false; run.orders.len()];
+    let mut points = Vec::new();
     for id in dropoffs {
         let Some(i) = run.orders.iter().position(|o| o.order_id == *id) else {
             return Err(SequencingError::NotTheRun);
@@ -458,14 +460,40 @@ pub fn in_order(
             return Err(SequencingError::NotTheRun);
         }
         if let Some(p) = problem.layout.needs[i]
-            && !nodes.contains(&p)
+            && !points.contains(&p)
         {
-            nodes.push(p);
+            points.push(p);
         }
         nodes.push(problem.layout.pickups + i);
     }
     if named.iter().any(|n| !n) {
         return Err(SequencingError::NotTheRun);
+    }
+    let cost = |nodes: &[usize]| {
+        let plan = problem.plan(run, nodes);
+        Cost {
+            late: plan.late_minutes,
+            minutes: plan.total_minutes,
+        }
+    };
+    for p in points {
+        let first_need = nodes
+            .iter()
+            .position(|&node| {
+                node >= problem.layout.pickups
+                    && problem.layout.needs[node - problem.layout.pickups] == Some(p)
+            })
+            .unwrap_or(nodes.len());
+        let mut best: Option<(Cost, usize)> = None;
+        for at in 0..=first_need {
+            let mut tried = nodes.clone();
+            tried.insert(at, p);
+            let c = cost(&tried);
+            if best.is_none_or(|(b, _)| !b.better_than(&c)) {
+                best = Some((c, at));
+            }
+        }
+        nodes.insert(best.map_or(first_need, |(_, at)| at), p);
     }
     Ok(problem.plan(run, &nodes))
 }

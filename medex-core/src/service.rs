@@ -36,6 +36,7 @@ use crate::tracking::TrackingView;
 
 pub mod accounts;
 pub mod admin;
+mod arrivals;
 pub mod custody;
 pub mod delivery;
 pub mod dispatch;
@@ -112,6 +113,8 @@ pub struct MedEx {
     tracking_views: tracking::TrackingViews,
     /// Travel times between the stops of runs.
     router: Arc<dyn crate::router::Router>,
+    /// Each reporting driver's approach to its next drop-off.
+    approaches: arrivals::Approaches,
 }
 
 fn clamp_page<C>(page: Page<C>) -> Page<C> {
@@ -200,6 +203,7 @@ impl MedEx {
             fix_pace: tracking::FixPace::default(),
             private_webhooks: false,
             router: Arc::new(crate::router::GreatCircle),
+            approaches: Default::default(),
         })
     }
 

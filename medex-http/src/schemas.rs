@@ -142,7 +142,14 @@ pub(crate) fn webhook_url() -> Object {
 
 /// The events of a webhook: `["*"]` alone, or one to twenty event type names.
 pub(crate) fn webhook_events() -> Schema {
+    use medex_core::integrations::WebhookEvent;
     use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder};
+    let every: Vec<&str> = WebhookEvent::ALL.iter().map(|e| e.as_str()).collect();
+    let listed = every
+        .iter()
+        .map(|name| format!("`{name}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let names = |values: Vec<&str>| {
         ObjectBuilder::new()
             .schema_type(Type::String)
@@ -158,21 +165,13 @@ pub(crate) fn webhook_events() -> Schema {
         )
         .item(
             ArrayBuilder::new()
-                .items(names(vec![
-                    "order.created",
-                    "order.status_changed",
-                    "order.driver_assigned",
-                    "order.delivered",
-                    "order.failed",
-                    "order.late_risk",
-                ]))
+                .items(names(every))
                 .min_items(Some(1))
                 .max_items(Some(20)),
         )
-        .description(Some(
-            "`[\"*\"]` for every event type, or some of `order.created`, \
-             `order.status_changed`, `order.driver_assigned`, `order.delivered`, `order.failed`, `order.late_risk`.",
-        ))
+        .description(Some(format!(
+            "`[\"*\"]` for every event type, or some of {listed}."
+        )))
         .build()
         .into()
 }

@@ -253,6 +253,10 @@ pub(crate) struct OrderDoc {
     scheduled_for: Option<DateTime<Utc>>,
     /// When its drop-off was first expected after `deliver_before` (`late_risk`, raised once).
     late_risk_at: Option<DateTime<Utc>>,
+    /// When its driver was first about to arrive at the drop-off (`order.driver_arriving`).
+    driver_arriving_at: Option<DateTime<Utc>>,
+    /// When its driver had been at the drop-off for the dwell time (`order.driver_arrived`).
+    driver_arrived_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     version: u64,

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use medex_core::arrivals::Arrival;
 use medex_core::events::{DriverLocation, Event, RunStopEta};
 use medex_core::model::{
     DriverId, DriverStatus, LocationFix, Order, OrderId, OrderStatus, SessionId, UserId, VendorId,
@@ -47,6 +48,12 @@ enum WireRef<'a> {
     DriverAssigned {
         order: &'a Order,
         previous_driver: Option<DriverId>,
+    },
+    DriverArrival {
+        order: &'a Order,
+        driver_id: DriverId,
+        arrival: Arrival,
+        eta_minutes: Option<f64>,
     },
     DriverLocation {
         driver_id: DriverId,
@@ -98,6 +105,12 @@ enum Wire {
         order: Order,
         previous_driver: Option<DriverId>,
     },
+    DriverArrival {
+        order: Order,
+        driver_id: DriverId,
+        arrival: Arrival,
+        eta_minutes: Option<f64>,
+    },
     DriverLocation {
         driver_id: DriverId,
         vendor_id: VendorId,
@@ -136,6 +149,17 @@ pub(crate) fn encode(from: Origin, event: &Event) -> Vec<u8> {
         } => WireRef::DriverAssigned {
             order,
             previous_driver: *previous_driver,
+        },
+        Event::DriverArrival {
+            order,
+            driver_id,
+            arrival,
+            eta_minutes,
+        } => WireRef::DriverArrival {
+            order,
+            driver_id: *driver_id,
+            arrival: *arrival,
+            eta_minutes: *eta_minutes,
         },
         Event::DriverLocation(loc) => WireRef::DriverLocation {
             driver_id: loc.driver_id,
@@ -191,6 +215,17 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(Origin, Event), Unreadable> {
         Wire::OrderStatusChanged { order, previous } => Event::OrderStatusChanged {
             order: Arc::new(order),
             previous,
+        },
+        Wire::DriverArrival {
+            order,
+            driver_id,
+            arrival,
+            eta_minutes,
+        } => Event::DriverArrival {
+            order: Arc::new(order),
+            driver_id,
+            arrival,
+            eta_minutes,
         },
         Wire::DriverAssigned {
             order,
@@ -324,6 +359,19 @@ mod tests {
                 status: DriverStatus::OnBreak,
             },
             Event::OrderUpdated(order.clone()),
+            Event::LateRisk(order.clone()),
+            Event::DriverArrival {
+                order: order.clone(),
+                driver_id: id(4),
+                arrival: Arrival::Arriving,
+                eta_minutes: Some(1.5),
+            },
+            Event::DriverArrival {
+                order: order.clone(),
+                driver_id: id(4),
+                arrival: Arrival::Departed,
+                eta_minutes: None,
+            },
             Event::SessionsEnded {
                 user_id: id(6),
                 session: Some(id(7)),

@@ -23,6 +23,7 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use chrono::Utc;
+use medex_core::arrivals::Arrival;
 use medex_core::events::{Event, EventBus, Fanout, Interest, Resync, Topic, Watching};
 use medex_core::model::{DriverId, OrderStatus, SessionId, UserId, VendorId};
 use medex_core::permissions::Actor;
@@ -502,6 +503,32 @@ impl Fanout for Hub {
                     Delivery::Event,
                 );
             }
+            (
+                Topic::Vendor(vendor),
+                Event::DriverArrival {
+                    order,
+                    driver_id,
+                    arrival,
+                    eta_minutes,
+                },
+            ) if order.vendor_id == *vendor => self.vendors.deliver(
+                vendor,
+                || messages::vendor_arrival(order, *driver_id, *arrival, *eta_minutes, now),
+                Delivery::Event,
+            ),
+            (
+                Topic::Tracking(token),
+                Event::DriverArrival {
+                    order,
+                    arrival: Arrival::Arriving,
+                    eta_minutes,
+                    ..
+                },
+            ) if order.tracking_token == *token => self.trackers.deliver(
+                token.as_str(),
+                || messages::tracker_arriving(*eta_minutes, now),
+                Delivery::Event,
+            ),
             (Topic::Vendor(vendor), Event::LateRisk(order)) if order.vendor_id == *vendor => {
                 self.vendors
                     .deliver(vendor, || messages::late_risk(order, now), Delivery::Event);

@@ -5,6 +5,7 @@
 //! [`TrackingView`] would show.
 
 use chrono::{DateTime, Utc};
+use medex_core::arrivals::Arrival;
 use medex_core::events::DriverLocation;
 use medex_core::model::{
     Driver, DriverId, DriverStatus, Money, Order, OrderId, OrderStatus, UserId, VehicleType,
@@ -291,6 +292,47 @@ pub(crate) fn late_risk(order: &Order, sent_at: DateTime<Utc>) -> Utf8Bytes {
             deliver_before: order.deliver_before,
             late_risk_at: order.late_risk_at,
         },
+        sent_at,
+    )
+}
+
+/// `driver_arriving`, `driver_arrived` or `driver_departed` for the vendor dashboard: the
+/// driver and the order whose drop-off it is.
+pub(crate) fn vendor_arrival(
+    order: &Order,
+    driver_id: DriverId,
+    arrival: Arrival,
+    eta_minutes: Option<f64>,
+    sent_at: DateTime<Utc>,
+) -> Utf8Bytes {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        order_id: OrderId,
+        order_number: &'a str,
+        driver_id: DriverId,
+        eta_minutes: Option<f64>,
+    }
+    text(
+        arrival.message_type(),
+        Body {
+            order_id: order.id,
+            order_number: &order.order_number,
+            driver_id,
+            eta_minutes,
+        },
+        sent_at,
+    )
+}
+
+/// `driver_arriving` for a public tracker: its driver is about to reach the door.
+pub(crate) fn tracker_arriving(eta_minutes: Option<f64>, sent_at: DateTime<Utc>) -> Utf8Bytes {
+    #[derive(Serialize)]
+    struct Body {
+        eta_minutes: Option<f64>,
+    }
+    text(
+        Arrival::Arriving.message_type(),
+        Body { eta_minutes },
         sent_at,
     )
 }

@@ -6,8 +6,8 @@
 import { MapView, redrawOnResize, validPoint } from './map.js';
 import { Session, LiveSocket, SignedOut } from './session.js';
 import {
-  h, replace, field, badge, when, time, money, km, today, utcOffset, notice, download, busy,
-  STATUS_LABELS, DRIVER_STATUS_LABELS
+  h, replace, field, badge, when, time, money, km, minutes, today, utcOffset, notice, download, busy,
+  runStops, stopEta, stopWindow, STATUS_LABELS, DRIVER_STATUS_LABELS, RUN_STATUSES
 } from './ui.js';
 
 const $ = (id) => document.getElementById(id);
@@ -28,6 +28,7 @@ const state = {
   vendors: [],       // for admins
   orders: new Map(), // id → order, the recent and the active ones
   drivers: new Map(),
+  runDriverId: null, // the driver whose run the orders section shows
   socket: null
 };
 
@@ -149,6 +150,7 @@ async function selectVendor(id) {
   state.vendor = null;
   state.orders.clear();
   state.drivers.clear();
+  state.runDriverId = null;
   if (id) sessionStorage.setItem('medex.console.vendor', id);
   if (state.vendorId) {
     try {
@@ -188,13 +190,13 @@ function onMessage(m) {
       d.current_longitude = m.longitude;
       d.last_location_update = m.recorded_at;
       if (m.eta_minutes !== undefined) d.eta_minutes = m.eta_minutes;
-      changed('location');
+      changed('location', m.driver_id);
       break;
     }
     case 'driver_status': {
       const d = state.drivers.get(m.driver_id);
       if (d) d.status = m.status; else refetchDrivers();
-      changed('drivers');
+      changed('drivers', m.driver_id);
       break;
     }
     case 'order_created':
@@ -207,6 +209,18 @@ function onMessage(m) {
       state.orders.set(m.order.id, m.order);
       changed('orders', m.order.id);
       break;
+    case 'late_risk':
+      say(m.order_number + ' may miss its delivery window', 'error');
+      break;
+    case 'driver_arriving':
+    case 'driver_arrived':
+    case 'driver_departed': {
+      const d = state.drivers.get(m.driver_id);
+      const who = d && d.full_name ? d.full_name : 'The driver';
+      const what = { driver_arriving: ' is arriving at ', driver_arrived: ' is at the door of ', driver_departed: ' has left ' }[m.type];
+      say(who + what + m.order_number, 'ok');
+      break;
+    }
     default:
       break;
   }
@@ -296,8 +310,25 @@ function sortedOrders(filter) {
     .sort((a, b) => (b.created_at || '').localeCompare(a.created_at || ''));
 }
 
+/** The orders of `driverId`'s run with stops ahead, as far as this page knows them. */
+function runOrders(driverId) {
+  return Array.from(state.orders.values()).filter((o) => o.driver_id === driverId && RUN_STATUSES.includes(o.status));
+}
+
+/**
+ * Drivers who can take another order: available ones, and busy ones whose run has room under
+ * the pharmacy's `max_active_orders` (the server decides; this only offers them).
+ */
 function availableDrivers() {
-  return Array.from(state.drivers.values()).filter((d) => d.status === 'available' && d.is_active !== false);
+  const room = (state.vendor && state.vendor.max_active_orders) || 1;
+  return Array.from(state.drivers.values()).filter((d) => d.is_active !== false
+    && (d.status === 'available' || (d.status === 'busy' && runOrders(d.id).length < room)));
+}
+
+function driverChoice(d) {
+  const held = runOrders(d.id).length;
+  const room = (state.vendor && state.vendor.max_active_orders) || 1;
+  return d.full_name + ' (' + d.vehicle_type + (held ? ', ' + held + ' of ' + room + ' in run' : '') + ')';
 }
 
 /** The buttons an order's status allows the pharmacy (and an admin). */
@@ -317,7 +348,7 @@ function orderActions(order) {
   const assign = (label) => {
     const drivers = availableDrivers();
     const select = h('select', { 'data-keep': 'driver-' + order.id, 'aria-label': 'Driver for ' + order.order_number },
-      drivers.length ? drivers.map((d) => h('option', { value: d.id }, d.full_name + ' (' + d.vehicle_type + ')'))
+      drivers.length ? drivers.map((d) => h('option', { value: d.id }, driverChoice(d)))
         : h('option', { value: '' }, 'No driver available'));
     return h('span', { class: 'assign' }, select, act(label, async () => {
       if (!select.value) throw new Error('No driver is available: ask one to go available in the driver app.');
@@ -398,8 +429,10 @@ function ordersView(view) {
   const empty = h('p', { class: 'map-empty', id: 'fleet-map-empty', hidden: true }, 'Drivers appear here once they share a location.');
   const wrap = h('div', { class: 'map-wrap', id: 'fleet-map-wrap' }, mapSvg, empty);
   const attribution = tileAttribution ? h('p', { class: 'muted small attribution' }, tileAttribution) : null;
+  const run = runPanel(() => renderMap(), () => { renderFleet(); renderMap(); });
   view.appendChild(h('div', { class: 'dispatch' },
     h('div', { class: 'dispatch-lists' },
+      run.element,
       section('Incoming orders', incoming),
       section('In progress', active),
       section('Recent', recent)),
@@ -426,10 +459,21 @@ function ordersView(view) {
 
   function renderFleet() {
     const drivers = Array.from(state.drivers.values()).sort((a, b) => a.full_name.localeCompare(b.full_name));
-    replace(fleet, drivers.length ? drivers.map((d) => h('li', { 'data-driver-id': d.id },
-      h('span', { class: 'fleet-name' }, d.full_name), ' ', badge(d.status, DRIVER_STATUS_LABELS),
-      d.last_location_update ? h('span', { class: 'muted small' }, ' seen ', when(d.last_location_update)) : null))
-      : h('li', { class: 'muted' }, 'No drivers yet: register one under Drivers.'));
+    keep(fleet, () => drivers.length ? drivers.map((d) => {
+      const held = runOrders(d.id).length;
+      const shown = state.runDriverId === d.id;
+      // Only drivers holding orders have a run to show (or the one shown, to close it).
+      const toggle = held || shown ? h('button', {
+        type: 'button', class: 'small-button', 'data-action': 'run-' + d.id, 'aria-pressed': shown ? 'true' : 'false',
+        'aria-label': (shown ? 'Hide run of ' : 'Show run of ') + d.full_name,
+        onclick: () => run.show(shown ? null : d.id)
+      }, shown ? 'Hide run' : 'Show run') : null;
+      return h('li', { 'data-driver-id': d.id, class: shown ? 'selected' : null },
+        h('span', { class: 'fleet-name' }, d.full_name), ' ', badge(d.status, DRIVER_STATUS_LABELS),
+        held ? h('span', { class: 'small' }, ' ', held + ' order' + (held === 1 ? '' : 's')) : null,
+        d.last_location_update ? h('span', { class: 'muted small' }, ' seen ', when(d.last_location_update)) : null,
+        toggle ? [' ', toggle] : null);
+    }) : h('li', { class: 'muted' }, 'No drivers yet: register one under Drivers.'));
   }
 
   function renderMap() {
@@ -437,8 +481,10 @@ function ordersView(view) {
     const markers = [];
     const v = state.vendor;
     if (v && validPoint(v)) markers.push({ id: 'fleet-pickup', kind: 'pickup', point: v, title: v.business_name });
+    const inRun = run.orderIds();
     for (const o of state.orders.values()) {
       if (!['accepted', 'driver_assigned', 'picked_up', 'out_for_delivery', 'failed'].includes(o.status)) continue;
+      if (inRun.has(o.id)) continue; // drawn as a numbered stop instead
       const p = { latitude: o.delivery_latitude, longitude: o.delivery_longitude };
       markers.push({ id: 'destination-' + o.id, kind: 'destination', point: p, title: o.order_number + ': ' + (o.delivery_address || '') });
     }
@@ -447,18 +493,259 @@ function ordersView(view) {
       const p = { latitude: d.current_latitude, longitude: d.current_longitude };
       markers.push({ id: 'driver-' + d.id, kind: 'driver', point: p, title: d.full_name + ' (' + (DRIVER_STATUS_LABELS[d.status] || d.status) + ')', label: d.full_name.split(' ')[0] });
     }
-    empty.hidden = map.draw({ markers });
+    markers.push(...run.markers());
+    const line = run.line();
+    empty.hidden = map.draw({ markers, lines: line ? [line] : [] });
   }
 
   renderLists();
   renderFleet();
   renderMap();
   redrawOnResize(wrap, renderMap);
+  run.show(state.runDriverId);
+  // Settings changed elsewhere (max_active_orders decides whom Assign driver offers).
+  session.api('GET', '/vendors/' + state.vendorId).then((v) => { state.vendor = v; renderLists(); }).catch(failed);
   return {
-    update(kind) {
+    update(kind, id) {
       if (kind !== 'location') renderLists();
-      if (kind === 'drivers' || kind === 'all' || kind === 'location') renderFleet();
+      if (kind === 'drivers' || kind === 'all' || kind === 'location' || kind === 'orders') renderFleet();
+      run.update(kind, id);
       renderMap();
+    }
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// A driver's run: its stops in the order to drive them (GET /drivers/{id}/run), the drop-offs
+// reordered by hand (drag and drop, or the up and down buttons) with PUT /drivers/{id}/run.
+
+/** How long a shown run's ETAs may age while its driver moves before it is read again. */
+const RUN_STALE_MS = 30_000;
+
+/**
+ * The run card of the orders section. `redraw()` draws the map again (the run's markers and
+ * line come from `markers()` and `line()`); `shown()` tells the fleet list whose run is open.
+ */
+function runPanel(redraw, shown) {
+  const title = h('h2', { id: 'h-run' }, 'Run');
+  const totals = h('p', { class: 'run-totals', id: 'run-totals', 'aria-live': 'polite' });
+  const error = h('p', { class: 'error', id: 'run-error', role: 'alert', hidden: true });
+  const stops = h('ol', { class: 'stops', id: 'run-stops' });
+  const close = h('button', { type: 'button', class: 'link', onclick: () => show(null) }, 'Close');
+  const element = h('section', { class: 'card run', id: 'run', 'aria-labelledby': 'h-run', hidden: true },
+    h('div', { class: 'run-head' }, title, close), totals, error, stops,
+    h('p', { class: 'hint', id: 'run-hint' }, 'Drag a drop-off, or use its ↑ ↓ buttons, to fix the order by hand.'));
+  let plan = null;      // the run as last answered
+  let loadedAt = 0;
+  let loading = null;   // the GET under way
+  let again = false;    // another change arrived while it was
+  let saving = false;   // a PUT under way: its answer is the run
+  let dragged = null;   // the order id being dragged
+
+  function driver() { return state.drivers.get(state.runDriverId); }
+
+  function show(driverId) {
+    state.runDriverId = driverId || null;
+    plan = null;
+    error.hidden = true;
+    element.hidden = !driverId;
+    if (driverId) {
+      const d = driver();
+      replace(title, 'Run of ', d ? d.full_name : 'driver');
+      replace(stops, h('li', { class: 'muted' }, 'Loading…'));
+      replace(totals, '');
+      load();
+    }
+    shown();
+  }
+
+  async function load() {
+    const id = state.runDriverId;
+    if (!id) return;
+    if (loading || saving) { again = true; return; }
+    loading = session.api('GET', '/drivers/' + encodeURIComponent(id) + '/run');
+    try {
+      const answer = await loading;
+      if (state.runDriverId === id && !saving) { plan = answer; loadedAt = Date.now(); render(); }
+    } catch (e) {
+      if (state.runDriverId === id) { error.textContent = e.message; error.hidden = false; }
+    } finally {
+      loading = null;
+    }
+    if (again) { again = false; load(); }
+  }
+
+  const asked = new Set(); // orders of the run this page did not know, fetched once
+  function number(id) {
+    const o = state.orders.get(id);
+    if (!o && !asked.has(id)) { asked.add(id); refetchOrder(id); }
+    return o ? o.order_number : id.slice(0, 8);
+  }
+
+  function dropoffIds(run) {
+    return run.stops.filter((s) => s.kind === 'dropoff').map((s) => s.order_id);
+  }
+
+  function render() {
+    if (!plan) return;
+    const d = driver();
+    replace(title, 'Run of ', d ? d.full_name : 'driver');
+    const list = runStops(plan);
+    const drops = dropoffIds(plan);
+    replace(totals, list.length
+      ? [String(list.length), list.length === 1 ? ' stop · ' : ' stops · ', km(plan.total_km), ' · ', minutes(plan.total_minutes),
+        plan.manual ? h('span', { class: 'muted' }, ' · order fixed by hand') : null]
+      : 'No stops ahead.');
+    const focused = document.activeElement && stops.contains(document.activeElement) ? document.activeElement.getAttribute('data-action') : null;
+    replace(stops, list.map((stop, i) => stop.kind === 'pickup' ? pickupRow(stop, i) : dropoffRow(stop, i, drops)));
+    if (focused) {
+      // A move button that now stands at the end is disabled: its neighbour takes the focus.
+      let target = stops.querySelector('[data-action="' + focused + '"]');
+      if (target && target.disabled) target = target.parentNode.querySelector('button:not([disabled])');
+      if (target) target.focus();
+    }
+    redraw();
+  }
+
+  function pickupRow(stop, i) {
+    const pharmacy = state.vendor ? state.vendor.business_name : 'the pharmacy';
+    return h('li', { class: 'stop', 'data-kind': 'pickup', 'data-order-ids': stop.orders.join(' ') },
+      h('span', { class: 'stop-index', 'aria-hidden': 'true' }, String(i + 1)),
+      h('div', { class: 'stop-what' },
+        h('strong', {}, 'Pick up'), ' at ', pharmacy,
+        h('div', { class: 'muted small' }, stop.orders.map(number).join(', '))),
+      h('div', { class: 'stop-when' }, h('span', { class: 'stop-eta' }, stopEta(stop))));
+  }
+
+  function dropoffRow(stop, i, drops) {
+    const o = state.orders.get(stop.order_id);
+    const name = number(stop.order_id);
+    const at = drops.indexOf(stop.order_id);
+    const window = stopWindow(stop.window);
+    const move = (by, label, glyph) => h('button', {
+      type: 'button', class: 'small-button', 'data-action': (by < 0 ? 'up-' : 'down-') + stop.order_id,
+      'aria-label': label + ' ' + name, title: label, disabled: at + by < 0 || at + by >= drops.length,
+      onclick: () => arrange(moved(drops, at, at + by))
+    }, glyph);
+    const li = h('li', {
+      class: 'stop' + (stop.late ? ' late' : ''), 'data-kind': 'dropoff', 'data-order-id': stop.order_id, draggable: 'true',
+      ondragstart: (e) => {
+        dragged = stop.order_id;
+        e.dataTransfer.effectAllowed = 'move';
+        e.dataTransfer.setData('text/plain', stop.order_id);
+        li.classList.add('dragging');
+      },
+      ondragend: () => { dragged = null; li.classList.remove('dragging'); clearMarks(); },
+      ondragover: (e) => {
+        if (!dragged || dragged === stop.order_id) return;
+        e.preventDefault();
+        e.dataTransfer.dropEffect = 'move';
+        clearMarks();
+        li.classList.add(below(e, li) ? 'drop-after' : 'drop-before');
+      },
+      ondragleave: () => li.classList.remove('drop-before', 'drop-after'),
+      ondrop: (e) => {
+        e.preventDefault();
+        const from = drops.indexOf(dragged || e.dataTransfer.getData('text/plain'));
+        clearMarks();
+        if (from < 0 || from === at) return;
+        let to = below(e, li) ? at + 1 : at;
+        if (from < to) to -= 1;
+        arrange(moved(drops, from, to));
+      }
+    },
+    h('span', { class: 'stop-index', 'aria-hidden': 'true' }, String(i + 1)),
+    h('div', { class: 'stop-what' },
+      h('strong', {}, 'Drop off'), ' ', h('span', { class: 'order-number' }, name),
+      o ? h('div', { class: 'small' }, o.customer_name, ' · ', o.delivery_address || 'address to confirm') : null),
+    h('div', { class: 'stop-when' },
+      h('span', { class: 'stop-eta' }, stopEta(stop)),
+      window ? h('span', { class: 'stop-window small' }, 'window ', window) : null,
+      stop.late ? h('span', { class: 'badge', 'data-status': 'failed' }, 'late risk') : null),
+    h('div', { class: 'stop-move' }, move(-1, 'Move up', '↑'), move(1, 'Move down', '↓')));
+    return li;
+  }
+
+  function below(e, li) {
+    const box = li.getBoundingClientRect();
+    return e.clientY > box.top + box.height / 2;
+  }
+
+  function clearMarks() {
+    for (const el of stops.querySelectorAll('.drop-before, .drop-after')) el.classList.remove('drop-before', 'drop-after');
+  }
+
+  function moved(ids, from, to) {
+    const next = ids.slice();
+    const [id] = next.splice(from, 1);
+    next.splice(to, 0, id);
+    return next;
+  }
+
+  /** Sends the drop-off order; shows it at once, then the run as answered, or the old one again. */
+  async function arrange(orderIds) {
+    if (saving) return; // one change at a time: the next starts from its answer
+    const id = state.runDriverId;
+    const before = plan;
+    error.hidden = true;
+    saving = true;
+    plan = tentative(before, orderIds);
+    render();
+    stops.setAttribute('aria-busy', 'true');
+    try {
+      const answer = await session.api('PUT', '/drivers/' + encodeURIComponent(id) + '/run', { body: { order_ids: orderIds } });
+      if (state.runDriverId === id) { plan = answer; loadedAt = Date.now(); }
+    } catch (e) {
+      if (state.runDriverId === id) {
+        plan = before;
+        if (!(e instanceof SignedOut)) { error.textContent = 'The order was not changed: ' + e.message; error.hidden = false; }
+      }
+    } finally {
+      saving = false;
+      stops.removeAttribute('aria-busy');
+    }
+    if (state.runDriverId === id) render();
+    if (again) { again = false; load(); }
+  }
+
+  /** `run` with its drop-offs in `orderIds` order, in the places drop-offs had. */
+  function tentative(run, orderIds) {
+    const byId = new Map(run.stops.filter((s) => s.kind === 'dropoff').map((s) => [s.order_id, s]));
+    const queue = orderIds.map((o) => byId.get(o));
+    return { ...run, stops: run.stops.map((s) => (s.kind === 'dropoff' ? queue.shift() : s)) };
+  }
+
+  return {
+    element,
+    show,
+    /** The orders of the shown run, drawn as its stops. */
+    orderIds() { return new Set(plan ? plan.stops.map((s) => s.order_id) : []); },
+    markers() {
+      if (!plan) return [];
+      return runStops(plan).map((stop, i) => ({
+        id: 'run-stop-' + (i + 1), kind: 'stop', number: i + 1,
+        point: { latitude: stop.latitude, longitude: stop.longitude },
+        title: (i + 1) + '. ' + (stop.kind === 'pickup' ? 'Pick up ' : 'Drop off ') + stop.orders.map(number).join(', ') + ', ETA ' + when(stop.eta)
+      }));
+    },
+    /** From the driver, through the stops in order. */
+    line() {
+      if (!plan || !plan.stops.length) return null;
+      const d = driver();
+      const from = d && Number.isFinite(d.current_latitude) ? [{ latitude: d.current_latitude, longitude: d.current_longitude }] : [];
+      return { id: 'run-line', class: 'run-line', points: from.concat(runStops(plan)) };
+    },
+    update(kind, id) {
+      const driverId = state.runDriverId;
+      if (!driverId) return;
+      if (kind === 'all') load();
+      else if (kind === 'drivers' && id === driverId) load();
+      else if (kind === 'orders') {
+        const o = state.orders.get(id);
+        // An order joining, leaving or moving on in this run (its driver_id may be gone already).
+        if ((o && o.driver_id === driverId) || this.orderIds().has(id)) load();
+        else if (plan) render(); // an order number may have arrived
+      } else if (kind === 'location' && id === driverId && Date.now() - loadedAt > RUN_STALE_MS) load();
     }
   };
 }

@@ -3,10 +3,16 @@
 // Geolocation positions over that socket every 4 s. Fixes taken while the socket is down are kept
 // (in this origin's localStorage, so a reload keeps them too) and sent late, oldest first, as
 // `locations` batches of at most 100 with their `recorded_at`. The delivery steps are HTTP calls
-// of the public API; the photo and the signature are uploaded before `delivered`.
+// of the public API; the photo and the signature are uploaded before `delivered`. A driver may
+// hold several orders (a run): "Next stop" shows the first stop of GET /drivers/{id}/run, read
+// again whenever an order of the run changes, and the delivery panel follows that stop's order
+// (an assignment waiting for Accept comes first; a handover or a failed attempt under way stays).
 import { MapView, validPoint } from './map.js';
 import { Session, LiveSocket, SignedOut } from './session.js';
-import { h, replace, money, km, when, utcOffset, notice, busy, STATUS_LABELS, DRIVER_STATUS_LABELS, FAILURE_REASONS } from './ui.js';
+import {
+  h, replace, money, km, when, utcOffset, notice, busy, runStops, stopEta, stopWindow,
+  STATUS_LABELS, DRIVER_STATUS_LABELS, FAILURE_REASONS
+} from './ui.js';
 
 const $ = (id) => document.getElementById(id);
 const session = new Session('driver', ['driver']);
@@ -20,7 +26,9 @@ const KEEP_FOR_MS = 23 * 3600 * 1000; // the server takes fixes up to 24 h old
 const state = {
   me: null,
   driver: null,  // GET /drivers/{id}, then kept current
-  job: null,     // the active order
+  job: null,     // the order the delivery panel shows
+  orders: new Map(), // id → the orders of the run, as last seen
+  run: null,     // GET /drivers/{id}/run, as last answered
   socket: null,
   watch: null,
   timer: null,
@@ -220,23 +228,30 @@ function onMessage(m) {
     case 'connected':
       state.minIntervalMs = Math.max(0, m.min_fix_interval_ms || 0);
       state.driver.status = m.status;
+      state.orders.clear();
       setJob(m.active_order || null);
       renderDuty();
       flush();
+      refreshRun();
       break;
     case 'assignment':
       setJob(m.order);
       say('New assignment: ' + m.order.order_number, 'ok');
       refreshDriver();
+      refreshRun();
       break;
     case 'unassigned':
+      state.orders.delete(m.order_id);
       if (state.job && state.job.id === m.order_id) setJob(null);
       say(m.order_number + ' was given to another driver.');
       refreshDriver();
+      refreshRun();
       break;
     case 'order_status':
       if (state.job && state.job.id === m.order_id) setJob(m.order);
+      else remember(m.order);
       refreshDriver();
+      refreshRun();
       break;
     case 'error':
       if (m.code === 'rate_limited' && state.inflight) {
@@ -259,6 +274,78 @@ async function refreshDriver() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The run: the next stop, and which order the delivery panel shows
+
+let runLoading = false;
+let runAgain = false;
+
+/** Reads the run again (one request at a time; a change meanwhile reads it once more). */
+async function refreshRun() {
+  if (!state.driver) return;
+  if (runLoading) { runAgain = true; return; }
+  runLoading = true;
+  try {
+    state.run = await session.api('GET', '/drivers/' + state.driver.id + '/run');
+    // Orders this page has not seen since it started (a reload shows the first one only).
+    const missing = state.run.stops.map((s) => s.order_id).filter((id, i, all) => all.indexOf(id) === i && !state.orders.has(id));
+    await Promise.all(missing.map((id) => session.api('GET', '/orders/' + id).then(remember).catch(() => {})));
+    renderNextStop();
+    followRun();
+  } catch (e) {
+    fail(e);
+  } finally {
+    runLoading = false;
+  }
+  if (runAgain) { runAgain = false; refreshRun(); }
+}
+
+/** Keeps `order` while it belongs to the run. */
+function remember(order) {
+  if (!order) return;
+  if (FINISHED.includes(order.status)) state.orders.delete(order.id);
+  else state.orders.set(order.id, order);
+}
+
+function renderNextStop() {
+  const stops = runStops(state.run);
+  const next = stops[0];
+  $('next-stop').hidden = !next;
+  if (!next) return;
+  const orders = next.orders.map((id) => state.orders.get(id)).filter(Boolean);
+  const numbers = orders.map((o) => o.order_number).join(', ');
+  const first = orders[0];
+  const kind = $('next-kind');
+  kind.textContent = next.kind === 'pickup' ? 'Pickup' : 'Drop-off';
+  kind.setAttribute('data-status', next.kind);
+  if (next.kind === 'pickup') {
+    $('next-what').textContent = 'Pick up ' + (numbers || 'the parcel') + ' at the pharmacy';
+    $('next-where').textContent = first ? first.pickup_address : '';
+  } else {
+    $('next-what').textContent = 'Deliver ' + (numbers || 'the parcel') + (first ? ' to ' + first.customer_name : '');
+    $('next-where').textContent = first ? first.delivery_address : '';
+  }
+  $('next-eta').textContent = 'ETA ' + stopEta(next);
+  const window = stopWindow(next.window);
+  $('next-window').textContent = window ? '· window ' + window : '';
+  const left = stops.length;
+  $('stops-left').textContent = left + (left === 1 ? ' stop' : ' stops') + ' left in your run';
+}
+
+/** Shows the order to act on: an assignment to answer, else the next stop's. */
+function followRun() {
+  const job = state.job;
+  // A handover under way or a failed attempt to settle is never swapped away.
+  if (job && (job.status === 'out_for_delivery' || job.status === 'failed')) return;
+  const inRun = new Set(((state.run && state.run.stops) || []).map((s) => s.order_id));
+  const offered = (o) => o && o.status === 'driver_assigned' && !o.driver_accepted_at;
+  if (offered(job)) return;
+  const offer = Array.from(state.orders.values()).find((o) => offered(o) && inRun.has(o.id));
+  const first = state.run && state.run.stops[0];
+  const next = offer || (first && state.orders.get(first.order_id));
+  if (next && (!job || job.id !== next.id)) setJob(next);
+}
+
+// ---------------------------------------------------------------------------------------------
 // The active delivery
 
 const FINISHED = ['delivered', 'cancelled', 'rejected', 'returned', 'pending', 'accepted'];
@@ -270,8 +357,10 @@ function setJob(order) {
     else if (order.status === 'cancelled') say(order.order_number + ' was cancelled.');
     else if (order.status === 'returned') say(order.order_number + ' is back at the pharmacy.');
     else if (order.status === 'accepted') say(order.order_number + ' went back to the pharmacy.');
+    state.orders.delete(order.id);
     order = null;
   }
+  remember(order);
   const fresh = !state.job || !order || state.job.id !== order.id;
   state.job = order;
   if (fresh) resetHandover();
@@ -377,17 +466,23 @@ function wireSignature() {
 function wireJob() {
   wireSignature();
   replace($('fail-reason'), FAILURE_REASONS.map(([v, label]) => h('option', { value: v }, label)));
-  const patch = (body) => session.api('PATCH', '/orders/' + state.job.id, { body }).then(setJob);
+  const patch = (body) => session.api('PATCH', '/orders/' + state.job.id, { body }).then(setJob).then(refreshRun);
   const act = (id, work) => $(id).addEventListener('click', (e) => busy(e.currentTarget, work).catch(fail));
-  act('accept', async () => setJob(await session.api('POST', '/orders/' + state.job.id + '/assignment', { body: { action: 'accept' } })));
+  act('accept', async () => {
+    say(''); // the "New assignment" line is answered
+    setJob(await session.api('POST', '/orders/' + state.job.id + '/assignment', { body: { action: 'accept' } }));
+    refreshRun();
+  });
   act('decline', async () => { $('decline-box').hidden = false; $('decline-reason').focus(); });
   act('decline-confirm', async () => {
     const reason = $('decline-reason').value.trim();
     const body = reason ? { action: 'decline', reason } : { action: 'decline' };
     await session.api('POST', '/orders/' + state.job.id + '/assignment', { body });
     $('decline-box').hidden = true;
+    state.orders.delete(state.job.id);
     setJob(null);
     refreshDriver();
+    refreshRun();
   });
   act('picked-up', () => patch({ status: 'picked_up' }));
   act('out-for-delivery', () => patch({ status: 'out_for_delivery' }));
@@ -444,6 +539,7 @@ async function deliver() {
   if (code) body.handover_code = code;
   try {
     setJob(await session.api('PATCH', '/orders/' + job.id, { body }));
+    refreshRun();
   } catch (e) {
     if (e.code === 'handover_code_invalid') throw new Error('That code does not match. Ask the recipient again.');
     if (e.code === 'handover_locked') throw new Error('Too many wrong codes: record the attempt as failed (handover code did not match).');

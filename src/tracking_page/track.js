@@ -2,7 +2,8 @@
 //
 // Reads the tracking token from its own URL, fetches the public tracking view
 // (GET /api/tracking/{token}?trail=true) and follows /ws/tracking/{token}: `initial_state`
-// replaces the view, `driver_location` moves the driver and updates the ETA, `order_status`
+// replaces the view, `driver_location` moves the driver and updates the ETA, `driver_arriving`
+// says the driver is almost at the door, `order_status`
 // updates the status and the timeline. A connection that drops is retried with exponential
 // backoff (the shared LiveSocket of session.js, anonymous here); once the order reached a final status the server closes the socket and the page
 // stays on that final state. Everything is written with textContent and SVG attributes, never
@@ -147,7 +148,10 @@ import { LiveSocket } from './session.js';
           : 'The pharmacy is preparing your order and will hand it to a driver.';
       case 'driver_assigned': return driverName() + ' is heading to the pharmacy to collect your order.';
       case 'picked_up': return driverName() + ' has collected your order from the pharmacy.';
-      case 'out_for_delivery': return driverName() + ' is bringing your order to you.';
+      case 'out_for_delivery':
+        return view.arriving
+          ? driverName() + ' is almost at your door.'
+          : driverName() + ' is bringing your order to you.';
       case 'delivered': return 'Your order was delivered' + (view.delivered_at ? ' at ' + formatTime(view.delivered_at) : '') + '.';
       case 'rejected': return 'The pharmacy could not take this order. Please contact them for help.';
       case 'cancelled': return 'This order was cancelled' + (view.cancelled_at ? ' at ' + formatTime(view.cancelled_at) : '') + '.';
@@ -358,6 +362,11 @@ import { LiveSocket } from './session.js';
         etaReceivedAt = Date.now();
         view.trail.push(point);
         if (view.trail.length > MAX_TRAIL) view.trail.splice(0, view.trail.length - MAX_TRAIL);
+        render();
+        break;
+      case 'driver_arriving':
+        if (!view || finished || !AT_WORK[view.status]) return;
+        view.arriving = true;
         render();
         break;
       case 'order_status':

@@ -43,6 +43,10 @@ const DRAW = {
     svg('path', { d: 'M0 0c-2-6-11-11-11-19a11 11 0 0 1 22 0c0 8-9 13-11 19z', class: 'destination-body' }, g);
     svg('circle', { cx: 0, cy: -19, r: 4.2, class: 'marker-glyph' }, g);
   },
+  stop(g) {
+    svg('circle', { r: 12, class: 'stop-body' }, g);
+    svg('text', { class: 'stop-number', x: 0, y: 4.5 }, g);
+  },
   driver(g) {
     svg('circle', { r: 18, class: 'driver-pulse' }, g);
     svg('circle', { r: 10, class: 'driver-body' }, g);
@@ -84,7 +88,8 @@ export class MapView {
   }
 
   /**
-   * Draws `markers` (`{id, kind: 'pickup'|'destination'|'driver', point, title, label?}`) and
+   * Draws `markers` (`{id, kind: 'pickup'|'destination'|'stop'|'driver', point, title, label?,
+   * number?}`: a `stop` shows its `number`, the place in a run) and
    * `lines` (`{id?, class, points}`), fitted to every point of both. Returns whether anything
    * was drawn.
    */
@@ -132,7 +137,7 @@ export class MapView {
       if (!wanted.has(el.id)) el.remove();
     }
     // Drivers last, so they stay on top.
-    const order = { pickup: 0, destination: 1, driver: 2 };
+    const order = { pickup: 0, destination: 1, stop: 2, driver: 3 };
     markers.sort((a, b) => order[a.kind] - order[b.kind]);
     for (const m of markers) this.place(m, screen(m.point));
     return true;
@@ -149,6 +154,8 @@ export class MapView {
     el.querySelector('title').textContent = marker.title || marker.kind;
     const label = el.querySelector('text.marker-label');
     if (label) label.textContent = marker.label || '';
+    const number = el.querySelector('text.stop-number');
+    if (number) number.textContent = marker.number === undefined ? '' : String(marker.number);
     this.markers.appendChild(el);
     el.setAttribute('transform', 'translate(' + at.x + ' ' + at.y + ')');
     el.setAttribute('data-lat', String(marker.point.latitude));

@@ -112,6 +112,49 @@ export function km(value) {
   return Number.isFinite(n) ? n.toFixed(1) + ' km' : '–';
 }
 
+/** Minutes, rounded: `12 min`, `1 h 05 min`. */
+export function minutes(value) {
+  const n = Math.round(Number(value));
+  if (!Number.isFinite(n)) return '–';
+  return n < 60 ? n + ' min' : Math.floor(n / 60) + ' h ' + String(n % 60).padStart(2, '0') + ' min';
+}
+
+/** Statuses of the orders that have stops ahead in a driver's run (GET /drivers/{id}/run). */
+export const RUN_STATUSES = ['driver_assigned', 'picked_up', 'out_for_delivery'];
+
+/**
+ * The stops of a run (GET /drivers/{id}/run) as a driver makes them: consecutive pickups at one
+ * place are one stop, whose `orders` lists each order it serves (the run lists a pickup per order).
+ */
+export function runStops(run) {
+  const out = [];
+  for (const stop of (run && run.stops) || []) {
+    const last = out[out.length - 1];
+    if (stop.kind === 'pickup' && last && last.kind === 'pickup'
+        && last.latitude === stop.latitude && last.longitude === stop.longitude) {
+      last.orders.push(stop.order_id);
+    } else {
+      out.push({ ...stop, orders: [stop.order_id] });
+    }
+  }
+  return out;
+}
+
+/** A stop's arrival as the run answers it: `14:05 (in 12 min)`. */
+export function stopEta(stop) {
+  const left = Number(stop.eta_minutes);
+  return when(stop.eta) + (Number.isFinite(left) ? ' (in ' + minutes(Math.max(0, left)) + ')' : '');
+}
+
+/** A drop-off's time window: `14:00–16:00`, `after 14:00`, `by 16:00`; '' when it has none. */
+export function stopWindow(window) {
+  if (!window) return '';
+  const after = when(window.deliver_after);
+  const before = when(window.deliver_before);
+  if (after && before) return after + '–' + before;
+  return after ? 'after ' + after : before ? 'by ' + before : '';
+}
+
 /** Today's local date as `YYYY-MM-DD`. */
 export function today(offsetDays = 0) {
   const d = new Date(Date.now() + offsetDays * 86400000);

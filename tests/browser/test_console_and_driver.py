@@ -583,6 +583,9 @@ def run(browser, server):
     check_accessible(console, "console report")
     shot(console, "console-report")
 
+    # Access tokens last a minute: the scenario goes on with a fresh one.
+    vendor_token = run_of_three(server, watch, console, driver, vendor_token, vendor_id, customer, driver_id)
+
     step("the driver app survives a reload: still signed in, still on duty")
     driver.reload()
     wait_js(driver, "() => document.getElementById('duty-status').dataset.status === 'available'")
@@ -731,6 +734,169 @@ def run(browser, server):
     finally:
         tiles.close()
     driver_ctx.close()
+
+
+RUN_STOPS = [("Invalidenstrasse 50, Berlin", 52.5310, 13.3790),
+             ("Warschauer Strasse 30, Berlin", 52.5080, 13.4490),
+             ("Schoenhauser Allee 80, Berlin", 52.5450, 13.4130)]
+
+
+def dropoffs_shown(page):
+    return page.locator("#run-stops li[data-kind='dropoff']").evaluate_all("els => els.map(e => e.dataset.orderId)")
+
+
+def dropoffs_planned(server, token, driver_id):
+    return [s["order_id"] for s in api(server, "GET", f"/drivers/{driver_id}/run", token=token)["stops"]
+            if s["kind"] == "dropoff"]
+
+
+def wait_planned(server, token, driver_id, wanted, what):
+    deadline = time.time() + WAIT_MS / 1000
+    while time.time() < deadline:
+        planned = dropoffs_planned(server, token, driver_id)
+        if planned == wanted:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: the run answers {planned}, not {wanted}")
+
+
+def run_of_three(server, watch, console, driver, vendor_token, vendor_id, customer, driver_id):
+    """A pharmacy's run of three orders (DESIGN §14): seen and reordered in the console, the next
+    stop in the driver app. Ends with the three cancelled and the driver available again; answers a
+    new access token of the pharmacy."""
+    started = time.time()
+    step("a run of three: the pharmacy allows three orders a driver, assigns three, the driver accepts them")
+    api(server, "PATCH", f"/vendors/{vendor_id}", {"max_active_orders": 3}, token=vendor_token)
+    # Back at the pharmacy: the run starts with its pickups.
+    driver.context.set_geolocation({"latitude": PICKUP[0], "longitude": PICKUP[1], "accuracy": 8})
+    ids, numbers = [], {}
+    for i, (address, lat, lon) in enumerate(RUN_STOPS):
+        body = {"vendor_id": vendor_id, "delivery_address": address, "delivery_latitude": lat,
+                "delivery_longitude": lon, "customer_name": f"Run Customer {i + 1}",
+                "customer_phone": "+49 30 555 0199", "items": [{"name": "Ibuprofen 400 mg", "quantity": 1}]}
+        if i == 1:  # one with a window, shown beside its ETA
+            body["deliver_before"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3 * 3600))
+        o = api(server, "POST", "/orders", body, token=customer)
+        api(server, "PATCH", f"/orders/{o['id']}", {"status": "accepted"}, token=vendor_token)
+        ids.append(o["id"])
+        numbers[o["id"]] = o["order_number"]
+    console.get_by_role("link", name="Orders").click()
+    api(server, "POST", f"/orders/{ids[0]}/assign-driver", {"driver_id": driver_id}, token=vendor_token)
+    # The console offers the busy driver for the second: its run has room.
+    wait_js(console, "([id, d]) => !!document.querySelector(`li.order[data-order-id='${id}'] option[value='${d}']`)",
+            [ids[1], driver_id])
+    order_item(console, ids[1]).get_by_label(f"Driver for {numbers[ids[1]]}").select_option(driver_id)
+    order_item(console, ids[1]).get_by_role("button", name="Assign driver").click()
+    wait_order_status(console, ids[1], "driver_assigned")
+    api(server, "POST", f"/orders/{ids[2]}/assign-driver", {"driver_id": driver_id}, token=vendor_token)
+    for _ in ids:
+        # Each assignment waits in the delivery panel for Accept, one after the other.
+        driver.locator("#offer:not([hidden])").wait_for(timeout=WAIT_MS)
+        number = driver.locator("#job-number").inner_text()
+        driver.get_by_role("button", name="Accept").click()
+        wait_js(driver, "n => document.getElementById('offer').hidden || document.getElementById('job-number').textContent !== n", number)
+    for i in ids:
+        check(api(server, "GET", f"/orders/{i}", token=vendor_token)["driver_accepted_at"], f"{numbers[i]} accepted")
+    deadline = time.time() + WAIT_MS / 1000
+    while api(server, "GET", f"/drivers/{driver_id}", token=vendor_token)["current_latitude"] != PICKUP[0]:
+        check(time.time() < deadline, "the driver's position at the pharmacy")
+        time.sleep(0.2)
+
+    step("the console shows the run: a pickup, three drop-offs in sequence, on the map")
+    console.get_by_role("button", name="Show run of Dee Driverson").click()
+    wait_js(console, "() => document.querySelectorAll('#run-stops li[data-kind=dropoff]').length === 3")
+    planned = dropoffs_planned(server, vendor_token, driver_id)
+    check(dropoffs_shown(console) == planned and sorted(planned) == sorted(ids), f"shown {dropoffs_shown(console)}, planned {planned}")
+    check(console.locator("#run-stops li").first.get_attribute("data-kind") == "pickup", "the pickup comes first")
+    check(re.search(r"4 stops · \d+\.\d km · \d+ min", console.locator("#run-totals").inner_text()),
+          console.locator("#run-totals").inner_text())
+    etas = console.locator("#run-stops .stop-eta").all_inner_texts()
+    check(len(etas) == 4 and all(re.search(r"\d\d:\d\d \(in \d+ min\)", e) for e in etas), f"ETAs {etas}")
+    check("window by " in console.locator(f"#run-stops li[data-order-id='{ids[1]}']").inner_text(), "the window is shown")
+    check(console.locator("#fleet-markers .stop-marker").count() == 4, "four numbered stops on the map")
+    check(console.locator("#run-stop-2 .stop-number").text_content() == "2", "numbered")
+    check(console.locator("#fleet-route polyline#run-line").get_attribute("points").count(",") == 5,
+          "a line from the driver through the four stops")
+    check_accessible(console, "console run")
+    shot(console, "console-run")
+    console.set_viewport_size(PHONE)
+    console.locator("#run").scroll_into_view_if_needed()
+    check_accessible(console, "console run, 390 px")
+    console.screenshot(path=os.path.join(ARTIFACTS, "console-run-phone.png"))
+    console.set_viewport_size(DESKTOP)
+
+    step("the pharmacy drags the last drop-off to the front: the run keeps that order")
+    first, last = planned[0], planned[-1]
+    console.locator(f"#run-stops li[data-order-id='{last}']").drag_to(
+        console.locator(f"#run-stops li[data-order-id='{first}']"), target_position={"x": 40, "y": 4})
+    wanted = [last] + planned[:-1]
+    wait_planned(server, vendor_token, driver_id, wanted, "after the drag")
+    wait_js(console, "() => /fixed by hand/.test(document.getElementById('run-totals').textContent)")
+    check(dropoffs_shown(console) == wanted, f"shown {dropoffs_shown(console)}")
+
+    step("and by keyboard: Move down puts it back second")
+    console.get_by_role("button", name=f"Move down {numbers[last]}").focus()
+    console.keyboard.press("Enter")
+    wanted = [wanted[1], last, wanted[2]]
+    wait_planned(server, vendor_token, driver_id, wanted, "after Move down")
+    wait_js(console, "w => JSON.stringify(Array.from(document.querySelectorAll('#run-stops li[data-kind=dropoff]')).map(e => e.dataset.orderId)) === w",
+            json.dumps(wanted, separators=(",", ":")))
+    check(console.evaluate("() => document.activeElement.dataset.action") == f"down-{last}", "focus stays on the button")
+
+    step("a refused change shows the server's message and the order before it")
+    # The one answer not from the server: a conflict is hard to time between two real requests.
+    def refuse(route):
+        if route.request.method == "PUT":
+            route.fulfill(status=409, content_type="application/json",
+                          body=json.dumps({"code": "concurrent_update", "detail": "The driver changed meanwhile; try again"}))
+        else:
+            route.continue_()
+    console.route("**/api/drivers/*/run", refuse)
+    console.get_by_role("button", name=f"Move up {numbers[last]}").click()
+    console.get_by_text("The driver changed meanwhile; try again").wait_for(timeout=WAIT_MS)
+    check(dropoffs_shown(console) == wanted, f"restored: {dropoffs_shown(console)}")
+    console.unroute("**/api/drivers/*/run")
+    watch.assert_clean(console, "console run", expected=["status of 409"])
+
+    step("the driver app shows the next stop and the stops left")
+    wait_js(driver, "() => !document.getElementById('next-stop').hidden")
+    check(driver.locator("#next-what").inner_text().startswith("Pick up "), driver.locator("#next-what").inner_text())
+    check(all(numbers[i] in driver.locator("#next-what").inner_text() for i in ids), "one pickup for the three")
+    check(driver.locator("#next-where").inner_text() == "Alexanderplatz 1, Berlin", driver.locator("#next-where").inner_text())
+    check(re.match(r"ETA \d\d:\d\d", driver.locator("#next-eta").inner_text()), driver.locator("#next-eta").inner_text())
+    check(driver.locator("#stops-left").inner_text() == "4 stops left in your run", driver.locator("#stops-left").inner_text())
+
+    step("picking one up moves the next stop on; cancelling the run frees the driver")
+    before = driver.locator("#next-what").inner_text()
+    picked = driver.locator("#job-number").inner_text()
+    check(picked in before, f"the delivery panel shows {picked}, of the next stop")
+    driver.get_by_role("button", name="Picked up").click()
+    wait_js(driver, "t => document.getElementById('next-what').textContent !== t", before)
+    stops = api(server, "GET", f"/drivers/{driver_id}/run", token=vendor_token)["stops"]
+    places = [(s["kind"], s["latitude"], s["longitude"]) for s in stops]
+    # Consecutive pickups at one place are one stop.
+    left = len([p for i, p in enumerate(places) if p[0] == "dropoff" or i == 0 or places[i - 1] != p])
+    check(numbers[stops[0]["order_id"]] in driver.locator("#next-what").inner_text(),
+          f"next stop {driver.locator('#next-what').inner_text()!r}, the run's first {stops[0]}")
+    check(driver.locator("#stops-left").inner_text() == f"{left} stops left in your run", driver.locator("#stops-left").inner_text())
+    check_accessible(driver, "driver app, next stop")
+    shot(driver, "driver-next-stop")
+    # The pickup reached the console over its socket: the run there was read again.
+    wait_js(console, "n => document.querySelectorAll('#run-stops li').length === n", left)
+    for i in ids:
+        status = api(server, "GET", f"/orders/{i}", token=vendor_token)["status"]
+        if status == "picked_up":  # a pharmacy cancels only before pickup; the driver hands it back
+            api(server, "PATCH", f"/orders/{i}", {"status": "cancelled", "reason": "test run over"},
+                token=login(server, *ADMIN)["access_token"])
+        else:
+            api(server, "PATCH", f"/orders/{i}", {"status": "cancelled", "reason": "test run over"}, token=vendor_token)
+    wait_js(driver, "() => document.getElementById('next-stop').hidden && document.getElementById('job').hidden")
+    wait_js(driver, "() => document.getElementById('duty-status').dataset.status === 'available'")
+    wait_js(console, "() => /No stops ahead/.test(document.getElementById('run-totals').textContent)")
+    console.get_by_role("button", name="Close").click()
+    watch.assert_clean(driver, "driver app, run")
+    step(f"the run took {time.time() - started:.1f} s")
+    return login(server, *PHARMACY)["access_token"]
 
 
 def main():

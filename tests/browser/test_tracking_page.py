@@ -416,6 +416,10 @@ def run(browser, server):
     eta_after = text(page, "#eta")
     step(f"ETA {eta_before!r} -> {eta_after!r}")
     check(page.locator("#trail").count() == 1, "the driver's trail is drawn")
+    step("70 m from the door: the page says the driver is almost there")
+    page.wait_for_function(
+        "() => document.getElementById('status-detail').textContent.includes('almost at your door')",
+        timeout=WAIT_MS)
     check(page.evaluate("window.__loadedOnce") is True, "the page was reloaded")
     shot(page, "phone-on-the-way")
 

@@ -203,9 +203,17 @@ async fn one_delivery_seen_by_every_party_and_by_nobody_else() {
         let fix = socket.expect("driver_location").await;
         assert_eq!(fix["order_status"], "out_for_delivery");
         assert!(fix["eta_minutes"].as_f64().unwrap() < first_eta, "{fix}");
+        // Under two minutes out: the driver is arriving, told once.
+        let arriving = socket.expect("driver_arriving").await;
+        assert_eq!(arriving["order_id"], order.as_str());
+        assert_eq!(arriving["driver_id"], w.driver.id.as_str());
+        assert_eq!(arriving["eta_minutes"], fix["eta_minutes"]);
     }
     let public = tracker.expect("driver_location").await;
     assert!(public["eta_minutes"].as_f64().unwrap() < first_eta);
+    let arriving = tracker.expect("driver_arriving").await;
+    assert_eq!(keys(&arriving), ["eta_minutes", "sent_at", "type"]);
+    assert_eq!(arriving["eta_minutes"], public["eta_minutes"]);
     let view = s.public(&format!("/api/tracking/{token}")).await;
     view.expect(200);
     assert_eq!(view.json["status"], "out_for_delivery");
@@ -416,6 +424,12 @@ async fn one_delivery_seen_by_every_party_and_by_nobody_else() {
             tracker.expect("driver_location").await["eta_minutes"].is_number(),
             "the public follows the driver again"
         );
+        // A new attempt is a new approach to the door: arriving is told again.
+        if step == "out_for_delivery" {
+            for socket in [&mut dashboard, &mut admin, &mut tracker] {
+                socket.expect("driver_arriving").await;
+            }
+        }
     }
     // A photo at the door, kept with its digest.
     let photo = s

@@ -147,6 +147,8 @@ pub fn order(id: OrderId, vendor: VendorId, customer: UserId) -> Order {
         deliver_before: None,
         scheduled_for: None,
         late_risk_at: None,
+        driver_arriving_at: None,
+        driver_arrived_at: None,
         created_at: t0(),
         updated_at: t0(),
         version: 1,

@@ -280,6 +280,25 @@ fn thirty_drop_offs_get_a_feasible_plan_no_worse_than_their_given_order() {
 }
 
 #[test]
+fn a_manual_order_collects_at_the_pharmacy_where_that_is_sooner() {
+    // One parcel on board for 3 km north; two still at the pharmacy for 1 and 2 km north.
+    let mut run = line_run(&[(52.527, 13.40), (52.509, 13.40), (52.518, 13.40)]);
+    run.orders[0].on_board = true;
+    let order = [order_id(0), order_id(1), order_id(2)];
+    // Standing at the pharmacy: collect the two first, then deliver in the order given.
+    let plan = in_order(&run, &table_for(&run), &order).unwrap();
+    let kinds: Vec<StopKind> = plan.stops.iter().map(|s| s.kind).collect();
+    use StopKind::*;
+    assert_eq!(kinds, [Pickup, Pickup, Dropoff, Dropoff, Dropoff]);
+    assert_eq!(plan.dropoff_order(), order);
+    // At the first customer's door: deliver there, then come back for the others.
+    run.start = at(52.527, 13.40);
+    let plan = in_order(&run, &table_for(&run), &order).unwrap();
+    let kinds: Vec<StopKind> = plan.stops.iter().map(|s| s.kind).collect();
+    assert_eq!(kinds, [Dropoff, Pickup, Pickup, Dropoff, Dropoff]);
+}
+
+#[test]
 fn an_order_on_the_way_adds_little_and_one_beyond_the_run_adds_the_extra_leg() {
     // Drop-offs 1 and 3 km north of the pharmacy, the driver at it with both parcels to fetch.
     let run = line_run(&[(52.509, 13.40), (52.527, 13.40)]);

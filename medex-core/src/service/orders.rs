@@ -114,6 +114,10 @@ pub struct ExternalOrder {
     pub items: Vec<NewItem>,
     /// Free text.
     pub notes: Option<String>,
+    /// The delivery window the shop asked for. One the pharmacy cannot keep (already past,
+    /// beyond the scheduling horizon, ending before it starts) is dropped: the order is taken
+    /// in without it rather than refused, since a shop gives up on a refused webhook.
+    pub schedule: Schedule,
 }
 
 /// The lines of a new order: 1 to 100, each with a name and a quantity of 1 to 1000.
@@ -245,6 +249,8 @@ impl MedEx {
             deliver_before: None,
             scheduled_for: None,
             late_risk_at: None,
+            driver_arriving_at: None,
+            driver_arrived_at: None,
             created_at: now,
             updated_at: now,
             version: 1,
@@ -347,6 +353,13 @@ impl MedEx {
             source: new.source.clone(),
             id: external_id,
         });
+        let mut unusable = FieldErrors::new();
+        new.schedule.check(&mut unusable, self.clock.now());
+        if unusable.is_empty() {
+            order.deliver_after = new.schedule.deliver_after;
+            order.deliver_before = new.schedule.deliver_before;
+            order.scheduled_for = new.schedule.scheduled_for;
+        }
         match self.insert_order(order).await {
             Ok(order) => Ok((order, true)),
             // A concurrent delivery of the same webhook got there first.

@@ -95,11 +95,11 @@ impl FixPace {
 /// What a driver's fixes need from the store: its record and the active order it is on.
 #[derive(Debug)]
 pub(super) struct FixContext {
-    driver: Driver,
-    order: Option<Order>,
+    pub(super) driver: Driver,
+    pub(super) order: Option<Order>,
     /// On a run of several orders with stops ahead: those orders, and the drop-off order its
     /// fixes' ETAs follow until the context is read again.
-    run: Vec<Order>,
+    pub(super) run: Vec<Order>,
     sequence: Vec<OrderId>,
 }
 
@@ -269,6 +269,7 @@ impl MedEx {
         self.forget_view_of(&context);
         self.bus.publish(Event::DriverLocation(location.clone()));
         self.raise_late_risks(&context, &location).await;
+        self.observe_arrivals(&context, &location).await;
         Ok(location)
     }
 
@@ -329,6 +330,7 @@ impl MedEx {
             self.forget_view_of(&context);
             self.bus.publish(Event::DriverLocation(location.clone()));
             self.raise_late_risks(&context, &location).await;
+            self.observe_arrivals(&context, &location).await;
         }
         Ok(location)
     }

@@ -11,10 +11,11 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use chrono::{FixedOffset, NaiveDate, NaiveDateTime, NaiveTime};
 use hmac::{Hmac, Mac};
 use medex_core::model::{Coordinates, VendorId};
 use medex_core::permissions::OrderFields;
-use medex_core::service::{ExternalOrder, NewItem};
+use medex_core::service::{ExternalOrder, NewItem, Schedule};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Sha256;
@@ -79,9 +80,17 @@ pub(crate) struct WcOrder {
     line_items: Vec<WcLineItem>,
     #[serde(default)]
     customer_note: Option<String>,
-    /// `_shipping_latitude` / `_shipping_longitude` give the destination when present.
+    /// `_shipping_latitude` / `_shipping_longitude` give the destination when present;
+    /// `_delivery_date` (`YYYY-MM-DD`, the shop's day) with `_delivery_time_slot`
+    /// (`HH:MM - HH:MM`) the delivery window.
     #[serde(default)]
     meta_data: Vec<WcMeta>,
+    /// When placed, in the shop's time zone (`YYYY-MM-DDTHH:MM:SS`).
+    #[serde(default)]
+    date_created: Option<String>,
+    /// The same in UTC: the two tell the shop's offset from UTC.
+    #[serde(default)]
+    date_created_gmt: Option<String>,
 }
 
 /// A billing or shipping address.
@@ -155,6 +164,61 @@ impl WcAddress {
     }
 }
 
+fn meta_text<'a>(meta: &'a [WcMeta], keys: &[&str]) -> Option<&'a str> {
+    keys.iter().find_map(|key| {
+        let value = &meta.iter().find(|m| m.key == *key)?.value;
+        value.as_str().map(str::trim).filter(|v| !v.is_empty())
+    })
+}
+
+/// The shop's offset from UTC when the order was placed, from its local and UTC creation
+/// times; UTC when either is missing, and never beyond ±14 hours.
+fn shop_offset(local: Option<&str>, utc: Option<&str>) -> FixedOffset {
+    let parse =
+        |t: Option<&str>| NaiveDateTime::parse_from_str(t?.trim(), "%Y-%m-%dT%H:%M:%S").ok();
+    let zero = FixedOffset::east_opt(0).expect("zero is an offset");
+    let (Some(local), Some(utc)) = (parse(local), parse(utc)) else {
+        return zero;
+    };
+    // Offsets are whole quarter hours; the two times may straddle a second.
+    let quarters = ((local - utc).num_seconds() as f64 / 900.0).round();
+    if quarters.abs() > 14.0 * 4.0 {
+        return zero;
+    }
+    FixedOffset::east_opt(quarters as i32 * 900).unwrap_or(zero)
+}
+
+/// `HH:MM - HH:MM` (or `HH:MM-HH:MM`).
+fn time_slot(slot: &str) -> Option<(NaiveTime, NaiveTime)> {
+    let (from, to) = slot.split_once('-')?;
+    let time = |t: &str| NaiveTime::parse_from_str(t.trim(), "%H:%M").ok();
+    let (from, to) = (time(from)?, time(to)?);
+    (from < to).then_some((from, to))
+}
+
+/// The delivery window a delivery-date field of the shop asks for: that day in the shop's time
+/// zone, narrowed to its time slot when one is given and readable. Nothing when no date is
+/// given or it cannot be read: the order is taken in anyway, without a window.
+fn delivery_window(meta: &[WcMeta], offset: FixedOffset) -> Schedule {
+    let Some(day) = meta_text(meta, &["_delivery_date", "delivery_date"])
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+    else {
+        return Schedule::default();
+    };
+    let slot = meta_text(meta, &["_delivery_time_slot", "delivery_time_slot"]).and_then(time_slot);
+    let midnight = day.and_time(NaiveTime::MIN);
+    let (from, to) = match slot {
+        Some((from, to)) => (day.and_time(from), day.and_time(to)),
+        None => (midnight, midnight + chrono::Duration::days(1)),
+    };
+    let utc = |local: NaiveDateTime| (local - offset).and_utc();
+    Schedule {
+        deliver_after: Some(utc(from)),
+        deliver_before: Some(utc(to)),
+        scheduled_for: None,
+    }
+}
+
 fn meta_number(meta: &[WcMeta], key: &str) -> Option<f64> {
     let value = &meta.iter().find(|m| m.key == key)?.value;
     match value {
@@ -176,7 +240,12 @@ impl WcOrder {
             (Some(lat), Some(lon)) => Coordinates::new(lat, lon).ok(),
             _ => None,
         };
+        let offset = shop_offset(
+            self.date_created.as_deref(),
+            self.date_created_gmt.as_deref(),
+        );
         ExternalOrder {
+            schedule: delivery_window(&self.meta_data, offset),
             source: "woocommerce".into(),
             external_id: self.id.to_string(),
             customer_name: s.name().or_else(|| b.name()).unwrap_or_default(),

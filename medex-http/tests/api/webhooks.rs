@@ -144,6 +144,53 @@ async fn coordinates_in_meta_data_are_used() {
 }
 
 #[tokio::test]
+async fn a_delivery_date_from_the_shop_becomes_the_window_in_the_shops_time_zone() {
+    let w = World::new().await;
+    w.with_secret().await;
+    // The fixture was placed at 16:28 in the shop, 19:28 UTC: the shop is at UTC−3.
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).date_naive();
+    let take_in = |id: u64, meta: Vec<Value>| {
+        let mut order: Value = serde_json::from_str(FIXTURE).unwrap();
+        order["id"] = json!(id);
+        order["meta_data"].as_array_mut().unwrap().extend(meta);
+        let body = serde_json::to_vec(&order).unwrap();
+        let w = &w;
+        async move {
+            let r = w.deliver(&body, Some(&sign(SECRET, &body))).await;
+            r.expect(201);
+            (
+                r.json["deliver_after"].clone(),
+                r.json["deliver_before"].clone(),
+            )
+        }
+    };
+    let at = |hour: u32| json!(format!("{tomorrow}T{hour:02}:00:00Z"));
+    let day = json!({"id": 9, "key": "_delivery_date", "value": tomorrow.to_string()});
+    let slot = |value: &str| json!({"id": 10, "key": "_delivery_time_slot", "value": value});
+
+    assert_eq!(
+        take_in(801, vec![day.clone(), slot("10:00 - 12:00")]).await,
+        (at(13), at(15))
+    );
+    // A whole day when the slot is missing or cannot be read.
+    let next_day = (tomorrow + chrono::Duration::days(1)).to_string();
+    let whole_day = (at(3), json!(format!("{next_day}T03:00:00Z")));
+    assert_eq!(take_in(802, vec![day.clone()]).await, whole_day);
+    assert_eq!(
+        take_in(803, vec![day.clone(), slot("noon-ish")]).await,
+        whole_day
+    );
+    // A day already past, or a date that is not one, is dropped: the order still comes in.
+    let past = json!({"id": 9, "key": "delivery_date", "value": "2020-01-02"});
+    assert_eq!(take_in(804, vec![past]).await, (Value::Null, Value::Null));
+    let garbage = json!({"id": 9, "key": "_delivery_date", "value": "next tuesday"});
+    assert_eq!(
+        take_in(805, vec![garbage]).await,
+        (Value::Null, Value::Null)
+    );
+}
+
+#[tokio::test]
 async fn bad_signatures_are_401_and_create_nothing() {
     let w = World::new().await;
     let body = FIXTURE.as_bytes();

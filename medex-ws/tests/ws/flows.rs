@@ -337,3 +337,112 @@ async fn each_tracker_of_a_run_hears_its_own_eta_and_stops_before() {
     assert_eq!((before[0].0, before[1].0), (0, 1), "{before:?}");
     assert!(before[0].1 <= before[1].1, "{before:?}");
 }
+
+/// Every text message until the socket stays quiet.
+async fn drain(client: &mut Client) -> Vec<Value> {
+    let mut seen = Vec::new();
+    while let Err(message) = quiet(client).await {
+        seen.push(message);
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrivals_reach_the_pharmacy_and_only_arriving_reaches_the_customer() {
+    let world = World::start().await;
+    let p = &world.pharmacy;
+    let order = world.kit.order_in(OrderStatus::OutForDelivery).await;
+    let door = order.delivery_location().unwrap();
+    let mut vendor = connect_greeted(&world.vendor_url(p), "initial_state").await;
+    let mut tracker = connect_greeted(&world.tracking_url(&order), "initial_state").await;
+    let mut driver = connect_greeted(&world.driver_url(p), "connected").await;
+
+    // Half a minute parked at the door, as the device recorded it, then off 300 m north.
+    let now = chrono::Utc::now();
+    for (seconds_ago, north_m) in [(30, 10.0), (20, -15.0), (10, 20.0), (0, 5.0)] {
+        let mut at = fix(door.latitude() + north_m / 111_320.0, door.longitude());
+        at["recorded_at"] = (now - chrono::Duration::seconds(seconds_ago))
+            .to_rfc3339()
+            .into();
+        send_json(&mut driver, at).await;
+    }
+    let arriving = next_of(&mut vendor, "driver_arriving").await;
+    assert_eq!(arriving["order_id"], order.id.to_string());
+    assert_eq!(arriving["order_number"], order.order_number);
+    assert_eq!(arriving["driver_id"], p.driver.id.to_string());
+    let arrived = next_of(&mut vendor, "driver_arrived").await;
+    assert_eq!(arrived["order_id"], order.id.to_string());
+    send_json(
+        &mut driver,
+        fix(door.latitude() + 300.0 / 111_320.0, door.longitude()),
+    )
+    .await;
+    let departed = next_of(&mut vendor, "driver_departed").await;
+    assert_eq!(departed["order_id"], order.id.to_string());
+
+    let heard: Vec<Value> = drain(&mut tracker)
+        .await
+        .into_iter()
+        .filter(|m| m["type"] != "driver_location")
+        .collect();
+    assert_eq!(
+        heard.len(),
+        1,
+        "the customer hears arriving only: {heard:?}"
+    );
+    assert_eq!(heard[0]["type"], "driver_arriving");
+    assert_eq!(
+        keys(&heard[0]),
+        ["eta_minutes", "sent_at", "type"],
+        "nothing of the driver or of other stops: {}",
+        heard[0]
+    );
+    let stored = world.medex.get_order(&p.owner, order.id).await.unwrap();
+    assert!(stored.driver_arriving_at.is_some() && stored.driver_arrived_at.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_risk_reaches_the_pharmacy_once_and_not_the_customer() {
+    let world = World::start().await;
+    let p = &world.pharmacy;
+    let placed = world
+        .medex
+        .create_order(
+            &world.kit.customers[0],
+            NewOrder {
+                schedule: Schedule {
+                    deliver_before: Some(chrono::Utc::now() + chrono::Duration::minutes(10)),
+                    ..Schedule::default()
+                },
+                ..medex_core::testkit::new_order(world.kit.vendor_a_id)
+            },
+        )
+        .await
+        .unwrap();
+    let order = world
+        .kit
+        .move_to(placed.id, OrderStatus::OutForDelivery, 0)
+        .await;
+    let mut vendor = connect_greeted(&world.vendor_url(p), "initial_state").await;
+    let mut tracker = connect_greeted(&world.tracking_url(&order), "initial_state").await;
+    let mut driver = connect_greeted(&world.driver_url(p), "connected").await;
+
+    // 40 km out: not there within ten minutes, however often it says so.
+    send_json(&mut driver, fix(52.88, 13.42)).await;
+    send_json(&mut driver, fix(52.881, 13.42)).await;
+    let late = next_of(&mut vendor, "late_risk").await;
+    assert_eq!(late["order_id"], order.id.to_string());
+    assert!(late["late_risk_at"].is_string(), "{late}");
+    let again: Vec<Value> = drain(&mut vendor)
+        .await
+        .into_iter()
+        .filter(|m| m["type"] == "late_risk")
+        .collect();
+    assert_eq!(again, Vec::<Value>::new(), "raised once");
+    let heard: Vec<Value> = drain(&mut tracker)
+        .await
+        .into_iter()
+        .filter(|m| m["type"] != "driver_location")
+        .collect();
+    assert_eq!(heard, Vec::<Value>::new(), "the customer is not told");
+}

@@ -2,7 +2,9 @@
 //! drivers suggested for an order and the automatic assignment to the best of them.
 
 use super::*;
+use crate::arrivals::Arrival;
 use crate::events::Topic;
+use crate::integrations::WebhookEvent;
 
 /// Three orders of pharmacy A due east of it at 1, 3 and 5 km (placed far, near, middle), all
 /// on board driver 0 and on their way.
@@ -347,7 +349,8 @@ fn a_drop_off_expected_past_its_window_raises_late_risk_once() {
         assert!(stored.late_risk_at.is_some());
         assert_eq!(
             crate::integrations::events_of(Some(&order), &stored),
-            vec![crate::integrations::WebhookEvent::LateRisk]
+            // Next door, the driver was about to arrive too.
+            vec![WebhookEvent::LateRisk, WebhookEvent::DriverArriving]
         );
     })
 }
@@ -408,6 +411,226 @@ fn kept_tracking_answers_follow_the_run_they_are_on() {
             .unwrap();
         let moved = agrees(&orders[0]).await;
         assert_ne!(moved.eta_minutes, alone.eta_minutes);
+    })
+}
+
+/// `metres` north of `at`.
+fn north_of(at: Coordinates, metres: f64) -> (f64, f64) {
+    (at.latitude() + metres / 111_320.0, at.longitude())
+}
+
+#[test]
+fn a_noisy_approach_to_the_door_tells_arriving_arrived_and_departed_once_each() {
+    block_on(async {
+        let w = World::in_memory(55).await;
+        let hook = w
+            .medex
+            .create_webhook(
+                &w.vendor_a,
+                w.vendor_a_id,
+                NewWebhook {
+                    url: "https://shop.example.com/medex".into(),
+                    events: vec![
+                        "order.driver_arriving".into(),
+                        "order.driver_arrived".into(),
+                    ],
+                },
+            )
+            .await
+            .unwrap();
+        let order = w.order_in(OrderStatus::OutForDelivery).await;
+        let door = order.delivery_location().unwrap();
+        let (driver, driver_id) = w.drivers[0];
+        let report = |(latitude, longitude): (f64, f64)| {
+            let medex = w.medex.clone();
+            async move {
+                medex
+                    .record_location(
+                        &driver,
+                        driver_id,
+                        FixInput {
+                            latitude,
+                            longitude,
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .unwrap();
+            }
+        };
+        // A fixed pseudo-random jitter of up to ±30 m, as a phone's GPS gives standing still.
+        let mut seed = 0x2545_f491_u32;
+        let mut jitter = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            f64::from(seed % 61) - 30.0
+        };
+        let told = |events: Vec<Event>| -> Vec<Arrival> {
+            events
+                .into_iter()
+                .filter_map(|e| match e {
+                    Event::DriverArrival {
+                        order: o, arrival, ..
+                    } if o.id == order.id => Some(arrival),
+                    _ => None,
+                })
+                .collect()
+        };
+        w.events();
+        let mut trace = Vec::new();
+        // From 2 km out at about 30 km/h, a fix every 4 s…
+        let mut metres = 2_000.0;
+        while metres > 60.0 {
+            trace.push(north_of(door, metres + jitter()));
+            metres -= 33.0;
+        }
+        // …then five minutes at the door (parked 40 m off it), the jitter crossing 75 m often…
+        for _ in 0..75 {
+            trace.push(north_of(door, 40.0 + jitter()));
+        }
+        let mut seen = Vec::new();
+        for at in trace {
+            report(at).await;
+            seen.extend(told(w.events()));
+            w.clock().advance(Duration::seconds(4));
+        }
+        assert_eq!(seen, [Arrival::Arriving, Arrival::Arrived]);
+        // …then away; coming back tells nothing more.
+        for metres in [120.0, 200.0, 400.0, 40.0, 30.0, 300.0] {
+            report(north_of(door, metres)).await;
+            seen.extend(told(w.events()));
+            w.clock().advance(Duration::seconds(4));
+        }
+        assert_eq!(
+            seen,
+            [Arrival::Arriving, Arrival::Arrived, Arrival::Departed]
+        );
+        let stored = w.medex.get_order(&w.admin, order.id).await.unwrap();
+        let (arriving, arrived) = (
+            stored.driver_arriving_at.unwrap(),
+            stored.driver_arrived_at.unwrap(),
+        );
+        assert!(arrived - arriving >= Duration::seconds(20), "the dwell");
+        let sent: Vec<WebhookEvent> = w
+            .medex
+            .webhook_deliveries(&w.vendor_a, w.vendor_a_id, hook.id, Page::first(10))
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.event)
+            .collect();
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert!(sent.contains(&WebhookEvent::DriverArriving));
+        assert!(sent.contains(&WebhookEvent::DriverArrived));
+        // The customer hears `arriving` only.
+        let arriving = Event::DriverArrival {
+            order: Arc::new(stored.clone()),
+            driver_id,
+            arrival: Arrival::Arriving,
+            eta_minutes: None,
+        };
+        assert!(
+            arriving
+                .topics()
+                .any(|t| t == Topic::Tracking(stored.tracking_token.clone()))
+        );
+        let departed = Event::DriverArrival {
+            order: Arc::new(stored.clone()),
+            driver_id,
+            arrival: Arrival::Departed,
+            eta_minutes: None,
+        };
+        assert_eq!(
+            departed.topics().collect::<Vec<_>>(),
+            [Topic::Vendor(w.vendor_a_id)]
+        );
+    })
+}
+
+#[test]
+fn arrivals_are_told_for_the_run_stop_the_driver_heads_for() {
+    block_on(async {
+        let w = World::in_memory(56).await;
+        let orders = run_of_three(&w).await;
+        let (driver, driver_id) = w.drivers[0];
+        // Orders lie 1, 3 and 5 km east: parked at the nearest one's door.
+        let nearest = &orders[1];
+        let door = nearest.delivery_location().unwrap();
+        w.events();
+        let mut told = Vec::new();
+        for _ in 0..8 {
+            w.medex
+                .record_location(
+                    &driver,
+                    driver_id,
+                    FixInput {
+                        latitude: door.latitude(),
+                        longitude: door.longitude(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            told.extend(w.events().into_iter().filter_map(|e| match e {
+                Event::DriverArrival { order, arrival, .. } => Some((order.id, arrival)),
+                _ => None,
+            }));
+            w.clock().advance(Duration::seconds(5));
+        }
+        assert_eq!(
+            told,
+            [
+                (nearest.id, Arrival::Arriving),
+                (nearest.id, Arrival::Arrived)
+            ]
+        );
+    })
+}
+
+#[test]
+fn a_second_try_at_the_door_is_told_again() {
+    block_on(async {
+        let w = World::in_memory(57).await;
+        let order = w.order_in(OrderStatus::OutForDelivery).await;
+        let door = order.delivery_location().unwrap();
+        let (driver, driver_id) = w.drivers[0];
+        let park = |seconds: i64| {
+            let w = &w;
+            async move {
+                let mut told = Vec::new();
+                for _ in 0..=seconds / 5 {
+                    w.medex
+                        .record_location(
+                            &driver,
+                            driver_id,
+                            FixInput {
+                                latitude: door.latitude(),
+                                longitude: door.longitude(),
+                                ..Default::default()
+                            },
+                        )
+                        .await
+                        .unwrap();
+                    told.extend(w.events().into_iter().filter_map(|e| match e {
+                        Event::DriverArrival { arrival, .. } => Some(arrival),
+                        _ => None,
+                    }));
+                    w.clock().advance(Duration::seconds(5));
+                }
+                told
+            }
+        };
+        w.events();
+        assert_eq!(park(25).await, [Arrival::Arriving, Arrival::Arrived]);
+        // Nobody opened: the attempt fails, and the driver rings again.
+        w.move_to(order.id, OrderStatus::Failed, 0).await;
+        assert_eq!(park(5).await, [], "not on board while failed");
+        w.medex
+            .change_status(&driver, order.id, OrderStatus::OutForDelivery, None)
+            .await
+            .unwrap();
+        assert_eq!(park(25).await, [Arrival::Arriving, Arrival::Arrived]);
     })
 }
 
