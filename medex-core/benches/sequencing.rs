@@ -1,6 +1,7 @@
 //! Stop sequencing of one run (DESIGN §14): the exact plan for 10 drop-offs and the heuristic for
 //! 30, on great-circle tables, with the travel table computed outside the timed loop (the router
-//! answers it once per read). Targets: 10 drop-offs ≤ 10 ms, 30 ≤ 50 ms.
+//! answers it once per read). Targets: 10 drop-offs ≤ 10 ms, 30 ≤ 50 ms. Also what one driver
+//! costs a suggestion: its run sequenced with one more order and without it (`insertion`).
 
 use std::hint::black_box;
 
@@ -9,7 +10,7 @@ use criterion::Criterion;
 use medex_core::config::SystemConfig;
 use medex_core::model::{Coordinates, OrderId, VehicleType};
 use medex_core::router::{GreatCircle, Profile};
-use medex_core::sequencing::{Run, RunOrder, Window, sequence};
+use medex_core::sequencing::{Run, RunOrder, Window, insertion, sequence};
 
 /// `n` drop-offs scattered over ~6 × 7 km around one pharmacy, a third of them with windows.
 fn run(n: u64) -> Run {
@@ -52,6 +53,25 @@ fn main() {
         let table = GreatCircle::compute(&run.points(), profile);
         group.bench_function(format!("{n}_dropoffs"), |b| {
             b.iter(|| sequence(black_box(&run), black_box(&table)).unwrap())
+        });
+    }
+    group.finish();
+    // A driver with `n - 1` orders, asked about an `n`th: both runs sequenced, one table.
+    let mut group = c.benchmark_group("insertion");
+    for n in [1u64, 5, 10, 30] {
+        let longer = run(n);
+        let table = GreatCircle::compute(&longer.points(), profile);
+        let mut shorter = longer.clone();
+        let joining = shorter.orders.pop().unwrap();
+        group.bench_function(format!("{}_plus_1", n - 1), |b| {
+            b.iter(|| {
+                insertion(
+                    black_box(&shorter),
+                    black_box(joining.clone()),
+                    black_box(&table),
+                )
+                .unwrap()
+            })
         });
     }
     group.finish();

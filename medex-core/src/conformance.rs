@@ -373,11 +373,23 @@ async fn commits_are_all_or_nothing(store: &dyn Store) {
 
 async fn commits_apply_in_order(store: &dyn Store) {
     let owner = user(90, "in-order@example.com", Role::Vendor);
-    let v = vendor(91, owner.id);
+    // Settings away from their defaults, so that a store which drops one is caught.
+    let v = Vendor {
+        auto_assign: true,
+        max_active_orders: 4,
+        require_handover_code: true,
+        delivery_radius_km: Some(7.5),
+        ..vendor(91, owner.id)
+    };
     store
         .commit(vec![Write::User(owner.clone()), Write::Vendor(v.clone())])
         .await
         .unwrap();
+    assert_eq!(
+        store.vendor(v.id).await.unwrap(),
+        Some(v.clone()),
+        "a pharmacy reads back whole"
+    );
 
     // Two new orders in one commit may not share a unique key.
     let a = order(92, v.id, owner.id, t0());

@@ -97,6 +97,7 @@ pub mod routing;
 pub mod sequencing;
 pub mod service;
 pub mod store;
+pub mod suggestions;
 #[cfg(any(test, feature = "conformance"))]
 pub mod testkit;
 pub mod timestamp;

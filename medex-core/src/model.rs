@@ -437,6 +437,10 @@ pub struct Vendor {
     /// one order at a time. Within [`MAX_ACTIVE_ORDERS`].
     #[serde(default = "one_active_order")]
     pub max_active_orders: u32,
+    /// Orders it accepts are assigned at once to the best suggested driver (DESIGN §14), who
+    /// still accepts or declines; off by default, and for records written before it existed.
+    #[serde(default)]
+    pub auto_assign: bool,
     /// Shared secret of its WooCommerce webhook; write-only on the wire.
     pub woocommerce_webhook_secret: Option<String>,
     /// When created.

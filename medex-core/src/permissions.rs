@@ -130,6 +130,8 @@ pub enum Permission<'a> {
     EditOrderLocation(&'a Order),
     /// Upload proof of delivery for an order.
     UploadProof(&'a Order),
+    /// See which drivers could take an order (its pharmacy; admins too).
+    SuggestDrivers(&'a Order),
     /// List drivers of a fleet (`None`: all fleets).
     ListDrivers(Option<VendorId>),
     /// Read a driver's profile, earnings and deliveries.
@@ -226,6 +228,17 @@ pub fn access(actor: &Actor, permission: Permission<'_>) -> Access {
                 Hidden
             } else {
                 Denied
+            }
+        }
+        // The order's other parties know it exists: 403. Everyone else must not learn it: 404.
+        Permission::SuggestDrivers(order) => {
+            if parties(actor, order).contains(Party::Vendor) {
+                Granted
+            } else {
+                match access(actor, Permission::ViewOrder(order)) {
+                    Granted => Denied,
+                    other => other,
+                }
             }
         }
         Permission::ListDrivers(vendor) => match (actor.role, vendor) {
@@ -473,6 +486,7 @@ mod tests {
             (Permission::CreateOrder,           [G,   G,   G,    D,    D,    D,   D]),
             (Permission::EditOrderLocation(o),  [G,   D,   H,    G,    H,    D,   H]),
             (Permission::UploadProof(o),        [G,   D,   H,    G,    H,    G,   H]),
+            (Permission::SuggestDrivers(o),     [G,   D,   H,    G,    H,    D,   H]),
             (Permission::ListDrivers(Some(vid)),[G,   D,   D,    G,    H,    D,   D]),
             (Permission::ListDrivers(None),     [G,   D,   D,    D,    D,    D,   D]),
             (Permission::ViewDriver(d),         [G,   D,   D,    G,    H,    G,   H]),

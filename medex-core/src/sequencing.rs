@@ -75,6 +75,23 @@ impl TravelTable {
     pub fn km(&self, from: usize, to: usize) -> f64 {
         self.km[from * self.size + to]
     }
+
+    /// The table between the points `at` (indices of this table's points), in that order.
+    fn select(&self, at: &[usize]) -> Self {
+        let mut minutes = Vec::with_capacity(at.len() * at.len());
+        let mut km = Vec::with_capacity(at.len() * at.len());
+        for &from in at {
+            for &to in at {
+                minutes.push(self.minutes(from, to));
+                km.push(self.km(from, to));
+            }
+        }
+        Self {
+            size: at.len(),
+            minutes,
+            km,
+        }
+    }
 }
 
 /// When a drop-off should happen (UTC); either end may be open.
@@ -142,6 +159,8 @@ pub struct Stop {
     pub eta: DateTime<Utc>,
     /// Minutes from now to then.
     pub minutes: f64,
+    /// Kilometres driven from the start to here.
+    pub km: f64,
     /// The drop-off's window, if any.
     pub window: Option<Window>,
     /// Whether the ETA falls after the window's end.
@@ -361,6 +380,7 @@ impl Problem<'_> {
                             at: self.layout.points[node + 1],
                             eta,
                             minutes: t,
+                            km,
                             window: None,
                             late: false,
                         });
@@ -374,6 +394,7 @@ impl Problem<'_> {
                     at: order.dropoff,
                     eta,
                     minutes: t,
+                    km,
                     window: (!order.window.is_open()).then_some(order.window),
                     late: late > 0.0,
                 });
@@ -475,6 +496,69 @@ pub fn in_order(
         nodes.insert(best.map_or(first_need, |(_, at)| at), p);
     }
     Ok(problem.plan(run, &nodes))
+}
+
+/// What one more order does to a run: both plans, and the new order's drop-off in the longer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Insertion {
+    /// The run as it is.
+    pub without: Plan,
+    /// The run with the order.
+    pub with: Plan,
+    /// Minutes the order adds to the whole run (never below zero: a heuristic plan or a
+    /// window's trade of lateness against time may make the longer run look shorter).
+    pub added_minutes: f64,
+    /// Minutes from now to the order's drop-off in the longer run.
+    pub eta_minutes: f64,
+    /// Kilometres from the start to the order's drop-off in the longer run.
+    pub km: f64,
+}
+
+/// Sequences `run` with and without `order`, from one `table` listing the points of the run
+/// with the order (`Run::points` of `run` with `order` appended): the shorter run's table is
+/// taken from it, so a road router is asked once.
+pub fn insertion(
+    run: &Run,
+    order: RunOrder,
+    table: &TravelTable,
+) -> Result<Insertion, SequencingError> {
+    let order_id = order.order_id;
+    let mut longer = run.clone();
+    longer.orders.push(order);
+    let long = Layout::of(&longer);
+    if table.size() != long.points.len() {
+        return Err(SequencingError::TableSize {
+            expected: long.points.len(),
+            got: table.size(),
+        });
+    }
+    // The shorter run's points among the longer's: the start, the pickup points it shares
+    // (all but possibly the new order's), then its drop-offs, which come first among the
+    // longer run's.
+    let short = Layout::of(run);
+    let mut at = vec![0];
+    for point in &short.points[1..=short.pickups] {
+        let found = long.points[1..=long.pickups]
+            .iter()
+            .position(|p| p == point)
+            .ok_or(SequencingError::NotTheRun)?;
+        at.push(found + 1);
+    }
+    at.extend((0..run.orders.len()).map(|i| 1 + long.pickups + i));
+    let without = sequence(run, &table.select(&at))?;
+    let with = sequence(&longer, table)?;
+    let dropoff = with
+        .stops
+        .iter()
+        .find(|s| s.order_id == order_id && s.kind == StopKind::Dropoff)
+        .ok_or(SequencingError::NotTheRun)?;
+    Ok(Insertion {
+        added_minutes: (with.total_minutes - without.total_minutes).max(0.0),
+        eta_minutes: dropoff.minutes,
+        km: dropoff.km,
+        without,
+        with,
+    })
 }
 
 /// A label of the dynamic programme: cost so far and where it came from.

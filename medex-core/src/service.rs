@@ -48,6 +48,7 @@ pub mod tracking;
 pub mod upkeep;
 pub mod vendors;
 
+pub use crate::suggestions::DriverSuggestion;
 pub use accounts::{NewAccount, Session};
 pub use delivery::{AssignmentResponse, ProofKind, Transition};
 pub use dispatch::RunPlan;

@@ -246,6 +246,8 @@ pub struct Options {
     /// Run on the system's clock instead of a manual one at [`start`], for suites that talk to
     /// the service over sockets and wait for real time to pass (pings, idle timeouts).
     pub live_clock: bool,
+    /// Travel times between the stops of runs (great circles by default).
+    pub router: Option<Arc<dyn crate::router::Router>>,
 }
 
 impl Default for Options {
@@ -257,6 +259,7 @@ impl Default for Options {
             config: SystemConfig::default(),
             store: None,
             live_clock: false,
+            router: None,
         }
     }
 }
@@ -300,6 +303,10 @@ impl Service {
         )
         .await
         .expect("the service starts");
+        let medex = match options.router {
+            Some(router) => medex.with_router(router),
+            None => medex,
+        };
         (Arc::new(medex), manual, recording)
     }
 }

@@ -189,6 +189,7 @@ fn api(max_upload_bytes: usize, state: Option<AppState>) -> OpenApiRouter<AppSta
         .routes(routes!(drivers::earnings))
         .routes(routes!(drivers::deliveries))
         .routes(routes!(dispatch::get_run, dispatch::arrange_run))
+        .routes(routes!(dispatch::driver_suggestions))
         .routes(routes!(vendors::register_vendor))
         .routes(routes!(vendors::list_vendors))
         .routes(routes!(vendors::get_vendor, vendors::patch_vendor))

@@ -579,6 +579,9 @@ pub(crate) struct VendorView {
     /// Private: how many active orders one of its drivers may hold at once.
     #[serde(skip_serializing_if = "Option::is_none")]
     max_active_orders: Option<u32>,
+    /// Private: accepted orders go at once to the best suggested driver.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auto_assign: Option<bool>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -604,6 +607,7 @@ impl VendorView {
             has_woocommerce_webhook_secret: None,
             delivery_radius_km: None,
             max_active_orders: None,
+            auto_assign: None,
             created_at: v.created_at,
             updated_at: v.updated_at,
         }
@@ -621,6 +625,7 @@ impl VendorView {
             has_woocommerce_webhook_secret: Some(v.woocommerce_webhook_secret.is_some()),
             delivery_radius_km: Some(v.delivery_radius_km),
             max_active_orders: Some(v.max_active_orders),
+            auto_assign: Some(v.auto_assign),
             ..Self::public(v)
         }
     }
@@ -1089,6 +1094,10 @@ pub(crate) struct PatchVendorRequest {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 30)]
     pub(crate) max_active_orders: Option<u32>,
+    /// Assign each accepted order at once to the best suggested driver (see
+    /// `GET /api/orders/{id}/driver-suggestions`); the driver still accepts or declines.
+    #[serde(default)]
+    pub(crate) auto_assign: Option<bool>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(schema_with = schemas::webhook_secret)]
     pub(crate) woocommerce_webhook_secret: Option<Option<String>>,

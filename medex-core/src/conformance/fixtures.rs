@@ -56,6 +56,7 @@ pub fn vendor(id: VendorId, owner: UserId) -> Vendor {
         require_handover_code: false,
         delivery_radius_km: None,
         max_active_orders: 1,
+        auto_assign: false,
         woocommerce_webhook_secret: None,
         created_at: t0(),
         updated_at: t0(),

@@ -297,3 +297,64 @@ fn a_manual_order_collects_at_the_pharmacy_where_that_is_sooner() {
     let kinds: Vec<StopKind> = plan.stops.iter().map(|s| s.kind).collect();
     assert_eq!(kinds, [Dropoff, Pickup, Pickup, Dropoff, Dropoff]);
 }
+
+#[test]
+fn an_order_on_the_way_adds_little_and_one_beyond_the_run_adds_the_extra_leg() {
+    // Drop-offs 1 and 3 km north of the pharmacy, the driver at it with both parcels to fetch.
+    let run = line_run(&[(52.509, 13.40), (52.527, 13.40)]);
+    let with = |lat: f64| {
+        let order = RunOrder {
+            order_id: order_id(9),
+            pickup: at(52.50, 13.40),
+            dropoff: at(lat, 13.40),
+            on_board: false,
+            window: Window::default(),
+        };
+        let mut longer = run.clone();
+        longer.orders.push(order.clone());
+        insertion(&run, order, &table_for(&longer)).unwrap()
+    };
+    let between = with(52.518);
+    assert!(between.added_minutes < 0.01, "{}", between.added_minutes);
+    assert_eq!(
+        between.with.dropoff_order(),
+        vec![order_id(0), order_id(9), order_id(1)]
+    );
+    let beyond = with(52.536);
+    // One more kilometre north, × 1.3 at 25 km/h.
+    let leg = distance_km(at(52.527, 13.40), at(52.536, 13.40)) * 1.3;
+    assert!((beyond.added_minutes - leg / 25.0 * 60.0).abs() < 1e-6);
+    assert!((beyond.eta_minutes - beyond.with.total_minutes).abs() < 1e-9);
+    assert!((beyond.km - beyond.with.total_km).abs() < 1e-9);
+    assert_eq!(beyond.without, sequence(&run, &table_for(&run)).unwrap());
+    // The table must list the longer run's points.
+    let order = run.orders[0].clone();
+    assert_eq!(
+        insertion(&run, order, &table_for(&run)),
+        Err(SequencingError::TableSize {
+            expected: 5,
+            got: 4
+        })
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// The shorter run's table taken from the longer's gives the plan the shorter run gets on
+    /// its own, and the order's drop-off is in the longer plan.
+    #[test]
+    fn an_insertion_compares_the_run_with_itself(run in small_run(5), extra in small_run(1)) {
+        let mut order = extra.orders[0].clone();
+        order.order_id = order_id(77);
+        let mut longer = run.clone();
+        longer.orders.push(order.clone());
+        let found = insertion(&run, order, &table_for(&longer)).unwrap();
+        let alone = sequence(&run, &table_for(&run)).unwrap();
+        prop_assert!((found.without.total_minutes - alone.total_minutes).abs() < 1e-6);
+        prop_assert!((found.without.late_minutes - alone.late_minutes).abs() < 1e-6);
+        prop_assert!(found.added_minutes >= 0.0);
+        prop_assert!(found.eta_minutes <= found.with.total_minutes + 1e-9);
+        prop_assert!(found.with.dropoff_order().contains(&order_id(77)));
+    }
+}

@@ -184,6 +184,17 @@ impl MedEx {
         driver_id: DriverId,
     ) -> Result<Order> {
         let order = self.load_order(actor, id).await?;
+        self.assign(actor, order, driver_id).await
+    }
+
+    /// Assigns `driver_id` to `order` as read (the commit fails as a concurrent update when the
+    /// order changed since).
+    pub(super) async fn assign(
+        &self,
+        actor: &Actor,
+        order: Order,
+        driver_id: DriverId,
+    ) -> Result<Order> {
         let rule = self.rule(actor, &order, Action::AssignDriver)?;
         let driver = self
             .store
@@ -206,12 +217,13 @@ impl MedEx {
         // run has room. Two assignments racing for the last place both write this driver record
         // from the version read here: the store lets one commit through.
         let vendor = self.load_vendor(order.vendor_id).await?;
-        let has_room = match driver.status {
-            DriverStatus::Available => !driver.is_on_run(),
-            DriverStatus::Busy => driver.run().len() < vendor.max_active_orders as usize,
-            DriverStatus::Offline | DriverStatus::OnBreak => false,
-        };
-        if !driver.is_active || !has_room {
+        let has_room = crate::suggestions::has_room(
+            driver.status,
+            driver.is_active,
+            driver.run().len(),
+            vendor.max_active_orders,
+        );
+        if !has_room {
             return Err(Conflict::DriverNotAvailable.into());
         }
         // A driver whose account was deactivated cannot sign in to take the order.
@@ -550,6 +562,12 @@ impl MedEx {
             });
             if let Some(driver) = &driver_write {
                 self.publish_driver_status(driver);
+            }
+            // The acceptance is committed whatever happens next.
+            if action == Action::Accept
+                && let Some(assigned) = self.auto_assign(actor, &next).await
+            {
+                return Ok(assigned);
             }
             return Ok(next);
         }

@@ -1,11 +1,13 @@
 //! Dispatch (DESIGN §14): the stops of a driver's run in the order to drive them, sequenced on
 //! every read from the run as it is (so a joining or leaving order or a stop done shows at
-//! once), and the order a pharmacy fixes by hand, kept until the run changes.
+//! once), the order a pharmacy fixes by hand, kept until the run changes, and which drivers
+//! could take an order (suggestions, and the automatic assignment of a pharmacy that wants it).
 
 use super::*;
 use crate::events::RunStopEta;
 use crate::router::{GreatCircle, Profile, Router};
 use crate::sequencing::{self, Plan, RunOrder, StopKind, Window};
+use crate::suggestions::{self, Added, Candidate, DriverSuggestion};
 
 /// Statuses whose orders have stops ahead: a failed parcel waits for a retry or its return.
 fn has_stops(status: OrderStatus) -> bool {
@@ -158,6 +160,140 @@ impl MedEx {
             return Vec::new();
         };
         stop_etas(&plan, orders)
+    }
+
+    /// The drivers of the order's pharmacy who could take it now (available, or busy with room
+    /// left in their run; see [`suggestions::has_room`]), fewest minutes added to their run
+    /// first, with the ETA and distance to its drop-off in the run with it. Its pharmacy and
+    /// admins ask; the order must be one the lifecycle lets them assign now (409 otherwise).
+    /// The driver already on the order is not among them.
+    pub async fn driver_suggestions(
+        &self,
+        actor: &Actor,
+        id: OrderId,
+    ) -> Result<Vec<DriverSuggestion>> {
+        let order = self.store.order(id).await?.ok_or(Error::NotFound)?;
+        access(actor, Permission::SuggestDrivers(&order)).require()?;
+        self.rule(actor, &order, Action::AssignDriver)?;
+        if order.scheduled_for.is_some_and(|at| self.clock.now() < at) {
+            return Err(Conflict::NotYetScheduled.into());
+        }
+        self.suggest(&order).await
+    }
+
+    /// The ranking behind [`MedEx::driver_suggestions`], without asking who wants it.
+    async fn suggest(&self, order: &Order) -> Result<Vec<DriverSuggestion>> {
+        let vendor = self.load_vendor(order.vendor_id).await?;
+        let (Some(pickup), Some(dropoff)) = (order.pickup_location(), order.delivery_location())
+        else {
+            return Err(Conflict::LocationMissing.into());
+        };
+        let joining = RunOrder {
+            order_id: order.id,
+            pickup,
+            dropoff,
+            on_board: false,
+            window: Window {
+                after: order.deliver_after,
+                before: order.deliver_before,
+            },
+        };
+        let capacity = vendor.max_active_orders;
+        let mut candidates = Vec::new();
+        for driver in self.all_drivers(vendor.id).await? {
+            if order.driver_id == Some(driver.id) {
+                continue;
+            }
+            let run_size = driver.run().len();
+            let mut is_active = driver.is_active;
+            let mut added = None;
+            if suggestions::has_room(driver.status, is_active, run_size, capacity) {
+                // A driver whose account was deactivated cannot sign in to take the order.
+                is_active = self
+                    .store
+                    .user(driver.user_id)
+                    .await?
+                    .is_some_and(|u| u.is_active);
+                if is_active {
+                    added = self.added_to_run(&driver, &vendor, &joining).await?;
+                }
+            }
+            candidates.push(Candidate {
+                driver_id: driver.id,
+                full_name: driver.full_name,
+                status: driver.status,
+                is_active,
+                run_size,
+                added,
+            });
+        }
+        Ok(suggestions::rank(candidates, capacity))
+    }
+
+    /// What `joining` adds to `driver`'s run as it is now, from its last position (the
+    /// pharmacy's when it has none), the run with it and without sequenced alike.
+    async fn added_to_run(
+        &self,
+        driver: &Driver,
+        vendor: &Vendor,
+        joining: &RunOrder,
+    ) -> Result<Option<Added>> {
+        let members = self.run_members(driver).await?;
+        let start = driver.position().unwrap_or(vendor.location);
+        let run = run_of(start, self.clock.now(), &members);
+        let mut longer = run.clone();
+        longer.orders.push(joining.clone());
+        let points = longer.points();
+        let profile = Profile::of(driver.vehicle_type, &self.config());
+        let table = self.router.table(&points, profile).await;
+        // A router that broke its contract: great circles, whose table always fits.
+        let found = sequencing::insertion(&run, joining.clone(), &table).or_else(|_| {
+            sequencing::insertion(
+                &run,
+                joining.clone(),
+                &GreatCircle::compute(&points, profile),
+            )
+        });
+        Ok(found.ok().map(|i| Added {
+            minutes: i.added_minutes,
+            eta_minutes: i.eta_minutes,
+            km: i.km,
+        }))
+    }
+
+    /// After `accepted` was committed: when its pharmacy assigns automatically, the best
+    /// suggested driver gets it through the same path as an assignment by hand (the driver
+    /// still accepts or declines), else the next when that one was taken meanwhile. `None`
+    /// leaves the order accepted: nobody fits, someone else moved the order first, or the
+    /// store failed — the acceptance stands either way.
+    pub(super) async fn auto_assign(&self, actor: &Actor, accepted: &Order) -> Option<Order> {
+        let vendor = self.store.vendor(accepted.vendor_id).await.ok()??;
+        if !vendor.auto_assign
+            || accepted
+                .scheduled_for
+                .is_some_and(|at| self.clock.now() < at)
+        {
+            return None;
+        }
+        for suggestion in self.suggest(accepted).await.ok()? {
+            match self
+                .assign(actor, accepted.clone(), suggestion.driver_id)
+                .await
+            {
+                Ok(assigned) => return Some(assigned),
+                Err(Error::Conflict(Conflict::DriverNotAvailable)) => continue,
+                // The driver's record or the order's changed: only the first is a reason to
+                // try the next driver.
+                Err(Error::Conflict(Conflict::ConcurrentUpdate)) => {
+                    match self.store.order(accepted.id).await {
+                        Ok(Some(now)) if now.version == accepted.version => continue,
+                        _ => return None,
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+        None
     }
 
     /// Uses `router` for travel times between the stops of runs instead of great circles.

@@ -44,6 +44,8 @@ pub struct VendorPatch {
     pub delivery_radius_km: Option<f64>,
     /// How many active orders one driver may hold at once (1 to 30).
     pub max_active_orders: Option<u32>,
+    /// Assign accepted orders at once to the best suggested driver.
+    pub auto_assign: Option<bool>,
     /// Webhook secret; `Some(None)` removes it.
     pub woocommerce_webhook_secret: Option<Option<String>>,
     /// Admins only.
@@ -100,6 +102,7 @@ impl MedEx {
             require_handover_code: false,
             delivery_radius_km: None,
             max_active_orders: 1,
+            auto_assign: false,
             woocommerce_webhook_secret: None,
             created_at: now,
             updated_at: now,
@@ -211,6 +214,7 @@ impl MedEx {
         vendor.require_handover_code = patch
             .require_handover_code
             .unwrap_or(vendor.require_handover_code);
+        vendor.auto_assign = patch.auto_assign.unwrap_or(vendor.auto_assign);
         vendor.is_active = patch.is_active.unwrap_or(vendor.is_active);
         vendor.updated_at = self.clock.now();
         bump(&mut vendor, |v| &mut v.version);

@@ -1,12 +1,13 @@
 //! `/api/drivers/{id}/run`: the stops of a driver's run in the order to drive them, and the
-//! order a pharmacy fixes by hand (DESIGN §14).
+//! order a pharmacy fixes by hand; `/api/orders/{id}/driver-suggestions`: the drivers who could
+//! take an order, fewest added minutes first (DESIGN §14).
 
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use medex_core::model::{DriverId, OrderId};
+use medex_core::model::{DriverId, DriverStatus, OrderId};
 use medex_core::sequencing::StopKind;
-use medex_core::service::RunPlan;
+use medex_core::service::{DriverSuggestion, RunPlan};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -65,12 +66,13 @@ pub(crate) struct RunView {
     manual: bool,
 }
 
+fn round(x: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (x * f).round() / f
+}
+
 impl From<RunPlan> for RunView {
     fn from(run: RunPlan) -> Self {
-        let round = |x: f64, places: i32| {
-            let f = 10f64.powi(places);
-            (x * f).round() / f
-        };
         Self {
             driver_id: run.driver_id,
             stops: run
@@ -150,4 +152,74 @@ pub(crate) async fn arrange_run(
             .await?
             .into(),
     ))
+}
+
+/// A driver who could take the order, and what the order would do to its run.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct SuggestionView {
+    #[schema(value_type = uuid::Uuid)]
+    driver_id: DriverId,
+    full_name: String,
+    /// `available` (no run yet) or `busy` (room left in its run).
+    #[schema(value_type = crate::views::DriverStatusDoc)]
+    status: DriverStatus,
+    /// Orders its run holds now.
+    #[schema(minimum = 0)]
+    run_size: u32,
+    /// Minutes the order adds to the driver's whole run, as sequenced with and without it.
+    #[schema(minimum = 0)]
+    added_minutes: f64,
+    /// Minutes from now to the order's drop-off, through the stops before it in the run with
+    /// it.
+    #[schema(minimum = 0)]
+    eta_minutes: f64,
+    /// Kilometres from the driver (the pharmacy when its position is unknown) to the order's
+    /// drop-off, through the stops before it.
+    #[schema(minimum = 0)]
+    distance_km: f64,
+}
+
+/// The drivers who could take the order, best first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct SuggestionsView {
+    suggestions: Vec<SuggestionView>,
+}
+
+impl From<DriverSuggestion> for SuggestionView {
+    fn from(s: DriverSuggestion) -> Self {
+        Self {
+            driver_id: s.driver_id,
+            full_name: s.full_name,
+            status: s.status,
+            run_size: u32::try_from(s.run_size).unwrap_or(u32::MAX),
+            added_minutes: round(s.added_minutes, 1),
+            eta_minutes: round(s.eta_minutes, 1),
+            distance_km: round(s.distance_km, 3),
+        }
+    }
+}
+
+/// The pharmacy's drivers who could take the order now — available, or busy with room left in
+/// their run (`max_active_orders`); offline, on a break, full or deactivated drivers are left
+/// out, and so is the order's own driver — fewest minutes added to their run first (ties by
+/// driver id), with the ETA and distance to the order's drop-off in the run with it. A driver
+/// without a known position starts from the pharmacy. Only for orders that can be assigned
+/// now (`accepted`, or `driver_assigned` before pickup).
+#[utoipa::path(get, path = "/api/orders/{id}/driver-suggestions", tag = "orders", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The drivers, best first (an empty list when nobody fits)", body = SuggestionsView),
+        (status = 403, description = "Only the pharmacy and admins: the order's customer and driver may not ask", body = ErrorBody),
+        (status = 404, description = "No such order, or not yours", body = ErrorBody),
+        (status = 409, description = "The order cannot be assigned now (`invalid_transition`: pending, picked up or finished), or is scheduled for later (`not_yet_scheduled`)", body = ErrorBody),
+    ))]
+pub(crate) async fn driver_suggestions(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    ApiPath(id): ApiPath<OrderId>,
+) -> ApiResult<Json<SuggestionsView>> {
+    let suggestions = state.medex.driver_suggestions(&actor, id).await?;
+    Ok(Json(SuggestionsView {
+        suggestions: suggestions.into_iter().map(Into::into).collect(),
+    }))
 }

@@ -170,6 +170,7 @@ pub(crate) async fn patch_vendor(
         require_handover_code: body.require_handover_code,
         delivery_radius_km: body.delivery_radius_km,
         max_active_orders: body.max_active_orders,
+        auto_assign: body.auto_assign,
         woocommerce_webhook_secret: body.woocommerce_webhook_secret,
         is_active: body.is_active,
     };

@@ -317,3 +317,247 @@ async fn an_order_carries_its_window_and_bad_windows_are_422() {
         .await;
     assert!(r.json["deliver_before"].is_null());
 }
+
+/// `courier` on duty at `lat`, 13.40 (the pharmacy is at 52.52, 13.40).
+async fn on_duty_at(w: &World, courier: &Courier, lat: f64) {
+    w.available(courier).await;
+    w.app
+        .post(
+            &format!("/api/drivers/{}/location", courier.id),
+            Some(&courier.who.token),
+            json!({"latitude": lat, "longitude": 13.40}),
+        )
+        .await
+        .expect(200);
+}
+
+fn suggestions_of(order: &str) -> String {
+    format!("/api/orders/{order}/driver-suggestions")
+}
+
+fn suggested(r: &Reply) -> Vec<String> {
+    r.json["suggestions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["driver_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn suggestions_rank_the_pharmacys_free_drivers_by_the_minutes_the_order_adds() {
+    let w = World::new().await;
+    on_duty_at(&w, &w.second_driver, 52.60).await;
+    on_duty_at(&w, &w.driver, 52.521).await;
+    let order = w.order_in("accepted").await;
+    let url = suggestions_of(&order);
+    let r = w.app.get(&url, &w.vendor.owner.token).await;
+    r.expect(200);
+    assert_eq!(
+        suggested(&r),
+        vec![w.driver.id.clone(), w.second_driver.id.clone()]
+    );
+    let (near, far) = (&r.json["suggestions"][0], &r.json["suggestions"][1]);
+    assert_eq!(near["full_name"], "Dee Driver");
+    assert_eq!(near["status"], "available");
+    assert_eq!(near["run_size"], 0);
+    for key in ["added_minutes", "eta_minutes", "distance_km"] {
+        assert!(near[key].as_f64().unwrap() > 0.0, "{key}: {near}");
+        assert!(
+            far[key].as_f64().unwrap() > near[key].as_f64().unwrap(),
+            "{key}: {far} after {near}"
+        );
+    }
+    // The admin sees the same; the driver on a full run drops out once it takes the order.
+    let by_admin = w.app.get(&url, &w.admin.token).await;
+    by_admin.expect(200);
+    assert_eq!(suggested(&by_admin), suggested(&r));
+    let other = w.order_in("accepted").await;
+    w.assign(&other, &w.driver).await.expect(200);
+    let r = w.app.get(&url, &w.vendor.owner.token).await;
+    r.expect(200);
+    assert_eq!(suggested(&r), vec![w.second_driver.id.clone()]);
+    // Nobody free: an empty list, not an error.
+    w.app
+        .patch(
+            &format!("/api/drivers/{}/status", w.second_driver.id),
+            &w.second_driver.who.token,
+            json!({"status": "on_break"}),
+        )
+        .await
+        .expect(200);
+    let r = w.app.get(&url, &w.vendor.owner.token).await;
+    r.expect(200);
+    assert_eq!(r.json, json!({"suggestions": []}));
+}
+
+#[tokio::test]
+async fn suggestions_refuse_strangers_and_orders_that_cannot_be_assigned_with_json_errors() {
+    let w = World::new().await;
+    let order = w.order_in("accepted").await;
+    let url = suggestions_of(&order);
+    let check = |r: Reply, status: u16, code: &str| {
+        r.expect(status);
+        r.assert_error_format();
+        assert_eq!(r.code(), code, "{}", r.text);
+    };
+    check(w.app.public(&url).await, 401, "unauthenticated");
+    check(w.app.get(&url, "not-a-token").await, 401, "unauthenticated");
+    // The customer and the driver of the order know it exists; others must not learn it.
+    check(w.app.get(&url, &w.customer.token).await, 403, "forbidden");
+    for stranger in [
+        &w.other_customer.token,
+        &w.other_vendor.owner.token,
+        &w.other_driver.who.token,
+    ] {
+        check(w.app.get(&url, stranger).await, 404, "not_found");
+    }
+    let unknown = suggestions_of("0190a0c4-0000-7000-8000-000000000000");
+    check(
+        w.app.get(&unknown, &w.vendor.owner.token).await,
+        404,
+        "not_found",
+    );
+    let r = w
+        .app
+        .get(&suggestions_of("not-a-uuid"), &w.vendor.owner.token)
+        .await;
+    r.expect(422);
+    r.assert_error_format();
+    // Its driver delivered it: a party, but not one who may ask.
+    let delivered = w.order_in("delivered").await;
+    check(
+        w.app
+            .get(&suggestions_of(&delivered), &w.driver.who.token)
+            .await,
+        403,
+        "forbidden",
+    );
+    // Orders the pharmacy cannot assign now (the driver's one place is taken last).
+    let mut not_now = vec![delivered];
+    for status in ["pending", "cancelled", "picked_up"] {
+        not_now.push(w.order_in(status).await);
+    }
+    for other in not_now {
+        check(
+            w.app
+                .get(&suggestions_of(&other), &w.vendor.owner.token)
+                .await,
+            409,
+            "invalid_transition",
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_pharmacy_that_assigns_automatically_has_accepted_orders_go_to_the_best_driver() {
+    let w = World::new().await;
+    let vendor = format!("/api/vendors/{}", w.vendor.id);
+    let own = w.app.get(&vendor, &w.vendor.owner.token).await;
+    assert_eq!(own.json["auto_assign"], false, "off by default");
+    let public = w.app.get(&vendor, &w.customer.token).await;
+    assert!(public.json.get("auto_assign").is_none(), "private");
+    for bad in [json!("yes"), json!(1)] {
+        let r = w
+            .app
+            .patch(&vendor, &w.vendor.owner.token, json!({"auto_assign": bad}))
+            .await;
+        r.expect(422);
+        r.assert_error_format();
+    }
+    let r = w
+        .app
+        .patch(&vendor, &w.driver.who.token, json!({"auto_assign": true}))
+        .await;
+    r.expect(403);
+    r.assert_error_format();
+    let r = w
+        .app
+        .patch(
+            &format!("/api/vendors/{}", w.other_vendor.id),
+            &w.vendor.owner.token,
+            json!({"auto_assign": true}),
+        )
+        .await;
+    r.expect(404);
+    r.assert_error_format();
+    let r = w
+        .app
+        .patch(&vendor, &w.vendor.owner.token, json!({"auto_assign": true}))
+        .await;
+    r.expect(200);
+    assert_eq!(r.json["auto_assign"], true);
+
+    // Nobody on duty: the order stays accepted, and the acceptance answers 200.
+    let waiting = w.order().await;
+    let r = w
+        .set_status(&waiting, &w.vendor.owner.token, "accepted")
+        .await;
+    r.expect(200);
+    assert_eq!(r.json["status"], "accepted");
+    assert!(r.json["driver_id"].is_null());
+
+    on_duty_at(&w, &w.driver, 52.521).await;
+    on_duty_at(&w, &w.second_driver, 52.60).await;
+    let order = w.order().await;
+    let r = w
+        .set_status(&order, &w.vendor.owner.token, "accepted")
+        .await;
+    r.expect(200);
+    assert_eq!(r.json["status"], "driver_assigned");
+    assert_eq!(r.json["driver_id"], w.driver.id.as_str());
+    // The driver still answers.
+    w.app
+        .post(
+            &format!("/api/orders/{order}/assignment"),
+            Some(&w.driver.who.token),
+            json!({"action": "accept"}),
+        )
+        .await
+        .expect(200);
+    let stored = w.stored_order(&order).await;
+    assert!(stored.driver_accepted_at.is_some());
+}
+
+#[test]
+fn the_suggestions_are_documented_with_every_status_they_answer() {
+    let doc = serde_json::to_value(medex_http::openapi()).unwrap();
+    let op = &doc["paths"]["/api/orders/{id}/driver-suggestions"]["get"];
+    let mut statuses: Vec<&str> = op["responses"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        ["200", "401", "403", "404", "409", "422", "503"],
+        "{op}"
+    );
+    let id = &op["parameters"][0];
+    assert_eq!(
+        (id["in"].as_str(), id["required"].as_bool()),
+        (Some("path"), Some(true))
+    );
+    assert_eq!(id["schema"]["format"], "uuid");
+    let schema = &doc["components"]["schemas"]["SuggestionView"];
+    for field in [
+        "driver_id",
+        "full_name",
+        "status",
+        "run_size",
+        "added_minutes",
+        "eta_minutes",
+        "distance_km",
+    ] {
+        assert!(
+            schema["required"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f == field),
+            "{field}: {schema}"
+        );
+    }
+}

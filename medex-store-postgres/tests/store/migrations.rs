@@ -147,3 +147,47 @@ async fn a_database_of_another_program_is_refused() {
         "{refused:?}"
     );
 }
+
+/// A pharmacy written before runs and automatic assignment existed (its JSON record without
+/// `max_active_orders` and `auto_assign`) reads with their defaults: no migration is needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pharmacy_written_before_its_newer_settings_reads_with_their_defaults() {
+    use medex_core::conformance::fixtures;
+    use medex_core::model::{Role, UserId, Vendor, VendorId};
+    use medex_core::store::{Store as _, Write};
+    let Some((db, store)) = crate::fresh("old_vendor_record").await else {
+        return;
+    };
+    let owner = fixtures::user(
+        UserId::from_uuid(uuid::Uuid::from_u64_pair(5, 1)),
+        "old-pharmacy@example.com",
+        Role::Vendor,
+    );
+    let v = Vendor {
+        auto_assign: true,
+        max_active_orders: 5,
+        ..fixtures::vendor(
+            VendorId::from_uuid(uuid::Uuid::from_u64_pair(5, 2)),
+            owner.id,
+        )
+    };
+    store
+        .commit(vec![Write::User(owner), Write::Vendor(v.clone())])
+        .await
+        .unwrap();
+    assert_eq!(store.vendor(v.id).await.unwrap(), Some(v.clone()));
+    run(
+        &sql(&db).await,
+        "UPDATE vendors SET record = record - 'auto_assign' - 'max_active_orders'",
+    )
+    .await;
+    let read = store.vendor(v.id).await.unwrap().unwrap();
+    assert_eq!(
+        read,
+        Vendor {
+            auto_assign: false,
+            max_active_orders: 1,
+            ..v
+        }
+    );
+}

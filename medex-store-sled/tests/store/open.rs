@@ -240,3 +240,46 @@ async fn records_that_would_not_read_back_are_refused() {
     ));
     assert!(store.order(o.id).await.unwrap().is_none());
 }
+
+/// A pharmacy written before runs and automatic assignment existed (no `max_active_orders`,
+/// no `auto_assign`) reads with their defaults: one order at a time, assigned by hand.
+#[tokio::test]
+async fn a_pharmacy_written_before_its_newer_settings_reads_with_their_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let owner = user(1, "old-pharmacy@example.com");
+    let v = medex_core::model::Vendor {
+        auto_assign: true,
+        max_active_orders: 5,
+        ..vendor(1, owner.id)
+    };
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        store
+            .commit(vec![Write::User(owner.clone()), Write::Vendor(v.clone())])
+            .await
+            .unwrap();
+    }
+    {
+        let db = raw_sled(dir.path());
+        let vendors = db.open_tree("vendors").unwrap();
+        let mut record: serde_json::Value = serde_json::to_value(&v).unwrap();
+        let fields = record.as_object_mut().unwrap();
+        assert!(fields.remove("auto_assign").is_some());
+        assert!(fields.remove("max_active_orders").is_some());
+        let mut bytes = vec![1u8];
+        bytes.extend(serde_json::to_vec(&record).unwrap());
+        vendors.insert(v.id.to_bytes(), bytes).unwrap();
+        db.flush().unwrap();
+    }
+    let store = SledStore::open(dir.path()).unwrap();
+    let read = store.vendor(v.id).await.unwrap().unwrap();
+    assert_eq!((read.auto_assign, read.max_active_orders), (false, 1));
+    assert_eq!(
+        read,
+        medex_core::model::Vendor {
+            auto_assign: false,
+            max_active_orders: 1,
+            ..v
+        }
+    );
+}

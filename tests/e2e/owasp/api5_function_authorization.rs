@@ -137,6 +137,22 @@ async fn every_operation_by_every_role() {
             json_body(json!({"driver_id": w.second_driver.id})),
             [401, 403, 409, 403, 409],
         ),
+        // Suggestions: the work order is past pickup (409 for who may ask); the accepted one
+        // is not its driver's (404) and is the customer's own (403).
+        (
+            "/api/orders/{id}/driver-suggestions",
+            format!("{order}/driver-suggestions"),
+            "GET",
+            none(),
+            [401, 403, 409, 403, 409],
+        ),
+        (
+            "/api/orders/{id}/driver-suggestions",
+            format!("/api/orders/{}/driver-suggestions", scene.accepted),
+            "GET",
+            none(),
+            [401, 403, 200, 404, 200],
+        ),
         (
             "/api/orders/{id}/assignment",
             format!("{order}/assignment"),

@@ -1,4 +1,5 @@
-//! Dispatch: a run of several orders, each customer's ETA through the stops before theirs.
+//! Dispatch: a run of several orders, each customer's ETA through the stops before theirs, the
+//! drivers suggested for an order and the automatic assignment to the best of them.
 
 use super::*;
 use crate::arrivals::Arrival;
@@ -600,5 +601,525 @@ fn a_second_try_at_the_door_is_told_again() {
             .await
             .unwrap();
         assert_eq!(told(25).await, [arriving, arrived]);
+    })
+}
+
+/// Pharmacy A's settings changed by its owner.
+async fn set_pharmacy_a(w: &World, patch: VendorPatch) {
+    w.medex
+        .update_vendor(&w.vendor_a, w.vendor_a_id, patch)
+        .await
+        .unwrap();
+}
+
+/// Driver `d` of pharmacy A on duty, reporting from `km` kilometres north of the pharmacy.
+async fn on_duty_north(w: &World, d: usize, km: f64) {
+    let (driver, driver_id) = w.drivers[d];
+    w.medex
+        .set_driver_status(&driver, driver_id, DriverStatus::Available)
+        .await
+        .unwrap();
+    let pharmacy = w.medex.get_vendor(&w.admin, w.vendor_a_id).await.unwrap();
+    w.medex
+        .record_location(
+            &driver,
+            driver_id,
+            FixInput {
+                latitude: pharmacy.location.latitude() + km / 111.2,
+                longitude: pharmacy.location.longitude(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+}
+
+fn ids(suggestions: &[DriverSuggestion]) -> Vec<DriverId> {
+    suggestions.iter().map(|s| s.driver_id).collect()
+}
+
+#[test]
+fn the_nearer_driver_comes_first_and_a_full_run_is_left_out() {
+    block_on(async {
+        let w = World::in_memory(61).await;
+        let (near, far) = (w.drivers[0].1, w.drivers[1].1);
+        on_duty_north(&w, 1, 8.0).await;
+        on_duty_north(&w, 0, 0.2).await;
+        let order = w.order_in(OrderStatus::Accepted).await;
+        let ranked = w
+            .medex
+            .driver_suggestions(&w.vendor_a, order.id)
+            .await
+            .unwrap();
+        assert_eq!(ids(&ranked), vec![near, far]);
+        let (first, second) = (&ranked[0], &ranked[1]);
+        assert!(first.added_minutes < second.added_minutes, "{ranked:?}");
+        // Free drivers: the whole trip, from where they are through the pharmacy to the door.
+        assert!((first.eta_minutes - first.added_minutes).abs() < 1e-9);
+        assert!(first.distance_km > 2.0 && second.distance_km > first.distance_km + 7.0);
+        assert_eq!((first.run_size, first.status), (0, DriverStatus::Available));
+        assert_eq!(first.full_name, "Driver Number1");
+        // Admins get the same answer.
+        let by_admin = w
+            .medex
+            .driver_suggestions(&w.admin, order.id)
+            .await
+            .unwrap();
+        assert_eq!(ids(&by_admin), vec![near, far]);
+
+        // The near driver takes another order: one at a time, it has no room left.
+        let other = w.order_in(OrderStatus::DriverAssigned).await;
+        assert_eq!(other.driver_id, Some(near));
+        let ranked = w
+            .medex
+            .driver_suggestions(&w.vendor_a, order.id)
+            .await
+            .unwrap();
+        assert_eq!(ids(&ranked), vec![far]);
+        // With room for two, it is back, its run counted; the order is on its way there.
+        set_pharmacy_a(
+            &w,
+            VendorPatch {
+                max_active_orders: Some(2),
+                ..VendorPatch::default()
+            },
+        )
+        .await;
+        let ranked = w
+            .medex
+            .driver_suggestions(&w.vendor_a, order.id)
+            .await
+            .unwrap();
+        assert_eq!(ids(&ranked), vec![near, far]);
+        assert_eq!(
+            (ranked[0].run_size, ranked[0].status),
+            (1, DriverStatus::Busy)
+        );
+        assert!(ranked[0].added_minutes < 0.5, "same pharmacy, same door");
+        // Offline drivers are never suggested.
+        let (far_actor, _) = w.drivers[1];
+        w.medex
+            .set_driver_status(&far_actor, far, DriverStatus::Offline)
+            .await
+            .unwrap();
+        let ranked = w
+            .medex
+            .driver_suggestions(&w.vendor_a, order.id)
+            .await
+            .unwrap();
+        assert_eq!(ids(&ranked), vec![near]);
+    })
+}
+
+#[test]
+fn suggestions_are_for_the_pharmacy_and_for_orders_it_can_still_assign() {
+    block_on(async {
+        let w = World::in_memory(62).await;
+        on_duty_north(&w, 0, 1.0).await;
+        let order = w.order_in(OrderStatus::Accepted).await;
+        let code = |r: Result<Vec<DriverSuggestion>>| match r {
+            Err(e) => e.code(),
+            Ok(s) => panic!("expected an error, got {s:?}"),
+        };
+        let ask = |who: Actor, id: OrderId| {
+            let medex = w.medex.clone();
+            async move { medex.driver_suggestions(&who, id).await }
+        };
+        // The order's customer knows it exists: 403; a stranger must not learn it: 404.
+        assert_eq!(code(ask(w.customers[0], order.id).await), "forbidden");
+        assert_eq!(code(ask(w.customers[1], order.id).await), "not_found");
+        assert_eq!(code(ask(w.vendor_b, order.id).await), "not_found");
+        assert_eq!(code(ask(w.drivers[2].0, order.id).await), "not_found");
+        let missing = OrderId::from_uuid(uuid::Uuid::from_u64_pair(1, 1));
+        assert_eq!(code(ask(w.vendor_a, missing).await), "not_found");
+        // Pending, or past the point of (re)assignment: not now.
+        let pending = placed_order(&w).await;
+        assert_eq!(
+            code(ask(w.vendor_a, pending.id).await),
+            "invalid_transition"
+        );
+        let delivered = w.order_for(OrderStatus::Delivered, 0).await;
+        assert_eq!(
+            code(ask(w.vendor_a, delivered.id).await),
+            "invalid_transition"
+        );
+        // Its driver sees it but may not ask: 403.
+        assert_eq!(code(ask(w.drivers[0].0, delivered.id).await), "forbidden");
+        // Scheduled for later: no driver yet, so no suggestion either.
+        let later = w
+            .medex
+            .create_order(
+                &w.customers[0],
+                NewOrder {
+                    schedule: Schedule {
+                        scheduled_for: Some(w.medex.now() + Duration::minutes(30)),
+                        ..Schedule::default()
+                    },
+                    ..new_order(w.vendor_a_id)
+                },
+            )
+            .await
+            .unwrap();
+        let later = w.move_to(later.id, OrderStatus::Accepted, 0).await;
+        assert_eq!(code(ask(w.vendor_a, later.id).await), "not_yet_scheduled");
+        // Before pickup an order can be re-assigned: its own driver is not among the answers.
+        let assigned = w.order_for(OrderStatus::DriverAssigned, 0).await;
+        on_duty_north(&w, 1, 2.0).await;
+        let ranked = ask(w.vendor_a, assigned.id).await.unwrap();
+        assert_eq!(ids(&ranked), vec![w.drivers[1].1]);
+    })
+}
+
+#[test]
+fn a_pharmacy_that_assigns_automatically_gives_an_accepted_order_to_the_best_driver() {
+    block_on(async {
+        let w = World::in_memory(63).await;
+        let (near, far) = (w.drivers[0].1, w.drivers[1].1);
+        on_duty_north(&w, 0, 0.3).await;
+        on_duty_north(&w, 1, 6.0).await;
+        set_pharmacy_a(
+            &w,
+            VendorPatch {
+                auto_assign: Some(true),
+                ..VendorPatch::default()
+            },
+        )
+        .await;
+        let pharmacy = w
+            .medex
+            .get_vendor(&w.vendor_a, w.vendor_a_id)
+            .await
+            .unwrap();
+        assert!(pharmacy.auto_assign);
+        let order = placed_order(&w).await;
+        w.events();
+        let answered = w
+            .medex
+            .change_status(&w.vendor_a, order.id, OrderStatus::Accepted, None)
+            .await
+            .unwrap();
+        assert_eq!(answered.status, OrderStatus::DriverAssigned);
+        assert_eq!(answered.driver_id, Some(near));
+        assert!(answered.accepted_at.is_some());
+        assert!(
+            answered.driver_accepted_at.is_none(),
+            "the driver still answers"
+        );
+        let statuses: Vec<OrderStatus> = answered.status_history.iter().map(|h| h.status).collect();
+        assert_eq!(
+            statuses,
+            vec![
+                OrderStatus::Pending,
+                OrderStatus::Accepted,
+                OrderStatus::DriverAssigned
+            ]
+        );
+        // The same events as an acceptance and an assignment by hand.
+        let events = w.events();
+        assert!(events.iter().any(|e| matches!(e,
+            Event::OrderStatusChanged { order, previous: OrderStatus::Pending }
+                if order.status == OrderStatus::Accepted)));
+        assert!(events.iter().any(|e| matches!(e,
+            Event::DriverAssigned { order, .. } if order.driver_id == Some(near))));
+        // The driver declines: the order is back with the pharmacy, accepted, not re-assigned.
+        let declined = w
+            .medex
+            .respond_to_assignment(
+                &w.drivers[0].0,
+                order.id,
+                AssignmentResponse::Decline,
+                Some("flat tyre".into()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (declined.status, declined.driver_id),
+            (OrderStatus::Accepted, None)
+        );
+        // The next accepted order goes to the near driver again, free once more.
+        let next = placed_order(&w).await;
+        let answered = w
+            .medex
+            .change_status(&w.vendor_a, next.id, OrderStatus::Accepted, None)
+            .await
+            .unwrap();
+        assert_eq!(answered.driver_id, Some(near));
+        // …and the one after to the far one: the near driver's run is full.
+        let third = placed_order(&w).await;
+        let answered = w
+            .medex
+            .change_status(&w.vendor_a, third.id, OrderStatus::Accepted, None)
+            .await
+            .unwrap();
+        assert_eq!(answered.driver_id, Some(far));
+    })
+}
+
+#[test]
+fn with_no_driver_free_an_automatically_assigned_order_stays_accepted() {
+    block_on(async {
+        let w = World::in_memory(64).await;
+        set_pharmacy_a(
+            &w,
+            VendorPatch {
+                auto_assign: Some(true),
+                ..VendorPatch::default()
+            },
+        )
+        .await;
+        // Both drivers offline (as they start).
+        let order = placed_order(&w).await;
+        let answered = w
+            .medex
+            .change_status(&w.vendor_a, order.id, OrderStatus::Accepted, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            (answered.status, answered.driver_id),
+            (OrderStatus::Accepted, None)
+        );
+        let stored = w.medex.get_order(&w.admin, order.id).await.unwrap();
+        assert_eq!(stored.status, OrderStatus::Accepted);
+        // The one driver on duty has an order already and room for no more.
+        on_duty_north(&w, 0, 0.5).await;
+        set_pharmacy_a(
+            &w,
+            VendorPatch {
+                auto_assign: Some(false),
+                ..VendorPatch::default()
+            },
+        )
+        .await;
+        w.order_in(OrderStatus::DriverAssigned).await;
+        set_pharmacy_a(
+            &w,
+            VendorPatch {
+                auto_assign: Some(true),
+                ..VendorPatch::default()
+            },
+        )
+        .await;
+        let another = placed_order(&w).await;
+        let answered = w
+            .medex
+            .change_status(&w.vendor_a, another.id, OrderStatus::Accepted, None)
+            .await
+            .unwrap();
+        assert_eq!(answered.status, OrderStatus::Accepted);
+        // A scheduled order waits for its time whoever is free.
+        let later = w
+            .medex
+            .create_order(
+                &w.customers[0],
+                NewOrder {
+                    schedule: Schedule {
+                        scheduled_for: Some(w.medex.now() + Duration::minutes(30)),
+                        ..Schedule::default()
+                    },
+                    ..new_order(w.vendor_a_id)
+                },
+            )
+            .await
+            .unwrap();
+        on_duty_north(&w, 1, 0.5).await;
+        let answered = w
+            .medex
+            .change_status(&w.vendor_a, later.id, OrderStatus::Accepted, None)
+            .await
+            .unwrap();
+        assert_eq!(answered.status, OrderStatus::Accepted);
+    })
+}
+
+#[test]
+fn racing_acceptances_of_a_pharmacy_that_assigns_automatically_give_its_one_place_once() {
+    // Two threads accept two orders at once; the one free driver has room for one. Whatever
+    // the interleaving, exactly one order gets it and the other stays accepted.
+    for round in 0..20 {
+        let w = block_on(World::in_memory(70 + round));
+        block_on(async {
+            on_duty_north(&w, 0, 0.5).await;
+            set_pharmacy_a(
+                &w,
+                VendorPatch {
+                    auto_assign: Some(true),
+                    ..VendorPatch::default()
+                },
+            )
+            .await;
+        });
+        let orders = [block_on(placed_order(&w)), block_on(placed_order(&w))];
+        let results: Vec<Order> = std::thread::scope(|s| {
+            let handles: Vec<_> = orders
+                .iter()
+                .map(|order| {
+                    let (medex, vendor, id) = (w.medex.clone(), w.vendor_a, order.id);
+                    s.spawn(move || {
+                        block_on(medex.change_status(&vendor, id, OrderStatus::Accepted, None))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap().unwrap())
+                .collect()
+        });
+        let driver = block_on(w.medex.get_driver(&w.admin, w.drivers[0].1)).unwrap();
+        let assigned: Vec<&Order> = results
+            .iter()
+            .filter(|o| o.status == OrderStatus::DriverAssigned)
+            .collect();
+        assert_eq!(assigned.len(), 1, "round {round}: {results:?}");
+        assert_eq!(driver.run(), vec![assigned[0].id], "round {round}");
+        for order in &orders {
+            let stored = block_on(w.medex.get_order(&w.admin, order.id)).unwrap();
+            assert!(
+                matches!(
+                    stored.status,
+                    OrderStatus::Accepted | OrderStatus::DriverAssigned
+                ),
+                "round {round}: {:?}",
+                stored.status
+            );
+            assert_eq!(
+                stored.driver_id == Some(driver.id),
+                driver.run() == vec![stored.id]
+            );
+        }
+    }
+}
+
+/// Great circles, after running `hook` once on the first table asked for: a write that lands
+/// while an automatic assignment is working out its suggestions.
+struct Interrupting {
+    hook: std::sync::Mutex<Option<futures::future::BoxFuture<'static, ()>>>,
+}
+
+impl Interrupting {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            hook: std::sync::Mutex::new(None),
+        })
+    }
+
+    fn arm(&self, hook: impl std::future::Future<Output = ()> + Send + 'static) {
+        *self.hook.lock().unwrap() = Some(Box::pin(hook));
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::router::Router for Interrupting {
+    async fn table(
+        &self,
+        points: &[Coordinates],
+        profile: crate::router::Profile,
+    ) -> crate::sequencing::TravelTable {
+        let hook = self.hook.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook.await;
+        }
+        crate::router::GreatCircle::compute(points, profile)
+    }
+}
+
+#[test]
+fn a_driver_taken_while_suggestions_are_worked_out_passes_the_order_to_the_next() {
+    block_on(async {
+        let router = Interrupting::new();
+        let w = World::with(Options {
+            seed: 65,
+            router: Some(router.clone()),
+            ..Options::default()
+        })
+        .await;
+        let (near, far) = (w.drivers[0].1, w.drivers[1].1);
+        on_duty_north(&w, 0, 0.3).await;
+        on_duty_north(&w, 1, 6.0).await;
+        let waiting = w.order_in(OrderStatus::Accepted).await;
+        set_pharmacy_a(
+            &w,
+            VendorPatch {
+                auto_assign: Some(true),
+                ..VendorPatch::default()
+            },
+        )
+        .await;
+        let order = placed_order(&w).await;
+        // Meanwhile the pharmacy gives the near driver the other order by hand.
+        let (medex, vendor, waiting_id) = (w.medex.clone(), w.vendor_a, waiting.id);
+        router.arm(async move {
+            medex
+                .assign_driver(&vendor, waiting_id, near)
+                .await
+                .unwrap();
+        });
+        let answered = w
+            .medex
+            .change_status(&w.vendor_a, order.id, OrderStatus::Accepted, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            answered.driver_id,
+            Some(far),
+            "the near driver's run filled up"
+        );
+        let near_driver = w.medex.get_driver(&w.admin, near).await.unwrap();
+        assert_eq!(near_driver.run(), vec![waiting.id]);
+    })
+}
+
+#[test]
+fn an_acceptance_stands_when_the_automatic_assignment_fails() {
+    block_on(async {
+        let router = Interrupting::new();
+        let store = Arc::new(crate::testkit::FlakyStore::default());
+        let w = World::with(Options {
+            seed: 66,
+            router: Some(router.clone()),
+            store: Some(store.clone()),
+            ..Options::default()
+        })
+        .await;
+        on_duty_north(&w, 0, 0.3).await;
+        set_pharmacy_a(
+            &w,
+            VendorPatch {
+                auto_assign: Some(true),
+                ..VendorPatch::default()
+            },
+        )
+        .await;
+        let order = placed_order(&w).await;
+        // The store goes away once the acceptance is written.
+        let down = store.clone();
+        router.arm(async move { down.set_down(true) });
+        let answered = w
+            .medex
+            .change_status(&w.vendor_a, order.id, OrderStatus::Accepted, None)
+            .await
+            .unwrap();
+        assert_eq!(answered.status, OrderStatus::Accepted);
+        store.set_down(false);
+        let stored = w.medex.get_order(&w.admin, order.id).await.unwrap();
+        assert_eq!(
+            (stored.status, stored.driver_id),
+            (OrderStatus::Accepted, None)
+        );
+        // Another writer won the order meanwhile: the automatic assignment leaves it alone.
+        let second = placed_order(&w).await;
+        let (medex, vendor, id) = (w.medex.clone(), w.vendor_a, second.id);
+        router.arm(async move {
+            medex.cancel_order(&vendor, id, None).await.unwrap();
+        });
+        let answered = w
+            .medex
+            .change_status(&w.vendor_a, second.id, OrderStatus::Accepted, None)
+            .await
+            .unwrap();
+        assert_eq!(answered.status, OrderStatus::Accepted);
+        let stored = w.medex.get_order(&w.admin, second.id).await.unwrap();
+        assert_eq!(stored.status, OrderStatus::Cancelled);
+        let driver = w.medex.get_driver(&w.admin, w.drivers[0].1).await.unwrap();
+        assert!(driver.run().is_empty());
     })
 }
