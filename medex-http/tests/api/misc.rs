@@ -107,6 +107,22 @@ async fn cors_allows_configured_origins_only() {
         r.header("access-control-allow-origin"),
         Some("https://dash.example")
     );
+    // Every method the API document uses may be called from an allowed origin.
+    let allowed: Vec<String> = r
+        .header("access-control-allow-methods")
+        .unwrap_or_default()
+        .split(',')
+        .map(|m| m.trim().to_ascii_lowercase())
+        .collect();
+    let document = app.public("/api/openapi.json").await;
+    for (path, operations) in document.json["paths"].as_object().unwrap() {
+        for method in operations.as_object().unwrap().keys() {
+            assert!(
+                allowed.contains(method),
+                "{method} {path} is not allowed across origins: {allowed:?}"
+            );
+        }
+    }
     let r = app.send(preflight("https://evil.example")).await;
     assert_eq!(r.header("access-control-allow-origin"), None);
     // Without configuration, no CORS headers at all.
