@@ -200,18 +200,16 @@ async fn one_delivery_seen_by_every_party_and_by_nobody_else() {
     );
     app.send_json(location(52.5280, 13.4030)).await;
     for socket in [&mut dashboard, &mut admin] {
-        let fix = socket.expect("driver_location").await;
+        // Under two minutes out: the driver is arriving, told once.
+        let (fix, arriving) = socket.expect_fix_and_arriving().await;
         assert_eq!(fix["order_status"], "out_for_delivery");
         assert!(fix["eta_minutes"].as_f64().unwrap() < first_eta, "{fix}");
-        // Under two minutes out: the driver is arriving, told once.
-        let arriving = socket.expect("driver_arriving").await;
         assert_eq!(arriving["order_id"], order.as_str());
         assert_eq!(arriving["driver_id"], w.driver.id.as_str());
         assert_eq!(arriving["eta_minutes"], fix["eta_minutes"]);
     }
-    let public = tracker.expect("driver_location").await;
+    let (public, arriving) = tracker.expect_fix_and_arriving().await;
     assert!(public["eta_minutes"].as_f64().unwrap() < first_eta);
-    let arriving = tracker.expect("driver_arriving").await;
     assert_eq!(keys(&arriving), ["eta_minutes", "sent_at", "type"]);
     assert_eq!(arriving["eta_minutes"], public["eta_minutes"]);
     let view = s.public(&format!("/api/tracking/{token}")).await;
@@ -417,19 +415,24 @@ async fn one_delivery_seen_by_every_party_and_by_nobody_else() {
         }
         assert_eq!(tracker.expect("order_status").await["status"], step);
         app.send_json(location(latitude, longitude)).await;
-        for socket in [&mut dashboard, &mut admin] {
-            assert_eq!(socket.expect("driver_location").await["order_status"], step);
+        // A new attempt is a new approach to the door: arriving is told again, at the door.
+        let at_the_door = step == "out_for_delivery";
+        let mut fixes = Vec::new();
+        for socket in [&mut dashboard, &mut admin, &mut tracker] {
+            fixes.push(if at_the_door {
+                socket.expect_fix_and_arriving().await.0
+            } else {
+                socket.expect("driver_location").await
+            });
         }
+        assert_eq!(
+            (&fixes[0]["order_status"], &fixes[1]["order_status"]),
+            (&json!(step), &json!(step))
+        );
         assert!(
-            tracker.expect("driver_location").await["eta_minutes"].is_number(),
+            fixes[2]["eta_minutes"].is_number(),
             "the public follows the driver again"
         );
-        // A new attempt is a new approach to the door: arriving is told again.
-        if step == "out_for_delivery" {
-            for socket in [&mut dashboard, &mut admin, &mut tracker] {
-                socket.expect("driver_arriving").await;
-            }
-        }
     }
     // A photo at the door, kept with its digest.
     let photo = s

@@ -189,6 +189,41 @@ async fn the_last_slot_of_a_run_assigned_at_once_goes_to_exactly_one_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stops_of_one_run_done_at_once_both_count() {
+    let w = World::new().await;
+    let s = &w.server;
+    let driver = &w.driver.who.token;
+    s.patch(
+        &format!("/api/vendors/{}", w.vendor.id),
+        &w.vendor.owner.token,
+        json!({"max_active_orders": 2}),
+    )
+    .await
+    .expect(200);
+    for round in 0..8 {
+        // Two parcels on board, handed over at the same moment: each changes the driver's
+        // record (its run, its count, its earnings), and neither may be lost.
+        let (first, _) = w.order_in("out_for_delivery", &w.driver).await;
+        let (second, _) = w.order_in("accepted", &w.driver).await;
+        w.assign(&second, &w.driver).await.expect(200);
+        for step in ["picked_up", "out_for_delivery"] {
+            w.set_status(&second, driver, step).await.expect(200);
+        }
+        let (a, b) = tokio::join!(
+            w.set_status(&first, driver, "delivered"),
+            w.set_status(&second, driver, "delivered"),
+        );
+        a.expect(200);
+        b.expect(200);
+        let freed = s.stored_driver(&w.driver.id).await;
+        assert_eq!(freed.total_deliveries, 2 * (round + 1), "round {round}");
+        assert_eq!(freed.status, DriverStatus::Available, "round {round}");
+        assert_consistent(s).await;
+    }
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepting_and_cancelling_one_order_at_once_has_one_effect_each() {
     let w = World::new().await;
     let s = &w.server;

@@ -1180,6 +1180,25 @@ impl Socket {
         message
     }
 
+    /// The next two messages, a `driver_location` and the `driver_arriving` its fix told, in
+    /// either order: positions are coalesced on their way out, events are not, so the two may
+    /// pass each other.
+    pub(crate) async fn expect_fix_and_arriving(&mut self) -> (Value, Value) {
+        let (first, second) = (self.next().await, self.next().await);
+        let (fix, arriving) = if first["type"] == "driver_location" {
+            (first, second)
+        } else {
+            (second, first)
+        };
+        assert_eq!(
+            (&fix["type"], &arriving["type"]),
+            (&json!("driver_location"), &json!("driver_arriving")),
+            "{}: {fix} {arriving}",
+            self.name
+        );
+        (fix, arriving)
+    }
+
     /// The next message, which must be an order_status moving the order from `from` to `to`.
     pub(crate) async fn expect_status_change(&mut self, from: &str, to: &str) -> Value {
         let status = self.expect("order_status").await;

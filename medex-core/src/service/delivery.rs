@@ -45,6 +45,10 @@ pub const MAX_PROOFS: usize = 20;
 /// order, before the caller is told to retry: more than the tries that can race meaningfully.
 const HANDOVER_COUNT_RETRIES: usize = 64;
 
+/// How often a move is decided again when only its driver's record changed meanwhile (another
+/// order of the same run moved at the same moment).
+const DRIVER_RETRIES: usize = 8;
+
 /// What a move asks for: an action, or a status by name (resolved against the order's status).
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Target {
@@ -443,7 +447,7 @@ impl MedEx {
         target: Target,
         details: Details,
     ) -> Result<Order> {
-        let mut recounts = 0;
+        let (mut recounts, mut driver_retries) = (0, 0);
         loop {
             let order = self.load_order(actor, id).await?;
             let action = match target {
@@ -555,7 +559,24 @@ impl MedEx {
             let mut writes = vec![Write::Order(next.clone())];
             writes.extend(driver_write.iter().cloned().map(Write::Driver));
             writes.extend(self.outbox(Some(&order), &next).await?);
-            self.commit(writes).await?;
+            match self.commit(writes).await {
+                Ok(()) => {}
+                // Not this order but its driver's record changed (another stop of the run was
+                // done at the same moment): decide again on both as they are now.
+                Err(Error::Conflict(Conflict::ConcurrentUpdate))
+                    if driver_write.is_some()
+                        && driver_retries < DRIVER_RETRIES
+                        && self
+                            .store
+                            .order(id)
+                            .await?
+                            .is_some_and(|o| o.version == order.version) =>
+                {
+                    driver_retries += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
             self.bus.publish(Event::OrderStatusChanged {
                 order: Arc::new(next.clone()),
                 previous: order.status,
