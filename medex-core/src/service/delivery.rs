@@ -187,8 +187,26 @@ impl MedEx {
         id: OrderId,
         driver_id: DriverId,
     ) -> Result<Order> {
-        let order = self.load_order(actor, id).await?;
-        self.assign(actor, order, driver_id).await
+        let mut retries = 0;
+        loop {
+            let order = self.load_order(actor, id).await?;
+            let version = order.version;
+            match self.assign(actor, order, driver_id).await {
+                // The driver's record changed, not the order (one of its stops was done, or
+                // another order joined its run): decide again on the driver as it is now.
+                Err(Error::Conflict(Conflict::ConcurrentUpdate))
+                    if retries < DRIVER_RETRIES
+                        && self
+                            .store
+                            .order(id)
+                            .await?
+                            .is_some_and(|o| o.version == version) =>
+                {
+                    retries += 1;
+                }
+                answer => return answer,
+            }
+        }
     }
 
     /// Assigns `driver_id` to `order` as read (the commit fails as a concurrent update when the
