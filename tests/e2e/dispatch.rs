@@ -111,7 +111,7 @@ async fn a_round_of_three_orders_with_one_failed_drop_off() {
         .await;
     failed.expect(200);
     let run = s.get(&run_path, driver).await;
-    assert_eq!(dropoffs(&run.json), [far.0.clone()]);
+    assert_eq!(dropoffs(&run.json), std::slice::from_ref(&far.0));
     assert_eq!(stops_before(&far.1).await, json!(0));
 
     // The last one delivered: the driver still holds the failed parcel, so stays busy…
