@@ -612,6 +612,15 @@ async fn set_pharmacy_a(w: &World, patch: VendorPatch) {
         .unwrap();
 }
 
+/// Pharmacy A gives accepted orders to its best driver at once, or not.
+async fn auto_assign(w: &World, on: bool) {
+    let patch = VendorPatch {
+        auto_assign: Some(on),
+        ..VendorPatch::default()
+    };
+    set_pharmacy_a(w, patch).await;
+}
+
 /// Driver `d` of pharmacy A on duty, reporting from `km` kilometres north of the pharmacy.
 async fn on_duty_north(w: &World, d: usize, km: f64) {
     let (driver, driver_id) = w.drivers[d];
@@ -777,14 +786,7 @@ fn a_pharmacy_that_assigns_automatically_gives_an_accepted_order_to_the_best_dri
         let (near, far) = (w.drivers[0].1, w.drivers[1].1);
         on_duty_north(&w, 0, 0.3).await;
         on_duty_north(&w, 1, 6.0).await;
-        set_pharmacy_a(
-            &w,
-            VendorPatch {
-                auto_assign: Some(true),
-                ..VendorPatch::default()
-            },
-        )
-        .await;
+        auto_assign(&w, true).await;
         let pharmacy = w
             .medex
             .get_vendor(&w.vendor_a, w.vendor_a_id)
@@ -859,14 +861,7 @@ fn a_pharmacy_that_assigns_automatically_gives_an_accepted_order_to_the_best_dri
 fn with_no_driver_free_an_automatically_assigned_order_stays_accepted() {
     block_on(async {
         let w = World::in_memory(64).await;
-        set_pharmacy_a(
-            &w,
-            VendorPatch {
-                auto_assign: Some(true),
-                ..VendorPatch::default()
-            },
-        )
-        .await;
+        auto_assign(&w, true).await;
         // Both drivers offline (as they start).
         let order = placed_order(&w).await;
         let answered = w
@@ -882,23 +877,9 @@ fn with_no_driver_free_an_automatically_assigned_order_stays_accepted() {
         assert_eq!(stored.status, OrderStatus::Accepted);
         // The one driver on duty has an order already and room for no more.
         on_duty_north(&w, 0, 0.5).await;
-        set_pharmacy_a(
-            &w,
-            VendorPatch {
-                auto_assign: Some(false),
-                ..VendorPatch::default()
-            },
-        )
-        .await;
+        auto_assign(&w, false).await;
         w.order_in(OrderStatus::DriverAssigned).await;
-        set_pharmacy_a(
-            &w,
-            VendorPatch {
-                auto_assign: Some(true),
-                ..VendorPatch::default()
-            },
-        )
-        .await;
+        auto_assign(&w, true).await;
         let another = placed_order(&w).await;
         let answered = w
             .medex
@@ -939,14 +920,7 @@ fn racing_acceptances_of_a_pharmacy_that_assigns_automatically_give_its_one_plac
         let w = block_on(World::in_memory(70 + round));
         block_on(async {
             on_duty_north(&w, 0, 0.5).await;
-            set_pharmacy_a(
-                &w,
-                VendorPatch {
-                    auto_assign: Some(true),
-                    ..VendorPatch::default()
-                },
-            )
-            .await;
+            auto_assign(&w, true).await;
         });
         let orders = [block_on(placed_order(&w)), block_on(placed_order(&w))];
         let results: Vec<Order> = std::thread::scope(|s| {
@@ -1036,14 +1010,7 @@ fn a_driver_taken_while_suggestions_are_worked_out_passes_the_order_to_the_next(
         on_duty_north(&w, 0, 0.3).await;
         on_duty_north(&w, 1, 6.0).await;
         let waiting = w.order_in(OrderStatus::Accepted).await;
-        set_pharmacy_a(
-            &w,
-            VendorPatch {
-                auto_assign: Some(true),
-                ..VendorPatch::default()
-            },
-        )
-        .await;
+        auto_assign(&w, true).await;
         let order = placed_order(&w).await;
         // Meanwhile the pharmacy gives the near driver the other order by hand.
         let (medex, vendor, waiting_id) = (w.medex.clone(), w.vendor_a, waiting.id);
@@ -1081,14 +1048,7 @@ fn an_acceptance_stands_when_the_automatic_assignment_fails() {
         })
         .await;
         on_duty_north(&w, 0, 0.3).await;
-        set_pharmacy_a(
-            &w,
-            VendorPatch {
-                auto_assign: Some(true),
-                ..VendorPatch::default()
-            },
-        )
-        .await;
+        auto_assign(&w, true).await;
         let order = placed_order(&w).await;
         // The store goes away once the acceptance is written.
         let down = store.clone();
