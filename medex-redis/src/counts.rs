@@ -66,7 +66,9 @@ impl RedisCounts {
             })
             .await?;
         Ok(match (count, u64::try_from(ttl)) {
-            (Some(count), Ok(ttl)) if ttl > 0 => Some((count, Duration::from_millis(ttl))),
+            // A window in its last millisecond (PTTL 0) still counts: `add` would count into
+            // it, so it is not reported gone before Redis removes it.
+            (Some(count), Ok(ttl)) => Some((count, Duration::from_millis(ttl))),
             _ => None,
         })
     }
