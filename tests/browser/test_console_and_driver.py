@@ -863,7 +863,7 @@ def run_of_three(server, watch, console, driver, vendor_token, vendor_id, custom
     check(driver.locator("#next-what").inner_text().startswith("Pick up "), driver.locator("#next-what").inner_text())
     check(all(numbers[i] in driver.locator("#next-what").inner_text() for i in ids), "one pickup for the three")
     check(driver.locator("#next-where").inner_text() == "Alexanderplatz 1, Berlin", driver.locator("#next-where").inner_text())
-    check(re.match(r"ETA \d\d:\d\d", driver.locator("#next-eta").inner_text()), driver.locator("#next-eta").inner_text())
+    check(re.match(r"ETA (\d{1,2} \w{3}, )?\d\d:\d\d", driver.locator("#next-eta").inner_text()), driver.locator("#next-eta").inner_text())
     check(driver.locator("#stops-left").inner_text() == "4 stops left in your run", driver.locator("#stops-left").inner_text())
 
     step("picking one up moves the next stop on; cancelling the run frees the driver")
