@@ -612,6 +612,19 @@ async fn set_pharmacy_a(w: &World, patch: VendorPatch) {
         .unwrap();
 }
 
+/// An order of pharmacy A not to be dispatched for half an hour.
+async fn scheduled_in_half_an_hour(w: &World) -> Order {
+    let schedule = Schedule {
+        scheduled_for: Some(w.medex.now() + Duration::minutes(30)),
+        ..Schedule::default()
+    };
+    let new = NewOrder {
+        schedule,
+        ..new_order(w.vendor_a_id)
+    };
+    w.medex.create_order(&w.customers[0], new).await.unwrap()
+}
+
 /// Pharmacy A gives accepted orders to its best driver at once, or not.
 async fn auto_assign(w: &World, on: bool) {
     let patch = VendorPatch {
@@ -755,20 +768,7 @@ fn suggestions_are_for_the_pharmacy_and_for_orders_it_can_still_assign() {
         // Its driver sees it but may not ask: 403.
         assert_eq!(code(ask(w.drivers[0].0, delivered.id).await), "forbidden");
         // Scheduled for later: no driver yet, so no suggestion either.
-        let later = w
-            .medex
-            .create_order(
-                &w.customers[0],
-                NewOrder {
-                    schedule: Schedule {
-                        scheduled_for: Some(w.medex.now() + Duration::minutes(30)),
-                        ..Schedule::default()
-                    },
-                    ..new_order(w.vendor_a_id)
-                },
-            )
-            .await
-            .unwrap();
+        let later = scheduled_in_half_an_hour(&w).await;
         let later = w.move_to(later.id, OrderStatus::Accepted, 0).await;
         assert_eq!(code(ask(w.vendor_a, later.id).await), "not_yet_scheduled");
         // Before pickup an order can be re-assigned: its own driver is not among the answers.
@@ -888,20 +888,7 @@ fn with_no_driver_free_an_automatically_assigned_order_stays_accepted() {
             .unwrap();
         assert_eq!(answered.status, OrderStatus::Accepted);
         // A scheduled order waits for its time whoever is free.
-        let later = w
-            .medex
-            .create_order(
-                &w.customers[0],
-                NewOrder {
-                    schedule: Schedule {
-                        scheduled_for: Some(w.medex.now() + Duration::minutes(30)),
-                        ..Schedule::default()
-                    },
-                    ..new_order(w.vendor_a_id)
-                },
-            )
-            .await
-            .unwrap();
+        let later = scheduled_in_half_an_hour(&w).await;
         on_duty_north(&w, 1, 0.5).await;
         let answered = w
             .medex
